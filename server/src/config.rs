@@ -1,0 +1,133 @@
+//! Typed configuration: defaults, then an optional TOML file, then `SECURECONNECT_*`
+//! environment variables (nested keys use `__`, e.g. `SECURECONNECT_AUTH__ACCESS_TOKEN_TTL_SECS`).
+//! Every field is documented in `deploy/config.example.toml`.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+/// Everything the server can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address for gRPC (HTTP/2) and gRPC-web (HTTP/1.1) on one port.
+    pub listen: SocketAddr,
+    /// Directory for the embedded database, the signing key and outgoing mail.
+    pub data_dir: PathBuf,
+    /// Database URL; empty means SQLite in `data_dir`.
+    pub database_url: String,
+    /// Token lifetimes and login throttling.
+    pub auth: AuthConfig,
+    /// Message limits.
+    pub limits: LimitsConfig,
+    /// Real-time stream tuning.
+    pub stream: StreamConfig,
+}
+
+/// Token lifetimes and login throttling.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Lifetime of an access token, in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token (and so of an idle session), in seconds.
+    pub refresh_token_ttl_secs: u64,
+    /// Login attempts allowed per email address per minute.
+    pub login_attempts_per_minute: u32,
+}
+
+/// Message limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest text message, in bytes.
+    pub max_text_bytes: usize,
+    /// Largest encrypted payload, in bytes.
+    pub max_encrypted_payload_bytes: usize,
+}
+
+/// Real-time stream tuning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamConfig {
+    /// Seconds between heartbeats on an idle stream.
+    pub heartbeat_secs: u64,
+    /// Events buffered per stream before a slow reader is cut off.
+    pub buffer_events: usize,
+    /// Most events replayed on resume; a larger backlog yields a `Gap`.
+    pub max_replay_events: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("data"),
+            database_url: String::new(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            stream: StreamConfig::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            login_attempts_per_minute: 10,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_text_bytes: 16 * 1024,
+            max_encrypted_payload_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_secs: 15,
+            buffer_events: 1024,
+            max_replay_events: 10_000,
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then `SECURECONNECT_*` variables.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(Env::prefixed("SECURECONNECT_").ignore(&["config"]).split("__"))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The database URL actually used: the configured one or SQLite in `data_dir`.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("secureconnect.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// Heartbeat period as a `Duration`.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.stream.heartbeat_secs.max(1))
+    }
+}

@@ -1,0 +1,70 @@
+//! Timeline and per-user events, and how they travel to streams.
+
+use std::{collections::HashMap, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{ConversationKind, Details, Member, Message, Time};
+
+/// A durable event. Conversation events carry the conversation's `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// A change to a conversation's timeline.
+    Conversation {
+        conversation_id: Uuid,
+        seq: u64,
+        actor: Uuid,
+        time: Time,
+        change: Change,
+    },
+    /// The user's read position moved (sent to that user's devices only).
+    ReadState {
+        conversation_id: Uuid,
+        read_seq: u64,
+        time: Time,
+    },
+}
+
+/// What changed in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    MessageSent(Message),
+    MessageEdited(Message),
+    MessageDeleted(Message),
+    Created {
+        kind: ConversationKind,
+        details: Details,
+        end_to_end_encrypted: bool,
+        members: Vec<Member>,
+    },
+    Updated(Details),
+    MembersAdded(Vec<Member>),
+    MemberRemoved { user_id: Uuid, left: bool },
+    RoleUpdated(Member),
+}
+
+/// One event in one user's feed: `feed_seq` is dense per user and is the resume cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedItem {
+    pub feed_seq: u64,
+    pub event: Arc<Event>,
+}
+
+/// A committed event with the feed position it took for each recipient. This is what
+/// travels over the bus to the streams.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub event: Arc<Event>,
+    pub recipients: HashMap<Uuid, u64>,
+}
+
+impl Published {
+    /// The feed item for `user`, if they are a recipient.
+    pub fn item_for(&self, user: Uuid) -> Option<FeedItem> {
+        self.recipients.get(&user).map(|&feed_seq| FeedItem {
+            feed_seq,
+            event: Arc::clone(&self.event),
+        })
+    }
+}

@@ -1,0 +1,190 @@
+//! The one domain error type and its single mapping to `tonic::Status`.
+//!
+//! Domain code returns [`Error`]; the API adapters convert it exactly once. Causes from
+//! lower layers (database, I/O) are logged and become a generic `INTERNAL`: clients never
+//! see internals.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// `google.rpc.ErrorInfo.domain` of every error this server returns.
+pub const ERROR_DOMAIN: &str = "secureconnect.io";
+
+/// Machine-readable reasons, mirrored by `secureconnect.type.v1.ErrorReason`
+/// (a unit test keeps the two in step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    InvalidToken,
+    InvalidCredentials,
+    RefreshTokenReused,
+    RateLimited,
+    EmailTaken,
+    UsernameTaken,
+    Blocked,
+    InsufficientRole,
+    NotAuthor,
+    MessageDeleted,
+    EncryptionMismatch,
+    LastOwner,
+}
+
+impl Reason {
+    /// The `ErrorInfo.reason` string: the proto enum value name without its prefix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidToken => "INVALID_TOKEN",
+            Reason::InvalidCredentials => "INVALID_CREDENTIALS",
+            Reason::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
+            Reason::RateLimited => "RATE_LIMITED",
+            Reason::EmailTaken => "EMAIL_TAKEN",
+            Reason::UsernameTaken => "USERNAME_TAKEN",
+            Reason::Blocked => "BLOCKED",
+            Reason::InsufficientRole => "INSUFFICIENT_ROLE",
+            Reason::NotAuthor => "NOT_AUTHOR",
+            Reason::MessageDeleted => "MESSAGE_DELETED",
+            Reason::EncryptionMismatch => "ENCRYPTION_MISMATCH",
+            Reason::LastOwner => "LAST_OWNER",
+        }
+    }
+}
+
+/// One invalid request field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// Path of the field in the request, e.g. `content.text`.
+    pub field: String,
+    /// What is wrong, for the developer.
+    pub description: String,
+}
+
+/// Everything a domain operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid request")]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Unauthenticated { reason: Reason, message: &'static str },
+    #[error("{message}")]
+    PermissionDenied { reason: Reason, message: &'static str },
+    #[error("{message}")]
+    AlreadyExists { reason: Reason, message: &'static str },
+    #[error("{message}")]
+    FailedPrecondition { reason: Reason, message: &'static str },
+    #[error("too many requests")]
+    RateLimited { retry_after: std::time::Duration },
+    #[error("a backend is unavailable")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result of a domain operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A single-field `InvalidArgument`.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidArgument(vec![FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        }])
+    }
+
+    /// An internal failure whose cause is logged, never sent.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Error::Internal(cause.to_string())
+    }
+}
+
+impl From<sea_orm::DbErr> for Error {
+    fn from(err: sea_orm::DbErr) -> Self {
+        match err {
+            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
+                Error::Unavailable(err.to_string())
+            }
+            other => Error::internal(other),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        let info = |reason: Reason| {
+            ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, std::collections::HashMap::<String, String>::new())
+        };
+        match err {
+            Error::InvalidArgument(violations) => {
+                let mut details = ErrorDetails::new();
+                for v in &violations {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
+                let summary = violations
+                    .iter()
+                    .map(|v| format!("{}: {}", v.field, v.description))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Status::with_error_details(Code::InvalidArgument, summary, details)
+            }
+            Error::NotFound(what) => Status::not_found(format!("{what} not found")),
+            Error::Unauthenticated { reason, message } => {
+                Status::with_error_details(Code::Unauthenticated, message, info(reason))
+            }
+            Error::PermissionDenied { reason, message } => {
+                Status::with_error_details(Code::PermissionDenied, message, info(reason))
+            }
+            Error::AlreadyExists { reason, message } => {
+                Status::with_error_details(Code::AlreadyExists, message, info(reason))
+            }
+            Error::FailedPrecondition { reason, message } => {
+                Status::with_error_details(Code::FailedPrecondition, message, info(reason))
+            }
+            Error::RateLimited { retry_after } => {
+                let mut details = info(Reason::RateLimited);
+                details.set_retry_info(Some(retry_after));
+                Status::with_error_details(Code::ResourceExhausted, "too many requests", details)
+            }
+            Error::Unavailable(cause) => {
+                tracing::warn!(%cause, "backend unavailable");
+                Status::unavailable("a backend is temporarily unavailable; retry")
+            }
+            Error::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secureconnect_proto::types::v1::ErrorReason;
+
+    use super::Reason;
+
+    #[test]
+    fn every_reason_is_declared_in_the_proto_enum() {
+        let all = [
+            Reason::InvalidToken,
+            Reason::InvalidCredentials,
+            Reason::RefreshTokenReused,
+            Reason::RateLimited,
+            Reason::EmailTaken,
+            Reason::UsernameTaken,
+            Reason::Blocked,
+            Reason::InsufficientRole,
+            Reason::NotAuthor,
+            Reason::MessageDeleted,
+            Reason::EncryptionMismatch,
+            Reason::LastOwner,
+        ];
+        for reason in all {
+            let name = format!("ERROR_REASON_{}", reason.as_str());
+            assert!(
+                ErrorReason::from_str_name(&name).is_some(),
+                "{name} missing from type.proto"
+            );
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The SecureConnect server.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod store;

@@ -1,0 +1,249 @@
+//! Storage traits, one per aggregate, speaking domain types. The embedded default and
+//! PostgreSQL share the `sql` implementation; later backends implement the same traits.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        Content, Conversation, ConversationKind, ConversationView, Details, FeedItem, Member,
+        Membership, Message, Published, Role, Session, Time, User,
+    },
+    error::Result,
+};
+
+pub mod sql;
+
+/// Fields of a new account.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+}
+
+/// Profile fields to change; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileUpdate {
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// Accounts, profiles and blocks.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates an account; `AlreadyExists` when the email or username is taken.
+    async fn create_user(&self, new: NewUser, now: Time) -> Result<User>;
+    async fn user(&self, id: Uuid) -> Result<Option<User>>;
+    /// The account and its password hash, by (normalised) email.
+    async fn user_by_email(&self, email: &str) -> Result<Option<(User, String)>>;
+    async fn password_hash(&self, id: Uuid) -> Result<Option<String>>;
+    async fn set_password_hash(&self, id: Uuid, hash: String) -> Result<()>;
+    async fn update_profile(&self, id: Uuid, update: ProfileUpdate) -> Result<User>;
+    /// Users whose username or display name starts with `prefix` (lowercase), ordered by
+    /// username, after `after_username`, skipping users who blocked `viewer`.
+    async fn search_users(
+        &self,
+        viewer: Uuid,
+        prefix: &str,
+        after_username: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<User>>;
+    /// Which of `ids` exist.
+    async fn existing_users(&self, ids: &[Uuid]) -> Result<Vec<Uuid>>;
+    async fn block(&self, blocker: Uuid, blocked: Uuid, now: Time) -> Result<()>;
+    async fn unblock(&self, blocker: Uuid, blocked: Uuid) -> Result<()>;
+    /// Users `blocker` blocked, newest first, strictly older than `before`.
+    async fn blocked_users(
+        &self,
+        blocker: Uuid,
+        before: Option<(Time, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<(User, Time)>>;
+    /// True when either user blocked the other.
+    async fn is_blocked_between(&self, a: Uuid, b: Uuid) -> Result<bool>;
+}
+
+/// A refresh token as stored: only its hash.
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    pub token_hash: Vec<u8>,
+    pub expire_time: Time,
+}
+
+/// What presenting a refresh token led to.
+#[derive(Debug, Clone)]
+pub enum RefreshOutcome {
+    /// The token was valid and is now replaced by the new one.
+    Rotated(Session),
+    /// The token had been used before: the session is revoked.
+    Reused { session_id: Uuid },
+    /// Unknown, expired, or its session is revoked.
+    Invalid,
+}
+
+/// Sessions, refresh tokens and revocations.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, session: Session, refresh: RefreshRecord) -> Result<()>;
+    /// Atomically consumes `old_hash` and stores `new` for the same session.
+    async fn rotate_refresh(
+        &self,
+        old_hash: &[u8],
+        new: RefreshRecord,
+        now: Time,
+    ) -> Result<RefreshOutcome>;
+    /// Revokes one of `user`'s sessions; false when no such active session exists.
+    async fn revoke_session(&self, user: Uuid, session: Uuid, now: Time) -> Result<bool>;
+    /// Revokes all of `user`'s sessions but `keep`; returns the revoked ids.
+    async fn revoke_other_sessions(&self, user: Uuid, keep: Uuid, now: Time) -> Result<Vec<Uuid>>;
+    /// Active sessions of `user`, newest first, strictly older than `before`.
+    async fn sessions(
+        &self,
+        user: Uuid,
+        before: Option<(Time, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<Session>>;
+    /// Sessions revoked at or after `since` (to warm the revocation cache).
+    async fn revoked_since(&self, since: Time) -> Result<Vec<Uuid>>;
+}
+
+/// A new conversation.
+#[derive(Debug, Clone)]
+pub struct NewConversation {
+    pub kind: ConversationKind,
+    pub creator: Uuid,
+    pub details: Details,
+    pub end_to_end_encrypted: bool,
+    /// Founding members, the creator included.
+    pub members: Vec<Member>,
+    /// Sorted pair of user ids for direct conversations (deduplication key).
+    pub direct_key: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// A new message.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub conversation_id: Uuid,
+    pub sender_id: Uuid,
+    pub content: Content,
+    pub metadata: std::collections::BTreeMap<String, String>,
+    pub reply_to: Option<Uuid>,
+    pub request_id: String,
+}
+
+/// The result of a write, with the event to publish (none when the write was a no-op,
+/// such as an idempotent retry).
+#[derive(Debug, Clone)]
+pub struct Committed<T> {
+    pub value: T,
+    pub published: Option<Published>,
+}
+
+/// Which way to page messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Backward,
+    Forward,
+}
+
+/// Conversations, members, messages and the per-user event feed: one aggregate, because
+/// every durable change to a conversation takes the next `seq` and lands in each member's
+/// feed in the same transaction.
+#[async_trait]
+pub trait ChatStore: Send + Sync {
+    /// Creates a conversation, or returns the existing one for the same `direct_key` or
+    /// `(creator, request_id)` with no event.
+    async fn create_conversation(
+        &self,
+        new: NewConversation,
+        now: Time,
+    ) -> Result<Committed<Conversation>>;
+    async fn conversation(&self, id: Uuid) -> Result<Option<Conversation>>;
+    async fn membership(&self, conversation: Uuid, user: Uuid) -> Result<Option<Membership>>;
+    /// `user`'s conversations, latest activity first, strictly before `before`.
+    async fn conversation_views(
+        &self,
+        user: Uuid,
+        before: Option<(Time, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<ConversationView>>;
+    async fn conversation_view(&self, user: Uuid, id: Uuid) -> Result<Option<ConversationView>>;
+    /// Current members, oldest first, strictly after `after`.
+    async fn members(
+        &self,
+        conversation: Uuid,
+        after: Option<(Time, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<Member>>;
+    async fn update_details(
+        &self,
+        conversation: Uuid,
+        actor: Uuid,
+        details: Details,
+        now: Time,
+    ) -> Result<Committed<Conversation>>;
+    /// Adds the users that are not members yet; returns those added.
+    async fn add_members(
+        &self,
+        conversation: Uuid,
+        actor: Uuid,
+        users: &[Uuid],
+        now: Time,
+    ) -> Result<Committed<Vec<Member>>>;
+    async fn remove_member(
+        &self,
+        conversation: Uuid,
+        actor: Uuid,
+        user: Uuid,
+        now: Time,
+    ) -> Result<Committed<()>>;
+    async fn set_role(
+        &self,
+        conversation: Uuid,
+        actor: Uuid,
+        user: Uuid,
+        role: Role,
+        now: Time,
+    ) -> Result<Committed<Member>>;
+    /// Moves `user`'s read position forward to `seq` (never back); returns the position.
+    async fn mark_read(
+        &self,
+        conversation: Uuid,
+        user: Uuid,
+        seq: u64,
+        now: Time,
+    ) -> Result<Committed<u64>>;
+    /// Appends a message, or returns the one already sent with the same request id.
+    async fn send_message(&self, new: NewMessage, now: Time) -> Result<Committed<Message>>;
+    async fn message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>>;
+    async fn messages(
+        &self,
+        conversation: Uuid,
+        direction: Direction,
+        anchor_seq: u64,
+        limit: u64,
+    ) -> Result<Vec<Message>>;
+    async fn edit_message(
+        &self,
+        conversation: Uuid,
+        id: Uuid,
+        actor: Uuid,
+        content: Content,
+        now: Time,
+    ) -> Result<Committed<Message>>;
+    async fn delete_message(
+        &self,
+        conversation: Uuid,
+        id: Uuid,
+        actor: Uuid,
+        now: Time,
+    ) -> Result<Committed<Message>>;
+    /// `user`'s feed items with `feed_seq` in `(after, after + limit]`, in order.
+    async fn feed(&self, user: Uuid, after: u64, limit: u64) -> Result<Vec<FeedItem>>;
+    /// The latest `feed_seq` of `user` (0 when empty).
+    async fn feed_head(&self, user: Uuid) -> Result<u64>;
+}

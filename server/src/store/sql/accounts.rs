@@ -1,0 +1,429 @@
+//! Users, blocks and sessions on SQL.
+
+use async_trait::async_trait;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, ExprTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::{Expr, LikeExpr},
+};
+use uuid::Uuid;
+
+use super::{
+    SqlStore, convert,
+    entities::{blocks, refresh_tokens, sessions, users},
+};
+use crate::{
+    domain::{Session, Time, User},
+    error::{Error, Reason, Result},
+    store::{NewUser, ProfileUpdate, RefreshOutcome, RefreshRecord, SessionStore, UserStore},
+};
+
+fn taken(reason: Reason) -> Error {
+    let message = match reason {
+        Reason::EmailTaken => "this email address is already registered",
+        _ => "this username is taken",
+    };
+    Error::AlreadyExists { reason, message }
+}
+
+impl SqlStore {
+    /// Maps a unique violation on users to the field that clashed.
+    async fn user_conflict(&self, email: Option<&str>, username: Option<&str>) -> Result<Error> {
+        if let Some(email) = email {
+            let hits = users::Entity::find()
+                .filter(users::Column::Email.eq(email))
+                .count(&self.db)
+                .await?;
+            if hits > 0 {
+                return Ok(taken(Reason::EmailTaken));
+            }
+        }
+        if let Some(username) = username {
+            let hits = users::Entity::find()
+                .filter(users::Column::Username.eq(username))
+                .count(&self.db)
+                .await?;
+            if hits > 0 {
+                return Ok(taken(Reason::UsernameTaken));
+            }
+        }
+        Ok(Error::internal("unique violation on users with no clashing row"))
+    }
+}
+
+#[async_trait]
+impl UserStore for SqlStore {
+    async fn create_user(&self, new: NewUser, now: Time) -> Result<User> {
+        let _guard = self.write_guard().await;
+        let row = users::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            search_name: Set(new.display_name.to_lowercase()),
+            email: Set(new.email.clone()),
+            username: Set(new.username.clone()),
+            display_name: Set(new.display_name),
+            avatar_url: Set(String::new()),
+            password_hash: Set(new.password_hash),
+            feed_seq: Set(0),
+            create_time: Set(now),
+        };
+        match row.insert(&self.db).await {
+            Ok(row) => Ok(convert::user(row)),
+            Err(err) if convert::is_unique_violation(&err) => Err(self
+                .user_conflict(Some(&new.email), Some(&new.username))
+                .await?),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn user(&self, id: Uuid) -> Result<Option<User>> {
+        Ok(users::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(convert::user))
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<(User, String)>> {
+        let row = users::Entity::find()
+            .filter(users::Column::Email.eq(email))
+            .one(&self.db)
+            .await?;
+        Ok(row.map(|row| {
+            let hash = row.password_hash.clone();
+            (convert::user(row), hash)
+        }))
+    }
+
+    async fn password_hash(&self, id: Uuid) -> Result<Option<String>> {
+        Ok(users::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(|row| row.password_hash))
+    }
+
+    async fn set_password_hash(&self, id: Uuid, hash: String) -> Result<()> {
+        let _guard = self.write_guard().await;
+        users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, hash.into())
+            .filter(users::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn update_profile(&self, id: Uuid, update: ProfileUpdate) -> Result<User> {
+        let _guard = self.write_guard().await;
+        let row = users::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        let mut active = row.into_active_model();
+        if let Some(username) = &update.username {
+            active.username = Set(username.clone());
+        }
+        if let Some(name) = update.display_name {
+            active.search_name = Set(name.to_lowercase());
+            active.display_name = Set(name);
+        }
+        if let Some(url) = update.avatar_url {
+            active.avatar_url = Set(url);
+        }
+        match active.update(&self.db).await {
+            Ok(row) => Ok(convert::user(row)),
+            Err(err) if convert::is_unique_violation(&err) => {
+                Err(self.user_conflict(None, update.username.as_deref()).await?)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn search_users(
+        &self,
+        viewer: Uuid,
+        prefix: &str,
+        after_username: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<User>> {
+        // Escape LIKE wildcards so a query of "_" matches a literal underscore.
+        let escaped: String = prefix
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("{escaped}%");
+        let blockers: Vec<Uuid> = blocks::Entity::find()
+            .select_only()
+            .column(blocks::Column::BlockerId)
+            .filter(blocks::Column::BlockedId.eq(viewer))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut query = users::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(Expr::col(users::Column::Username).like(
+                        LikeExpr::new(pattern.clone()).escape('\\'),
+                    ))
+                    .add(
+                        Expr::col(users::Column::SearchName)
+                            .like(LikeExpr::new(pattern).escape('\\')),
+                    ),
+            )
+            .filter(users::Column::Id.is_not_in(blockers))
+            .order_by_asc(users::Column::Username)
+            .limit(limit);
+        if let Some(after) = after_username {
+            query = query.filter(users::Column::Username.gt(after));
+        }
+        Ok(query
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(convert::user)
+            .collect())
+    }
+
+    async fn existing_users(&self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+        Ok(users::Entity::find()
+            .select_only()
+            .column(users::Column::Id)
+            .filter(users::Column::Id.is_in(ids.iter().copied()))
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
+    async fn block(&self, blocker: Uuid, blocked: Uuid, now: Time) -> Result<()> {
+        let _guard = self.write_guard().await;
+        blocks::Entity::insert(blocks::ActiveModel {
+            blocker_id: Set(blocker),
+            blocked_id: Set(blocked),
+            create_time: Set(now),
+        })
+        .on_conflict_do_nothing_on([blocks::Column::BlockerId, blocks::Column::BlockedId])
+        .exec(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    async fn unblock(&self, blocker: Uuid, blocked: Uuid) -> Result<()> {
+        let _guard = self.write_guard().await;
+        blocks::Entity::delete_many()
+            .filter(blocks::Column::BlockerId.eq(blocker))
+            .filter(blocks::Column::BlockedId.eq(blocked))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn blocked_users(
+        &self,
+        blocker: Uuid,
+        before: Option<(Time, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<(User, Time)>> {
+        let mut query = blocks::Entity::find()
+            .filter(blocks::Column::BlockerId.eq(blocker))
+            .order_by_desc(blocks::Column::CreateTime)
+            .order_by_desc(blocks::Column::BlockedId)
+            .limit(limit);
+        if let Some((time, id)) = before {
+            query = query.filter(
+                Condition::any()
+                    .add(blocks::Column::CreateTime.lt(time))
+                    .add(
+                        Condition::all()
+                            .add(blocks::Column::CreateTime.eq(time))
+                            .add(blocks::Column::BlockedId.lt(id)),
+                    ),
+            );
+        }
+        let rows = query.all(&self.db).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(user) = self.user(row.blocked_id).await? {
+                out.push((user, row.create_time));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn is_blocked_between(&self, a: Uuid, b: Uuid) -> Result<bool> {
+        let hits = blocks::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(
+                        Condition::all()
+                            .add(blocks::Column::BlockerId.eq(a))
+                            .add(blocks::Column::BlockedId.eq(b)),
+                    )
+                    .add(
+                        Condition::all()
+                            .add(blocks::Column::BlockerId.eq(b))
+                            .add(blocks::Column::BlockedId.eq(a)),
+                    ),
+            )
+            .count(&self.db)
+            .await?;
+        Ok(hits > 0)
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn create_session(&self, session: Session, refresh: RefreshRecord) -> Result<()> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        sessions::ActiveModel {
+            id: Set(session.id),
+            user_id: Set(session.user_id),
+            device_name: Set(session.device_name),
+            device_platform: Set(session.device_platform),
+            create_time: Set(session.create_time),
+            last_refresh_time: Set(session.last_refresh_time),
+            revoke_time: Set(None),
+        }
+        .insert(&txn)
+        .await?;
+        refresh_tokens::ActiveModel {
+            token_hash: Set(refresh.token_hash),
+            session_id: Set(session.id),
+            expire_time: Set(refresh.expire_time),
+            used: Set(false),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old_hash: &[u8],
+        new: RefreshRecord,
+        now: Time,
+    ) -> Result<RefreshOutcome> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let Some(token) = refresh_tokens::Entity::find_by_id(old_hash.to_vec())
+            .one(&txn)
+            .await?
+        else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let Some(session) = sessions::Entity::find_by_id(token.session_id)
+            .one(&txn)
+            .await?
+        else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        if session.revoke_time.is_some() || token.expire_time <= now {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        // Only one caller can flip `used`; a second presentation is reuse.
+        let flipped = refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::Used, true.into())
+            .filter(refresh_tokens::Column::TokenHash.eq(old_hash.to_vec()))
+            .filter(refresh_tokens::Column::Used.eq(false))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if flipped == 0 {
+            let mut active = session.into_active_model();
+            active.revoke_time = Set(Some(now));
+            let session = active.update(&txn).await?;
+            txn.commit().await?;
+            return Ok(RefreshOutcome::Reused {
+                session_id: session.id,
+            });
+        }
+        refresh_tokens::ActiveModel {
+            token_hash: Set(new.token_hash),
+            session_id: Set(session.id),
+            expire_time: Set(new.expire_time),
+            used: Set(false),
+        }
+        .insert(&txn)
+        .await?;
+        let mut active = session.into_active_model();
+        active.last_refresh_time = Set(now);
+        let session = active.update(&txn).await?;
+        txn.commit().await?;
+        Ok(RefreshOutcome::Rotated(convert::session(session)))
+    }
+
+    async fn revoke_session(&self, user: Uuid, session: Uuid, now: Time) -> Result<bool> {
+        let _guard = self.write_guard().await;
+        let result = sessions::Entity::update_many()
+            .col_expr(sessions::Column::RevokeTime, Some(now).into())
+            .filter(sessions::Column::Id.eq(session))
+            .filter(sessions::Column::UserId.eq(user))
+            .filter(sessions::Column::RevokeTime.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+
+    async fn revoke_other_sessions(&self, user: Uuid, keep: Uuid, now: Time) -> Result<Vec<Uuid>> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let ids: Vec<Uuid> = sessions::Entity::find()
+            .select_only()
+            .column(sessions::Column::Id)
+            .filter(sessions::Column::UserId.eq(user))
+            .filter(sessions::Column::Id.ne(keep))
+            .filter(sessions::Column::RevokeTime.is_null())
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::RevokeTime, Some(now).into())
+            .filter(sessions::Column::Id.is_in(ids.iter().copied()))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(ids)
+    }
+
+    async fn sessions(
+        &self,
+        user: Uuid,
+        before: Option<(Time, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<Session>> {
+        let mut query = sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(user))
+            .filter(sessions::Column::RevokeTime.is_null())
+            .order_by_desc(sessions::Column::CreateTime)
+            .order_by_desc(sessions::Column::Id)
+            .limit(limit);
+        if let Some((time, id)) = before {
+            query = query.filter(
+                Condition::any()
+                    .add(sessions::Column::CreateTime.lt(time))
+                    .add(
+                        Condition::all()
+                            .add(sessions::Column::CreateTime.eq(time))
+                            .add(sessions::Column::Id.lt(id)),
+                    ),
+            );
+        }
+        Ok(query
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(convert::session)
+            .collect())
+    }
+
+    async fn revoked_since(&self, since: Time) -> Result<Vec<Uuid>> {
+        Ok(sessions::Entity::find()
+            .select_only()
+            .column(sessions::Column::Id)
+            .filter(sessions::Column::RevokeTime.gte(since))
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+}

@@ -1,0 +1,692 @@
+//! Conversations, members, messages and feeds on SQL. Every durable change bumps the
+//! conversation's `seq` and fans the event out to the members' feeds in one transaction.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    ExprTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use super::{
+    SqlStore, append_event, convert,
+    entities::{conversations, events, feed, members, messages, users},
+};
+use crate::{
+    domain::{
+        Change, Content, Conversation, ConversationKind, ConversationView, Details, Event,
+        FeedItem, Member, Membership, Message, Role, Time,
+    },
+    error::{Error, Reason, Result},
+    store::{ChatStore, Committed, Direction, NewConversation, NewMessage},
+};
+
+/// Takes the conversation's next `seq` and records the activity time.
+async fn next_seq<C: ConnectionTrait>(txn: &C, conversation: Uuid, now: Time) -> Result<u64> {
+    conversations::Entity::update_many()
+        .col_expr(
+            conversations::Column::LastSeq,
+            Expr::col(conversations::Column::LastSeq).add(1),
+        )
+        .col_expr(conversations::Column::LastActivityTime, now.into())
+        .filter(conversations::Column::Id.eq(conversation))
+        .exec(txn)
+        .await?;
+    let seq: Option<i64> = conversations::Entity::find_by_id(conversation)
+        .select_only()
+        .column(conversations::Column::LastSeq)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    seq.map(convert::seq_from_db)
+        .ok_or(Error::NotFound("conversation"))
+}
+
+async fn member_ids<C: ConnectionTrait>(txn: &C, conversation: Uuid) -> Result<Vec<Uuid>> {
+    Ok(members::Entity::find()
+        .select_only()
+        .column(members::Column::UserId)
+        .filter(members::Column::ConversationId.eq(conversation))
+        .into_tuple()
+        .all(txn)
+        .await?)
+}
+
+async fn change_member_count<C: ConnectionTrait>(
+    txn: &C,
+    conversation: Uuid,
+    delta: i32,
+) -> Result<()> {
+    conversations::Entity::update_many()
+        .col_expr(
+            conversations::Column::MemberCount,
+            Expr::col(conversations::Column::MemberCount).add(delta),
+        )
+        .filter(conversations::Column::Id.eq(conversation))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+fn member(row: &members::Model) -> Member {
+    Member {
+        user_id: row.user_id,
+        role: Role::from_code(row.role),
+        join_time: row.join_time,
+    }
+}
+
+fn conversation_event(conversation_id: Uuid, seq: u64, actor: Uuid, time: Time, change: Change) -> Event {
+    Event::Conversation {
+        conversation_id,
+        seq,
+        actor,
+        time,
+        change,
+    }
+}
+
+impl SqlStore {
+    async fn find_conversation<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        id: Uuid,
+    ) -> Result<Conversation> {
+        conversations::Entity::find_by_id(id)
+            .one(db)
+            .await?
+            .map(convert::conversation)
+            .ok_or(Error::NotFound("conversation"))
+    }
+
+    /// The existing conversation a creation request maps to, if any.
+    async fn existing_conversation(&self, new: &NewConversation) -> Result<Option<Conversation>> {
+        let mut condition = Condition::any();
+        if let Some(key) = &new.direct_key {
+            condition = condition.add(conversations::Column::DirectKey.eq(key.clone()));
+        }
+        if let Some(request_id) = &new.request_id {
+            condition = condition.add(
+                Condition::all()
+                    .add(conversations::Column::CreatorId.eq(new.creator))
+                    .add(conversations::Column::RequestId.eq(request_id.clone())),
+            );
+        }
+        if condition.is_empty() {
+            return Ok(None);
+        }
+        Ok(conversations::Entity::find()
+            .filter(condition)
+            .one(&self.db)
+            .await?
+            .map(convert::conversation))
+    }
+
+    async fn view(&self, user: Uuid, row: &members::Model, conversation: Conversation) -> Result<ConversationView> {
+        let last_message = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(conversation.id))
+            .filter(messages::Column::DeleteTime.is_null())
+            .order_by_desc(messages::Column::Seq)
+            .one(&self.db)
+            .await?
+            .map(convert::message)
+            .transpose()?;
+        let unread = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(conversation.id))
+            .filter(messages::Column::Seq.gt(row.read_seq))
+            .filter(messages::Column::SenderId.ne(user))
+            .filter(messages::Column::DeleteTime.is_null())
+            .count(&self.db)
+            .await?;
+        let peer_user_id = if conversation.kind == ConversationKind::Direct {
+            member_ids(&self.db, conversation.id)
+                .await?
+                .into_iter()
+                .find(|id| *id != user)
+        } else {
+            None
+        };
+        Ok(ConversationView {
+            conversation,
+            membership: Membership {
+                role: Role::from_code(row.role),
+                read_seq: convert::seq_from_db(row.read_seq),
+                join_time: row.join_time,
+            },
+            last_message,
+            unread_count: u32::try_from(unread).unwrap_or(u32::MAX),
+            peer_user_id,
+        })
+    }
+
+    async fn message_row<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        conversation: Uuid,
+        id: Uuid,
+    ) -> Result<messages::Model> {
+        messages::Entity::find_by_id(id)
+            .filter(messages::Column::ConversationId.eq(conversation))
+            .one(db)
+            .await?
+            .ok_or(Error::NotFound("message"))
+    }
+}
+
+#[async_trait]
+impl ChatStore for SqlStore {
+    async fn create_conversation(
+        &self,
+        new: NewConversation,
+        now: Time,
+    ) -> Result<Committed<Conversation>> {
+        let _guard = self.write_guard().await;
+        if let Some(existing) = self.existing_conversation(&new).await? {
+            return Ok(Committed { value: existing, published: None });
+        }
+        let id = Uuid::now_v7();
+        let txn = self.db.begin().await?;
+        let inserted = conversations::ActiveModel {
+            id: Set(id),
+            kind: Set(convert::kind_to_db(new.kind)),
+            title: Set(new.details.title.clone()),
+            description: Set(new.details.description.clone()),
+            avatar_url: Set(new.details.avatar_url.clone()),
+            end_to_end_encrypted: Set(new.end_to_end_encrypted),
+            creator_id: Set(new.creator),
+            request_id: Set(new.request_id.clone()),
+            direct_key: Set(new.direct_key.clone()),
+            create_time: Set(now),
+            last_activity_time: Set(now),
+            last_seq: Set(1),
+            member_count: Set(i32::try_from(new.members.len()).unwrap_or(i32::MAX)),
+        }
+        .insert(&txn)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // Another node created the same direct conversation first: return theirs.
+            Err(err) if convert::is_unique_violation(&err) => {
+                drop(txn);
+                let existing = self.existing_conversation(&new).await?;
+                return existing
+                    .map(|value| Committed { value, published: None })
+                    .ok_or_else(|| Error::internal(err));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        members::Entity::insert_many(new.members.iter().map(|m| members::ActiveModel {
+            conversation_id: Set(id),
+            user_id: Set(m.user_id),
+            role: Set(m.role.code()),
+            read_seq: Set(0),
+            join_time: Set(m.join_time),
+        }))
+        .exec(&txn)
+        .await?;
+        let recipients: Vec<Uuid> = new.members.iter().map(|m| m.user_id).collect();
+        let event = conversation_event(
+            id,
+            1,
+            new.creator,
+            now,
+            Change::Created {
+                kind: new.kind,
+                details: new.details,
+                end_to_end_encrypted: new.end_to_end_encrypted,
+                members: new.members,
+            },
+        );
+        let published = append_event(&txn, event, &recipients, now).await?;
+        let conversation = self.find_conversation(&txn, id).await?;
+        txn.commit().await?;
+        Ok(Committed { value: conversation, published: Some(published) })
+    }
+
+    async fn conversation(&self, id: Uuid) -> Result<Option<Conversation>> {
+        Ok(conversations::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(convert::conversation))
+    }
+
+    async fn membership(&self, conversation: Uuid, user: Uuid) -> Result<Option<Membership>> {
+        Ok(members::Entity::find_by_id((conversation, user))
+            .one(&self.db)
+            .await?
+            .map(|row| Membership {
+                role: Role::from_code(row.role),
+                read_seq: convert::seq_from_db(row.read_seq),
+                join_time: row.join_time,
+            }))
+    }
+
+    async fn conversation_views(
+        &self,
+        user: Uuid,
+        before: Option<(Time, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<ConversationView>> {
+        let memberships: HashMap<Uuid, members::Model> = members::Entity::find()
+            .filter(members::Column::UserId.eq(user))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| (row.conversation_id, row))
+            .collect();
+        let mut query = conversations::Entity::find()
+            .filter(conversations::Column::Id.is_in(memberships.keys().copied()))
+            .order_by_desc(conversations::Column::LastActivityTime)
+            .order_by_desc(conversations::Column::Id)
+            .limit(limit);
+        if let Some((time, id)) = before {
+            query = query.filter(
+                Condition::any()
+                    .add(conversations::Column::LastActivityTime.lt(time))
+                    .add(
+                        Condition::all()
+                            .add(conversations::Column::LastActivityTime.eq(time))
+                            .add(conversations::Column::Id.lt(id)),
+                    ),
+            );
+        }
+        let mut views = Vec::new();
+        for row in query.all(&self.db).await? {
+            if let Some(membership) = memberships.get(&row.id) {
+                views.push(self.view(user, membership, convert::conversation(row)).await?);
+            }
+        }
+        Ok(views)
+    }
+
+    async fn conversation_view(&self, user: Uuid, id: Uuid) -> Result<Option<ConversationView>> {
+        let Some(membership) = members::Entity::find_by_id((id, user)).one(&self.db).await? else {
+            return Ok(None);
+        };
+        let conversation = self.find_conversation(&self.db, id).await?;
+        Ok(Some(self.view(user, &membership, conversation).await?))
+    }
+
+    async fn members(
+        &self,
+        conversation: Uuid,
+        after: Option<(Time, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<Member>> {
+        let mut query = members::Entity::find()
+            .filter(members::Column::ConversationId.eq(conversation))
+            .order_by_asc(members::Column::JoinTime)
+            .order_by_asc(members::Column::UserId)
+            .limit(limit);
+        if let Some((time, id)) = after {
+            query = query.filter(
+                Condition::any()
+                    .add(members::Column::JoinTime.gt(time))
+                    .add(
+                        Condition::all()
+                            .add(members::Column::JoinTime.eq(time))
+                            .add(members::Column::UserId.gt(id)),
+                    ),
+            );
+        }
+        Ok(query.all(&self.db).await?.iter().map(member).collect())
+    }
+
+    async fn update_details(
+        &self,
+        conversation: Uuid,
+        actor: Uuid,
+        details: Details,
+        now: Time,
+    ) -> Result<Committed<Conversation>> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        conversations::Entity::update_many()
+            .col_expr(conversations::Column::Title, details.title.clone().into())
+            .col_expr(conversations::Column::Description, details.description.clone().into())
+            .col_expr(conversations::Column::AvatarUrl, details.avatar_url.clone().into())
+            .filter(conversations::Column::Id.eq(conversation))
+            .exec(&txn)
+            .await?;
+        let seq = next_seq(&txn, conversation, now).await?;
+        let recipients = member_ids(&txn, conversation).await?;
+        let event = conversation_event(conversation, seq, actor, now, Change::Updated(details));
+        let published = append_event(&txn, event, &recipients, now).await?;
+        let value = self.find_conversation(&txn, conversation).await?;
+        txn.commit().await?;
+        Ok(Committed { value, published: Some(published) })
+    }
+
+    async fn add_members(
+        &self,
+        conversation: Uuid,
+        actor: Uuid,
+        users: &[Uuid],
+        now: Time,
+    ) -> Result<Committed<Vec<Member>>> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let current = member_ids(&txn, conversation).await?;
+        let mut added: Vec<Member> = Vec::new();
+        for user in users {
+            if !current.contains(user) && !added.iter().any(|m| m.user_id == *user) {
+                added.push(Member { user_id: *user, role: Role::Member, join_time: now });
+            }
+        }
+        if added.is_empty() {
+            return Ok(Committed { value: added, published: None });
+        }
+        members::Entity::insert_many(added.iter().map(|m| members::ActiveModel {
+            conversation_id: Set(conversation),
+            user_id: Set(m.user_id),
+            role: Set(m.role.code()),
+            read_seq: Set(0),
+            join_time: Set(m.join_time),
+        }))
+        .exec(&txn)
+        .await?;
+        change_member_count(&txn, conversation, i32::try_from(added.len()).unwrap_or(i32::MAX))
+            .await?;
+        let seq = next_seq(&txn, conversation, now).await?;
+        let mut recipients = current;
+        recipients.extend(added.iter().map(|m| m.user_id));
+        let event =
+            conversation_event(conversation, seq, actor, now, Change::MembersAdded(added.clone()));
+        let published = append_event(&txn, event, &recipients, now).await?;
+        txn.commit().await?;
+        Ok(Committed { value: added, published: Some(published) })
+    }
+
+    async fn remove_member(
+        &self,
+        conversation: Uuid,
+        actor: Uuid,
+        user: Uuid,
+        now: Time,
+    ) -> Result<Committed<()>> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let removed = members::Entity::delete_many()
+            .filter(members::Column::ConversationId.eq(conversation))
+            .filter(members::Column::UserId.eq(user))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if removed == 0 {
+            return Err(Error::NotFound("member"));
+        }
+        change_member_count(&txn, conversation, -1).await?;
+        let seq = next_seq(&txn, conversation, now).await?;
+        // The removed user hears of their own removal: it is the last event they get.
+        let mut recipients = member_ids(&txn, conversation).await?;
+        recipients.push(user);
+        let change = Change::MemberRemoved { user_id: user, left: actor == user };
+        let event = conversation_event(conversation, seq, actor, now, change);
+        let published = append_event(&txn, event, &recipients, now).await?;
+        txn.commit().await?;
+        Ok(Committed { value: (), published: Some(published) })
+    }
+
+    async fn set_role(
+        &self,
+        conversation: Uuid,
+        actor: Uuid,
+        user: Uuid,
+        role: Role,
+        now: Time,
+    ) -> Result<Committed<Member>> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let row = members::Entity::find_by_id((conversation, user))
+            .one(&txn)
+            .await?
+            .ok_or(Error::NotFound("member"))?;
+        if Role::from_code(row.role) == role {
+            return Ok(Committed { value: member(&row), published: None });
+        }
+        if Role::from_code(row.role) == Role::Owner {
+            let owners = members::Entity::find()
+                .filter(members::Column::ConversationId.eq(conversation))
+                .filter(members::Column::Role.eq(Role::Owner.code()))
+                .count(&txn)
+                .await?;
+            if owners <= 1 {
+                return Err(Error::FailedPrecondition {
+                    reason: Reason::LastOwner,
+                    message: "a group needs an owner: make someone else owner first",
+                });
+            }
+        }
+        let mut active = row.into_active_model();
+        active.role = Set(role.code());
+        let updated = member(&active.update(&txn).await?);
+        let seq = next_seq(&txn, conversation, now).await?;
+        let recipients = member_ids(&txn, conversation).await?;
+        let event =
+            conversation_event(conversation, seq, actor, now, Change::RoleUpdated(updated.clone()));
+        let published = append_event(&txn, event, &recipients, now).await?;
+        txn.commit().await?;
+        Ok(Committed { value: updated, published: Some(published) })
+    }
+
+    async fn mark_read(
+        &self,
+        conversation: Uuid,
+        user: Uuid,
+        seq: u64,
+        now: Time,
+    ) -> Result<Committed<u64>> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let last_seq = self.find_conversation(&txn, conversation).await?.last_seq;
+        let target = convert::seq_to_db(Ord::min(seq, last_seq));
+        let moved = members::Entity::update_many()
+            .col_expr(members::Column::ReadSeq, target.into())
+            .filter(members::Column::ConversationId.eq(conversation))
+            .filter(members::Column::UserId.eq(user))
+            .filter(members::Column::ReadSeq.lt(target))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        let read_seq = members::Entity::find_by_id((conversation, user))
+            .one(&txn)
+            .await?
+            .map(|row| convert::seq_from_db(row.read_seq))
+            .ok_or(Error::NotFound("conversation"))?;
+        if moved == 0 {
+            return Ok(Committed { value: read_seq, published: None });
+        }
+        let event = Event::ReadState { conversation_id: conversation, read_seq, time: now };
+        let published = append_event(&txn, event, &[user], now).await?;
+        txn.commit().await?;
+        Ok(Committed { value: read_seq, published: Some(published) })
+    }
+
+    async fn send_message(&self, new: NewMessage, now: Time) -> Result<Committed<Message>> {
+        let _guard = self.write_guard().await;
+        let existing = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(new.conversation_id))
+            .filter(messages::Column::SenderId.eq(new.sender_id))
+            .filter(messages::Column::RequestId.eq(new.request_id.clone()))
+            .one(&self.db)
+            .await?;
+        if let Some(row) = existing {
+            return Ok(Committed { value: convert::message(row)?, published: None });
+        }
+        let txn = self.db.begin().await?;
+        let seq = next_seq(&txn, new.conversation_id, now).await?;
+        let (text, encrypted_payload) = convert::content_columns(Some(&new.content));
+        let row = messages::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            conversation_id: Set(new.conversation_id),
+            seq: Set(convert::seq_to_db(seq)),
+            sender_id: Set(new.sender_id),
+            request_id: Set(new.request_id),
+            text: Set(text),
+            encrypted_payload: Set(encrypted_payload),
+            metadata: Set(serde_json::to_string(&new.metadata).map_err(Error::internal)?),
+            reply_to: Set(new.reply_to),
+            create_time: Set(now),
+            edit_time: Set(None),
+            delete_time: Set(None),
+        }
+        .insert(&txn)
+        .await?;
+        let message = convert::message(row)?;
+        let recipients = member_ids(&txn, new.conversation_id).await?;
+        let event = conversation_event(
+            new.conversation_id,
+            seq,
+            new.sender_id,
+            now,
+            Change::MessageSent(message.clone()),
+        );
+        let published = append_event(&txn, event, &recipients, now).await?;
+        txn.commit().await?;
+        Ok(Committed { value: message, published: Some(published) })
+    }
+
+    async fn message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>> {
+        messages::Entity::find_by_id(id)
+            .filter(messages::Column::ConversationId.eq(conversation))
+            .one(&self.db)
+            .await?
+            .map(convert::message)
+            .transpose()
+    }
+
+    async fn messages(
+        &self,
+        conversation: Uuid,
+        direction: Direction,
+        anchor_seq: u64,
+        limit: u64,
+    ) -> Result<Vec<Message>> {
+        let mut query = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(conversation))
+            .limit(limit);
+        let anchor = convert::seq_to_db(anchor_seq);
+        query = match direction {
+            Direction::Backward => {
+                let query = query.order_by_desc(messages::Column::Seq);
+                if anchor_seq == 0 { query } else { query.filter(messages::Column::Seq.lt(anchor)) }
+            }
+            Direction::Forward => query
+                .order_by_asc(messages::Column::Seq)
+                .filter(messages::Column::Seq.gt(anchor)),
+        };
+        query.all(&self.db).await?.into_iter().map(convert::message).collect()
+    }
+
+    async fn edit_message(
+        &self,
+        conversation: Uuid,
+        id: Uuid,
+        actor: Uuid,
+        content: Content,
+        now: Time,
+    ) -> Result<Committed<Message>> {
+        self.rewrite_message(conversation, id, actor, Some(content), now).await
+    }
+
+    async fn delete_message(
+        &self,
+        conversation: Uuid,
+        id: Uuid,
+        actor: Uuid,
+        now: Time,
+    ) -> Result<Committed<Message>> {
+        self.rewrite_message(conversation, id, actor, None, now).await
+    }
+
+    async fn feed(&self, user: Uuid, after: u64, limit: u64) -> Result<Vec<FeedItem>> {
+        let rows = feed::Entity::find()
+            .filter(feed::Column::UserId.eq(user))
+            .filter(feed::Column::FeedSeq.gt(convert::seq_to_db(after)))
+            .order_by_asc(feed::Column::FeedSeq)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        let payloads: HashMap<i64, String> = events::Entity::find()
+            .filter(events::Column::Id.is_in(rows.iter().map(|r| r.event_id)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| (row.id, row.payload))
+            .collect();
+        rows.into_iter()
+            .map(|row| {
+                let payload = payloads
+                    .get(&row.event_id)
+                    .ok_or_else(|| Error::internal("feed row without its event"))?;
+                let event: Event = serde_json::from_str(payload).map_err(Error::internal)?;
+                Ok(FeedItem {
+                    feed_seq: convert::seq_from_db(row.feed_seq),
+                    event: std::sync::Arc::new(event),
+                })
+            })
+            .collect()
+    }
+
+    async fn feed_head(&self, user: Uuid) -> Result<u64> {
+        let head: Option<i64> = users::Entity::find_by_id(user)
+            .select_only()
+            .column(users::Column::FeedSeq)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(head.map(convert::seq_from_db).unwrap_or(0))
+    }
+}
+
+impl SqlStore {
+    /// Edit (`Some(content)`) or delete (`None`) a message, as a new timeline event.
+    async fn rewrite_message(
+        &self,
+        conversation: Uuid,
+        id: Uuid,
+        actor: Uuid,
+        content: Option<Content>,
+        now: Time,
+    ) -> Result<Committed<Message>> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let row = self.message_row(&txn, conversation, id).await?;
+        if row.delete_time.is_some() {
+            if content.is_none() {
+                // Deleting twice is a no-op that returns the tombstone.
+                return Ok(Committed { value: convert::message(row)?, published: None });
+            }
+            return Err(Error::FailedPrecondition {
+                reason: Reason::MessageDeleted,
+                message: "the message was deleted",
+            });
+        }
+        let deleting = content.is_none();
+        let (text, encrypted_payload) = convert::content_columns(content.as_ref());
+        let mut active = row.into_active_model();
+        active.text = Set(text);
+        active.encrypted_payload = Set(encrypted_payload);
+        if deleting {
+            active.delete_time = Set(Some(now));
+            active.metadata = Set("{}".to_owned());
+        } else {
+            active.edit_time = Set(Some(now));
+        }
+        let message = convert::message(active.update(&txn).await?)?;
+        let seq = next_seq(&txn, conversation, now).await?;
+        let change = if deleting {
+            Change::MessageDeleted(message.clone())
+        } else {
+            Change::MessageEdited(message.clone())
+        };
+        let recipients = member_ids(&txn, conversation).await?;
+        let event = conversation_event(conversation, seq, actor, now, change);
+        let published = append_event(&txn, event, &recipients, now).await?;
+        txn.commit().await?;
+        Ok(Committed { value: message, published: Some(published) })
+    }
+}

@@ -1,0 +1,107 @@
+//! Row ↔ domain conversions for the SQL store.
+
+use std::collections::BTreeMap;
+
+use sea_orm::{DbErr, SqlErr};
+
+use super::entities::{conversations, messages, sessions, users};
+use crate::{
+    domain::{Content, Conversation, ConversationKind, Details, Message, Session, User},
+    error::{Error, Result},
+};
+
+/// SQL has no unsigned integers; sequence numbers never reach `i64::MAX`.
+pub fn seq_to_db(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// Inverse of [`seq_to_db`]; negative values (never written) read as 0.
+pub fn seq_from_db(seq: i64) -> u64 {
+    u64::try_from(seq).unwrap_or(0)
+}
+
+/// Whether `err` is a unique-constraint violation (a lost race or a duplicate).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+pub fn user(row: users::Model) -> User {
+    User {
+        id: row.id,
+        email: row.email,
+        username: row.username,
+        display_name: row.display_name,
+        avatar_url: row.avatar_url,
+        create_time: row.create_time,
+    }
+}
+
+pub fn session(row: sessions::Model) -> Session {
+    Session {
+        id: row.id,
+        user_id: row.user_id,
+        device_name: row.device_name,
+        device_platform: row.device_platform,
+        create_time: row.create_time,
+        last_refresh_time: row.last_refresh_time,
+    }
+}
+
+pub fn kind_to_db(kind: ConversationKind) -> i16 {
+    match kind {
+        ConversationKind::Direct => 1,
+        ConversationKind::Group => 2,
+    }
+}
+
+pub fn conversation(row: conversations::Model) -> Conversation {
+    Conversation {
+        id: row.id,
+        kind: if row.kind == 1 {
+            ConversationKind::Direct
+        } else {
+            ConversationKind::Group
+        },
+        details: Details {
+            title: row.title,
+            description: row.description,
+            avatar_url: row.avatar_url,
+        },
+        end_to_end_encrypted: row.end_to_end_encrypted,
+        create_time: row.create_time,
+        last_activity_time: row.last_activity_time,
+        last_seq: seq_from_db(row.last_seq),
+        member_count: u32::try_from(row.member_count).unwrap_or(0),
+    }
+}
+
+pub fn message(row: messages::Model) -> Result<Message> {
+    let content = match (row.text, row.encrypted_payload) {
+        (Some(text), _) => Some(Content::Text(text)),
+        (None, Some(bytes)) => Some(Content::Encrypted(bytes)),
+        (None, None) => None,
+    };
+    let metadata: BTreeMap<String, String> =
+        serde_json::from_str(&row.metadata).map_err(Error::internal)?;
+    Ok(Message {
+        id: row.id,
+        conversation_id: row.conversation_id,
+        seq: seq_from_db(row.seq),
+        sender_id: row.sender_id,
+        content,
+        metadata,
+        reply_to: row.reply_to,
+        create_time: row.create_time,
+        edit_time: row.edit_time,
+        delete_time: row.delete_time,
+    })
+}
+
+/// Splits content into the two nullable columns.
+pub fn content_columns(content: Option<&Content>) -> (Option<String>, Option<Vec<u8>>) {
+    match content {
+        Some(Content::Text(text)) => (Some(text.clone()), None),
+        Some(Content::Encrypted(bytes)) => (None, Some(bytes.clone())),
+        None => (None, None),
+    }
+}

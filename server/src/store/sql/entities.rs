@@ -1,0 +1,184 @@
+//! sea-orm entities: the relational schema shared by SQLite and PostgreSQL.
+//! Times are UTC; sequence numbers are `i64` because SQL has no unsigned integers.
+
+macro_rules! no_relations {
+    () => {
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+pub mod users {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        #[sea_orm(unique)]
+        pub email: String,
+        #[sea_orm(unique)]
+        pub username: String,
+        pub display_name: String,
+        /// Lowercased display name, for case-insensitive prefix search on any backend.
+        pub search_name: String,
+        pub avatar_url: String,
+        pub password_hash: String,
+        /// Latest position in this user's event feed.
+        pub feed_seq: i64,
+        pub create_time: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod blocks {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "blocks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub blocker_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub blocked_id: Uuid,
+        pub create_time: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod sessions {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sessions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub user_id: Uuid,
+        pub device_name: String,
+        pub device_platform: String,
+        pub create_time: DateTimeUtc,
+        pub last_refresh_time: DateTimeUtc,
+        pub revoke_time: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
+pub mod refresh_tokens {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refresh_tokens")]
+    pub struct Model {
+        /// SHA-256 of the token: a database leak does not leak usable tokens.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: Vec<u8>,
+        pub session_id: Uuid,
+        pub expire_time: DateTimeUtc,
+        pub used: bool,
+    }
+    no_relations!();
+}
+
+pub mod conversations {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "conversations")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// 1 = direct, 2 = group.
+        pub kind: i16,
+        pub title: String,
+        pub description: String,
+        pub avatar_url: String,
+        pub end_to_end_encrypted: bool,
+        pub creator_id: Uuid,
+        /// Client request id of the creating call, for idempotent retries.
+        pub request_id: Option<String>,
+        /// `"<lower uuid>:<higher uuid>"` for direct conversations: one per pair.
+        #[sea_orm(unique)]
+        pub direct_key: Option<String>,
+        pub create_time: DateTimeUtc,
+        pub last_activity_time: DateTimeUtc,
+        pub last_seq: i64,
+        pub member_count: i32,
+    }
+    no_relations!();
+}
+
+pub mod members {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "members")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub conversation_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        pub role: i16,
+        pub read_seq: i64,
+        pub join_time: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod messages {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "messages")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub conversation_id: Uuid,
+        pub seq: i64,
+        pub sender_id: Uuid,
+        pub request_id: String,
+        pub text: Option<String>,
+        pub encrypted_payload: Option<Vec<u8>>,
+        /// JSON object of string to string.
+        pub metadata: String,
+        pub reply_to: Option<Uuid>,
+        pub create_time: DateTimeUtc,
+        pub edit_time: Option<DateTimeUtc>,
+        pub delete_time: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
+pub mod events {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub conversation_id: Option<Uuid>,
+        pub seq: Option<i64>,
+        /// The domain event as JSON.
+        pub payload: String,
+        pub create_time: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod feed {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "feed")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub feed_seq: i64,
+        pub event_id: i64,
+    }
+    no_relations!();
+}

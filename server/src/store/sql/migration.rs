@@ -1,0 +1,103 @@
+//! Versioned schema migrations, run at start-up. Tables come from the entities so the
+//! schema cannot drift from the code; indexes are listed here. Only SQL that SQLite,
+//! PostgreSQL and CockroachDB all accept.
+
+use sea_orm::{EntityTrait, Schema};
+use sea_orm_migration::{
+    MigrationName, MigrationTrait, MigratorTrait, SchemaManager, async_trait, sea_query::Index,
+};
+
+use super::entities::{
+    blocks, conversations, events, feed, members, messages, refresh_tokens, sessions, users,
+};
+
+/// All migrations, oldest first. Never edit a released one: add a new one.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(InitialSchema)]
+    }
+}
+
+struct InitialSchema;
+
+impl MigrationName for InitialSchema {
+    fn name(&self) -> &str {
+        "m0001_initial_schema"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for InitialSchema {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        let schema = Schema::new(manager.get_database_backend());
+        create(manager, &schema, users::Entity).await?;
+        create(manager, &schema, blocks::Entity).await?;
+        create(manager, &schema, sessions::Entity).await?;
+        create(manager, &schema, refresh_tokens::Entity).await?;
+        create(manager, &schema, conversations::Entity).await?;
+        create(manager, &schema, members::Entity).await?;
+        create(manager, &schema, messages::Entity).await?;
+        create(manager, &schema, events::Entity).await?;
+        create(manager, &schema, feed::Entity).await?;
+
+        // Paging a user's sessions and looking up a session's refresh tokens.
+        index(manager, "idx_sessions_user", sessions::Entity, &["user_id", "create_time"], false)
+            .await?;
+        index(manager, "idx_refresh_session", refresh_tokens::Entity, &["session_id"], false)
+            .await?;
+        // Idempotent conversation creation.
+        index(
+            manager,
+            "idx_conversations_request",
+            conversations::Entity,
+            &["creator_id", "request_id"],
+            true,
+        )
+        .await?;
+        // A user's conversations.
+        index(manager, "idx_members_user", members::Entity, &["user_id"], false).await?;
+        // Timeline order, and idempotent sends.
+        index(manager, "idx_messages_seq", messages::Entity, &["conversation_id", "seq"], true)
+            .await?;
+        index(
+            manager,
+            "idx_messages_request",
+            messages::Entity,
+            &["conversation_id", "sender_id", "request_id"],
+            true,
+        )
+        .await?;
+        // Search by username / display-name prefix.
+        index(manager, "idx_users_search_name", users::Entity, &["search_name"], false).await?;
+        Ok(())
+    }
+}
+
+async fn create<E: EntityTrait>(
+    manager: &SchemaManager<'_>,
+    schema: &Schema,
+    entity: E,
+) -> Result<(), sea_orm::DbErr> {
+    manager.create_table(schema.create_table_from_entity(entity)).await
+}
+
+async fn index<E: EntityTrait>(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    entity: E,
+    columns: &[&'static str],
+    unique: bool,
+) -> Result<(), sea_orm::DbErr> {
+    let mut stmt = Index::create();
+    stmt.name(name).table(entity);
+    for column in columns {
+        stmt.col(*column);
+    }
+    if unique {
+        stmt.unique();
+    }
+    manager.create_index(stmt).await
+}

@@ -1,0 +1,129 @@
+//! The SQL store (sea-orm): SQLite for the embedded default, PostgreSQL in production.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbBackend, EntityTrait, ExprTrait, QueryFilter, QuerySelect, sea_query::Expr,
+};
+use sea_orm_migration::MigratorTrait;
+use tokio::sync::{Mutex, MutexGuard};
+use uuid::Uuid;
+
+use crate::{
+    domain::{Event, Published, Time},
+    error::{Error, Result},
+};
+
+mod accounts;
+mod chat;
+mod convert;
+pub mod entities;
+mod migration;
+
+use entities::{events, feed, users};
+
+/// The SQL implementation of every store trait.
+pub struct SqlStore {
+    db: DatabaseConnection,
+    /// SQLite allows one writer at a time and fails (rather than waits) when a read
+    /// transaction tries to upgrade, so writes on SQLite queue here. It also keeps
+    /// `seq` allocation and feed fan-out trivially serial. `None` on PostgreSQL, where
+    /// row locks do this job.
+    writer: Option<Mutex<()>>,
+}
+
+impl SqlStore {
+    /// Connects, and runs pending migrations.
+    pub async fn connect(url: &str) -> Result<Arc<Self>> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .sqlx_logging(false);
+        let db = Database::connect(options)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot connect to the database: {e}")))?;
+        let writer = (db.get_database_backend() == DbBackend::Sqlite).then(|| Mutex::new(()));
+        if writer.is_some() {
+            // WAL lets readers run beside the writer; the busy timeout covers the moments
+            // another connection holds the write lock.
+            db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000;")
+                .await?;
+        }
+        migration::Migrator::up(&db, None).await?;
+        Ok(Arc::new(Self { db, writer }))
+    }
+
+    /// Held for the duration of a write (SQLite only).
+    async fn write_guard(&self) -> Option<MutexGuard<'_, ()>> {
+        match &self.writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
+    }
+}
+
+/// Stores `event` and appends it to each recipient's feed, in the caller's transaction.
+async fn append_event<C: ConnectionTrait>(
+    txn: &C,
+    event: Event,
+    recipients: &[Uuid],
+    now: Time,
+) -> Result<Published> {
+    let (conversation_id, seq) = match &event {
+        Event::Conversation {
+            conversation_id,
+            seq,
+            ..
+        } => (Some(*conversation_id), Some(convert::seq_to_db(*seq))),
+        Event::ReadState { .. } => (None, None),
+    };
+    let payload = serde_json::to_string(&event).map_err(Error::internal)?;
+    let inserted = events::Entity::insert(events::ActiveModel {
+        conversation_id: Set(conversation_id),
+        seq: Set(seq),
+        payload: Set(payload),
+        create_time: Set(now),
+        ..Default::default()
+    })
+    .exec(txn)
+    .await?;
+    let event_id = inserted.last_insert_id;
+
+    let mut recipients = recipients.to_vec();
+    recipients.sort();
+    recipients.dedup();
+    users::Entity::update_many()
+        .col_expr(
+            users::Column::FeedSeq,
+            Expr::col(users::Column::FeedSeq).add(1),
+        )
+        .filter(users::Column::Id.is_in(recipients.iter().copied()))
+        .exec(txn)
+        .await?;
+    let positions: Vec<(Uuid, i64)> = users::Entity::find()
+        .select_only()
+        .column(users::Column::Id)
+        .column(users::Column::FeedSeq)
+        .filter(users::Column::Id.is_in(recipients.iter().copied()))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    if !positions.is_empty() {
+        feed::Entity::insert_many(positions.iter().map(|&(user_id, feed_seq)| feed::ActiveModel {
+            user_id: Set(user_id),
+            feed_seq: Set(feed_seq),
+            event_id: Set(event_id),
+        }))
+        .exec(txn)
+        .await?;
+    }
+    Ok(Published {
+        event: Arc::new(event),
+        recipients: positions
+            .into_iter()
+            .map(|(user, seq)| (user, convert::seq_from_db(seq)))
+            .collect::<HashMap<_, _>>(),
+    })
+}
