@@ -1,0 +1,297 @@
+//! Accounts and sessions: registration, sign-in, token refresh with reuse detection,
+//! sign-out and session revocation.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+mod limits;
+mod passwords;
+mod tokens;
+
+pub use limits::{LoginLimiter, RevokedSessions};
+pub use tokens::{Operation, Principal, TokenAuthority};
+
+use crate::{
+    config::AuthConfig,
+    domain::{Session, Time, User},
+    error::{Error, Reason, Result},
+    paging,
+    store::{NewUser, RefreshOutcome, RefreshRecord, SessionStore, UserStore},
+    validate::{self, Violations},
+};
+
+/// The device a session is opened on.
+#[derive(Debug, Clone, Default)]
+pub struct Device {
+    pub name: String,
+    pub platform: String,
+}
+
+/// A freshly minted credential pair.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access_token: String,
+    pub access_expire_time: Time,
+    pub refresh_token: String,
+    pub refresh_expire_time: Time,
+    pub session_id: Uuid,
+}
+
+/// Input of `register`.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub email: String,
+    pub password: String,
+    pub username: String,
+    pub display_name: String,
+    pub device: Device,
+}
+
+const WRONG_CREDENTIALS: Error = Error::Unauthenticated {
+    reason: Reason::InvalidCredentials,
+    message: "wrong email or password",
+};
+
+/// The authentication domain service.
+pub struct Auth {
+    users: Arc<dyn UserStore>,
+    sessions: Arc<dyn SessionStore>,
+    tokens: TokenAuthority,
+    revoked: RevokedSessions,
+    limiter: LoginLimiter,
+    decoy_hash: String,
+    refresh_ttl: Duration,
+}
+
+impl Auth {
+    pub async fn new(
+        users: Arc<dyn UserStore>,
+        sessions: Arc<dyn SessionStore>,
+        tokens: TokenAuthority,
+        config: &AuthConfig,
+    ) -> Result<Self> {
+        let access_ttl = Duration::from_secs(config.access_token_ttl_secs);
+        let revoked = RevokedSessions::new(access_ttl);
+        // Tokens minted before a restart for sessions revoked since must stay dead.
+        let since = chrono::Utc::now() - access_ttl;
+        for session in sessions.revoked_since(since).await? {
+            revoked.insert(session);
+        }
+        Ok(Self {
+            users,
+            sessions,
+            tokens,
+            revoked,
+            limiter: LoginLimiter::new(config.login_attempts_per_minute),
+            decoy_hash: passwords::decoy_hash().await?,
+            refresh_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
+        })
+    }
+
+    /// Verifies an access token for `op` and checks its session is still live.
+    pub fn authenticate(&self, token: &str, op: Operation) -> Result<Principal> {
+        let principal = self.tokens.verify(token, op)?;
+        if self.revoked.contains(principal.session_id) {
+            return Err(Error::Unauthenticated {
+                reason: Reason::InvalidToken,
+                message: "missing, invalid, expired or revoked access token",
+            });
+        }
+        Ok(principal)
+    }
+
+    pub async fn register(&self, input: Registration) -> Result<(User, Tokens)> {
+        let mut v = Violations::new();
+        let email = validate::email(&mut v, "email", &input.email);
+        validate::password(&mut v, "password", &input.password);
+        validate::username(&mut v, "username", &input.username);
+        v.text("display_name", &input.display_name, 0, 64);
+        check_device(&mut v, &input.device);
+        v.finish()?;
+        let display_name = if input.display_name.trim().is_empty() {
+            input.username.clone()
+        } else {
+            input.display_name.trim().to_owned()
+        };
+        let password_hash = passwords::hash(input.password).await?;
+        let now = chrono::Utc::now();
+        let user = self
+            .users
+            .create_user(
+                NewUser { email, username: input.username, display_name, password_hash },
+                now,
+            )
+            .await?;
+        let tokens = self.open_session(user.id, input.device, now).await?;
+        Ok((user, tokens))
+    }
+
+    pub async fn login(
+        &self,
+        email: &str,
+        password: String,
+        device: Device,
+        client: Option<IpAddr>,
+    ) -> Result<(User, Tokens)> {
+        let mut v = Violations::new();
+        let email = validate::email(&mut v, "email", email);
+        if password.is_empty() {
+            v.add("password", "required");
+        }
+        check_device(&mut v, &device);
+        v.finish()?;
+        self.limiter.check(&email, client)?;
+        let found = self.users.user_by_email(&email).await?;
+        // Unknown emails still pay for a hash so timing does not reveal which exist.
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), hash),
+            None => (None, self.decoy_hash.clone()),
+        };
+        let matches = passwords::verify(password, hash).await?;
+        let Some(user) = user.filter(|_| matches) else {
+            return Err(WRONG_CREDENTIALS);
+        };
+        let tokens = self.open_session(user.id, device, chrono::Utc::now()).await?;
+        Ok((user, tokens))
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens> {
+        if refresh_token.is_empty() {
+            return Err(Error::invalid("refresh_token", "required"));
+        }
+        let now = chrono::Utc::now();
+        let (new_token, new_record) = self.new_refresh_token(now);
+        let outcome = self
+            .sessions
+            .rotate_refresh(&hash_token(refresh_token), new_record.clone(), now)
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated(session) => {
+                let (access_token, access_expire_time) =
+                    self.tokens.issue(session.user_id, session.id, now)?;
+                Ok(Tokens {
+                    access_token,
+                    access_expire_time,
+                    refresh_token: new_token,
+                    refresh_expire_time: new_record.expire_time,
+                    session_id: session.id,
+                })
+            }
+            RefreshOutcome::Reused { session_id } => {
+                tracing::warn!(%session_id, "refresh token reused: session revoked");
+                self.revoked.insert(session_id);
+                Err(Error::Unauthenticated {
+                    reason: Reason::RefreshTokenReused,
+                    message: "refresh token already used; the session was revoked for safety",
+                })
+            }
+            RefreshOutcome::Invalid => Err(Error::Unauthenticated {
+                reason: Reason::InvalidToken,
+                message: "invalid or expired refresh token",
+            }),
+        }
+    }
+
+    pub async fn logout(&self, who: &Principal) -> Result<()> {
+        self.sessions
+            .revoke_session(who.user_id, who.session_id, chrono::Utc::now())
+            .await?;
+        self.revoked.insert(who.session_id);
+        Ok(())
+    }
+
+    /// The caller's active sessions and the next page token.
+    pub async fn list_sessions(
+        &self,
+        who: &Principal,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<Session>, String)> {
+        let mut v = Violations::new();
+        let size = v.page_size("page_size", page_size, 50, 100);
+        v.finish()?;
+        let before = paging::decode_time_key("page_token", page_token)?;
+        let sessions = self.sessions.sessions(who.user_id, before, size).await?;
+        let next = match sessions.last() {
+            Some(last) if sessions.len() as u64 == size => {
+                paging::encode_time_key(last.create_time, last.id)
+            }
+            _ => String::new(),
+        };
+        Ok((sessions, next))
+    }
+
+    pub async fn revoke_session(&self, who: &Principal, session_id: &str) -> Result<()> {
+        let mut v = Violations::new();
+        let id = v.id("session_id", session_id);
+        v.finish()?;
+        let id = id.ok_or(Error::NotFound("session"))?;
+        if !self.sessions.revoke_session(who.user_id, id, chrono::Utc::now()).await? {
+            return Err(Error::NotFound("session"));
+        }
+        self.revoked.insert(id);
+        Ok(())
+    }
+
+    pub async fn change_password(&self, who: &Principal, current: String, new: String) -> Result<()> {
+        let mut v = Violations::new();
+        if current.is_empty() {
+            v.add("current_password", "required");
+        }
+        validate::password(&mut v, "new_password", &new);
+        v.finish()?;
+        let hash = self.users.password_hash(who.user_id).await?.ok_or(Error::NotFound("user"))?;
+        if !passwords::verify(current, hash).await? {
+            return Err(WRONG_CREDENTIALS);
+        }
+        let new_hash = passwords::hash(new).await?;
+        self.users.set_password_hash(who.user_id, new_hash).await?;
+        // A changed password usually means a suspected compromise: sign out everywhere else.
+        for session in self
+            .sessions
+            .revoke_other_sessions(who.user_id, who.session_id, chrono::Utc::now())
+            .await?
+        {
+            self.revoked.insert(session);
+        }
+        Ok(())
+    }
+
+    async fn open_session(&self, user: Uuid, device: Device, now: Time) -> Result<Tokens> {
+        let session = Session {
+            id: Uuid::now_v7(),
+            user_id: user,
+            device_name: device.name,
+            device_platform: device.platform,
+            create_time: now,
+            last_refresh_time: now,
+        };
+        let session_id = session.id;
+        let (refresh_token, record) = self.new_refresh_token(now);
+        let refresh_expire_time = record.expire_time;
+        self.sessions.create_session(session, record).await?;
+        let (access_token, access_expire_time) = self.tokens.issue(user, session_id, now)?;
+        Ok(Tokens { access_token, access_expire_time, refresh_token, refresh_expire_time, session_id })
+    }
+
+    fn new_refresh_token(&self, now: Time) -> (String, RefreshRecord) {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let token = URL_SAFE_NO_PAD.encode(bytes);
+        let record = RefreshRecord { token_hash: hash_token(&token), expire_time: now + self.refresh_ttl };
+        (token, record)
+    }
+}
+
+fn hash_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn check_device(v: &mut Violations, device: &Device) {
+    v.text("device.name", &device.name, 0, 128);
+    v.text("device.platform", &device.platform, 0, 32);
+}
