@@ -1,1 +1,92 @@
-fn main(){}
+//! `secureconnect serve`: runs the whole product on the embedded default unless told
+//! otherwise.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use secureconnect_server::{app, config::Config};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "secureconnect", version, about = "SecureConnect real-time communication server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC and gRPC-web on one port.
+    Serve {
+        /// A TOML config file (see deploy/config.example.toml).
+        #[arg(long, env = "SECURECONNECT_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:50051; env SECURECONNECT_LISTEN].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory [default: ./data; env SECURECONNECT_DATA_DIR].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let Command::Serve { config, listen, data_dir } = Cli::parse().command;
+    let mut config = match Config::load(config.as_deref()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    if let Some(data_dir) = data_dir {
+        config.data_dir = data_dir;
+    }
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "server stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> secureconnect_server::error::Result<()> {
+    let running = app::start(config).await?;
+    let stop = running.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: asking streams to reconnect, draining connections");
+        stop.cancel();
+    });
+    running.wait().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,221 @@
+//! Domain → protobuf conversions (and the few proto → domain ones).
+
+use prost_types::Timestamp;
+use secureconnect_proto::{
+    auth::v1 as auth_pb, conversation::v1 as conv_pb, event::v1 as event_pb,
+    message::v1 as msg_pb, user::v1 as user_pb,
+};
+
+use crate::{
+    auth::Tokens,
+    domain::{
+        Change, Content, ConversationKind, ConversationView, Details, Event, Member, Message,
+        Role, Session, Time, User,
+    },
+    events::{ClosingReason, StreamItem, encode_cursor},
+};
+
+pub fn timestamp(time: Time) -> Timestamp {
+    Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn tokens(t: Tokens) -> auth_pb::TokenPair {
+    auth_pb::TokenPair {
+        access_token: t.access_token,
+        access_token_expire_time: Some(timestamp(t.access_expire_time)),
+        refresh_token: t.refresh_token,
+        refresh_token_expire_time: Some(timestamp(t.refresh_expire_time)),
+        session_id: t.session_id.to_string(),
+    }
+}
+
+pub fn session(s: Session, current: uuid::Uuid) -> auth_pb::Session {
+    auth_pb::Session {
+        session_id: s.id.to_string(),
+        device: Some(auth_pb::DeviceInfo { name: s.device_name, platform: s.device_platform }),
+        create_time: Some(timestamp(s.create_time)),
+        last_refresh_time: Some(timestamp(s.last_refresh_time)),
+        current: s.id == current,
+    }
+}
+
+/// A profile; the email only when `own` (a user reading themselves).
+pub fn user(u: User, own: bool) -> user_pb::User {
+    user_pb::User {
+        user_id: u.id.to_string(),
+        username: u.username,
+        display_name: u.display_name,
+        avatar_url: u.avatar_url,
+        email: if own { u.email } else { String::new() },
+        create_time: Some(timestamp(u.create_time)),
+    }
+}
+
+pub fn kind(k: ConversationKind) -> conv_pb::ConversationType {
+    match k {
+        ConversationKind::Direct => conv_pb::ConversationType::Direct,
+        ConversationKind::Group => conv_pb::ConversationType::Group,
+    }
+}
+
+pub fn kind_from_proto(raw: i32) -> Option<ConversationKind> {
+    match conv_pb::ConversationType::try_from(raw).ok()? {
+        conv_pb::ConversationType::Direct => Some(ConversationKind::Direct),
+        conv_pb::ConversationType::Group => Some(ConversationKind::Group),
+        conv_pb::ConversationType::Unspecified => None,
+    }
+}
+
+pub fn role(r: Role) -> conv_pb::MemberRole {
+    match r {
+        Role::Member => conv_pb::MemberRole::Member,
+        Role::Admin => conv_pb::MemberRole::Admin,
+        Role::Owner => conv_pb::MemberRole::Owner,
+    }
+}
+
+pub fn role_from_proto(raw: i32) -> Option<Role> {
+    match conv_pb::MemberRole::try_from(raw).ok()? {
+        conv_pb::MemberRole::Member => Some(Role::Member),
+        conv_pb::MemberRole::Admin => Some(Role::Admin),
+        conv_pb::MemberRole::Owner => Some(Role::Owner),
+        conv_pb::MemberRole::Unspecified => None,
+    }
+}
+
+pub fn member(m: Member) -> conv_pb::Member {
+    conv_pb::Member {
+        user_id: m.user_id.to_string(),
+        role: role(m.role).into(),
+        join_time: Some(timestamp(m.join_time)),
+    }
+}
+
+pub fn conversation(view: ConversationView) -> conv_pb::Conversation {
+    let c = view.conversation;
+    conv_pb::Conversation {
+        conversation_id: c.id.to_string(),
+        r#type: kind(c.kind).into(),
+        title: c.details.title,
+        description: c.details.description,
+        avatar_url: c.details.avatar_url,
+        settings: Some(conv_pb::ConversationSettings {
+            end_to_end_encrypted: c.end_to_end_encrypted,
+        }),
+        create_time: Some(timestamp(c.create_time)),
+        last_activity_time: Some(timestamp(c.last_activity_time)),
+        last_seq: c.last_seq,
+        last_message: view.last_message.map(message),
+        unread_count: view.unread_count,
+        read_seq: view.membership.read_seq,
+        role: role(view.membership.role).into(),
+        member_count: c.member_count,
+        peer_user_id: view.peer_user_id.map(|id| id.to_string()).unwrap_or_default(),
+    }
+}
+
+pub fn content_from_proto(c: Option<msg_pb::MessageContent>) -> Option<Content> {
+    match c?.body? {
+        msg_pb::message_content::Body::Text(text) => Some(Content::Text(text)),
+        msg_pb::message_content::Body::EncryptedPayload(bytes) => Some(Content::Encrypted(bytes)),
+    }
+}
+
+pub fn message(m: Message) -> msg_pb::Message {
+    let body = m.content.map(|c| match c {
+        Content::Text(text) => msg_pb::message_content::Body::Text(text),
+        Content::Encrypted(bytes) => msg_pb::message_content::Body::EncryptedPayload(bytes),
+    });
+    msg_pb::Message {
+        message_id: m.id.to_string(),
+        conversation_id: m.conversation_id.to_string(),
+        seq: m.seq,
+        sender_user_id: m.sender_id.to_string(),
+        content: body.map(|body| msg_pb::MessageContent { body: Some(body) }),
+        metadata: m.metadata.into_iter().collect(),
+        reply_to_message_id: m.reply_to.map(|id| id.to_string()).unwrap_or_default(),
+        create_time: Some(timestamp(m.create_time)),
+        edit_time: m.edit_time.map(timestamp),
+        delete_time: m.delete_time.map(timestamp),
+    }
+}
+
+fn details(d: Details) -> event_pb::ConversationDetails {
+    event_pb::ConversationDetails {
+        title: d.title,
+        description: d.description,
+        avatar_url: d.avatar_url,
+    }
+}
+
+fn change(c: Change) -> event_pb::conversation_event::Change {
+    use event_pb::conversation_event::Change as C;
+    match c {
+        Change::MessageSent(m) => C::MessageSent(message(m)),
+        Change::MessageEdited(m) => C::MessageEdited(message(m)),
+        Change::MessageDeleted(m) => C::MessageDeleted(message(m)),
+        Change::Created { kind: k, details: d, end_to_end_encrypted, members } => {
+            C::ConversationCreated(event_pb::ConversationCreated {
+                r#type: kind(k).into(),
+                details: Some(details(d)),
+                settings: Some(conv_pb::ConversationSettings { end_to_end_encrypted }),
+                members: members.into_iter().map(member).collect(),
+            })
+        }
+        Change::Updated(d) => C::ConversationUpdated(event_pb::ConversationUpdated {
+            details: Some(details(d)),
+        }),
+        Change::MembersAdded(members) => C::MembersAdded(event_pb::MembersAdded {
+            members: members.into_iter().map(member).collect(),
+        }),
+        Change::MemberRemoved { user_id, left } => C::MemberRemoved(event_pb::MemberRemoved {
+            user_id: user_id.to_string(),
+            left,
+        }),
+        Change::RoleUpdated(m) => C::MemberRoleUpdated(event_pb::MemberRoleUpdated {
+            member: Some(member(m)),
+        }),
+    }
+}
+
+fn event(e: &Event) -> event_pb::subscribe_response::Event {
+    use event_pb::subscribe_response::Event as E;
+    match e.clone() {
+        Event::Conversation { conversation_id, seq, actor, time, change: c } => {
+            E::ConversationEvent(event_pb::ConversationEvent {
+                conversation_id: conversation_id.to_string(),
+                seq,
+                actor_user_id: actor.to_string(),
+                create_time: Some(timestamp(time)),
+                change: Some(change(c)),
+            })
+        }
+        Event::ReadState { conversation_id, read_seq, time } => E::UserEvent(event_pb::UserEvent {
+            create_time: Some(timestamp(time)),
+            change: Some(event_pb::user_event::Change::ReadStateUpdated(
+                event_pb::ReadStateUpdated { conversation_id: conversation_id.to_string(), read_seq },
+            )),
+        }),
+    }
+}
+
+pub fn stream_item(item: StreamItem) -> event_pb::SubscribeResponse {
+    use event_pb::subscribe_response::Event as E;
+    let (cursor, event) = match item {
+        StreamItem::CaughtUp { cursor } => (cursor, E::CaughtUp(event_pb::CaughtUp {})),
+        StreamItem::Heartbeat { cursor } => (cursor, E::Heartbeat(event_pb::Heartbeat {})),
+        StreamItem::Gap { cursor } => (cursor, E::Gap(event_pb::Gap {})),
+        StreamItem::Event(feed_item) => (feed_item.feed_seq, event(&feed_item.event)),
+        StreamItem::Closing { reason, cursor } => {
+            let reason = match reason {
+                ClosingReason::SlowConsumer => event_pb::ClosingReason::SlowConsumer,
+                ClosingReason::Shutdown => event_pb::ClosingReason::Shutdown,
+            };
+            (cursor, E::Closing(event_pb::Closing { reason: reason.into() }))
+        }
+    };
+    event_pb::SubscribeResponse { cursor: encode_cursor(cursor), event: Some(event) }
+}

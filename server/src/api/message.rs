@@ -1,0 +1,88 @@
+//! `secureconnect.message.v1.MessageService`.
+
+use std::sync::Arc;
+
+use secureconnect_proto::message::v1::{self as pb, message_service_server::MessageService};
+use tonic::{Request, Response, Status};
+
+use super::{convert, principal};
+use crate::{
+    auth::{Auth, Operation},
+    chat::{Chat, MessagePage, SendMessage},
+};
+
+pub struct MessageApi {
+    pub auth: Arc<Auth>,
+    pub chat: Arc<Chat>,
+}
+
+#[tonic::async_trait]
+impl MessageService for MessageApi {
+    async fn send_message(
+        &self,
+        req: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::SendMessageResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let r = req.into_inner();
+        let input = SendMessage {
+            conversation_id: r.conversation_id,
+            content: convert::content_from_proto(r.content),
+            metadata: r.metadata.into_iter().collect(),
+            reply_to_message_id: r.reply_to_message_id,
+            request_id: r.request_id,
+        };
+        let message = self.chat.send_message(&who, input).await?;
+        Ok(Response::new(pb::SendMessageResponse { message: Some(convert::message(message)) }))
+    }
+
+    async fn get_message(
+        &self,
+        req: Request<pb::GetMessageRequest>,
+    ) -> Result<Response<pb::GetMessageResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Read)?;
+        let r = req.into_inner();
+        let message = self.chat.get_message(&who, &r.conversation_id, &r.message_id).await?;
+        Ok(Response::new(pb::GetMessageResponse { message: Some(convert::message(message)) }))
+    }
+
+    async fn list_messages(
+        &self,
+        req: Request<pb::ListMessagesRequest>,
+    ) -> Result<Response<pb::ListMessagesResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Read)?;
+        let r = req.into_inner();
+        let page = MessagePage {
+            conversation_id: r.conversation_id,
+            forward: r.direction == i32::from(pb::ListDirection::Forward),
+            anchor_seq: r.anchor_seq,
+            page_size: r.page_size,
+            page_token: r.page_token,
+        };
+        let (messages, next_page_token) = self.chat.list_messages(&who, page).await?;
+        Ok(Response::new(pb::ListMessagesResponse {
+            messages: messages.into_iter().map(convert::message).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn edit_message(
+        &self,
+        req: Request<pb::EditMessageRequest>,
+    ) -> Result<Response<pb::EditMessageResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let r = req.into_inner();
+        let content = convert::content_from_proto(r.content);
+        let message = self.chat.edit_message(&who, &r.conversation_id, &r.message_id, content).await?;
+        Ok(Response::new(pb::EditMessageResponse { message: Some(convert::message(message)) }))
+    }
+
+    async fn delete_message(
+        &self,
+        req: Request<pb::DeleteMessageRequest>,
+    ) -> Result<Response<pb::DeleteMessageResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let r = req.into_inner();
+        let message = self.chat.delete_message(&who, &r.conversation_id, &r.message_id).await?;
+        Ok(Response::new(pb::DeleteMessageResponse { message: Some(convert::message(message)) }))
+    }
+}

@@ -1,0 +1,124 @@
+//! Start-up and teardown, top to bottom: storage → keys → bus → domain services →
+//! gRPC server (with gRPC-web, CORS, health and reflection) → graceful shutdown.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use secureconnect_proto::{
+    auth::v1::auth_service_server::AuthServiceServer,
+    conversation::v1::conversation_service_server::ConversationServiceServer,
+    event::v1::event_service_server::EventServiceServer,
+    message::v1::message_service_server::MessageServiceServer,
+    user::v1::user_service_server::UserServiceServer,
+};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api::{
+        auth::AuthApi, conversation::ConversationApi, event::EventApi, message::MessageApi,
+        user::UserApi,
+    },
+    auth::{Auth, TokenAuthority},
+    bus::{EventBus, LocalBus},
+    chat::Chat,
+    config::Config,
+    error::{Error, Result},
+    events::Events,
+    layers,
+    store::{ChatStore, SessionStore, UserStore, sql::SqlStore},
+    users::Users,
+};
+
+/// How many events the in-process bus holds for streams that fall behind.
+const BUS_CAPACITY: usize = 4096;
+
+/// A server that is accepting connections.
+pub struct Running {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Running {
+    /// Asks open streams to reconnect elsewhere, stops accepting, and waits for the end.
+    pub async fn shutdown(self) -> Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the server stops (after [`Running::shutdown`] or a fatal error).
+    pub async fn wait(self) -> Result<()> {
+        match self.task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(Error::internal(format!("server failed: {err}"))),
+            Err(err) => Err(Error::internal(format!("server task failed: {err}"))),
+        }
+    }
+
+    /// A token that, when cancelled, shuts the server down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Builds everything from `config` and starts serving.
+pub async fn start(config: Config) -> Result<Running> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        Error::internal(format!("cannot create data dir {}: {e}", config.data_dir.display()))
+    })?;
+
+    let store = SqlStore::connect(&config.effective_database_url()).await?;
+    let user_store: Arc<dyn UserStore> = store.clone();
+    let session_store: Arc<dyn SessionStore> = store.clone();
+    let chat_store: Arc<dyn ChatStore> = store;
+
+    let tokens = TokenAuthority::load_or_create(
+        &config.data_dir,
+        Duration::from_secs(config.auth.access_token_ttl_secs),
+    )?;
+    let bus: Arc<dyn EventBus> = Arc::new(LocalBus::new(BUS_CAPACITY));
+    let shutdown = CancellationToken::new();
+
+    let auth = Arc::new(Auth::new(user_store.clone(), session_store, tokens, &config.auth).await?);
+    let users = Arc::new(Users::new(user_store.clone()));
+    let chat = Arc::new(Chat::new(chat_store.clone(), user_store, bus.clone(), config.limits.clone()));
+    let events = Arc::new(Events::new(chat_store, bus, config.stream.clone(), shutdown.clone()));
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<AuthServiceServer<AuthApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(secureconnect_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(Error::internal)?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener.local_addr().map_err(Error::internal)?;
+
+    let router = layers::server_builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(AuthServiceServer::new(AuthApi(auth.clone())))
+        .add_service(UserServiceServer::new(UserApi { auth: auth.clone(), users }))
+        .add_service(ConversationServiceServer::new(ConversationApi {
+            auth: auth.clone(),
+            chat: chat.clone(),
+        }))
+        .add_service(MessageServiceServer::new(MessageApi { auth: auth.clone(), chat }))
+        .add_service(EventServiceServer::new(EventApi { auth, events }));
+
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.cancelled_owned())
+            .await
+    });
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "SecureConnect is serving gRPC and gRPC-web");
+    Ok(Running { addr, shutdown, task })
+}

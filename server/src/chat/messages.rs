@@ -1,0 +1,264 @@
+//! Sending, reading, editing and deleting messages.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::Chat;
+use crate::{
+    auth::Principal,
+    domain::{Content, ConversationKind, Message, Role},
+    error::{Error, Reason, Result},
+    paging,
+    store::{Direction, NewMessage},
+    validate::{self, Violations},
+};
+
+const MAX_METADATA_ENTRIES: usize = 16;
+const MAX_METADATA_KEY_BYTES: usize = 64;
+const MAX_METADATA_VALUE_BYTES: usize = 512;
+
+/// Message content as the client sent it (`None`: the oneof was not set).
+pub type ContentInput = Option<Content>;
+
+/// Input of `send_message`.
+#[derive(Debug, Clone, Default)]
+pub struct SendMessage {
+    pub conversation_id: String,
+    pub content: ContentInput,
+    pub metadata: BTreeMap<String, String>,
+    pub reply_to_message_id: String,
+    pub request_id: String,
+}
+
+/// Input of `list_messages`.
+#[derive(Debug, Clone, Default)]
+pub struct MessagePage {
+    pub conversation_id: String,
+    pub forward: bool,
+    pub anchor_seq: u64,
+    pub page_size: i32,
+    pub page_token: String,
+}
+
+impl Chat {
+    pub async fn send_message(&self, who: &Principal, input: SendMessage) -> Result<Message> {
+        let mut v = Violations::new();
+        let conversation_id = v.id("conversation_id", &input.conversation_id);
+        self.check_content(&mut v, "content", input.content.as_ref());
+        check_metadata(&mut v, &input.metadata);
+        let reply_to = v.optional_id("reply_to_message_id", &input.reply_to_message_id);
+        validate::request_id(&mut v, "request_id", &input.request_id, true);
+        v.finish()?;
+        let (Some(conversation_id), Some(content)) = (conversation_id, input.content) else {
+            return Err(Error::invalid("content", "required"));
+        };
+        self.membership(conversation_id, who.user_id).await?;
+        let conversation = self
+            .store
+            .conversation(conversation_id)
+            .await?
+            .ok_or(Error::NotFound("conversation"))?;
+        check_encryption(conversation.end_to_end_encrypted, &content)?;
+        if conversation.kind == ConversationKind::Direct {
+            let members = self.store.members(conversation_id, None, 2).await?;
+            if let Some(peer) = members.iter().find(|m| m.user_id != who.user_id) {
+                if self.users.is_blocked_between(who.user_id, peer.user_id).await? {
+                    return Err(Error::PermissionDenied {
+                        reason: Reason::Blocked,
+                        message: "you cannot message this user",
+                    });
+                }
+            }
+        }
+        if let Some(reply_to) = reply_to {
+            if self.store.message(conversation_id, reply_to).await?.is_none() {
+                return Err(Error::invalid(
+                    "reply_to_message_id",
+                    "no such message in this conversation",
+                ));
+            }
+        }
+        let new = NewMessage {
+            conversation_id,
+            sender_id: who.user_id,
+            content,
+            metadata: input.metadata,
+            reply_to,
+            request_id: input.request_id,
+        };
+        let committed = self.store.send_message(new, chrono::Utc::now()).await?;
+        Ok(self.publish(committed))
+    }
+
+    pub async fn get_message(
+        &self,
+        who: &Principal,
+        conversation_id: &str,
+        message_id: &str,
+    ) -> Result<Message> {
+        let (conversation_id, message_id) = parse_ids(conversation_id, message_id)?;
+        self.membership(conversation_id, who.user_id).await?;
+        self.store
+            .message(conversation_id, message_id)
+            .await?
+            .ok_or(Error::NotFound("message"))
+    }
+
+    pub async fn list_messages(
+        &self,
+        who: &Principal,
+        page: MessagePage,
+    ) -> Result<(Vec<Message>, String)> {
+        let mut v = Violations::new();
+        let conversation_id = v.id("conversation_id", &page.conversation_id);
+        let size = v.page_size("page_size", page.page_size, 50, 200);
+        v.finish()?;
+        let conversation_id = conversation_id.ok_or(Error::NotFound("conversation"))?;
+        let (forward, anchor) = paging::decode_seq_key("page_token", &page.page_token)?
+            .unwrap_or((page.forward, page.anchor_seq));
+        self.membership(conversation_id, who.user_id).await?;
+        let direction = if forward { Direction::Forward } else { Direction::Backward };
+        let messages = self.store.messages(conversation_id, direction, anchor, size).await?;
+        let next = match messages.last() {
+            // A backward page that reached seq 1 has nothing older to offer.
+            Some(last) if messages.len() as u64 == size && (forward || last.seq > 1) => {
+                paging::encode_seq_key(forward, last.seq)
+            }
+            _ => String::new(),
+        };
+        Ok((messages, next))
+    }
+
+    pub async fn edit_message(
+        &self,
+        who: &Principal,
+        conversation_id: &str,
+        message_id: &str,
+        content: ContentInput,
+    ) -> Result<Message> {
+        let mut v = Violations::new();
+        let ids = (v.id("conversation_id", conversation_id), v.id("message_id", message_id));
+        self.check_content(&mut v, "content", content.as_ref());
+        v.finish()?;
+        let ((Some(conversation_id), Some(message_id)), Some(content)) = (ids, content) else {
+            return Err(Error::invalid("content", "required"));
+        };
+        self.membership(conversation_id, who.user_id).await?;
+        let conversation = self
+            .store
+            .conversation(conversation_id)
+            .await?
+            .ok_or(Error::NotFound("conversation"))?;
+        let message = self
+            .store
+            .message(conversation_id, message_id)
+            .await?
+            .ok_or(Error::NotFound("message"))?;
+        if message.sender_id != who.user_id {
+            return Err(Error::PermissionDenied {
+                reason: Reason::NotAuthor,
+                message: "only the author can edit a message",
+            });
+        }
+        check_encryption(conversation.end_to_end_encrypted, &content)?;
+        let committed = self
+            .store
+            .edit_message(conversation_id, message_id, who.user_id, content, chrono::Utc::now())
+            .await?;
+        Ok(self.publish(committed))
+    }
+
+    pub async fn delete_message(
+        &self,
+        who: &Principal,
+        conversation_id: &str,
+        message_id: &str,
+    ) -> Result<Message> {
+        let (conversation_id, message_id) = parse_ids(conversation_id, message_id)?;
+        let membership = self.membership(conversation_id, who.user_id).await?;
+        let message = self
+            .store
+            .message(conversation_id, message_id)
+            .await?
+            .ok_or(Error::NotFound("message"))?;
+        let moderator = membership.role >= Role::Admin;
+        if message.sender_id != who.user_id && !moderator {
+            return Err(Error::PermissionDenied {
+                reason: Reason::NotAuthor,
+                message: "only the author or a group admin can delete a message",
+            });
+        }
+        let committed = self
+            .store
+            .delete_message(conversation_id, message_id, who.user_id, chrono::Utc::now())
+            .await?;
+        Ok(self.publish(committed))
+    }
+
+    fn check_content(&self, v: &mut Violations, field: &str, content: Option<&Content>) {
+        match content {
+            None => v.add(field, "required: text or encrypted_payload"),
+            Some(Content::Text(text)) => {
+                if text.trim().is_empty() {
+                    v.add(&format!("{field}.text"), "must not be empty");
+                } else if text.len() > self.limits.max_text_bytes {
+                    v.add(
+                        &format!("{field}.text"),
+                        format!("at most {} bytes", self.limits.max_text_bytes),
+                    );
+                }
+            }
+            Some(Content::Encrypted(bytes)) => {
+                if bytes.is_empty() {
+                    v.add(&format!("{field}.encrypted_payload"), "must not be empty");
+                } else if bytes.len() > self.limits.max_encrypted_payload_bytes {
+                    v.add(
+                        &format!("{field}.encrypted_payload"),
+                        format!("at most {} bytes", self.limits.max_encrypted_payload_bytes),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn check_metadata(v: &mut Violations, metadata: &BTreeMap<String, String>) {
+    if metadata.len() > MAX_METADATA_ENTRIES {
+        v.add("metadata", format!("at most {MAX_METADATA_ENTRIES} entries"));
+    }
+    for (key, value) in metadata {
+        if key.is_empty() || key.len() > MAX_METADATA_KEY_BYTES {
+            v.add("metadata", format!("keys are 1 to {MAX_METADATA_KEY_BYTES} bytes"));
+        }
+        if value.len() > MAX_METADATA_VALUE_BYTES {
+            v.add(
+                &format!("metadata[{key}]"),
+                format!("values are at most {MAX_METADATA_VALUE_BYTES} bytes"),
+            );
+        }
+    }
+}
+
+/// End-to-end encrypted conversations carry only ciphertext, others only text.
+fn check_encryption(end_to_end_encrypted: bool, content: &Content) -> Result<()> {
+    match (end_to_end_encrypted, content) {
+        (true, Content::Encrypted(_)) | (false, Content::Text(_)) => Ok(()),
+        (true, Content::Text(_)) => Err(Error::FailedPrecondition {
+            reason: Reason::EncryptionMismatch,
+            message: "this conversation is end-to-end encrypted: send encrypted_payload",
+        }),
+        (false, Content::Encrypted(_)) => Err(Error::FailedPrecondition {
+            reason: Reason::EncryptionMismatch,
+            message: "encrypted_payload is only allowed in end-to-end encrypted conversations",
+        }),
+    }
+}
+
+fn parse_ids(conversation_id: &str, message_id: &str) -> Result<(Uuid, Uuid)> {
+    let mut v = Violations::new();
+    let conversation = v.id("conversation_id", conversation_id);
+    let message = v.id("message_id", message_id);
+    v.finish()?;
+    conversation.zip(message).ok_or(Error::NotFound("message"))
+}

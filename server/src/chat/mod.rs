@@ -1,0 +1,59 @@
+//! Conversations and messages: the chat domain service.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::{
+    bus::EventBus,
+    config::LimitsConfig,
+    domain::Membership,
+    error::{Error, Reason, Result},
+    store::{ChatStore, Committed, UserStore},
+};
+
+mod conversations;
+mod messages;
+
+pub use conversations::{CreateConversation, DetailsChanges};
+pub use messages::{ContentInput, MessagePage, SendMessage};
+
+/// The chat domain service. Every method checks membership first: to a non-member a
+/// conversation does not exist (`NOT_FOUND`), whether or not it does.
+pub struct Chat {
+    store: Arc<dyn ChatStore>,
+    users: Arc<dyn UserStore>,
+    bus: Arc<dyn EventBus>,
+    limits: LimitsConfig,
+}
+
+impl Chat {
+    pub fn new(
+        store: Arc<dyn ChatStore>,
+        users: Arc<dyn UserStore>,
+        bus: Arc<dyn EventBus>,
+        limits: LimitsConfig,
+    ) -> Self {
+        Self { store, users, bus, limits }
+    }
+
+    /// The caller's membership, or `NOT_FOUND` for non-members and unknown ids alike.
+    async fn membership(&self, conversation: Uuid, user: Uuid) -> Result<Membership> {
+        self.store
+            .membership(conversation, user)
+            .await?
+            .ok_or(Error::NotFound("conversation"))
+    }
+
+    /// Publishes what a write committed and returns its value.
+    fn publish<T>(&self, committed: Committed<T>) -> T {
+        if let Some(event) = committed.published {
+            self.bus.publish(event);
+        }
+        committed.value
+    }
+}
+
+fn insufficient_role(message: &'static str) -> Error {
+    Error::PermissionDenied { reason: Reason::InsufficientRole, message }
+}

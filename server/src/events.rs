@@ -1,0 +1,238 @@
+//! The per-device event stream: replay from the store, then live from the bus, with no
+//! loss, no duplicates and per-user order, using each user's dense feed sequence.
+//!
+//! Why it is gap-free: every event is committed to the recipients' feeds (each taking the
+//! next `feed_seq`) before it is published. The stream subscribes to the bus *before*
+//! reading the backlog, skips what it already sent, and when a live event skips ahead
+//! (`feed_seq > last + 1`, because publishes from concurrent writers can overtake each
+//! other, or the bus dropped some) it reads the missing range from the store first.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    auth::Principal,
+    bus::EventBus,
+    config::StreamConfig,
+    domain::FeedItem,
+    error::{Error, Result},
+    store::ChatStore,
+};
+
+/// Events read from the store per query while catching up.
+const REPLAY_BATCH: u64 = 500;
+
+/// What the stream tells a device. Every item carries the cursor to resume from.
+#[derive(Debug, Clone)]
+pub enum StreamItem {
+    CaughtUp { cursor: u64 },
+    Heartbeat { cursor: u64 },
+    Gap { cursor: u64 },
+    Event(FeedItem),
+    Closing { reason: ClosingReason, cursor: u64 },
+}
+
+/// Why the server ends a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosingReason {
+    SlowConsumer,
+    Shutdown,
+}
+
+/// Encodes a feed position as an opaque cursor.
+pub fn encode_cursor(feed_seq: u64) -> String {
+    format!("1:{feed_seq}")
+}
+
+fn decode_cursor(raw: &str) -> Result<Option<u64>> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.strip_prefix("1:")
+        .and_then(|n| n.parse().ok())
+        .map(Some)
+        .ok_or_else(|| Error::invalid("cursor", "not a cursor from this server"))
+}
+
+/// The events domain service.
+pub struct Events {
+    store: Arc<dyn ChatStore>,
+    bus: Arc<dyn EventBus>,
+    config: StreamConfig,
+    shutdown: CancellationToken,
+}
+
+impl Events {
+    pub fn new(
+        store: Arc<dyn ChatStore>,
+        bus: Arc<dyn EventBus>,
+        config: StreamConfig,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self { store, bus, config, shutdown }
+    }
+
+    /// Opens a stream for `who`, resuming after `cursor` (empty: start live).
+    pub async fn subscribe(&self, who: &Principal, cursor: &str) -> Result<mpsc::Receiver<StreamItem>> {
+        let resume_from = decode_cursor(cursor)?;
+        // Subscribe first, so nothing committed from here on can be missed.
+        let live = self.bus.subscribe();
+        let head = self.store.feed_head(who.user_id).await?;
+        if resume_from.is_some_and(|c| c > head) {
+            return Err(Error::invalid("cursor", "cursor is ahead of this user's events"));
+        }
+        // One slot stays free for the `Closing` item that tells a slow reader to resume.
+        let (tx, rx) = mpsc::channel(self.config.buffer_events.max(2) + 1);
+        let stream = Stream {
+            user: who.user_id,
+            store: Arc::clone(&self.store),
+            out: tx,
+            last: head,
+        };
+        let plan = match resume_from {
+            None => Start::Live,
+            Some(c) if head - c > self.config.max_replay_events => Start::Gap,
+            Some(c) => Start::Replay(c),
+        };
+        let heartbeat = Duration::from_secs(self.config.heartbeat_secs.max(1));
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let user = stream.user;
+            if let Err(err) = stream.run(plan, live, heartbeat, shutdown).await {
+                tracing::warn!(%user, error = %err, "event stream ended with an error");
+            }
+        });
+        Ok(rx)
+    }
+}
+
+enum Start {
+    Live,
+    Gap,
+    Replay(u64),
+}
+
+/// Why a stream task stops sending.
+enum Stop {
+    /// The client went away or was sent `Closing`.
+    Done,
+}
+
+struct Stream {
+    user: Uuid,
+    store: Arc<dyn ChatStore>,
+    out: mpsc::Sender<StreamItem>,
+    /// The feed position of the last item handed to the client.
+    last: u64,
+}
+
+impl Stream {
+    async fn run(
+        mut self,
+        start: Start,
+        mut live: tokio::sync::broadcast::Receiver<Arc<crate::domain::Published>>,
+        heartbeat: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<()> {
+        let head = self.last;
+        let begun = match start {
+            Start::Live => self.send(StreamItem::CaughtUp { cursor: head }).await,
+            Start::Gap => self.send(StreamItem::Gap { cursor: head }).await,
+            Start::Replay(cursor) => {
+                self.last = cursor;
+                match self.catch_up(head).await? {
+                    Ok(()) => self.send(StreamItem::CaughtUp { cursor: self.last }).await,
+                    Err(stop) => Err(stop),
+                }
+            }
+        };
+        if begun.is_err() {
+            return Ok(());
+        }
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        loop {
+            let step = tokio::select! {
+                received = live.recv() => match received {
+                    Ok(published) => match published.item_for(self.user) {
+                        Some(item) => self.deliver(item).await?,
+                        None => Ok(()),
+                    },
+                    // The bus outran us: the store has everything, read it from there.
+                    Err(RecvError::Lagged(_)) => {
+                        let head = self.store.feed_head(self.user).await?;
+                        self.catch_up(head).await?
+                    }
+                    Err(RecvError::Closed) => return Ok(()),
+                },
+                _ = ticker.tick() => self.send(StreamItem::Heartbeat { cursor: self.last }).await,
+                _ = shutdown.cancelled() => {
+                    let closing = StreamItem::Closing { reason: ClosingReason::Shutdown, cursor: self.last };
+                    let _ = self.out.try_send(closing);
+                    return Ok(());
+                }
+                _ = self.out.closed() => return Ok(()),
+            };
+            if step.is_err() {
+                return Ok(());
+            }
+            ticker.reset();
+        }
+    }
+
+    /// Delivers a live item, first filling any hole before it from the store.
+    async fn deliver(&mut self, item: FeedItem) -> Result<Result<(), Stop>> {
+        if item.feed_seq <= self.last {
+            return Ok(Ok(()));
+        }
+        if item.feed_seq > self.last + 1 {
+            if let Err(stop) = self.catch_up(item.feed_seq - 1).await? {
+                return Ok(Err(stop));
+            }
+        }
+        Ok(self.send_event(item).await)
+    }
+
+    /// Sends everything in the store after `self.last` up to `until`.
+    async fn catch_up(&mut self, until: u64) -> Result<Result<(), Stop>> {
+        while self.last < until {
+            let batch = self.store.feed(self.user, self.last, REPLAY_BATCH.min(until - self.last)).await?;
+            if batch.is_empty() {
+                // Cannot happen for committed positions; never spin on it.
+                return Err(Error::internal(format!(
+                    "feed of {} has no events after {} (expected up to {until})",
+                    self.user, self.last
+                )));
+            }
+            for item in batch {
+                if let Err(stop) = self.send_event(item).await {
+                    return Ok(Err(stop));
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn send_event(&mut self, item: FeedItem) -> Result<(), Stop> {
+        let seq = item.feed_seq;
+        self.send(StreamItem::Event(item)).await?;
+        self.last = seq;
+        Ok(())
+    }
+
+    /// Queues an item without waiting: a client whose buffer is full gets `Closing` in the
+    /// reserved slot and must resume from its cursor.
+    async fn send(&mut self, item: StreamItem) -> Result<(), Stop> {
+        if self.out.is_closed() {
+            return Err(Stop::Done);
+        }
+        if self.out.capacity() <= 1 {
+            let closing = StreamItem::Closing { reason: ClosingReason::SlowConsumer, cursor: self.last };
+            let _ = self.out.try_send(closing);
+            return Err(Stop::Done);
+        }
+        self.out.try_send(item).map_err(|_| Stop::Done)
+    }
+}

@@ -1,0 +1,141 @@
+//! Profiles and blocks.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::{
+    auth::Principal,
+    domain::User,
+    error::{Error, Result},
+    paging,
+    store::{ProfileUpdate, UserStore},
+    validate::{self, Violations},
+};
+
+/// Which profile fields an update touches, with their new values.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChanges {
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// The users domain service.
+pub struct Users {
+    store: Arc<dyn UserStore>,
+}
+
+impl Users {
+    pub fn new(store: Arc<dyn UserStore>) -> Self {
+        Self { store }
+    }
+
+    pub async fn current(&self, who: &Principal) -> Result<User> {
+        self.store.user(who.user_id).await?.ok_or(Error::NotFound("user"))
+    }
+
+    pub async fn update_current(&self, who: &Principal, changes: ProfileChanges) -> Result<User> {
+        let mut v = Violations::new();
+        if let Some(username) = &changes.username {
+            validate::username(&mut v, "user.username", username);
+        }
+        if let Some(name) = &changes.display_name {
+            v.text("user.display_name", name.trim(), 1, 64);
+        }
+        if let Some(url) = &changes.avatar_url {
+            check_url(&mut v, "user.avatar_url", url);
+        }
+        v.finish()?;
+        let update = ProfileUpdate {
+            username: changes.username,
+            display_name: changes.display_name.map(|n| n.trim().to_owned()),
+            avatar_url: changes.avatar_url,
+        };
+        self.store.update_profile(who.user_id, update).await
+    }
+
+    pub async fn get(&self, id: &str) -> Result<User> {
+        let mut v = Violations::new();
+        let id = v.id("user_id", id);
+        v.finish()?;
+        let id = id.ok_or(Error::NotFound("user"))?;
+        self.store.user(id).await?.ok_or(Error::NotFound("user"))
+    }
+
+    pub async fn search(
+        &self,
+        who: &Principal,
+        query: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<User>, String)> {
+        let mut v = Violations::new();
+        v.text("query", query.trim(), 1, 64);
+        let size = v.page_size("page_size", page_size, 20, 100);
+        v.finish()?;
+        let after = paging::decode_text_key("page_token", page_token)?;
+        let prefix = query.trim().to_lowercase();
+        let users = self.store.search_users(who.user_id, &prefix, after.as_deref(), size).await?;
+        let next = match users.last() {
+            Some(last) if users.len() as u64 == size => paging::encode_text_key(&last.username),
+            _ => String::new(),
+        };
+        Ok((users, next))
+    }
+
+    pub async fn block(&self, who: &Principal, user_id: &str) -> Result<()> {
+        let target = self.target(who, user_id).await?;
+        self.store.block(who.user_id, target, chrono::Utc::now()).await
+    }
+
+    pub async fn unblock(&self, who: &Principal, user_id: &str) -> Result<()> {
+        let target = self.target(who, user_id).await?;
+        self.store.unblock(who.user_id, target).await
+    }
+
+    pub async fn blocked(
+        &self,
+        who: &Principal,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<User>, String)> {
+        let mut v = Violations::new();
+        let size = v.page_size("page_size", page_size, 50, 100);
+        v.finish()?;
+        let before = paging::decode_time_key("page_token", page_token)?;
+        let rows = self.store.blocked_users(who.user_id, before, size).await?;
+        let next = match rows.last() {
+            Some((user, time)) if rows.len() as u64 == size => {
+                paging::encode_time_key(*time, user.id)
+            }
+            _ => String::new(),
+        };
+        Ok((rows.into_iter().map(|(user, _)| user).collect(), next))
+    }
+
+    /// Parses and checks the other user of a block/unblock.
+    async fn target(&self, who: &Principal, user_id: &str) -> Result<Uuid> {
+        let mut v = Violations::new();
+        let id = v.id("user_id", user_id);
+        if id == Some(who.user_id) {
+            v.add("user_id", "cannot block yourself");
+        }
+        v.finish()?;
+        let id = id.ok_or(Error::NotFound("user"))?;
+        if self.store.user(id).await?.is_none() {
+            return Err(Error::NotFound("user"));
+        }
+        Ok(id)
+    }
+}
+
+/// Accepts empty (clears) or an http(s) URL of reasonable length.
+pub fn check_url(v: &mut Violations, field: &str, url: &str) {
+    if url.is_empty() {
+        return;
+    }
+    if url.len() > 2048 || !(url.starts_with("https://") || url.starts_with("http://")) {
+        v.add(field, "an http(s) URL of at most 2048 bytes");
+    }
+}
