@@ -91,6 +91,7 @@ impl Events {
             store: Arc::clone(&self.store),
             out: tx,
             last: head,
+            shutdown: self.shutdown.clone(),
         };
         let plan = match resume_from {
             None => Start::Live,
@@ -98,10 +99,9 @@ impl Events {
             Some(c) => Start::Replay(c),
         };
         let heartbeat = Duration::from_secs(self.config.heartbeat_secs.max(1));
-        let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             let user = stream.user;
-            if let Err(err) = stream.run(plan, live, heartbeat, shutdown).await {
+            if let Err(err) = stream.run(plan, live, heartbeat).await {
                 tracing::warn!(%user, error = %err, "event stream ended with an error");
             }
         });
@@ -127,6 +127,7 @@ struct Stream {
     out: mpsc::Sender<StreamItem>,
     /// The feed position of the last item handed to the client.
     last: u64,
+    shutdown: CancellationToken,
 }
 
 impl Stream {
@@ -135,8 +136,8 @@ impl Stream {
         start: Start,
         mut live: tokio::sync::broadcast::Receiver<Arc<crate::domain::Published>>,
         heartbeat: Duration,
-        shutdown: CancellationToken,
     ) -> Result<()> {
+        let shutdown = self.shutdown.clone();
         let head = self.last;
         let begun = match start {
             Start::Live => self.send(StreamItem::CaughtUp { cursor: head }).await,
@@ -207,7 +208,7 @@ impl Stream {
                 )));
             }
             for item in batch {
-                if let Err(stop) = self.send_event(item).await {
+                if let Err(stop) = self.send_replayed(item).await {
                     return Ok(Err(stop));
                 }
             }
@@ -222,7 +223,23 @@ impl Stream {
         Ok(())
     }
 
-    /// Queues an item without waiting: a client whose buffer is full gets `Closing` in the
+    /// Queues an item read from the store, waiting for the client to make room: waiting
+    /// slows nobody else (the bus keeps buffering, and a lag is re-read from the store).
+    /// Two permits are taken and one handed back, so the `Closing` slot stays free.
+    async fn send_replayed(&mut self, item: FeedItem) -> Result<(), Stop> {
+        let seq = item.feed_seq;
+        let mut permits = tokio::select! {
+            permits = self.out.reserve_many(2) => permits.map_err(|_| Stop::Done)?,
+            _ = self.shutdown.cancelled() => return Err(Stop::Done),
+        };
+        if let Some(permit) = permits.next() {
+            permit.send(StreamItem::Event(item));
+        }
+        self.last = seq;
+        Ok(())
+    }
+
+    /// Queues a live item without waiting: a client whose buffer is full gets `Closing` in the
     /// reserved slot and must resume from its cursor.
     async fn send(&mut self, item: StreamItem) -> Result<(), Stop> {
         if self.out.is_closed() {

@@ -1,0 +1,253 @@
+//! Test harness: a real server on 127.0.0.1:0 with its own data directory, driven
+//! through the Rust SDK the way users drive it.
+#![allow(dead_code)] // each test binary uses a different subset of the helpers
+
+use std::time::Duration;
+
+use secureconnect_sdk::{
+    Client,
+    proto::{
+        auth::v1::{RegisterRequest, TokenPair},
+        conversation::v1::{
+            Conversation, ConversationSettings, ConversationType, CreateConversationRequest,
+        },
+        event::v1::{
+            ConversationEvent, SubscribeRequest, SubscribeResponse, subscribe_response::Event,
+        },
+        message::v1::{Message, MessageContent, SendMessageRequest, message_content::Body},
+    },
+};
+use secureconnect_server::{
+    app::{self, Running},
+    config::Config,
+};
+use tonic::{Code, Status, Streaming};
+
+pub struct TestServer {
+    running: Option<Running>,
+    pub endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+pub struct TestUser {
+    pub client: Client,
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub tokens: TokenPair,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::default();
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        config.data_dir = dir.path().to_path_buf();
+        adjust(&mut config);
+        let running = app::start(config).await.expect("server starts");
+        let endpoint = format!("http://{}", running.addr);
+        Self { running: Some(running), endpoint, _dir: dir }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.running.as_ref().expect("running").addr
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.endpoint.clone()).await.expect("connect")
+    }
+
+    /// Registers `name` (also the username) and returns a signed-in client.
+    pub async fn register(&self, name: &str) -> TestUser {
+        self.register_on(name, self.client().await).await
+    }
+
+    /// A client whose HTTP/2 flow-control windows are tiny, like a phone on a bad link:
+    /// the server can only push a few KiB ahead of what the app has read.
+    pub async fn slow_client(&self) -> Client {
+        let channel = tonic::transport::Endpoint::from_shared(self.endpoint.clone())
+            .expect("endpoint")
+            .initial_stream_window_size(Some(16 * 1024))
+            .initial_connection_window_size(Some(16 * 1024))
+            .connect()
+            .await
+            .expect("connect");
+        Client::from_channel(channel)
+    }
+
+    /// Registers `name` using `client`.
+    pub async fn register_on(&self, name: &str, client: Client) -> TestUser {
+        let email = format!("{name}@example.com");
+        let password = format!("{name}-correct-horse");
+        let response = client
+            .auth()
+            .register(RegisterRequest {
+                email: email.clone(),
+                password: password.clone(),
+                username: name.to_owned(),
+                display_name: format!("{name} display"),
+                device: None,
+            })
+            .await
+            .expect("register")
+            .into_inner();
+        let tokens = response.tokens.expect("tokens");
+        client.set_access_token(Some(tokens.access_token.clone()));
+        TestUser { client, id: response.user_id, email, password, tokens }
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+impl TestUser {
+    pub async fn direct_with(&self, other: &TestUser) -> Conversation {
+        self.client
+            .conversations()
+            .create_conversation(CreateConversationRequest {
+                r#type: ConversationType::Direct.into(),
+                member_user_ids: vec![other.id.clone()],
+                ..Default::default()
+            })
+            .await
+            .expect("create direct")
+            .into_inner()
+            .conversation
+            .expect("conversation")
+    }
+
+    pub async fn group_with(&self, title: &str, members: &[&TestUser]) -> Conversation {
+        self.create_group(title, members, false).await
+    }
+
+    pub async fn create_group(&self, title: &str, members: &[&TestUser], e2ee: bool) -> Conversation {
+        self.client
+            .conversations()
+            .create_conversation(CreateConversationRequest {
+                r#type: ConversationType::Group.into(),
+                member_user_ids: members.iter().map(|m| m.id.clone()).collect(),
+                title: title.to_owned(),
+                settings: Some(ConversationSettings { end_to_end_encrypted: e2ee }),
+                ..Default::default()
+            })
+            .await
+            .expect("create group")
+            .into_inner()
+            .conversation
+            .expect("conversation")
+    }
+
+    pub async fn send(&self, conversation_id: &str, text: &str) -> Message {
+        self.try_send(conversation_id, text, &uuid::Uuid::new_v4().to_string())
+            .await
+            .expect("send")
+    }
+
+    pub async fn try_send(&self, conversation_id: &str, text: &str, request_id: &str) -> Result<Message, Status> {
+        Ok(self
+            .client
+            .messages()
+            .send_message(SendMessageRequest {
+                conversation_id: conversation_id.to_owned(),
+                content: Some(text_content(text)),
+                request_id: request_id.to_owned(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .message
+            .expect("message"))
+    }
+
+    pub async fn subscribe(&self, cursor: &str) -> Streaming<SubscribeResponse> {
+        self.try_subscribe(cursor).await.expect("subscribe")
+    }
+
+    pub async fn try_subscribe(&self, cursor: &str) -> Result<Streaming<SubscribeResponse>, Status> {
+        Ok(self
+            .client
+            .events()
+            .subscribe(SubscribeRequest { cursor: cursor.to_owned() })
+            .await?
+            .into_inner())
+    }
+}
+
+pub fn text_content(text: &str) -> MessageContent {
+    MessageContent { body: Some(Body::Text(text.to_owned())) }
+}
+
+pub fn text_of(message: &Message) -> Option<&str> {
+    match message.content.as_ref()?.body.as_ref()? {
+        Body::Text(text) => Some(text),
+        Body::EncryptedPayload(_) => None,
+    }
+}
+
+/// The next item on the stream, failing the test after 10 s.
+pub async fn next(stream: &mut Streaming<SubscribeResponse>) -> SubscribeResponse {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("stream item within 10 s")
+        .expect("stream ok")
+        .expect("stream not ended")
+}
+
+/// The next conversation event, skipping heartbeats and `caught_up`.
+pub async fn next_conversation_event(stream: &mut Streaming<SubscribeResponse>) -> (String, ConversationEvent) {
+    loop {
+        let item = next(stream).await;
+        match item.event {
+            Some(Event::ConversationEvent(event)) => return (item.cursor, event),
+            Some(Event::Heartbeat(_)) | Some(Event::CaughtUp(_)) | Some(Event::UserEvent(_)) => {}
+            other => panic!("unexpected stream item {other:?}"),
+        }
+    }
+}
+
+/// Reads until `caught_up` and returns its cursor.
+pub async fn until_caught_up(stream: &mut Streaming<SubscribeResponse>) -> String {
+    loop {
+        let item = next(stream).await;
+        if let Some(Event::CaughtUp(_)) = item.event {
+            return item.cursor;
+        }
+    }
+}
+
+pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Ok(value) => panic!("expected {code:?}, got Ok({value:?})"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "unexpected status: {status:?}");
+            status
+        }
+    }
+}
+
+/// The field names of a status's `BadRequest` violations.
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The `ErrorInfo.reason` of a status.
+pub fn reason(status: &Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
+}
