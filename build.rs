@@ -15,6 +15,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
 
     tonic_prost_build::configure()
+        // Undecodable requests are the caller's error: see src/codec.rs.
+        .codec_path("crate::codec::StrictProstCodec")
         .file_descriptor_set_path(out_dir.join("secureconnect_descriptor.bin"))
         .compile_with_config(config, &protos, &[PathBuf::from(PROTO_ROOT)])?;
 

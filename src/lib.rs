@@ -2,6 +2,8 @@
 //!
 //! The contract lives in `proto/`; `build.rs` is the only place code is generated.
 
+pub mod codec;
+
 /// Serialized `FileDescriptorSet` of every SecureConnect proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/secureconnect_descriptor.bin"));
