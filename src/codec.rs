@@ -57,7 +57,9 @@ impl<U: Message + Default> Decoder for StrictDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        U::decode(buf).map(Some).map_err(|err| malformed(&err.to_string()))
+        U::decode(buf)
+            .map(Some)
+            .map_err(|err| malformed(&err.to_string()))
     }
 }
 
@@ -83,7 +85,11 @@ fn malformed(error: &str) -> Status {
     }
     let description = description.trim_start_matches(": ").to_owned();
     path.reverse();
-    let field = if path.is_empty() { "request".to_owned() } else { path.join(".") };
+    let field = if path.is_empty() {
+        "request".to_owned()
+    } else {
+        path.join(".")
+    };
     let details = ErrorDetails::with_bad_request_violation(field.clone(), description.clone());
     Status::with_error_details(
         Code::InvalidArgument,
@@ -109,8 +115,19 @@ mod tests {
         let details = status.get_error_details();
         let violation = &details.bad_request().expect("bad request").field_violations[0];
         assert_eq!(violation.field, "content.body");
-        assert_eq!(violation.description, "invalid string value: data is not UTF-8 encoded");
+        assert_eq!(
+            violation.description,
+            "invalid string value: data is not UTF-8 encoded"
+        );
         let opaque = malformed("failed to decode Protobuf message: buffer underflow");
-        assert_eq!(opaque.get_error_details().bad_request().expect("br").field_violations[0].field, "request");
+        assert_eq!(
+            opaque
+                .get_error_details()
+                .bad_request()
+                .expect("br")
+                .field_violations[0]
+                .field,
+            "request"
+        );
     }
 }

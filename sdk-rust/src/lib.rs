@@ -17,7 +17,6 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-pub use secureconnect_proto as proto;
 use proto::{
     auth::v1::auth_service_client::AuthServiceClient,
     conversation::v1::conversation_service_client::ConversationServiceClient,
@@ -25,6 +24,7 @@ use proto::{
     message::v1::message_service_client::MessageServiceClient,
     user::v1::user_service_client::UserServiceClient,
 };
+pub use secureconnect_proto as proto;
 use tonic::{
     metadata::MetadataValue,
     service::{Interceptor, interceptor::InterceptedService},
@@ -47,11 +47,19 @@ pub struct BearerAuth {
 }
 
 impl Interceptor for BearerAuth {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let token = self.token.read().unwrap_or_else(PoisonError::into_inner).clone();
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        let token = self
+            .token
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         if let Some(token) = token {
-            let value = MetadataValue::try_from(format!("Bearer {token}"))
-                .map_err(|_| tonic::Status::invalid_argument("access token is not a valid header value"))?;
+            let value = MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
+                tonic::Status::invalid_argument("access token is not a valid header value")
+            })?;
             request.metadata_mut().insert("authorization", value);
         }
         Ok(request)
@@ -77,17 +85,28 @@ impl Client {
 
     /// Wraps an existing channel (custom TLS, timeouts, load balancing…).
     pub fn from_channel(channel: Channel) -> Self {
-        Self { channel, auth: BearerAuth::default() }
+        Self {
+            channel,
+            auth: BearerAuth::default(),
+        }
     }
 
     /// Sets (or clears) the access token sent with every call.
     pub fn set_access_token(&self, token: Option<String>) {
-        *self.auth.token.write().unwrap_or_else(PoisonError::into_inner) = token;
+        *self
+            .auth
+            .token
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = token;
     }
 
     /// The current access token, if any.
     pub fn access_token(&self) -> Option<String> {
-        self.auth.token.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.auth
+            .token
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn auth(&self) -> AuthServiceClient<Svc> {

@@ -66,7 +66,10 @@ impl Running {
 /// Builds everything from `config` and starts serving.
 pub async fn start(config: Config) -> Result<Running> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        Error::internal(format!("cannot create data dir {}: {e}", config.data_dir.display()))
+        Error::internal(format!(
+            "cannot create data dir {}: {e}",
+            config.data_dir.display()
+        ))
     })?;
 
     let store = SqlStore::connect(&config.effective_database_url()).await?;
@@ -83,8 +86,18 @@ pub async fn start(config: Config) -> Result<Running> {
 
     let auth = Arc::new(Auth::new(user_store.clone(), session_store, tokens, &config.auth).await?);
     let users = Arc::new(Users::new(user_store.clone()));
-    let chat = Arc::new(Chat::new(chat_store.clone(), user_store, bus.clone(), config.limits.clone()));
-    let events = Arc::new(Events::new(chat_store, bus, config.stream.clone(), shutdown.clone()));
+    let chat = Arc::new(Chat::new(
+        chat_store.clone(),
+        user_store,
+        bus.clone(),
+        config.limits.clone(),
+    ));
+    let events = Arc::new(Events::new(
+        chat_store,
+        bus,
+        config.stream.clone(),
+        shutdown.clone(),
+    ));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -105,12 +118,18 @@ pub async fn start(config: Config) -> Result<Running> {
         .add_service(health_service)
         .add_service(reflection)
         .add_service(AuthServiceServer::new(AuthApi(auth.clone())))
-        .add_service(UserServiceServer::new(UserApi { auth: auth.clone(), users }))
+        .add_service(UserServiceServer::new(UserApi {
+            auth: auth.clone(),
+            users,
+        }))
         .add_service(ConversationServiceServer::new(ConversationApi {
             auth: auth.clone(),
             chat: chat.clone(),
         }))
-        .add_service(MessageServiceServer::new(MessageApi { auth: auth.clone(), chat }))
+        .add_service(MessageServiceServer::new(MessageApi {
+            auth: auth.clone(),
+            chat,
+        }))
         .add_service(EventServiceServer::new(EventApi { auth, events }));
 
     let stop = shutdown.clone();
@@ -120,5 +139,9 @@ pub async fn start(config: Config) -> Result<Running> {
             .await
     });
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "SecureConnect is serving gRPC and gRPC-web");
-    Ok(Running { addr, shutdown, task })
+    Ok(Running {
+        addr,
+        shutdown,
+        task,
+    })
 }

@@ -112,7 +112,11 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         figment
-            .merge(Env::prefixed("SECURECONNECT_").ignore(&["config"]).split("__"))
+            .merge(
+                Env::prefixed("SECURECONNECT_")
+                    .ignore(&["config"])
+                    .split("__"),
+            )
             .extract()
             .map_err(Box::new)
     }
@@ -120,7 +124,10 @@ impl Config {
     /// The database URL actually used: the configured one or SQLite in `data_dir`.
     pub fn effective_database_url(&self) -> String {
         if self.database_url.is_empty() {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("secureconnect.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("secureconnect.db").display()
+            )
         } else {
             self.database_url.clone()
         }

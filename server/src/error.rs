@@ -65,13 +65,25 @@ pub enum Error {
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{message}")]
-    Unauthenticated { reason: Reason, message: &'static str },
+    Unauthenticated {
+        reason: Reason,
+        message: &'static str,
+    },
     #[error("{message}")]
-    PermissionDenied { reason: Reason, message: &'static str },
+    PermissionDenied {
+        reason: Reason,
+        message: &'static str,
+    },
     #[error("{message}")]
-    AlreadyExists { reason: Reason, message: &'static str },
+    AlreadyExists {
+        reason: Reason,
+        message: &'static str,
+    },
     #[error("{message}")]
-    FailedPrecondition { reason: Reason, message: &'static str },
+    FailedPrecondition {
+        reason: Reason,
+        message: &'static str,
+    },
     #[error("too many requests")]
     RateLimited { retry_after: std::time::Duration },
     #[error("a backend is unavailable")]
@@ -112,7 +124,11 @@ impl From<sea_orm::DbErr> for Error {
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         let info = |reason: Reason| {
-            ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, std::collections::HashMap::<String, String>::new())
+            ErrorDetails::with_error_info(
+                reason.as_str(),
+                ERROR_DOMAIN,
+                std::collections::HashMap::<String, String>::new(),
+            )
         };
         match err {
             Error::InvalidArgument(violations) => {

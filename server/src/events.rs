@@ -72,17 +72,29 @@ impl Events {
         config: StreamConfig,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { store, bus, config, shutdown }
+        Self {
+            store,
+            bus,
+            config,
+            shutdown,
+        }
     }
 
     /// Opens a stream for `who`, resuming after `cursor` (empty: start live).
-    pub async fn subscribe(&self, who: &Principal, cursor: &str) -> Result<mpsc::Receiver<StreamItem>> {
+    pub async fn subscribe(
+        &self,
+        who: &Principal,
+        cursor: &str,
+    ) -> Result<mpsc::Receiver<StreamItem>> {
         let resume_from = decode_cursor(cursor)?;
         // Subscribe first, so nothing committed from here on can be missed.
         let live = self.bus.subscribe();
         let head = self.store.feed_head(who.user_id).await?;
         if resume_from.is_some_and(|c| c > head) {
-            return Err(Error::invalid("cursor", "cursor is ahead of this user's events"));
+            return Err(Error::invalid(
+                "cursor",
+                "cursor is ahead of this user's events",
+            ));
         }
         // One slot stays free for the `Closing` item that tells a slow reader to resume.
         let (tx, rx) = mpsc::channel(self.config.buffer_events.max(2) + 1);
@@ -153,7 +165,8 @@ impl Stream {
         if begun.is_err() {
             return Ok(());
         }
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         loop {
             let step = tokio::select! {
                 received = live.recv() => match received {
@@ -188,10 +201,10 @@ impl Stream {
         if item.feed_seq <= self.last {
             return Ok(Ok(()));
         }
-        if item.feed_seq > self.last + 1 {
-            if let Err(stop) = self.catch_up(item.feed_seq - 1).await? {
-                return Ok(Err(stop));
-            }
+        if item.feed_seq > self.last + 1
+            && let Err(stop) = self.catch_up(item.feed_seq - 1).await?
+        {
+            return Ok(Err(stop));
         }
         Ok(self.send_event(item).await)
     }
@@ -199,7 +212,10 @@ impl Stream {
     /// Sends everything in the store after `self.last` up to `until`.
     async fn catch_up(&mut self, until: u64) -> Result<Result<(), Stop>> {
         while self.last < until {
-            let batch = self.store.feed(self.user, self.last, REPLAY_BATCH.min(until - self.last)).await?;
+            let batch = self
+                .store
+                .feed(self.user, self.last, REPLAY_BATCH.min(until - self.last))
+                .await?;
             if batch.is_empty() {
                 // Cannot happen for committed positions; never spin on it.
                 return Err(Error::internal(format!(
@@ -246,7 +262,10 @@ impl Stream {
             return Err(Stop::Done);
         }
         if self.out.capacity() <= 1 {
-            let closing = StreamItem::Closing { reason: ClosingReason::SlowConsumer, cursor: self.last };
+            let closing = StreamItem::Closing {
+                reason: ClosingReason::SlowConsumer,
+                cursor: self.last,
+            };
             let _ = self.out.try_send(closing);
             return Err(Stop::Done);
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 use tonic::transport::Server;
 use tower::layer::util::{Identity, Stack};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 /// Headers a browser must be allowed to read for gRPC-web errors to reach the SDK.
 const EXPOSED_HEADERS: [&str; 3] = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
@@ -30,12 +30,12 @@ pub fn server_builder() -> Server<Layers> {
         .layer(tonic_web::GrpcWebLayer::new())
 }
 
-
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::any())
         .allow_methods([Method::POST, Method::OPTIONS])
-        .allow_headers(tower_http::cors::Any)
+        // Mirror rather than `*`: browsers never let a wildcard cover `authorization`.
+        .allow_headers(AllowHeaders::mirror_request())
         .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
         .max_age(Duration::from_secs(24 * 3600))
 }

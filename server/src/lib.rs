@@ -1,16 +1,16 @@
 //! The SecureConnect server.
 
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod bus;
+pub mod chat;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod store;
-pub mod auth;
-pub mod paging;
-pub mod validate;
-pub mod bus;
-pub mod chat;
-pub mod users;
 pub mod events;
-pub mod api;
-pub mod app;
 pub mod layers;
+pub mod paging;
+pub mod store;
+pub mod users;
+pub mod validate;

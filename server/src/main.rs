@@ -8,7 +8,11 @@ use secureconnect_server::{app, config::Config};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "secureconnect", version, about = "SecureConnect real-time communication server")]
+#[command(
+    name = "secureconnect",
+    version,
+    about = "SecureConnect real-time communication server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,9 +37,15 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
-    let Command::Serve { config, listen, data_dir } = Cli::parse().command;
+    let Command::Serve {
+        config,
+        listen,
+        data_dir,
+    } = Cli::parse().command;
     let mut config = match Config::load(config.as_deref()) {
         Ok(config) => config,
         Err(err) => {
@@ -75,13 +85,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -41,7 +41,9 @@ pub fn decode_text_key(field: &str, token: &str) -> Result<Option<String>, Error
     let bad = || Error::invalid(field, "not a page token from this server");
     let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
-    text.strip_prefix("s:").map(|k| Some(k.to_owned())).ok_or_else(bad)
+    text.strip_prefix("s:")
+        .map(|k| Some(k.to_owned()))
+        .ok_or_else(bad)
 }
 
 /// Encodes a sequence position with a direction flag.
@@ -75,9 +77,18 @@ mod tests {
         let now = chrono::DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("time");
         let id = Uuid::now_v7();
         let token = encode_time_key(now, id);
-        assert_eq!(decode_time_key("page_token", &token).expect("decode"), Some((now, id)));
-        assert_eq!(decode_seq_key("t", &encode_seq_key(true, 42)).expect("seq"), Some((true, 42)));
-        assert_eq!(decode_text_key("t", &encode_text_key("ann")).expect("text"), Some("ann".into()));
+        assert_eq!(
+            decode_time_key("page_token", &token).expect("decode"),
+            Some((now, id))
+        );
+        assert_eq!(
+            decode_seq_key("t", &encode_seq_key(true, 42)).expect("seq"),
+            Some((true, 42))
+        );
+        assert_eq!(
+            decode_text_key("t", &encode_text_key("ann")).expect("text"),
+            Some("ann".into())
+        );
         for garbage in ["!!!", "dDox", "eDp5", &encode_text_key("x")] {
             assert!(decode_time_key("page_token", garbage).is_err(), "{garbage}");
         }

@@ -32,7 +32,10 @@ impl Users {
     }
 
     pub async fn current(&self, who: &Principal) -> Result<User> {
-        self.store.user(who.user_id).await?.ok_or(Error::NotFound("user"))
+        self.store
+            .user(who.user_id)
+            .await?
+            .ok_or(Error::NotFound("user"))
     }
 
     pub async fn update_current(&self, who: &Principal, changes: ProfileChanges) -> Result<User> {
@@ -76,7 +79,10 @@ impl Users {
         v.finish()?;
         let after = paging::decode_text_key("page_token", page_token)?;
         let prefix = query.trim().to_lowercase();
-        let users = self.store.search_users(who.user_id, &prefix, after.as_deref(), size).await?;
+        let users = self
+            .store
+            .search_users(who.user_id, &prefix, after.as_deref(), size)
+            .await?;
         let next = match users.last() {
             Some(last) if users.len() as u64 == size => paging::encode_text_key(&last.username),
             _ => String::new(),
@@ -86,7 +92,9 @@ impl Users {
 
     pub async fn block(&self, who: &Principal, user_id: &str) -> Result<()> {
         let target = self.target(who, user_id).await?;
-        self.store.block(who.user_id, target, chrono::Utc::now()).await
+        self.store
+            .block(who.user_id, target, chrono::Utc::now())
+            .await
     }
 
     pub async fn unblock(&self, who: &Principal, user_id: &str) -> Result<()> {

@@ -47,7 +47,11 @@ impl Violations {
 
     /// Parses an optional id (empty means none).
     pub fn optional_id(&mut self, field: &str, raw: &str) -> Option<Uuid> {
-        if raw.is_empty() { None } else { self.id(field, raw) }
+        if raw.is_empty() {
+            None
+        } else {
+            self.id(field, raw)
+        }
     }
 
     /// Checks a free-text field's length (in characters) and that it has no control
@@ -55,10 +59,20 @@ impl Violations {
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) {
         let len = value.chars().count();
         if len < min {
-            self.add(field, if min == 1 { "required".to_owned() } else { format!("at least {min} characters") });
+            self.add(
+                field,
+                if min == 1 {
+                    "required".to_owned()
+                } else {
+                    format!("at least {min} characters")
+                },
+            );
         } else if len > max {
             self.add(field, format!("at most {max} characters"));
-        } else if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        } else if value
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
             self.add(field, "contains control characters");
         }
     }
@@ -100,11 +114,16 @@ pub fn email(v: &mut Violations, field: &str, raw: &str) -> String {
 pub fn username(v: &mut Violations, field: &str, raw: &str) {
     let valid = (3..=32).contains(&raw.len())
         && raw.starts_with(|c: char| c.is_ascii_lowercase())
-        && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if raw.is_empty() {
         v.add(field, "required");
     } else if !valid {
-        v.add(field, "3-32 characters of a-z, 0-9 and _, starting with a letter");
+        v.add(
+            field,
+            "3-32 characters of a-z, 0-9 and _, starting with a letter",
+        );
     }
 }
 
@@ -136,9 +155,19 @@ mod tests {
     #[test]
     fn emails_are_normalised_and_checked() {
         let mut v = Violations::new();
-        assert_eq!(email(&mut v, "email", " Ann@Example.COM "), "ann@example.com");
+        assert_eq!(
+            email(&mut v, "email", " Ann@Example.COM "),
+            "ann@example.com"
+        );
         assert!(v.finish().is_ok());
-        for bad in ["", "ann", "@example.com", "ann@localhost", "a b@example.com", "a@b@c.com"] {
+        for bad in [
+            "",
+            "ann",
+            "@example.com",
+            "ann@localhost",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
             let mut v = Violations::new();
             email(&mut v, "email", bad);
             assert!(v.finish().is_err(), "{bad:?} accepted");
@@ -152,7 +181,14 @@ mod tests {
             username(&mut v, "username", good);
             assert!(v.finish().is_ok(), "{good:?} rejected");
         }
-        for bad in ["", "an", "1ann", "Ann", "ann-b", "abcdefghijklmnopqrstuvwxyz0123456"] {
+        for bad in [
+            "",
+            "an",
+            "1ann",
+            "Ann",
+            "ann-b",
+            "abcdefghijklmnopqrstuvwxyz0123456",
+        ] {
             let mut v = Violations::new();
             username(&mut v, "username", bad);
             assert!(v.finish().is_err(), "{bad:?} accepted");

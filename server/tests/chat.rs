@@ -44,7 +44,13 @@ async fn two_users_chat_in_a_direct_conversation_that_is_never_duplicated() {
         .conversations;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].unread_count, 1);
-    assert_eq!(listed[0].last_message.as_ref().map(|m| m.message_id.clone()), Some(sent.message_id.clone()));
+    assert_eq!(
+        listed[0]
+            .last_message
+            .as_ref()
+            .map(|m| m.message_id.clone()),
+        Some(sent.message_id.clone())
+    );
 
     let read = bob
         .client
@@ -60,7 +66,9 @@ async fn two_users_chat_in_a_direct_conversation_that_is_never_duplicated() {
     let after = bob
         .client
         .conversations()
-        .get_conversation(GetConversationRequest { conversation_id: first.conversation_id.clone() })
+        .get_conversation(GetConversationRequest {
+            conversation_id: first.conversation_id.clone(),
+        })
         .await
         .expect("get")
         .into_inner()
@@ -86,28 +94,47 @@ async fn a_non_member_sees_nothing_of_a_group() {
     until_caught_up(&mut carol_stream).await;
     let id = group.conversation_id.clone();
 
-    let get = carol.client.conversations().get_conversation(GetConversationRequest { conversation_id: id.clone() }).await;
+    let get = carol
+        .client
+        .conversations()
+        .get_conversation(GetConversationRequest {
+            conversation_id: id.clone(),
+        })
+        .await;
     assert_code(get, Code::NotFound);
     let list = carol
         .client
         .messages()
-        .list_messages(ListMessagesRequest { conversation_id: id.clone(), ..Default::default() })
+        .list_messages(ListMessagesRequest {
+            conversation_id: id.clone(),
+            ..Default::default()
+        })
         .await;
     assert_code(list, Code::NotFound);
     let one = carol
         .client
         .messages()
-        .get_message(GetMessageRequest { conversation_id: id.clone(), message_id: secret.message_id.clone() })
+        .get_message(GetMessageRequest {
+            conversation_id: id.clone(),
+            message_id: secret.message_id.clone(),
+        })
         .await;
     assert_code(one, Code::NotFound);
     assert_code(carol.try_send(&id, "let me in", "r1").await, Code::NotFound);
     let members = carol
         .client
         .conversations()
-        .list_members(ListMembersRequest { conversation_id: id.clone(), ..Default::default() })
+        .list_members(ListMembersRequest {
+            conversation_id: id.clone(),
+            ..Default::default()
+        })
         .await;
     assert_code(members, Code::NotFound);
-    let mine = carol.client.conversations().list_conversations(ListConversationsRequest::default()).await;
+    let mine = carol
+        .client
+        .conversations()
+        .list_conversations(ListConversationsRequest::default())
+        .await;
     assert!(mine.expect("list").into_inner().conversations.is_empty());
 
     // While she was outside, more happened; the first thing her stream shows of the group
@@ -116,11 +143,16 @@ async fn a_non_member_sees_nothing_of_a_group() {
     alice
         .client
         .conversations()
-        .add_members(AddMembersRequest { conversation_id: id.clone(), user_ids: vec![carol.id.clone()] })
+        .add_members(AddMembersRequest {
+            conversation_id: id.clone(),
+            user_ids: vec![carol.id.clone()],
+        })
         .await
         .expect("add carol");
     let (_, event) = next_conversation_event(&mut carol_stream).await;
-    let Some(Change::MembersAdded(added)) = event.change else { panic!("got {event:?}") };
+    let Some(Change::MembersAdded(added)) = event.change else {
+        panic!("got {event:?}")
+    };
     assert_eq!(added.members[0].user_id, carol.id);
     server.shutdown().await;
 }
@@ -131,13 +163,22 @@ async fn a_retried_send_returns_the_original_message() {
     let alice = server.register("alice").await;
     let bob = server.register("bob").await;
     let chat = alice.direct_with(&bob).await;
-    let first = alice.try_send(&chat.conversation_id, "once", "req-1").await.expect("send");
-    let retry = alice.try_send(&chat.conversation_id, "once", "req-1").await.expect("retry");
+    let first = alice
+        .try_send(&chat.conversation_id, "once", "req-1")
+        .await
+        .expect("send");
+    let retry = alice
+        .try_send(&chat.conversation_id, "once", "req-1")
+        .await
+        .expect("retry");
     assert_eq!(first, retry);
     let messages = alice
         .client
         .messages()
-        .list_messages(ListMessagesRequest { conversation_id: chat.conversation_id.clone(), ..Default::default() })
+        .list_messages(ListMessagesRequest {
+            conversation_id: chat.conversation_id.clone(),
+            ..Default::default()
+        })
         .await
         .expect("list")
         .into_inner()
@@ -182,18 +223,27 @@ async fn edits_and_deletes_reach_the_other_member_live() {
             content: Some(text_content("hijack")),
         })
         .await;
-    assert_eq!(reason(&assert_code(not_author, Code::PermissionDenied)), "NOT_AUTHOR");
+    assert_eq!(
+        reason(&assert_code(not_author, Code::PermissionDenied)),
+        "NOT_AUTHOR"
+    );
     let bob_delete = bob
         .client
         .messages()
-        .delete_message(DeleteMessageRequest { conversation_id: id.clone(), message_id: sent.message_id.clone() })
+        .delete_message(DeleteMessageRequest {
+            conversation_id: id.clone(),
+            message_id: sent.message_id.clone(),
+        })
         .await;
     assert_code(bob_delete, Code::PermissionDenied);
 
     alice
         .client
         .messages()
-        .delete_message(DeleteMessageRequest { conversation_id: id.clone(), message_id: sent.message_id.clone() })
+        .delete_message(DeleteMessageRequest {
+            conversation_id: id.clone(),
+            message_id: sent.message_id.clone(),
+        })
         .await
         .expect("delete");
 
@@ -202,7 +252,9 @@ async fn edits_and_deletes_reach_the_other_member_live() {
     let (_, e3) = next_conversation_event(&mut stream).await;
     assert!(matches!(e1.change, Some(Change::MessageSent(ref m)) if text_of(m) == Some("typo")));
     assert!(matches!(e2.change, Some(Change::MessageEdited(ref m)) if text_of(m) == Some("fixed")));
-    let Some(Change::MessageDeleted(tombstone)) = e3.change else { panic!("got {e3:?}") };
+    let Some(Change::MessageDeleted(tombstone)) = e3.change else {
+        panic!("got {e3:?}")
+    };
     assert!(tombstone.content.is_none() && tombstone.delete_time.is_some());
     assert!(e1.seq < e2.seq && e2.seq < e3.seq);
 
@@ -210,7 +262,10 @@ async fn edits_and_deletes_reach_the_other_member_live() {
     let stored = bob
         .client
         .messages()
-        .get_message(GetMessageRequest { conversation_id: id.clone(), message_id: sent.message_id.clone() })
+        .get_message(GetMessageRequest {
+            conversation_id: id.clone(),
+            message_id: sent.message_id.clone(),
+        })
         .await
         .expect("get")
         .into_inner()
@@ -226,7 +281,10 @@ async fn edits_and_deletes_reach_the_other_member_live() {
             content: Some(text_content("back")),
         })
         .await;
-    assert_eq!(reason(&assert_code(revive, Code::FailedPrecondition)), "MESSAGE_DELETED");
+    assert_eq!(
+        reason(&assert_code(revive, Code::FailedPrecondition)),
+        "MESSAGE_DELETED"
+    );
     server.shutdown().await;
 }
 
@@ -240,13 +298,17 @@ async fn a_blocked_user_can_neither_open_a_direct_conversation_nor_message() {
 
     bob.client
         .users()
-        .block_user(BlockUserRequest { user_id: alice.id.clone() })
+        .block_user(BlockUserRequest {
+            user_id: alice.id.clone(),
+        })
         .await
         .expect("block");
     carol
         .client
         .users()
-        .block_user(BlockUserRequest { user_id: alice.id.clone() })
+        .block_user(BlockUserRequest {
+            user_id: alice.id.clone(),
+        })
         .await
         .expect("block");
 
@@ -259,9 +321,17 @@ async fn a_blocked_user_can_neither_open_a_direct_conversation_nor_message() {
             ..Default::default()
         })
         .await;
-    assert_eq!(reason(&assert_code(open, Code::PermissionDenied)), "BLOCKED");
-    let send = alice.try_send(&existing.conversation_id, "hello?", "r1").await;
-    assert_eq!(reason(&assert_code(send, Code::PermissionDenied)), "BLOCKED");
+    assert_eq!(
+        reason(&assert_code(open, Code::PermissionDenied)),
+        "BLOCKED"
+    );
+    let send = alice
+        .try_send(&existing.conversation_id, "hello?", "r1")
+        .await;
+    assert_eq!(
+        reason(&assert_code(send, Code::PermissionDenied)),
+        "BLOCKED"
+    );
     server.shutdown().await;
 }
 
@@ -271,8 +341,13 @@ async fn end_to_end_encrypted_conversations_carry_only_ciphertext() {
     let alice = server.register("alice").await;
     let bob = server.register("bob").await;
     let group = alice.create_group("sealed", &[&bob], true).await;
-    let plain = alice.try_send(&group.conversation_id, "plain text", "r1").await;
-    assert_eq!(reason(&assert_code(plain, Code::FailedPrecondition)), "ENCRYPTION_MISMATCH");
+    let plain = alice
+        .try_send(&group.conversation_id, "plain text", "r1")
+        .await;
+    assert_eq!(
+        reason(&assert_code(plain, Code::FailedPrecondition)),
+        "ENCRYPTION_MISMATCH"
+    );
 
     let ciphertext = vec![0u8, 159, 146, 150, 255];
     let sent = alice
@@ -280,7 +355,9 @@ async fn end_to_end_encrypted_conversations_carry_only_ciphertext() {
         .messages()
         .send_message(SendMessageRequest {
             conversation_id: group.conversation_id.clone(),
-            content: Some(MessageContent { body: Some(Body::EncryptedPayload(ciphertext.clone())) }),
+            content: Some(MessageContent {
+                body: Some(Body::EncryptedPayload(ciphertext.clone())),
+            }),
             request_id: "r2".into(),
             ..Default::default()
         })
@@ -292,13 +369,19 @@ async fn end_to_end_encrypted_conversations_carry_only_ciphertext() {
     let got = bob
         .client
         .messages()
-        .get_message(GetMessageRequest { conversation_id: group.conversation_id.clone(), message_id: sent.message_id })
+        .get_message(GetMessageRequest {
+            conversation_id: group.conversation_id.clone(),
+            message_id: sent.message_id,
+        })
         .await
         .expect("get")
         .into_inner()
         .message
         .expect("message");
-    assert_eq!(got.content.and_then(|c| c.body), Some(Body::EncryptedPayload(ciphertext)));
+    assert_eq!(
+        got.content.and_then(|c| c.body),
+        Some(Body::EncryptedPayload(ciphertext))
+    );
     server.shutdown().await;
 }
 
@@ -314,9 +397,15 @@ async fn group_roles_are_enforced() {
     let by_member = bob
         .client
         .conversations()
-        .add_members(AddMembersRequest { conversation_id: id.clone(), user_ids: vec![carol.id.clone()] })
+        .add_members(AddMembersRequest {
+            conversation_id: id.clone(),
+            user_ids: vec![carol.id.clone()],
+        })
         .await;
-    assert_eq!(reason(&assert_code(by_member, Code::PermissionDenied)), "INSUFFICIENT_ROLE");
+    assert_eq!(
+        reason(&assert_code(by_member, Code::PermissionDenied)),
+        "INSUFFICIENT_ROLE"
+    );
     let rename = bob
         .client
         .conversations()
@@ -326,13 +415,24 @@ async fn group_roles_are_enforced() {
                 title: "mine now".into(),
                 ..Default::default()
             }),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["title".into()] }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["title".into()],
+            }),
         })
         .await;
     assert_code(rename, Code::PermissionDenied);
 
-    let leave = alice.client.conversations().leave_conversation(LeaveConversationRequest { conversation_id: id.clone() }).await;
-    assert_eq!(reason(&assert_code(leave, Code::FailedPrecondition)), "LAST_OWNER");
+    let leave = alice
+        .client
+        .conversations()
+        .leave_conversation(LeaveConversationRequest {
+            conversation_id: id.clone(),
+        })
+        .await;
+    assert_eq!(
+        reason(&assert_code(leave, Code::FailedPrecondition)),
+        "LAST_OWNER"
+    );
 
     alice
         .client
@@ -346,7 +446,10 @@ async fn group_roles_are_enforced() {
         .expect("promote bob");
     bob.client
         .conversations()
-        .add_members(AddMembersRequest { conversation_id: id.clone(), user_ids: vec![carol.id.clone()] })
+        .add_members(AddMembersRequest {
+            conversation_id: id.clone(),
+            user_ids: vec![carol.id.clone()],
+        })
         .await
         .expect("admin adds carol");
     let renamed = bob
@@ -358,7 +461,9 @@ async fn group_roles_are_enforced() {
                 title: "renamed".into(),
                 ..Default::default()
             }),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["title".into()] }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["title".into()],
+            }),
         })
         .await
         .expect("admin renames")
@@ -371,16 +476,35 @@ async fn group_roles_are_enforced() {
     // Carol leaves; her stream's last event of the group is her own departure.
     let mut carol_stream = carol.subscribe("").await;
     until_caught_up(&mut carol_stream).await;
-    carol.client.conversations().leave_conversation(LeaveConversationRequest { conversation_id: id.clone() }).await.expect("leave");
+    carol
+        .client
+        .conversations()
+        .leave_conversation(LeaveConversationRequest {
+            conversation_id: id.clone(),
+        })
+        .await
+        .expect("leave");
     let (_, event) = next_conversation_event(&mut carol_stream).await;
-    let Some(Change::MemberRemoved(removed)) = event.change else { panic!("got {event:?}") };
+    let Some(Change::MemberRemoved(removed)) = event.change else {
+        panic!("got {event:?}")
+    };
     assert!(removed.left && removed.user_id == carol.id);
     alice.send(&id, "after carol left").await;
-    assert_code(carol.try_send(&id, "still here?", "r9").await, Code::NotFound);
+    assert_code(
+        carol.try_send(&id, "still here?", "r9").await,
+        Code::NotFound,
+    );
     // Nothing more reaches her: the next item is a heartbeat or nothing at all.
-    let more = tokio::time::timeout(std::time::Duration::from_millis(500), carol_stream.message()).await;
+    let more = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        carol_stream.message(),
+    )
+    .await;
     if let Ok(Ok(Some(item))) = more {
-        assert!(matches!(item.event, Some(Event::Heartbeat(_))), "leaked {item:?}");
+        assert!(
+            matches!(item.event, Some(Event::Heartbeat(_))),
+            "leaked {item:?}"
+        );
     }
     server.shutdown().await;
 }
@@ -416,7 +540,11 @@ async fn messages_page_backwards_and_forwards_by_seq() {
     let mut token = String::new();
     loop {
         let p = page(ListDirection::Backward, token).await;
-        texts.extend(p.messages.iter().map(|m| text_of(m).unwrap_or_default().to_owned()));
+        texts.extend(
+            p.messages
+                .iter()
+                .map(|m| text_of(m).unwrap_or_default().to_owned()),
+        );
         if p.next_page_token.is_empty() {
             break;
         }

@@ -21,13 +21,17 @@ async fn resume_after_disconnect_delivers_every_missed_message_once_in_order() {
 
     let mut stream = bob.subscribe("").await;
     until_caught_up(&mut stream).await;
-    alice.send(&chat.conversation_id, "before the disconnect").await;
+    alice
+        .send(&chat.conversation_id, "before the disconnect")
+        .await;
     let (cursor, first) = next_conversation_event(&mut stream).await;
     assert!(matches!(first.change, Some(Change::MessageSent(_))));
     drop(stream);
 
     for i in 0..100 {
-        alice.send(&chat.conversation_id, &format!("missed {i}")).await;
+        alice
+            .send(&chat.conversation_id, &format!("missed {i}"))
+            .await;
     }
 
     let mut resumed = bob.subscribe(&cursor).await;
@@ -40,15 +44,23 @@ async fn resume_after_disconnect_delivers_every_missed_message_once_in_order() {
         assert_eq!(text_of(&message), Some(format!("missed {i}").as_str()));
         seqs.push(event.seq);
     }
-    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "seqs not contiguous: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "seqs not contiguous: {seqs:?}"
+    );
     // Replay ends with caught_up, not with a duplicate.
     let item = next(&mut resumed).await;
-    assert!(matches!(item.event, Some(Event::CaughtUp(_))), "got {item:?}");
+    assert!(
+        matches!(item.event, Some(Event::CaughtUp(_))),
+        "got {item:?}"
+    );
 
     // And the stream is live afterwards.
     alice.send(&chat.conversation_id, "live again").await;
     let (_, live) = next_conversation_event(&mut resumed).await;
-    let Some(Change::MessageSent(message)) = live.change else { panic!("{live:?}") };
+    let Some(Change::MessageSent(message)) = live.change else {
+        panic!("{live:?}")
+    };
     assert_eq!(text_of(&message), Some("live again"));
     assert_eq!(live.seq, seqs[99] + 1);
     server.shutdown().await;
@@ -136,7 +148,9 @@ async fn a_cursor_older_than_the_replay_limit_yields_a_gap() {
     // After the gap the stream is live from the head.
     alice.send(&chat.conversation_id, "after gap").await;
     let (_, event) = next_conversation_event(&mut resumed).await;
-    let Some(Change::MessageSent(message)) = event.change else { panic!("{event:?}") };
+    let Some(Change::MessageSent(message)) = event.change else {
+        panic!("{event:?}")
+    };
     assert_eq!(text_of(&message), Some("after gap"));
     server.shutdown().await;
 }
@@ -148,8 +162,14 @@ async fn an_idle_stream_gets_heartbeats() {
     let mut stream = alice.subscribe("").await;
     let caught_up = until_caught_up(&mut stream).await;
     let beat = next(&mut stream).await;
-    assert!(matches!(beat.event, Some(Event::Heartbeat(_))), "got {beat:?}");
-    assert_eq!(beat.cursor, caught_up, "heartbeats keep the cursor where it was");
+    assert!(
+        matches!(beat.event, Some(Event::Heartbeat(_))),
+        "got {beat:?}"
+    );
+    assert_eq!(
+        beat.cursor, caught_up,
+        "heartbeats keep the cursor where it was"
+    );
     server.shutdown().await;
 }
 
@@ -166,7 +186,9 @@ async fn a_slow_reader_is_cut_off_with_a_cursor_that_resumes_exactly() {
     let body = "x".repeat(2000);
     let total = 300;
     for i in 0..total {
-        alice.send(&chat.conversation_id, &format!("{i} {body}")).await;
+        alice
+            .send(&chat.conversation_id, &format!("{i} {body}"))
+            .await;
     }
 
     let mut seen = HashSet::new();
@@ -182,8 +204,14 @@ async fn a_slow_reader_is_cut_off_with_a_cursor_that_resumes_exactly() {
             other => panic!("unexpected {other:?}"),
         }
     };
-    assert!(seen.len() < total, "the reader should have been cut off early");
-    assert!(stream.message().await.map(|m| m.is_none()).unwrap_or(true), "stream ends after closing");
+    assert!(
+        seen.len() < total,
+        "the reader should have been cut off early"
+    );
+    assert!(
+        stream.message().await.map(|m| m.is_none()).unwrap_or(true),
+        "stream ends after closing"
+    );
 
     let mut resumed = bob.subscribe(&cursor).await;
     while seen.len() < total {
@@ -212,7 +240,9 @@ async fn shutdown_tells_streams_to_reconnect() {
     until_caught_up(&mut stream).await;
     let stopping = tokio::spawn(server.shutdown());
     let item = next(&mut stream).await;
-    let Some(Event::Closing(closing)) = item.event else { panic!("got {item:?}") };
+    let Some(Event::Closing(closing)) = item.event else {
+        panic!("got {item:?}")
+    };
     assert_eq!(closing.reason, i32::from(ClosingReason::Shutdown));
     stopping.await.expect("shutdown");
 }

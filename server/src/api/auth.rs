@@ -11,12 +11,19 @@ use crate::auth::{Auth, Device, Operation, Registration};
 pub struct AuthApi(pub Arc<Auth>);
 
 fn device(d: Option<pb::DeviceInfo>) -> Device {
-    d.map(|d| Device { name: d.name, platform: d.platform }).unwrap_or_default()
+    d.map(|d| Device {
+        name: d.name,
+        platform: d.platform,
+    })
+    .unwrap_or_default()
 }
 
 #[tonic::async_trait]
 impl AuthService for AuthApi {
-    async fn register(&self, req: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+    async fn register(
+        &self,
+        req: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
         let r = req.into_inner();
         let (user, tokens) = self
             .0
@@ -34,10 +41,16 @@ impl AuthService for AuthApi {
         }))
     }
 
-    async fn login(&self, req: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+    async fn login(
+        &self,
+        req: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
         let client = req.remote_addr().map(|a| a.ip());
         let r = req.into_inner();
-        let (user, tokens) = self.0.login(&r.email, r.password, device(r.device), client).await?;
+        let (user, tokens) = self
+            .0
+            .login(&r.email, r.password, device(r.device), client)
+            .await?;
         Ok(Response::new(pb::LoginResponse {
             user_id: user.id.to_string(),
             tokens: Some(convert::tokens(tokens)),
@@ -49,10 +62,15 @@ impl AuthService for AuthApi {
         req: Request<pb::RefreshTokenRequest>,
     ) -> Result<Response<pb::RefreshTokenResponse>, Status> {
         let tokens = self.0.refresh(&req.into_inner().refresh_token).await?;
-        Ok(Response::new(pb::RefreshTokenResponse { tokens: Some(convert::tokens(tokens)) }))
+        Ok(Response::new(pb::RefreshTokenResponse {
+            tokens: Some(convert::tokens(tokens)),
+        }))
     }
 
-    async fn logout(&self, req: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+    async fn logout(
+        &self,
+        req: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
         let who = principal(&self.0, &req, Operation::Write)?;
         self.0.logout(&who).await?;
         Ok(Response::new(pb::LogoutResponse {}))
@@ -64,9 +82,15 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
         let who = principal(&self.0, &req, Operation::Read)?;
         let r = req.into_inner();
-        let (sessions, next_page_token) = self.0.list_sessions(&who, r.page_size, &r.page_token).await?;
+        let (sessions, next_page_token) = self
+            .0
+            .list_sessions(&who, r.page_size, &r.page_token)
+            .await?;
         Ok(Response::new(pb::ListSessionsResponse {
-            sessions: sessions.into_iter().map(|s| convert::session(s, who.session_id)).collect(),
+            sessions: sessions
+                .into_iter()
+                .map(|s| convert::session(s, who.session_id))
+                .collect(),
             next_page_token,
         }))
     }
@@ -76,7 +100,9 @@ impl AuthService for AuthApi {
         req: Request<pb::RevokeSessionRequest>,
     ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
         let who = principal(&self.0, &req, Operation::Write)?;
-        self.0.revoke_session(&who, &req.into_inner().session_id).await?;
+        self.0
+            .revoke_session(&who, &req.into_inner().session_id)
+            .await?;
         Ok(Response::new(pb::RevokeSessionResponse {}))
     }
 
@@ -86,7 +112,9 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
         let who = principal(&self.0, &req, Operation::Write)?;
         let r = req.into_inner();
-        self.0.change_password(&who, r.current_password, r.new_password).await?;
+        self.0
+            .change_password(&who, r.current_password, r.new_password)
+            .await?;
         Ok(Response::new(pb::ChangePasswordResponse {}))
     }
 }

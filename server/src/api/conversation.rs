@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use secureconnect_proto::conversation::v1::{self as pb, conversation_service_server::ConversationService};
+use secureconnect_proto::conversation::v1::{
+    self as pb, conversation_service_server::ConversationService,
+};
 use tonic::{Request, Response, Status};
 
 use super::{convert, mask_paths, principal};
@@ -33,7 +35,9 @@ impl ConversationService for ConversationApi {
             request_id: r.request_id,
         };
         let view = self.chat.create_conversation(&who, input).await?;
-        Ok(Response::new(pb::CreateConversationResponse { conversation: Some(convert::conversation(view)) }))
+        Ok(Response::new(pb::CreateConversationResponse {
+            conversation: Some(convert::conversation(view)),
+        }))
     }
 
     async fn get_conversation(
@@ -41,8 +45,13 @@ impl ConversationService for ConversationApi {
         req: Request<pb::GetConversationRequest>,
     ) -> Result<Response<pb::GetConversationResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Read)?;
-        let view = self.chat.get_conversation(&who, &req.into_inner().conversation_id).await?;
-        Ok(Response::new(pb::GetConversationResponse { conversation: Some(convert::conversation(view)) }))
+        let view = self
+            .chat
+            .get_conversation(&who, &req.into_inner().conversation_id)
+            .await?;
+        Ok(Response::new(pb::GetConversationResponse {
+            conversation: Some(convert::conversation(view)),
+        }))
     }
 
     async fn list_conversations(
@@ -51,7 +60,10 @@ impl ConversationService for ConversationApi {
     ) -> Result<Response<pb::ListConversationsResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Read)?;
         let r = req.into_inner();
-        let (views, next_page_token) = self.chat.list_conversations(&who, r.page_size, &r.page_token).await?;
+        let (views, next_page_token) = self
+            .chat
+            .list_conversations(&who, r.page_size, &r.page_token)
+            .await?;
         Ok(Response::new(pb::ListConversationsResponse {
             conversations: views.into_iter().map(convert::conversation).collect(),
             next_page_token,
@@ -72,8 +84,13 @@ impl ConversationService for ConversationApi {
             description: has("description").then_some(c.description),
             avatar_url: has("avatar_url").then_some(c.avatar_url),
         };
-        let view = self.chat.update_conversation(&who, &c.conversation_id, changes).await?;
-        Ok(Response::new(pb::UpdateConversationResponse { conversation: Some(convert::conversation(view)) }))
+        let view = self
+            .chat
+            .update_conversation(&who, &c.conversation_id, changes)
+            .await?;
+        Ok(Response::new(pb::UpdateConversationResponse {
+            conversation: Some(convert::conversation(view)),
+        }))
     }
 
     async fn add_members(
@@ -82,8 +99,13 @@ impl ConversationService for ConversationApi {
     ) -> Result<Response<pb::AddMembersResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Write)?;
         let r = req.into_inner();
-        let added = self.chat.add_members(&who, &r.conversation_id, &r.user_ids).await?;
-        Ok(Response::new(pb::AddMembersResponse { added: added.into_iter().map(convert::member).collect() }))
+        let added = self
+            .chat
+            .add_members(&who, &r.conversation_id, &r.user_ids)
+            .await?;
+        Ok(Response::new(pb::AddMembersResponse {
+            added: added.into_iter().map(convert::member).collect(),
+        }))
     }
 
     async fn remove_member(
@@ -92,7 +114,9 @@ impl ConversationService for ConversationApi {
     ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Write)?;
         let r = req.into_inner();
-        self.chat.remove_member(&who, &r.conversation_id, &r.user_id).await?;
+        self.chat
+            .remove_member(&who, &r.conversation_id, &r.user_id)
+            .await?;
         Ok(Response::new(pb::RemoveMemberResponse {}))
     }
 
@@ -101,7 +125,9 @@ impl ConversationService for ConversationApi {
         req: Request<pb::LeaveConversationRequest>,
     ) -> Result<Response<pb::LeaveConversationResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Write)?;
-        self.chat.leave_conversation(&who, &req.into_inner().conversation_id).await?;
+        self.chat
+            .leave_conversation(&who, &req.into_inner().conversation_id)
+            .await?;
         Ok(Response::new(pb::LeaveConversationResponse {}))
     }
 
@@ -112,8 +138,13 @@ impl ConversationService for ConversationApi {
         let who = principal(&self.auth, &req, Operation::Write)?;
         let r = req.into_inner();
         let role = convert::role_from_proto(r.role);
-        let member = self.chat.update_member_role(&who, &r.conversation_id, &r.user_id, role).await?;
-        Ok(Response::new(pb::UpdateMemberRoleResponse { member: Some(convert::member(member)) }))
+        let member = self
+            .chat
+            .update_member_role(&who, &r.conversation_id, &r.user_id, role)
+            .await?;
+        Ok(Response::new(pb::UpdateMemberRoleResponse {
+            member: Some(convert::member(member)),
+        }))
     }
 
     async fn list_members(
@@ -122,8 +153,10 @@ impl ConversationService for ConversationApi {
     ) -> Result<Response<pb::ListMembersResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Read)?;
         let r = req.into_inner();
-        let (members, next_page_token) =
-            self.chat.list_members(&who, &r.conversation_id, r.page_size, &r.page_token).await?;
+        let (members, next_page_token) = self
+            .chat
+            .list_members(&who, &r.conversation_id, r.page_size, &r.page_token)
+            .await?;
         Ok(Response::new(pb::ListMembersResponse {
             members: members.into_iter().map(convert::member).collect(),
             next_page_token,

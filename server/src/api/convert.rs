@@ -2,15 +2,15 @@
 
 use prost_types::Timestamp;
 use secureconnect_proto::{
-    auth::v1 as auth_pb, conversation::v1 as conv_pb, event::v1 as event_pb,
-    message::v1 as msg_pb, user::v1 as user_pb,
+    auth::v1 as auth_pb, conversation::v1 as conv_pb, event::v1 as event_pb, message::v1 as msg_pb,
+    user::v1 as user_pb,
 };
 
 use crate::{
     auth::Tokens,
     domain::{
-        Change, Content, ConversationKind, ConversationView, Details, Event, Member, Message,
-        Role, Session, Time, User,
+        Change, Content, ConversationKind, ConversationView, Details, Event, Member, Message, Role,
+        Session, Time, User,
     },
     events::{ClosingReason, StreamItem, encode_cursor},
 };
@@ -35,7 +35,10 @@ pub fn tokens(t: Tokens) -> auth_pb::TokenPair {
 pub fn session(s: Session, current: uuid::Uuid) -> auth_pb::Session {
     auth_pb::Session {
         session_id: s.id.to_string(),
-        device: Some(auth_pb::DeviceInfo { name: s.device_name, platform: s.device_platform }),
+        device: Some(auth_pb::DeviceInfo {
+            name: s.device_name,
+            platform: s.device_platform,
+        }),
         create_time: Some(timestamp(s.create_time)),
         last_refresh_time: Some(timestamp(s.last_refresh_time)),
         current: s.id == current,
@@ -113,7 +116,10 @@ pub fn conversation(view: ConversationView) -> conv_pb::Conversation {
         read_seq: view.membership.read_seq,
         role: role(view.membership.role).into(),
         member_count: c.member_count,
-        peer_user_id: view.peer_user_id.map(|id| id.to_string()).unwrap_or_default(),
+        peer_user_id: view
+            .peer_user_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -157,14 +163,19 @@ fn change(c: Change) -> event_pb::conversation_event::Change {
         Change::MessageSent(m) => C::MessageSent(message(m)),
         Change::MessageEdited(m) => C::MessageEdited(message(m)),
         Change::MessageDeleted(m) => C::MessageDeleted(message(m)),
-        Change::Created { kind: k, details: d, end_to_end_encrypted, members } => {
-            C::ConversationCreated(event_pb::ConversationCreated {
-                r#type: kind(k).into(),
-                details: Some(details(d)),
-                settings: Some(conv_pb::ConversationSettings { end_to_end_encrypted }),
-                members: members.into_iter().map(member).collect(),
-            })
-        }
+        Change::Created {
+            kind: k,
+            details: d,
+            end_to_end_encrypted,
+            members,
+        } => C::ConversationCreated(event_pb::ConversationCreated {
+            r#type: kind(k).into(),
+            details: Some(details(d)),
+            settings: Some(conv_pb::ConversationSettings {
+                end_to_end_encrypted,
+            }),
+            members: members.into_iter().map(member).collect(),
+        }),
         Change::Updated(d) => C::ConversationUpdated(event_pb::ConversationUpdated {
             details: Some(details(d)),
         }),
@@ -184,19 +195,30 @@ fn change(c: Change) -> event_pb::conversation_event::Change {
 fn event(e: &Event) -> event_pb::subscribe_response::Event {
     use event_pb::subscribe_response::Event as E;
     match e.clone() {
-        Event::Conversation { conversation_id, seq, actor, time, change: c } => {
-            E::ConversationEvent(event_pb::ConversationEvent {
-                conversation_id: conversation_id.to_string(),
-                seq,
-                actor_user_id: actor.to_string(),
-                create_time: Some(timestamp(time)),
-                change: Some(change(c)),
-            })
-        }
-        Event::ReadState { conversation_id, read_seq, time } => E::UserEvent(event_pb::UserEvent {
+        Event::Conversation {
+            conversation_id,
+            seq,
+            actor,
+            time,
+            change: c,
+        } => E::ConversationEvent(event_pb::ConversationEvent {
+            conversation_id: conversation_id.to_string(),
+            seq,
+            actor_user_id: actor.to_string(),
+            create_time: Some(timestamp(time)),
+            change: Some(change(c)),
+        }),
+        Event::ReadState {
+            conversation_id,
+            read_seq,
+            time,
+        } => E::UserEvent(event_pb::UserEvent {
             create_time: Some(timestamp(time)),
             change: Some(event_pb::user_event::Change::ReadStateUpdated(
-                event_pb::ReadStateUpdated { conversation_id: conversation_id.to_string(), read_seq },
+                event_pb::ReadStateUpdated {
+                    conversation_id: conversation_id.to_string(),
+                    read_seq,
+                },
             )),
         }),
     }
@@ -214,8 +236,16 @@ pub fn stream_item(item: StreamItem) -> event_pb::SubscribeResponse {
                 ClosingReason::SlowConsumer => event_pb::ClosingReason::SlowConsumer,
                 ClosingReason::Shutdown => event_pb::ClosingReason::Shutdown,
             };
-            (cursor, E::Closing(event_pb::Closing { reason: reason.into() }))
+            (
+                cursor,
+                E::Closing(event_pb::Closing {
+                    reason: reason.into(),
+                }),
+            )
         }
     };
-    event_pb::SubscribeResponse { cursor: encode_cursor(cursor), event: Some(event) }
+    event_pb::SubscribeResponse {
+        cursor: encode_cursor(cursor),
+        event: Some(event),
+    }
 }

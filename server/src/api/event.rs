@@ -24,9 +24,15 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Statu
 impl EventService for EventApi {
     type SubscribeStream = EventStream;
 
-    async fn subscribe(&self, req: Request<pb::SubscribeRequest>) -> Result<Response<EventStream>, Status> {
+    async fn subscribe(
+        &self,
+        req: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<EventStream>, Status> {
         let who = principal(&self.auth, &req, Operation::Read)?;
-        let items = self.events.subscribe(&who, &req.into_inner().cursor).await?;
+        let items = self
+            .events
+            .subscribe(&who, &req.into_inner().cursor)
+            .await?;
         let stream = ReceiverStream::new(items).map(|item| Ok(convert::stream_item(item)));
         Ok(Response::new(Box::pin(stream)))
     }

@@ -32,7 +32,9 @@ impl MessageService for MessageApi {
             request_id: r.request_id,
         };
         let message = self.chat.send_message(&who, input).await?;
-        Ok(Response::new(pb::SendMessageResponse { message: Some(convert::message(message)) }))
+        Ok(Response::new(pb::SendMessageResponse {
+            message: Some(convert::message(message)),
+        }))
     }
 
     async fn get_message(
@@ -41,8 +43,13 @@ impl MessageService for MessageApi {
     ) -> Result<Response<pb::GetMessageResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Read)?;
         let r = req.into_inner();
-        let message = self.chat.get_message(&who, &r.conversation_id, &r.message_id).await?;
-        Ok(Response::new(pb::GetMessageResponse { message: Some(convert::message(message)) }))
+        let message = self
+            .chat
+            .get_message(&who, &r.conversation_id, &r.message_id)
+            .await?;
+        Ok(Response::new(pb::GetMessageResponse {
+            message: Some(convert::message(message)),
+        }))
     }
 
     async fn list_messages(
@@ -72,8 +79,13 @@ impl MessageService for MessageApi {
         let who = principal(&self.auth, &req, Operation::Write)?;
         let r = req.into_inner();
         let content = convert::content_from_proto(r.content);
-        let message = self.chat.edit_message(&who, &r.conversation_id, &r.message_id, content).await?;
-        Ok(Response::new(pb::EditMessageResponse { message: Some(convert::message(message)) }))
+        let message = self
+            .chat
+            .edit_message(&who, &r.conversation_id, &r.message_id, content)
+            .await?;
+        Ok(Response::new(pb::EditMessageResponse {
+            message: Some(convert::message(message)),
+        }))
     }
 
     async fn delete_message(
@@ -82,7 +94,12 @@ impl MessageService for MessageApi {
     ) -> Result<Response<pb::DeleteMessageResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Write)?;
         let r = req.into_inner();
-        let message = self.chat.delete_message(&who, &r.conversation_id, &r.message_id).await?;
-        Ok(Response::new(pb::DeleteMessageResponse { message: Some(convert::message(message)) }))
+        let message = self
+            .chat
+            .delete_message(&who, &r.conversation_id, &r.message_id)
+            .await?;
+        Ok(Response::new(pb::DeleteMessageResponse {
+            message: Some(convert::message(message)),
+        }))
     }
 }

@@ -36,7 +36,10 @@ pub fn principal<T>(auth: &Auth, request: &Request<T>, op: Operation) -> Result<
             message: "missing, invalid, expired or revoked access token",
         })
     };
-    let header = request.metadata().get("authorization").ok_or_else(missing)?;
+    let header = request
+        .metadata()
+        .get("authorization")
+        .ok_or_else(missing)?;
     let value = header.to_str().map_err(|_| missing())?;
     let token = value
         .strip_prefix("Bearer ")
@@ -52,10 +55,18 @@ pub fn mask_paths(
 ) -> Result<Vec<String>, Status> {
     let paths = mask.map(|m| m.paths).unwrap_or_default();
     if paths.is_empty() {
-        return Err(Error::invalid("update_mask", format!("required; one or more of {allowed:?}")).into());
+        return Err(Error::invalid(
+            "update_mask",
+            format!("required; one or more of {allowed:?}"),
+        )
+        .into());
     }
     if let Some(bad) = paths.iter().find(|p| !allowed.contains(&p.as_str())) {
-        return Err(Error::invalid("update_mask", format!("unknown path {bad:?}; allowed: {allowed:?}")).into());
+        return Err(Error::invalid(
+            "update_mask",
+            format!("unknown path {bad:?}; allowed: {allowed:?}"),
+        )
+        .into());
     }
     Ok(paths)
 }

@@ -24,7 +24,9 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::GetCurrentUserResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Read)?;
         let user = self.users.current(&who).await?;
-        Ok(Response::new(pb::GetCurrentUserResponse { user: Some(convert::user(user, true)) }))
+        Ok(Response::new(pb::GetCurrentUserResponse {
+            user: Some(convert::user(user, true)),
+        }))
     }
 
     async fn update_current_user(
@@ -42,14 +44,21 @@ impl UserService for UserApi {
             avatar_url: has("avatar_url").then_some(user.avatar_url),
         };
         let user = self.users.update_current(&who, changes).await?;
-        Ok(Response::new(pb::UpdateCurrentUserResponse { user: Some(convert::user(user, true)) }))
+        Ok(Response::new(pb::UpdateCurrentUserResponse {
+            user: Some(convert::user(user, true)),
+        }))
     }
 
-    async fn get_user(&self, req: Request<pb::GetUserRequest>) -> Result<Response<pb::GetUserResponse>, Status> {
+    async fn get_user(
+        &self,
+        req: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Read)?;
         let user = self.users.get(&req.into_inner().user_id).await?;
         let own = user.id == who.user_id;
-        Ok(Response::new(pb::GetUserResponse { user: Some(convert::user(user, own)) }))
+        Ok(Response::new(pb::GetUserResponse {
+            user: Some(convert::user(user, own)),
+        }))
     }
 
     async fn search_users(
@@ -58,14 +67,20 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::SearchUsersResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Read)?;
         let r = req.into_inner();
-        let (users, next_page_token) = self.users.search(&who, &r.query, r.page_size, &r.page_token).await?;
+        let (users, next_page_token) = self
+            .users
+            .search(&who, &r.query, r.page_size, &r.page_token)
+            .await?;
         Ok(Response::new(pb::SearchUsersResponse {
             users: users.into_iter().map(|u| convert::user(u, false)).collect(),
             next_page_token,
         }))
     }
 
-    async fn block_user(&self, req: Request<pb::BlockUserRequest>) -> Result<Response<pb::BlockUserResponse>, Status> {
+    async fn block_user(
+        &self,
+        req: Request<pb::BlockUserRequest>,
+    ) -> Result<Response<pb::BlockUserResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Write)?;
         self.users.block(&who, &req.into_inner().user_id).await?;
         Ok(Response::new(pb::BlockUserResponse {}))

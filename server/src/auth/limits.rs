@@ -43,9 +43,11 @@ impl LoginLimiter {
 }
 
 fn check_key<K: Clone + Hash + Eq>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<()> {
-    limiter.check_key(key).map_err(|not_until| Error::RateLimited {
-        retry_after: not_until.wait_time_from(governor::clock::DefaultClock::default().now()),
-    })
+    limiter
+        .check_key(key)
+        .map_err(|not_until| Error::RateLimited {
+            retry_after: not_until.wait_time_from(governor::clock::DefaultClock::default().now()),
+        })
 }
 
 /// Sessions revoked recently enough that access tokens minted for them may still be
@@ -58,7 +60,10 @@ pub struct RevokedSessions {
 
 impl RevokedSessions {
     pub fn new(access_ttl: Duration) -> Self {
-        Self { entries: Mutex::new(HashMap::new()), access_ttl }
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            access_ttl,
+        }
     }
 
     pub fn insert(&self, session: Uuid) {

@@ -122,7 +122,12 @@ impl Auth {
         let user = self
             .users
             .create_user(
-                NewUser { email, username: input.username, display_name, password_hash },
+                NewUser {
+                    email,
+                    username: input.username,
+                    display_name,
+                    password_hash,
+                },
                 now,
             )
             .await?;
@@ -155,7 +160,9 @@ impl Auth {
         let Some(user) = user.filter(|_| matches) else {
             return Err(WRONG_CREDENTIALS);
         };
-        let tokens = self.open_session(user.id, device, chrono::Utc::now()).await?;
+        let tokens = self
+            .open_session(user.id, device, chrono::Utc::now())
+            .await?;
         Ok((user, tokens))
     }
 
@@ -230,21 +237,34 @@ impl Auth {
         let id = v.id("session_id", session_id);
         v.finish()?;
         let id = id.ok_or(Error::NotFound("session"))?;
-        if !self.sessions.revoke_session(who.user_id, id, chrono::Utc::now()).await? {
+        if !self
+            .sessions
+            .revoke_session(who.user_id, id, chrono::Utc::now())
+            .await?
+        {
             return Err(Error::NotFound("session"));
         }
         self.revoked.insert(id);
         Ok(())
     }
 
-    pub async fn change_password(&self, who: &Principal, current: String, new: String) -> Result<()> {
+    pub async fn change_password(
+        &self,
+        who: &Principal,
+        current: String,
+        new: String,
+    ) -> Result<()> {
         let mut v = Violations::new();
         if current.is_empty() {
             v.add("current_password", "required");
         }
         validate::password(&mut v, "new_password", &new);
         v.finish()?;
-        let hash = self.users.password_hash(who.user_id).await?.ok_or(Error::NotFound("user"))?;
+        let hash = self
+            .users
+            .password_hash(who.user_id)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
         if !passwords::verify(current, hash).await? {
             return Err(WRONG_CREDENTIALS);
         }
@@ -275,14 +295,23 @@ impl Auth {
         let refresh_expire_time = record.expire_time;
         self.sessions.create_session(session, record).await?;
         let (access_token, access_expire_time) = self.tokens.issue(user, session_id, now)?;
-        Ok(Tokens { access_token, access_expire_time, refresh_token, refresh_expire_time, session_id })
+        Ok(Tokens {
+            access_token,
+            access_expire_time,
+            refresh_token,
+            refresh_expire_time,
+            session_id,
+        })
     }
 
     fn new_refresh_token(&self, now: Time) -> (String, RefreshRecord) {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let token = URL_SAFE_NO_PAD.encode(bytes);
-        let record = RefreshRecord { token_hash: hash_token(&token), expire_time: now + self.refresh_ttl };
+        let record = RefreshRecord {
+            token_hash: hash_token(&token),
+            expire_time: now + self.refresh_ttl,
+        };
         (token, record)
     }
 }

@@ -96,7 +96,8 @@ impl TokenAuthority {
     /// Verifies a token for an operation and returns who is calling. Checks added by the
     /// holder (attenuation) are enforced too.
     pub fn verify(&self, token: &str, op: Operation) -> Result<Principal> {
-        let biscuit = Biscuit::from_base64(token, self.root.public()).map_err(|_| invalid_token())?;
+        let biscuit =
+            Biscuit::from_base64(token, self.root.public()).map_err(|_| invalid_token())?;
         let mut authorizer = authorizer!(
             r#"
             time({now});
@@ -160,10 +161,20 @@ mod tests {
     fn token_round_trips_and_key_persists() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (user, session) = (Uuid::now_v7(), Uuid::now_v7());
-        let (token, _) = authority(dir.path()).issue(user, session, chrono::Utc::now()).expect("issue");
+        let (token, _) = authority(dir.path())
+            .issue(user, session, chrono::Utc::now())
+            .expect("issue");
         // A second load reads the same key, so tokens survive restarts.
-        let principal = authority(dir.path()).verify(&token, Operation::Write).expect("verify");
-        assert_eq!(principal, Principal { user_id: user, session_id: session });
+        let principal = authority(dir.path())
+            .verify(&token, Operation::Write)
+            .expect("verify");
+        assert_eq!(
+            principal,
+            Principal {
+                user_id: user,
+                session_id: session
+            }
+        );
     }
 
     #[test]
@@ -174,19 +185,33 @@ mod tests {
         let (expired, _) = authority(dir.path())
             .issue(Uuid::now_v7(), Uuid::now_v7(), issued_long_ago)
             .expect("issue");
-        assert!(authority(dir.path()).verify(&expired, Operation::Read).is_err());
+        assert!(
+            authority(dir.path())
+                .verify(&expired, Operation::Read)
+                .is_err()
+        );
         let (foreign, _) = authority(other.path())
             .issue(Uuid::now_v7(), Uuid::now_v7(), chrono::Utc::now())
             .expect("issue");
-        assert!(authority(dir.path()).verify(&foreign, Operation::Read).is_err());
-        assert!(authority(dir.path()).verify("not a token", Operation::Read).is_err());
+        assert!(
+            authority(dir.path())
+                .verify(&foreign, Operation::Read)
+                .is_err()
+        );
+        assert!(
+            authority(dir.path())
+                .verify("not a token", Operation::Read)
+                .is_err()
+        );
     }
 
     #[test]
     fn holder_can_attenuate_a_token_to_read_only() {
         let dir = tempfile::tempdir().expect("tempdir");
         let auth = authority(dir.path());
-        let (token, _) = auth.issue(Uuid::now_v7(), Uuid::now_v7(), chrono::Utc::now()).expect("issue");
+        let (token, _) = auth
+            .issue(Uuid::now_v7(), Uuid::now_v7(), chrono::Utc::now())
+            .expect("issue");
         let parsed = Biscuit::from_base64(&token, auth.root.public()).expect("parse");
         let read_only = parsed
             .append(block!(r#"check if operation("read");"#))

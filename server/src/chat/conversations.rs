@@ -58,7 +58,10 @@ impl Chat {
             None => v.add("type", "required: direct or group"),
             Some(ConversationKind::Direct) => {
                 if others.len() != 1 {
-                    v.add("member_user_ids", "a direct conversation needs exactly one other user");
+                    v.add(
+                        "member_user_ids",
+                        "a direct conversation needs exactly one other user",
+                    );
                 }
                 if !input.title.is_empty() || !input.description.is_empty() {
                     v.add("title", "direct conversations have no title or description");
@@ -73,8 +76,11 @@ impl Chat {
             }
         }
         v.finish()?;
-        let kind = input.kind.ok_or_else(|| Error::invalid("type", "required"))?;
-        self.require_existing_users("member_user_ids", &others).await?;
+        let kind = input
+            .kind
+            .ok_or_else(|| Error::invalid("type", "required"))?;
+        self.require_existing_users("member_user_ids", &others)
+            .await?;
 
         let now = chrono::Utc::now();
         let (direct_key, creator_role) = if kind == ConversationKind::Direct {
@@ -85,13 +91,25 @@ impl Chat {
                     message: "you cannot start a conversation with this user",
                 });
             }
-            let (a, b) = if who.user_id < peer { (who.user_id, peer) } else { (peer, who.user_id) };
+            let (a, b) = if who.user_id < peer {
+                (who.user_id, peer)
+            } else {
+                (peer, who.user_id)
+            };
             (Some(format!("{a}:{b}")), Role::Member)
         } else {
             (None, Role::Owner)
         };
-        let mut members = vec![Member { user_id: who.user_id, role: creator_role, join_time: now }];
-        members.extend(others.iter().map(|&user_id| Member { user_id, role: Role::Member, join_time: now }));
+        let mut members = vec![Member {
+            user_id: who.user_id,
+            role: creator_role,
+            join_time: now,
+        }];
+        members.extend(others.iter().map(|&user_id| Member {
+            user_id,
+            role: Role::Member,
+            join_time: now,
+        }));
         let new = NewConversation {
             kind,
             creator: who.user_id,
@@ -124,12 +142,14 @@ impl Chat {
         let size = v.page_size("page_size", page_size, 50, 100);
         v.finish()?;
         let before = paging::decode_time_key("page_token", page_token)?;
-        let views = self.store.conversation_views(who.user_id, before, size).await?;
+        let views = self
+            .store
+            .conversation_views(who.user_id, before, size)
+            .await?;
         let next = match views.last() {
-            Some(last) if views.len() as u64 == size => paging::encode_time_key(
-                last.conversation.last_activity_time,
-                last.conversation.id,
-            ),
+            Some(last) if views.len() as u64 == size => {
+                paging::encode_time_key(last.conversation.last_activity_time, last.conversation.id)
+            }
             _ => String::new(),
         };
         Ok((views, next))
@@ -156,7 +176,9 @@ impl Chat {
         let id = id.ok_or(Error::NotFound("conversation"))?;
         let (conversation, role) = self.group_for(who, id).await?;
         if role < Role::Admin {
-            return Err(insufficient_role("only owners and admins can edit the group"));
+            return Err(insufficient_role(
+                "only owners and admins can edit the group",
+            ));
         }
         let mut details = conversation.details;
         if let Some(title) = changes.title {
@@ -197,7 +219,10 @@ impl Chat {
             return Err(insufficient_role("only owners and admins can add members"));
         }
         self.require_existing_users("user_ids", &users).await?;
-        let committed = self.store.add_members(id, who.user_id, &users, chrono::Utc::now()).await?;
+        let committed = self
+            .store
+            .add_members(id, who.user_id, &users, chrono::Utc::now())
+            .await?;
         Ok(self.publish(committed))
     }
 
@@ -213,12 +238,22 @@ impl Chat {
             return Err(Error::NotFound("conversation"));
         };
         let (_, role) = self.group_for(who, id).await?;
-        let target_role = self.store.membership(id, target).await?.ok_or(Error::NotFound("member"))?.role;
+        let target_role = self
+            .store
+            .membership(id, target)
+            .await?
+            .ok_or(Error::NotFound("member"))?
+            .role;
         let allowed = role == Role::Owner || (role == Role::Admin && target_role == Role::Member);
         if !allowed {
-            return Err(insufficient_role("owners remove anyone; admins remove plain members"));
+            return Err(insufficient_role(
+                "owners remove anyone; admins remove plain members",
+            ));
         }
-        let committed = self.store.remove_member(id, who.user_id, target, chrono::Utc::now()).await?;
+        let committed = self
+            .store
+            .remove_member(id, who.user_id, target, chrono::Utc::now())
+            .await?;
         self.publish(committed);
         Ok(())
     }
@@ -235,7 +270,10 @@ impl Chat {
                 });
             }
         }
-        let committed = self.store.remove_member(id, who.user_id, who.user_id, chrono::Utc::now()).await?;
+        let committed = self
+            .store
+            .remove_member(id, who.user_id, who.user_id, chrono::Utc::now())
+            .await?;
         self.publish(committed);
         Ok(())
     }
@@ -261,7 +299,10 @@ impl Chat {
         if caller_role != Role::Owner {
             return Err(insufficient_role("only owners can change roles"));
         }
-        let committed = self.store.set_role(id, who.user_id, target, role, chrono::Utc::now()).await?;
+        let committed = self
+            .store
+            .set_role(id, who.user_id, target, role, chrono::Utc::now())
+            .await?;
         Ok(self.publish(committed))
     }
 
@@ -298,7 +339,10 @@ impl Chat {
         v.finish()?;
         let id = id.ok_or(Error::NotFound("conversation"))?;
         self.membership(id, who.user_id).await?;
-        let committed = self.store.mark_read(id, who.user_id, seq, chrono::Utc::now()).await?;
+        let committed = self
+            .store
+            .mark_read(id, who.user_id, seq, chrono::Utc::now())
+            .await?;
         Ok(self.publish(committed))
     }
 
@@ -312,9 +356,16 @@ impl Chat {
     /// The group and the caller's role in it; direct conversations are refused.
     async fn group_for(&self, who: &Principal, id: Uuid) -> Result<(Conversation, Role)> {
         let membership = self.membership(id, who.user_id).await?;
-        let conversation = self.store.conversation(id).await?.ok_or(Error::NotFound("conversation"))?;
+        let conversation = self
+            .store
+            .conversation(id)
+            .await?
+            .ok_or(Error::NotFound("conversation"))?;
         if conversation.kind != ConversationKind::Group {
-            return Err(Error::invalid("conversation_id", "only groups have members to manage"));
+            return Err(Error::invalid(
+                "conversation_id",
+                "only groups have members to manage",
+            ));
         }
         Ok((conversation, membership.role))
     }

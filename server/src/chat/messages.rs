@@ -62,22 +62,29 @@ impl Chat {
         check_encryption(conversation.end_to_end_encrypted, &content)?;
         if conversation.kind == ConversationKind::Direct {
             let members = self.store.members(conversation_id, None, 2).await?;
-            if let Some(peer) = members.iter().find(|m| m.user_id != who.user_id) {
-                if self.users.is_blocked_between(who.user_id, peer.user_id).await? {
-                    return Err(Error::PermissionDenied {
-                        reason: Reason::Blocked,
-                        message: "you cannot message this user",
-                    });
-                }
+            if let Some(peer) = members.iter().find(|m| m.user_id != who.user_id)
+                && self
+                    .users
+                    .is_blocked_between(who.user_id, peer.user_id)
+                    .await?
+            {
+                return Err(Error::PermissionDenied {
+                    reason: Reason::Blocked,
+                    message: "you cannot message this user",
+                });
             }
         }
-        if let Some(reply_to) = reply_to {
-            if self.store.message(conversation_id, reply_to).await?.is_none() {
-                return Err(Error::invalid(
-                    "reply_to_message_id",
-                    "no such message in this conversation",
-                ));
-            }
+        if let Some(reply_to) = reply_to
+            && self
+                .store
+                .message(conversation_id, reply_to)
+                .await?
+                .is_none()
+        {
+            return Err(Error::invalid(
+                "reply_to_message_id",
+                "no such message in this conversation",
+            ));
         }
         let new = NewMessage {
             conversation_id,
@@ -118,8 +125,15 @@ impl Chat {
         let (forward, anchor) = paging::decode_seq_key("page_token", &page.page_token)?
             .unwrap_or((page.forward, page.anchor_seq));
         self.membership(conversation_id, who.user_id).await?;
-        let direction = if forward { Direction::Forward } else { Direction::Backward };
-        let messages = self.store.messages(conversation_id, direction, anchor, size).await?;
+        let direction = if forward {
+            Direction::Forward
+        } else {
+            Direction::Backward
+        };
+        let messages = self
+            .store
+            .messages(conversation_id, direction, anchor, size)
+            .await?;
         let next = match messages.last() {
             // A backward page that reached seq 1 has nothing older to offer.
             Some(last) if messages.len() as u64 == size && (forward || last.seq > 1) => {
@@ -138,7 +152,10 @@ impl Chat {
         content: ContentInput,
     ) -> Result<Message> {
         let mut v = Violations::new();
-        let ids = (v.id("conversation_id", conversation_id), v.id("message_id", message_id));
+        let ids = (
+            v.id("conversation_id", conversation_id),
+            v.id("message_id", message_id),
+        );
         self.check_content(&mut v, "content", content.as_ref());
         v.finish()?;
         let ((Some(conversation_id), Some(message_id)), Some(content)) = (ids, content) else {
@@ -164,7 +181,13 @@ impl Chat {
         check_encryption(conversation.end_to_end_encrypted, &content)?;
         let committed = self
             .store
-            .edit_message(conversation_id, message_id, who.user_id, content, chrono::Utc::now())
+            .edit_message(
+                conversation_id,
+                message_id,
+                who.user_id,
+                content,
+                chrono::Utc::now(),
+            )
             .await?;
         Ok(self.publish(committed))
     }
@@ -225,11 +248,17 @@ impl Chat {
 
 fn check_metadata(v: &mut Violations, metadata: &BTreeMap<String, String>) {
     if metadata.len() > MAX_METADATA_ENTRIES {
-        v.add("metadata", format!("at most {MAX_METADATA_ENTRIES} entries"));
+        v.add(
+            "metadata",
+            format!("at most {MAX_METADATA_ENTRIES} entries"),
+        );
     }
     for (key, value) in metadata {
         if key.is_empty() || key.len() > MAX_METADATA_KEY_BYTES {
-            v.add("metadata", format!("keys are 1 to {MAX_METADATA_KEY_BYTES} bytes"));
+            v.add(
+                "metadata",
+                format!("keys are 1 to {MAX_METADATA_KEY_BYTES} bytes"),
+            );
         }
         if value.len() > MAX_METADATA_VALUE_BYTES {
             v.add(

@@ -34,7 +34,12 @@ impl Chat {
         bus: Arc<dyn EventBus>,
         limits: LimitsConfig,
     ) -> Self {
-        Self { store, users, bus, limits }
+        Self {
+            store,
+            users,
+            bus,
+            limits,
+        }
     }
 
     /// The caller's membership, or `NOT_FOUND` for non-members and unknown ids alike.
@@ -55,5 +60,8 @@ impl Chat {
 }
 
 fn insufficient_role(message: &'static str) -> Error {
-    Error::PermissionDenied { reason: Reason::InsufficientRole, message }
+    Error::PermissionDenied {
+        reason: Reason::InsufficientRole,
+        message,
+    }
 }

@@ -40,7 +40,10 @@ pub enum Change {
     },
     Updated(Details),
     MembersAdded(Vec<Member>),
-    MemberRemoved { user_id: Uuid, left: bool },
+    MemberRemoved {
+        user_id: Uuid,
+        left: bool,
+    },
     RoleUpdated(Member),
 }
 

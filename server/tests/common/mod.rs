@@ -44,13 +44,19 @@ impl TestServer {
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config::default();
-        config.listen = "127.0.0.1:0".parse().expect("addr");
-        config.data_dir = dir.path().to_path_buf();
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
         adjust(&mut config);
         let running = app::start(config).await.expect("server starts");
         let endpoint = format!("http://{}", running.addr);
-        Self { running: Some(running), endpoint, _dir: dir }
+        Self {
+            running: Some(running),
+            endpoint,
+            _dir: dir,
+        }
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {
@@ -58,7 +64,9 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> Client {
-        Client::connect(self.endpoint.clone()).await.expect("connect")
+        Client::connect(self.endpoint.clone())
+            .await
+            .expect("connect")
     }
 
     /// Registers `name` (also the username) and returns a signed-in client.
@@ -97,7 +105,13 @@ impl TestServer {
             .into_inner();
         let tokens = response.tokens.expect("tokens");
         client.set_access_token(Some(tokens.access_token.clone()));
-        TestUser { client, id: response.user_id, email, password, tokens }
+        TestUser {
+            client,
+            id: response.user_id,
+            email,
+            password,
+            tokens,
+        }
     }
 
     pub async fn shutdown(mut self) {
@@ -127,14 +141,21 @@ impl TestUser {
         self.create_group(title, members, false).await
     }
 
-    pub async fn create_group(&self, title: &str, members: &[&TestUser], e2ee: bool) -> Conversation {
+    pub async fn create_group(
+        &self,
+        title: &str,
+        members: &[&TestUser],
+        e2ee: bool,
+    ) -> Conversation {
         self.client
             .conversations()
             .create_conversation(CreateConversationRequest {
                 r#type: ConversationType::Group.into(),
                 member_user_ids: members.iter().map(|m| m.id.clone()).collect(),
                 title: title.to_owned(),
-                settings: Some(ConversationSettings { end_to_end_encrypted: e2ee }),
+                settings: Some(ConversationSettings {
+                    end_to_end_encrypted: e2ee,
+                }),
                 ..Default::default()
             })
             .await
@@ -150,7 +171,12 @@ impl TestUser {
             .expect("send")
     }
 
-    pub async fn try_send(&self, conversation_id: &str, text: &str, request_id: &str) -> Result<Message, Status> {
+    pub async fn try_send(
+        &self,
+        conversation_id: &str,
+        text: &str,
+        request_id: &str,
+    ) -> Result<Message, Status> {
         Ok(self
             .client
             .messages()
@@ -170,18 +196,25 @@ impl TestUser {
         self.try_subscribe(cursor).await.expect("subscribe")
     }
 
-    pub async fn try_subscribe(&self, cursor: &str) -> Result<Streaming<SubscribeResponse>, Status> {
+    pub async fn try_subscribe(
+        &self,
+        cursor: &str,
+    ) -> Result<Streaming<SubscribeResponse>, Status> {
         Ok(self
             .client
             .events()
-            .subscribe(SubscribeRequest { cursor: cursor.to_owned() })
+            .subscribe(SubscribeRequest {
+                cursor: cursor.to_owned(),
+            })
             .await?
             .into_inner())
     }
 }
 
 pub fn text_content(text: &str) -> MessageContent {
-    MessageContent { body: Some(Body::Text(text.to_owned())) }
+    MessageContent {
+        body: Some(Body::Text(text.to_owned())),
+    }
 }
 
 pub fn text_of(message: &Message) -> Option<&str> {
@@ -201,7 +234,9 @@ pub async fn next(stream: &mut Streaming<SubscribeResponse>) -> SubscribeRespons
 }
 
 /// The next conversation event, skipping heartbeats and `caught_up`.
-pub async fn next_conversation_event(stream: &mut Streaming<SubscribeResponse>) -> (String, ConversationEvent) {
+pub async fn next_conversation_event(
+    stream: &mut Streaming<SubscribeResponse>,
+) -> (String, ConversationEvent) {
     loop {
         let item = next(stream).await;
         match item.event {

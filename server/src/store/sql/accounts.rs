@@ -2,8 +2,10 @@
 
 use async_trait::async_trait;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, ExprTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, EntityTrait, ExprTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, LikeExpr},
 };
 use uuid::Uuid;
@@ -47,7 +49,9 @@ impl SqlStore {
                 return Ok(taken(Reason::UsernameTaken));
             }
         }
-        Ok(Error::internal("unique violation on users with no clashing row"))
+        Ok(Error::internal(
+            "unique violation on users with no clashing row",
+        ))
     }
 }
 
@@ -162,9 +166,10 @@ impl UserStore for SqlStore {
         let mut query = users::Entity::find()
             .filter(
                 Condition::any()
-                    .add(Expr::col(users::Column::Username).like(
-                        LikeExpr::new(pattern.clone()).escape('\\'),
-                    ))
+                    .add(
+                        Expr::col(users::Column::Username)
+                            .like(LikeExpr::new(pattern.clone()).escape('\\')),
+                    )
                     .add(
                         Expr::col(users::Column::SearchName)
                             .like(LikeExpr::new(pattern).escape('\\')),

@@ -79,7 +79,13 @@ fn member(row: &members::Model) -> Member {
     }
 }
 
-fn conversation_event(conversation_id: Uuid, seq: u64, actor: Uuid, time: Time, change: Change) -> Event {
+fn conversation_event(
+    conversation_id: Uuid,
+    seq: u64,
+    actor: Uuid,
+    time: Time,
+    change: Change,
+) -> Event {
     Event::Conversation {
         conversation_id,
         seq,
@@ -125,7 +131,12 @@ impl SqlStore {
             .map(convert::conversation))
     }
 
-    async fn view(&self, user: Uuid, row: &members::Model, conversation: Conversation) -> Result<ConversationView> {
+    async fn view(
+        &self,
+        user: Uuid,
+        row: &members::Model,
+        conversation: Conversation,
+    ) -> Result<ConversationView> {
         let last_message = messages::Entity::find()
             .filter(messages::Column::ConversationId.eq(conversation.id))
             .filter(messages::Column::DeleteTime.is_null())
@@ -185,7 +196,10 @@ impl ChatStore for SqlStore {
     ) -> Result<Committed<Conversation>> {
         let _guard = self.write_guard().await;
         if let Some(existing) = self.existing_conversation(&new).await? {
-            return Ok(Committed { value: existing, published: None });
+            return Ok(Committed {
+                value: existing,
+                published: None,
+            });
         }
         let id = Uuid::now_v7();
         let txn = self.db.begin().await?;
@@ -213,7 +227,10 @@ impl ChatStore for SqlStore {
                 drop(txn);
                 let existing = self.existing_conversation(&new).await?;
                 return existing
-                    .map(|value| Committed { value, published: None })
+                    .map(|value| Committed {
+                        value,
+                        published: None,
+                    })
                     .ok_or_else(|| Error::internal(err));
             }
             Err(err) => return Err(err.into()),
@@ -243,7 +260,10 @@ impl ChatStore for SqlStore {
         let published = append_event(&txn, event, &recipients, now).await?;
         let conversation = self.find_conversation(&txn, id).await?;
         txn.commit().await?;
-        Ok(Committed { value: conversation, published: Some(published) })
+        Ok(Committed {
+            value: conversation,
+            published: Some(published),
+        })
     }
 
     async fn conversation(&self, id: Uuid) -> Result<Option<Conversation>> {
@@ -296,14 +316,20 @@ impl ChatStore for SqlStore {
         let mut views = Vec::new();
         for row in query.all(&self.db).await? {
             if let Some(membership) = memberships.get(&row.id) {
-                views.push(self.view(user, membership, convert::conversation(row)).await?);
+                views.push(
+                    self.view(user, membership, convert::conversation(row))
+                        .await?,
+                );
             }
         }
         Ok(views)
     }
 
     async fn conversation_view(&self, user: Uuid, id: Uuid) -> Result<Option<ConversationView>> {
-        let Some(membership) = members::Entity::find_by_id((id, user)).one(&self.db).await? else {
+        let Some(membership) = members::Entity::find_by_id((id, user))
+            .one(&self.db)
+            .await?
+        else {
             return Ok(None);
         };
         let conversation = self.find_conversation(&self.db, id).await?;
@@ -346,8 +372,14 @@ impl ChatStore for SqlStore {
         let txn = self.db.begin().await?;
         conversations::Entity::update_many()
             .col_expr(conversations::Column::Title, details.title.clone().into())
-            .col_expr(conversations::Column::Description, details.description.clone().into())
-            .col_expr(conversations::Column::AvatarUrl, details.avatar_url.clone().into())
+            .col_expr(
+                conversations::Column::Description,
+                details.description.clone().into(),
+            )
+            .col_expr(
+                conversations::Column::AvatarUrl,
+                details.avatar_url.clone().into(),
+            )
             .filter(conversations::Column::Id.eq(conversation))
             .exec(&txn)
             .await?;
@@ -357,7 +389,10 @@ impl ChatStore for SqlStore {
         let published = append_event(&txn, event, &recipients, now).await?;
         let value = self.find_conversation(&txn, conversation).await?;
         txn.commit().await?;
-        Ok(Committed { value, published: Some(published) })
+        Ok(Committed {
+            value,
+            published: Some(published),
+        })
     }
 
     async fn add_members(
@@ -373,11 +408,18 @@ impl ChatStore for SqlStore {
         let mut added: Vec<Member> = Vec::new();
         for user in users {
             if !current.contains(user) && !added.iter().any(|m| m.user_id == *user) {
-                added.push(Member { user_id: *user, role: Role::Member, join_time: now });
+                added.push(Member {
+                    user_id: *user,
+                    role: Role::Member,
+                    join_time: now,
+                });
             }
         }
         if added.is_empty() {
-            return Ok(Committed { value: added, published: None });
+            return Ok(Committed {
+                value: added,
+                published: None,
+            });
         }
         members::Entity::insert_many(added.iter().map(|m| members::ActiveModel {
             conversation_id: Set(conversation),
@@ -388,16 +430,28 @@ impl ChatStore for SqlStore {
         }))
         .exec(&txn)
         .await?;
-        change_member_count(&txn, conversation, i32::try_from(added.len()).unwrap_or(i32::MAX))
-            .await?;
+        change_member_count(
+            &txn,
+            conversation,
+            i32::try_from(added.len()).unwrap_or(i32::MAX),
+        )
+        .await?;
         let seq = next_seq(&txn, conversation, now).await?;
         let mut recipients = current;
         recipients.extend(added.iter().map(|m| m.user_id));
-        let event =
-            conversation_event(conversation, seq, actor, now, Change::MembersAdded(added.clone()));
+        let event = conversation_event(
+            conversation,
+            seq,
+            actor,
+            now,
+            Change::MembersAdded(added.clone()),
+        );
         let published = append_event(&txn, event, &recipients, now).await?;
         txn.commit().await?;
-        Ok(Committed { value: added, published: Some(published) })
+        Ok(Committed {
+            value: added,
+            published: Some(published),
+        })
     }
 
     async fn remove_member(
@@ -423,11 +477,17 @@ impl ChatStore for SqlStore {
         // The removed user hears of their own removal: it is the last event they get.
         let mut recipients = member_ids(&txn, conversation).await?;
         recipients.push(user);
-        let change = Change::MemberRemoved { user_id: user, left: actor == user };
+        let change = Change::MemberRemoved {
+            user_id: user,
+            left: actor == user,
+        };
         let event = conversation_event(conversation, seq, actor, now, change);
         let published = append_event(&txn, event, &recipients, now).await?;
         txn.commit().await?;
-        Ok(Committed { value: (), published: Some(published) })
+        Ok(Committed {
+            value: (),
+            published: Some(published),
+        })
     }
 
     async fn set_role(
@@ -445,7 +505,10 @@ impl ChatStore for SqlStore {
             .await?
             .ok_or(Error::NotFound("member"))?;
         if Role::from_code(row.role) == role {
-            return Ok(Committed { value: member(&row), published: None });
+            return Ok(Committed {
+                value: member(&row),
+                published: None,
+            });
         }
         if Role::from_code(row.role) == Role::Owner {
             let owners = members::Entity::find()
@@ -465,11 +528,19 @@ impl ChatStore for SqlStore {
         let updated = member(&active.update(&txn).await?);
         let seq = next_seq(&txn, conversation, now).await?;
         let recipients = member_ids(&txn, conversation).await?;
-        let event =
-            conversation_event(conversation, seq, actor, now, Change::RoleUpdated(updated.clone()));
+        let event = conversation_event(
+            conversation,
+            seq,
+            actor,
+            now,
+            Change::RoleUpdated(updated.clone()),
+        );
         let published = append_event(&txn, event, &recipients, now).await?;
         txn.commit().await?;
-        Ok(Committed { value: updated, published: Some(published) })
+        Ok(Committed {
+            value: updated,
+            published: Some(published),
+        })
     }
 
     async fn mark_read(
@@ -497,12 +568,22 @@ impl ChatStore for SqlStore {
             .map(|row| convert::seq_from_db(row.read_seq))
             .ok_or(Error::NotFound("conversation"))?;
         if moved == 0 {
-            return Ok(Committed { value: read_seq, published: None });
+            return Ok(Committed {
+                value: read_seq,
+                published: None,
+            });
         }
-        let event = Event::ReadState { conversation_id: conversation, read_seq, time: now };
+        let event = Event::ReadState {
+            conversation_id: conversation,
+            read_seq,
+            time: now,
+        };
         let published = append_event(&txn, event, &[user], now).await?;
         txn.commit().await?;
-        Ok(Committed { value: read_seq, published: Some(published) })
+        Ok(Committed {
+            value: read_seq,
+            published: Some(published),
+        })
     }
 
     async fn send_message(&self, new: NewMessage, now: Time) -> Result<Committed<Message>> {
@@ -514,7 +595,10 @@ impl ChatStore for SqlStore {
             .one(&self.db)
             .await?;
         if let Some(row) = existing {
-            return Ok(Committed { value: convert::message(row)?, published: None });
+            return Ok(Committed {
+                value: convert::message(row)?,
+                published: None,
+            });
         }
         let txn = self.db.begin().await?;
         let seq = next_seq(&txn, new.conversation_id, now).await?;
@@ -546,7 +630,10 @@ impl ChatStore for SqlStore {
         );
         let published = append_event(&txn, event, &recipients, now).await?;
         txn.commit().await?;
-        Ok(Committed { value: message, published: Some(published) })
+        Ok(Committed {
+            value: message,
+            published: Some(published),
+        })
     }
 
     async fn message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>> {
@@ -572,13 +659,22 @@ impl ChatStore for SqlStore {
         query = match direction {
             Direction::Backward => {
                 let query = query.order_by_desc(messages::Column::Seq);
-                if anchor_seq == 0 { query } else { query.filter(messages::Column::Seq.lt(anchor)) }
+                if anchor_seq == 0 {
+                    query
+                } else {
+                    query.filter(messages::Column::Seq.lt(anchor))
+                }
             }
             Direction::Forward => query
                 .order_by_asc(messages::Column::Seq)
                 .filter(messages::Column::Seq.gt(anchor)),
         };
-        query.all(&self.db).await?.into_iter().map(convert::message).collect()
+        query
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(convert::message)
+            .collect()
     }
 
     async fn edit_message(
@@ -589,7 +685,8 @@ impl ChatStore for SqlStore {
         content: Content,
         now: Time,
     ) -> Result<Committed<Message>> {
-        self.rewrite_message(conversation, id, actor, Some(content), now).await
+        self.rewrite_message(conversation, id, actor, Some(content), now)
+            .await
     }
 
     async fn delete_message(
@@ -599,7 +696,8 @@ impl ChatStore for SqlStore {
         actor: Uuid,
         now: Time,
     ) -> Result<Committed<Message>> {
-        self.rewrite_message(conversation, id, actor, None, now).await
+        self.rewrite_message(conversation, id, actor, None, now)
+            .await
     }
 
     async fn feed(&self, user: Uuid, after: u64, limit: u64) -> Result<Vec<FeedItem>> {
@@ -658,7 +756,10 @@ impl SqlStore {
         if row.delete_time.is_some() {
             if content.is_none() {
                 // Deleting twice is a no-op that returns the tombstone.
-                return Ok(Committed { value: convert::message(row)?, published: None });
+                return Ok(Committed {
+                    value: convert::message(row)?,
+                    published: None,
+                });
             }
             return Err(Error::FailedPrecondition {
                 reason: Reason::MessageDeleted,
@@ -687,6 +788,9 @@ impl SqlStore {
         let event = conversation_event(conversation, seq, actor, now, change);
         let published = append_event(&txn, event, &recipients, now).await?;
         txn.commit().await?;
-        Ok(Committed { value: message, published: Some(published) })
+        Ok(Committed {
+            value: message,
+            published: Some(published),
+        })
     }
 }

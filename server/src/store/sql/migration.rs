@@ -44,10 +44,22 @@ impl MigrationTrait for InitialSchema {
         create(manager, &schema, feed::Entity).await?;
 
         // Paging a user's sessions and looking up a session's refresh tokens.
-        index(manager, "idx_sessions_user", sessions::Entity, &["user_id", "create_time"], false)
-            .await?;
-        index(manager, "idx_refresh_session", refresh_tokens::Entity, &["session_id"], false)
-            .await?;
+        index(
+            manager,
+            "idx_sessions_user",
+            sessions::Entity,
+            &["user_id", "create_time"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "idx_refresh_session",
+            refresh_tokens::Entity,
+            &["session_id"],
+            false,
+        )
+        .await?;
         // Idempotent conversation creation.
         index(
             manager,
@@ -58,10 +70,23 @@ impl MigrationTrait for InitialSchema {
         )
         .await?;
         // A user's conversations.
-        index(manager, "idx_members_user", members::Entity, &["user_id"], false).await?;
+        index(
+            manager,
+            "idx_members_user",
+            members::Entity,
+            &["user_id"],
+            false,
+        )
+        .await?;
         // Timeline order, and idempotent sends.
-        index(manager, "idx_messages_seq", messages::Entity, &["conversation_id", "seq"], true)
-            .await?;
+        index(
+            manager,
+            "idx_messages_seq",
+            messages::Entity,
+            &["conversation_id", "seq"],
+            true,
+        )
+        .await?;
         index(
             manager,
             "idx_messages_request",
@@ -71,7 +96,14 @@ impl MigrationTrait for InitialSchema {
         )
         .await?;
         // Search by username / display-name prefix.
-        index(manager, "idx_users_search_name", users::Entity, &["search_name"], false).await?;
+        index(
+            manager,
+            "idx_users_search_name",
+            users::Entity,
+            &["search_name"],
+            false,
+        )
+        .await?;
         Ok(())
     }
 }
@@ -81,7 +113,9 @@ async fn create<E: EntityTrait>(
     schema: &Schema,
     entity: E,
 ) -> Result<(), sea_orm::DbErr> {
-    manager.create_table(schema.create_table_from_entity(entity)).await
+    manager
+        .create_table(schema.create_table_from_entity(entity))
+        .await
 }
 
 async fn index<E: EntityTrait>(

@@ -111,11 +111,15 @@ async fn append_event<C: ConnectionTrait>(
         .all(txn)
         .await?;
     if !positions.is_empty() {
-        feed::Entity::insert_many(positions.iter().map(|&(user_id, feed_seq)| feed::ActiveModel {
-            user_id: Set(user_id),
-            feed_seq: Set(feed_seq),
-            event_id: Set(event_id),
-        }))
+        feed::Entity::insert_many(
+            positions
+                .iter()
+                .map(|&(user_id, feed_seq)| feed::ActiveModel {
+                    user_id: Set(user_id),
+                    feed_seq: Set(feed_seq),
+                    event_id: Set(event_id),
+                }),
+        )
         .exec(txn)
         .await?;
     }
