@@ -2,7 +2,10 @@
 //! environment variables (nested keys use `__`, e.g. `SECURECONNECT_AUTH__ACCESS_TOKEN_TTL_SECS`).
 //! Every field is documented in `deploy/config.example.toml`.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use figment::{
     Figment,
@@ -106,7 +109,7 @@ impl Default for StreamConfig {
 
 impl Config {
     /// Loads defaults, then `file` (if given), then `SECURECONNECT_*` variables.
-    pub fn load(file: Option<&std::path::Path>) -> Result<Self, Box<figment::Error>> {
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
@@ -132,9 +135,28 @@ impl Config {
             self.database_url.clone()
         }
     }
+}
 
-    /// Heartbeat period as a `Duration`.
-    pub fn heartbeat(&self) -> Duration {
-        Duration::from_secs(self.stream.heartbeat_secs.max(1))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config.example.toml");
+        let example = Config::load(Some(&path)).expect("example config parses");
+        assert_eq!(
+            format!("{example:?}"),
+            format!("{:?}", Config::default()),
+            "deploy/config.example.toml drifted from Config::default()"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nlisten_port = 5\n").expect("write");
+        assert!(Config::load(Some(&path)).is_err());
     }
 }

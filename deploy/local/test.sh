@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need, then runs
+# formatting, lint (Rust and protobuf) and every test. Usage: deploy/local/test.sh
+#
+# Build output is cached outside the clone (CARGO_TARGET_DIR) so repeated runs are fast;
+# nothing in the cache is required.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+BUF_VERSION=1.75.0 # @bufbuild/buf from npm: the buf CLI, no separate download
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/secureconnect/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup" >&2; exit 1; }
+command -v npx >/dev/null || { echo "npx not found: install Node.js 20+" >&2; exit 1; }
+for component in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+done
+cargo --version
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "buf lint"
+npx --yes "@bufbuild/buf@$BUF_VERSION" lint
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
