@@ -3,7 +3,10 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), secureconnect_sdk::Error> {
-//! use secureconnect_sdk::{Client, proto::auth::v1::LoginRequest};
+//! use secureconnect_sdk::{
+//!     Client,
+//!     proto::{auth::v1::LoginRequest, user::v1::GetCurrentUserRequest},
+//! };
 //! let client = Client::connect("http://127.0.0.1:50051").await?;
 //! let login = client.auth().login(LoginRequest {
 //!     email: "ann@example.com".into(),
@@ -11,7 +14,7 @@
 //!     ..Default::default()
 //! }).await?.into_inner();
 //! client.set_access_token(login.tokens.map(|t| t.access_token));
-//! let me = client.users().get_current_user(Default::default()).await?;
+//! let me = client.users().get_current_user(GetCurrentUserRequest {}).await?;
 //! # Ok(()) }
 //! ```
 
