@@ -96,6 +96,7 @@ pub async fn start(config: Config) -> Result<Running> {
         chat_store,
         bus,
         config.stream.clone(),
+        auth.revocations(),
         shutdown.clone(),
     ));
 

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
-    auth::Principal,
+    auth::{Principal, RevokedSessions},
     bus::EventBus,
     config::StreamConfig,
     domain::FeedItem,
@@ -40,6 +40,8 @@ pub enum StreamItem {
 pub enum ClosingReason {
     SlowConsumer,
     Shutdown,
+    /// The device signed out or its session was revoked.
+    SessionEnded,
 }
 
 /// Encodes a feed position as an opaque cursor.
@@ -62,6 +64,7 @@ pub struct Events {
     store: Arc<dyn ChatStore>,
     bus: Arc<dyn EventBus>,
     config: StreamConfig,
+    revoked: Arc<RevokedSessions>,
     shutdown: CancellationToken,
 }
 
@@ -70,12 +73,14 @@ impl Events {
         store: Arc<dyn ChatStore>,
         bus: Arc<dyn EventBus>,
         config: StreamConfig,
+        revoked: Arc<RevokedSessions>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             store,
             bus,
             config,
+            revoked,
             shutdown,
         }
     }
@@ -103,6 +108,8 @@ impl Events {
             store: Arc::clone(&self.store),
             out: tx,
             last: head,
+            session: who.session_id,
+            revoked: Arc::clone(&self.revoked),
             shutdown: self.shutdown.clone(),
         };
         let plan = match resume_from {
@@ -139,6 +146,9 @@ struct Stream {
     out: mpsc::Sender<StreamItem>,
     /// The feed position of the last item handed to the client.
     last: u64,
+    /// The session the stream belongs to: when it is revoked, the stream ends.
+    session: Uuid,
+    revoked: Arc<RevokedSessions>,
     shutdown: CancellationToken,
 }
 
@@ -190,6 +200,16 @@ impl Stream {
                 _ = self.out.closed() => return Ok(()),
             };
             if step.is_err() {
+                return Ok(());
+            }
+            // Checked after every event and heartbeat: a signed-out device stops hearing
+            // anything within one heartbeat period.
+            if self.revoked.contains(self.session) {
+                let closing = StreamItem::Closing {
+                    reason: ClosingReason::SessionEnded,
+                    cursor: self.last,
+                };
+                let _ = self.out.try_send(closing);
                 return Ok(());
             }
             ticker.reset();

@@ -246,3 +246,27 @@ async fn shutdown_tells_streams_to_reconnect() {
     assert_eq!(closing.reason, i32::from(ClosingReason::Shutdown));
     stopping.await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn signing_out_ends_the_devices_stream() {
+    let server = TestServer::start_with(|c| c.stream.heartbeat_secs = 1).await;
+    let alice = server.register("alice").await;
+    let mut stream = alice.subscribe("").await;
+    until_caught_up(&mut stream).await;
+    alice
+        .client
+        .auth()
+        .logout(secureconnect_sdk::proto::auth::v1::LogoutRequest {})
+        .await
+        .expect("logout");
+    let closing = loop {
+        let item = next(&mut stream).await;
+        match item.event {
+            Some(Event::Heartbeat(_)) => continue,
+            Some(Event::Closing(closing)) => break closing,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(closing.reason, i32::from(ClosingReason::SessionEnded));
+    server.shutdown().await;
+}

@@ -235,6 +235,7 @@ pub fn stream_item(item: StreamItem) -> event_pb::SubscribeResponse {
             let reason = match reason {
                 ClosingReason::SlowConsumer => event_pb::ClosingReason::SlowConsumer,
                 ClosingReason::Shutdown => event_pb::ClosingReason::Shutdown,
+                ClosingReason::SessionEnded => event_pb::ClosingReason::SessionEnded,
             };
             (
                 cursor,

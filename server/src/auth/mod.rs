@@ -61,7 +61,7 @@ pub struct Auth {
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
     tokens: TokenAuthority,
-    revoked: RevokedSessions,
+    revoked: Arc<RevokedSessions>,
     limiter: LoginLimiter,
     decoy_hash: String,
     refresh_ttl: Duration,
@@ -75,7 +75,7 @@ impl Auth {
         config: &AuthConfig,
     ) -> Result<Self> {
         let access_ttl = Duration::from_secs(config.access_token_ttl_secs);
-        let revoked = RevokedSessions::new(access_ttl);
+        let revoked = Arc::new(RevokedSessions::new(access_ttl));
         // Tokens minted before a restart for sessions revoked since must stay dead.
         let since = chrono::Utc::now() - access_ttl;
         for session in sessions.revoked_since(since).await? {
@@ -90,6 +90,11 @@ impl Auth {
             decoy_hash: passwords::decoy_hash().await?,
             refresh_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
         })
+    }
+
+    /// The revoked-session set, shared with open event streams so they end with the session.
+    pub fn revocations(&self) -> Arc<RevokedSessions> {
+        Arc::clone(&self.revoked)
     }
 
     /// Verifies an access token for `op` and checks its session is still live.
