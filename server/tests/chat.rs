@@ -5,15 +5,16 @@ mod common;
 use common::*;
 use secureconnect_sdk::proto::{
     conversation::v1::{
-        AddMembersRequest, ConversationType, CreateConversationRequest, GetConversationRequest,
-        LeaveConversationRequest, ListConversationsRequest, ListMembersRequest,
-        MarkConversationReadRequest, MemberRole, UpdateConversationRequest,
+        AddMembersRequest, ConversationType, CreateConversationRequest, DeleteConversationRequest,
+        GetConversationRequest, LeaveConversationRequest, ListConversationsRequest,
+        ListMembersRequest, MarkConversationReadRequest, MemberRole, UpdateConversationRequest,
         UpdateMemberRoleRequest,
     },
     event::v1::{conversation_event::Change, subscribe_response::Event},
     message::v1::{
-        DeleteMessageRequest, EditMessageRequest, GetMessageRequest, ListDirection,
-        ListMessagesRequest, MessageContent, SendMessageRequest, message_content::Body,
+        DeleteMessageRequest, EditMessageRequest, ForwardMessageRequest, GetMessageRequest,
+        ListDirection, ListMessagesRequest, MessageContent, SendMessageRequest,
+        message_content::Body,
     },
     user::v1::BlockUserRequest,
 };
@@ -556,5 +557,119 @@ async fn messages_page_backwards_and_forwards_by_seq() {
     assert_eq!(seqs, [2, 3, 4]);
     let second = page(ListDirection::Forward, first.next_page_token).await;
     assert_eq!(second.messages.first().map(|m| m.seq), Some(5));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn forwarding_copies_a_message_and_credits_its_author() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let carol = server.register("carol").await;
+    let source = alice.group_with("source", &[&bob]).await;
+    let target = bob.direct_with(&carol).await;
+    let original = alice.send(&source.conversation_id, "worth sharing").await;
+
+    let forward = |request_id: &str| ForwardMessageRequest {
+        conversation_id: source.conversation_id.clone(),
+        message_id: original.message_id.clone(),
+        target_conversation_id: target.conversation_id.clone(),
+        request_id: request_id.into(),
+    };
+    let copy = bob
+        .client
+        .messages()
+        .forward_message(forward("f1"))
+        .await
+        .expect("forward")
+        .into_inner()
+        .message
+        .expect("m");
+    let retry = bob
+        .client
+        .messages()
+        .forward_message(forward("f1"))
+        .await
+        .expect("retry")
+        .into_inner()
+        .message
+        .expect("m");
+    assert_eq!(copy, retry, "a retried forward returns the first copy");
+    assert_eq!(copy.conversation_id, target.conversation_id);
+    assert_eq!(copy.sender_user_id, bob.id);
+    assert_eq!(text_of(&copy), Some("worth sharing"));
+    let from = copy.forwarded_from.expect("forwarded_from");
+    assert_eq!(from.original_sender_user_id, alice.id);
+    assert_eq!(from.original_create_time, original.create_time);
+
+    // Carol can read the copy, but learns nothing of the source conversation.
+    let seen = carol
+        .client
+        .messages()
+        .get_message(GetMessageRequest {
+            conversation_id: target.conversation_id.clone(),
+            message_id: copy.message_id.clone(),
+        })
+        .await
+        .expect("carol reads the copy");
+    assert_eq!(
+        text_of(&seen.into_inner().message.expect("m")),
+        Some("worth sharing")
+    );
+    // Carol is not in the source: she cannot forward from it.
+    let not_member = carol.client.messages().forward_message(forward("f2")).await;
+    assert_code(not_member, Code::NotFound);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn deleting_a_group_ends_it_for_every_member() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let group = alice.group_with("short-lived", &[&bob]).await;
+    alice.send(&group.conversation_id, "soon gone").await;
+    let mut bob_stream = bob.subscribe("").await;
+    until_caught_up(&mut bob_stream).await;
+
+    let by_member = bob
+        .client
+        .conversations()
+        .delete_conversation(DeleteConversationRequest {
+            conversation_id: group.conversation_id.clone(),
+        })
+        .await;
+    assert_code(by_member, Code::PermissionDenied);
+    alice
+        .client
+        .conversations()
+        .delete_conversation(DeleteConversationRequest {
+            conversation_id: group.conversation_id.clone(),
+        })
+        .await
+        .expect("owner deletes");
+
+    let (_, event) = next_conversation_event(&mut bob_stream).await;
+    assert!(
+        matches!(event.change, Some(Change::ConversationDeleted(_))),
+        "got {event:?}"
+    );
+    for user in [&alice, &bob] {
+        let get = user
+            .client
+            .conversations()
+            .get_conversation(GetConversationRequest {
+                conversation_id: group.conversation_id.clone(),
+            })
+            .await;
+        assert_code(get, Code::NotFound);
+        let listed = user
+            .client
+            .conversations()
+            .list_conversations(ListConversationsRequest::default())
+            .await
+            .expect("list");
+        assert!(listed.into_inner().conversations.is_empty());
+    }
     server.shutdown().await;
 }

@@ -93,6 +93,17 @@ impl ConversationService for ConversationApi {
         }))
     }
 
+    async fn delete_conversation(
+        &self,
+        req: Request<pb::DeleteConversationRequest>,
+    ) -> Result<Response<pb::DeleteConversationResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        self.chat
+            .delete_conversation(&who, &req.into_inner().conversation_id)
+            .await?;
+        Ok(Response::new(pb::DeleteConversationResponse {}))
+    }
+
     async fn add_members(
         &self,
         req: Request<pb::AddMembersRequest>,

@@ -146,6 +146,10 @@ pub fn message(m: Message) -> msg_pb::Message {
         create_time: Some(timestamp(m.create_time)),
         edit_time: m.edit_time.map(timestamp),
         delete_time: m.delete_time.map(timestamp),
+        forwarded_from: m.forwarded_from.map(|f| msg_pb::ForwardedFrom {
+            original_sender_user_id: f.sender_id.to_string(),
+            original_create_time: Some(timestamp(f.create_time)),
+        }),
     }
 }
 
@@ -189,6 +193,7 @@ fn change(c: Change) -> event_pb::conversation_event::Change {
         Change::RoleUpdated(m) => C::MemberRoleUpdated(event_pb::MemberRoleUpdated {
             member: Some(member(m)),
         }),
+        Change::Deleted => C::ConversationDeleted(event_pb::ConversationDeleted {}),
     }
 }
 

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{convert, principal};
 use crate::{
     auth::{Auth, Operation},
-    chat::{Chat, MessagePage, SendMessage},
+    chat::{Chat, ForwardMessage, MessagePage, SendMessage},
 };
 
 pub struct MessageApi {
@@ -69,6 +69,24 @@ impl MessageService for MessageApi {
         Ok(Response::new(pb::ListMessagesResponse {
             messages: messages.into_iter().map(convert::message).collect(),
             next_page_token,
+        }))
+    }
+
+    async fn forward_message(
+        &self,
+        req: Request<pb::ForwardMessageRequest>,
+    ) -> Result<Response<pb::ForwardMessageResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let r = req.into_inner();
+        let input = ForwardMessage {
+            conversation_id: r.conversation_id,
+            message_id: r.message_id,
+            target_conversation_id: r.target_conversation_id,
+            request_id: r.request_id,
+        };
+        let message = self.chat.forward_message(&who, input).await?;
+        Ok(Response::new(pb::ForwardMessageResponse {
+            message: Some(convert::message(message)),
         }))
     }
 

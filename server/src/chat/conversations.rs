@@ -198,6 +198,20 @@ impl Chat {
         self.view(who, id).await
     }
 
+    pub async fn delete_conversation(&self, who: &Principal, id: &str) -> Result<()> {
+        let id = parse_conversation_id(id)?;
+        let (_, role) = self.group_for(who, id).await?;
+        if role != Role::Owner {
+            return Err(insufficient_role("only owners can delete the group"));
+        }
+        let committed = self
+            .store
+            .delete_conversation(id, who.user_id, chrono::Utc::now())
+            .await?;
+        self.publish(committed);
+        Ok(())
+    }
+
     pub async fn add_members(
         &self,
         who: &Principal,

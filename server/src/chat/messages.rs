@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::Chat;
 use crate::{
     auth::Principal,
-    domain::{Content, ConversationKind, Message, Role},
+    domain::{Content, ConversationKind, Forwarded, Message, Role},
     error::{Error, Reason, Result},
     paging,
     store::{Direction, NewMessage},
@@ -28,6 +28,15 @@ pub struct SendMessage {
     pub content: ContentInput,
     pub metadata: BTreeMap<String, String>,
     pub reply_to_message_id: String,
+    pub request_id: String,
+}
+
+/// Input of `forward_message`.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardMessage {
+    pub conversation_id: String,
+    pub message_id: String,
+    pub target_conversation_id: String,
     pub request_id: String,
 }
 
@@ -53,27 +62,7 @@ impl Chat {
         let (Some(conversation_id), Some(content)) = (conversation_id, input.content) else {
             return Err(Error::invalid("content", "required"));
         };
-        self.membership(conversation_id, who.user_id).await?;
-        let conversation = self
-            .store
-            .conversation(conversation_id)
-            .await?
-            .ok_or(Error::NotFound("conversation"))?;
-        check_encryption(conversation.end_to_end_encrypted, &content)?;
-        if conversation.kind == ConversationKind::Direct {
-            let members = self.store.members(conversation_id, None, 2).await?;
-            if let Some(peer) = members.iter().find(|m| m.user_id != who.user_id)
-                && self
-                    .users
-                    .is_blocked_between(who.user_id, peer.user_id)
-                    .await?
-            {
-                return Err(Error::PermissionDenied {
-                    reason: Reason::Blocked,
-                    message: "you cannot message this user",
-                });
-            }
-        }
+        self.check_can_post(who, conversation_id, &content).await?;
         if let Some(reply_to) = reply_to
             && self
                 .store
@@ -92,10 +81,89 @@ impl Chat {
             content,
             metadata: input.metadata,
             reply_to,
+            forwarded_from: None,
             request_id: input.request_id,
         };
         let committed = self.store.send_message(new, chrono::Utc::now()).await?;
         Ok(self.publish(committed))
+    }
+
+    pub async fn forward_message(&self, who: &Principal, input: ForwardMessage) -> Result<Message> {
+        let mut v = Violations::new();
+        let source = v.id("conversation_id", &input.conversation_id);
+        let message_id = v.id("message_id", &input.message_id);
+        let target = v.id("target_conversation_id", &input.target_conversation_id);
+        validate::request_id(&mut v, "request_id", &input.request_id, true);
+        v.finish()?;
+        let (Some(source), Some(message_id), Some(target)) = (source, message_id, target) else {
+            return Err(Error::NotFound("message"));
+        };
+        self.membership(source, who.user_id).await?;
+        let original = self
+            .store
+            .message(source, message_id)
+            .await?
+            .ok_or(Error::NotFound("message"))?;
+        let Some(content) = original.content else {
+            return Err(Error::FailedPrecondition {
+                reason: Reason::MessageDeleted,
+                message: "a deleted message cannot be forwarded",
+            });
+        };
+        if matches!(content, Content::Encrypted(_)) {
+            // Ciphertext is keyed to its conversation: only clients can re-encrypt it.
+            return Err(Error::FailedPrecondition {
+                reason: Reason::EncryptionMismatch,
+                message: "end-to-end encrypted messages are forwarded by re-encrypting on the client",
+            });
+        }
+        self.check_can_post(who, target, &content).await?;
+        let new = NewMessage {
+            conversation_id: target,
+            sender_id: who.user_id,
+            content,
+            metadata: original.metadata,
+            reply_to: None,
+            forwarded_from: Some(original.forwarded_from.unwrap_or(Forwarded {
+                sender_id: original.sender_id,
+                create_time: original.create_time,
+            })),
+            request_id: input.request_id,
+        };
+        let committed = self.store.send_message(new, chrono::Utc::now()).await?;
+        Ok(self.publish(committed))
+    }
+
+    /// Checks `who` may post `content` into `conversation_id`: membership (else
+    /// `NOT_FOUND`), the conversation's encryption setting, and blocks in direct chats.
+    async fn check_can_post(
+        &self,
+        who: &Principal,
+        conversation_id: Uuid,
+        content: &Content,
+    ) -> Result<()> {
+        self.membership(conversation_id, who.user_id).await?;
+        let conversation = self
+            .store
+            .conversation(conversation_id)
+            .await?
+            .ok_or(Error::NotFound("conversation"))?;
+        check_encryption(conversation.end_to_end_encrypted, content)?;
+        if conversation.kind == ConversationKind::Direct {
+            let members = self.store.members(conversation_id, None, 2).await?;
+            if let Some(peer) = members.iter().find(|m| m.user_id != who.user_id)
+                && self
+                    .users
+                    .is_blocked_between(who.user_id, peer.user_id)
+                    .await?
+            {
+                return Err(Error::PermissionDenied {
+                    reason: Reason::Blocked,
+                    message: "you cannot message this user",
+                });
+            }
+        }
+        Ok(())
     }
 
     pub async fn get_message(

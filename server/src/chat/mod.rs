@@ -16,7 +16,7 @@ mod conversations;
 mod messages;
 
 pub use conversations::{CreateConversation, DetailsChanges};
-pub use messages::{ContentInput, MessagePage, SendMessage};
+pub use messages::{ContentInput, ForwardMessage, MessagePage, SendMessage};
 
 /// The chat domain service. Every method checks membership first: to a non-member a
 /// conversation does not exist (`NOT_FOUND`), whether or not it does.

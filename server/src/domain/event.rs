@@ -45,6 +45,8 @@ pub enum Change {
         left: bool,
     },
     RoleUpdated(Member),
+    /// The group was deleted: the last event of its timeline.
+    Deleted,
 }
 
 /// One event in one user's feed: `feed_seq` is dense per user and is the resume cursor.

@@ -138,6 +138,16 @@ pub struct Message {
     pub create_time: Time,
     pub edit_time: Option<Time>,
     pub delete_time: Option<Time>,
+    /// Set on a forwarded copy.
+    #[serde(default)]
+    pub forwarded_from: Option<Forwarded>,
+}
+
+/// The origin of a forwarded message (never its conversation, which stays private).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forwarded {
+    pub sender_id: Uuid,
+    pub create_time: Time,
 }
 
 /// Stores encrypted payloads compactly in JSON event payloads.

@@ -132,6 +132,7 @@ pub struct NewMessage {
     pub content: Content,
     pub metadata: std::collections::BTreeMap<String, String>,
     pub reply_to: Option<Uuid>,
+    pub forwarded_from: Option<crate::domain::Forwarded>,
     pub request_id: String,
 }
 
@@ -186,6 +187,14 @@ pub trait ChatStore: Send + Sync {
         details: Details,
         now: Time,
     ) -> Result<Committed<Conversation>>;
+    /// Deletes a conversation with its members and messages; the members' feeds get a
+    /// final `Deleted` event.
+    async fn delete_conversation(
+        &self,
+        conversation: Uuid,
+        actor: Uuid,
+        now: Time,
+    ) -> Result<Committed<()>>;
     /// Adds the users that are not members yet; returns those added.
     async fn add_members(
         &self,

@@ -395,6 +395,36 @@ impl ChatStore for SqlStore {
         })
     }
 
+    async fn delete_conversation(
+        &self,
+        conversation: Uuid,
+        actor: Uuid,
+        now: Time,
+    ) -> Result<Committed<()>> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let seq = next_seq(&txn, conversation, now).await?;
+        let recipients = member_ids(&txn, conversation).await?;
+        let event = conversation_event(conversation, seq, actor, now, Change::Deleted);
+        let published = append_event(&txn, event, &recipients, now).await?;
+        messages::Entity::delete_many()
+            .filter(messages::Column::ConversationId.eq(conversation))
+            .exec(&txn)
+            .await?;
+        members::Entity::delete_many()
+            .filter(members::Column::ConversationId.eq(conversation))
+            .exec(&txn)
+            .await?;
+        conversations::Entity::delete_by_id(conversation)
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(Committed {
+            value: (),
+            published: Some(published),
+        })
+    }
+
     async fn add_members(
         &self,
         conversation: Uuid,
@@ -613,6 +643,8 @@ impl ChatStore for SqlStore {
             encrypted_payload: Set(encrypted_payload),
             metadata: Set(serde_json::to_string(&new.metadata).map_err(Error::internal)?),
             reply_to: Set(new.reply_to),
+            forwarded_sender_id: Set(new.forwarded_from.map(|f| f.sender_id)),
+            forwarded_create_time: Set(new.forwarded_from.map(|f| f.create_time)),
             create_time: Set(now),
             edit_time: Set(None),
             delete_time: Set(None),

@@ -6,7 +6,7 @@ use sea_orm::{DbErr, SqlErr};
 
 use super::entities::{conversations, messages, sessions, users};
 use crate::{
-    domain::{Content, Conversation, ConversationKind, Details, Message, Session, User},
+    domain::{Content, Conversation, ConversationKind, Details, Forwarded, Message, Session, User},
     error::{Error, Result},
 };
 
@@ -94,6 +94,12 @@ pub fn message(row: messages::Model) -> Result<Message> {
         create_time: row.create_time,
         edit_time: row.edit_time,
         delete_time: row.delete_time,
+        forwarded_from: row.forwarded_sender_id.zip(row.forwarded_create_time).map(
+            |(sender_id, create_time)| Forwarded {
+                sender_id,
+                create_time,
+            },
+        ),
     })
 }
 

@@ -144,6 +144,9 @@ pub mod messages {
         /// JSON object of string to string.
         pub metadata: String,
         pub reply_to: Option<Uuid>,
+        /// Author and time of the original, for forwarded copies.
+        pub forwarded_sender_id: Option<Uuid>,
+        pub forwarded_create_time: Option<DateTimeUtc>,
         pub create_time: DateTimeUtc,
         pub edit_time: Option<DateTimeUtc>,
         pub delete_time: Option<DateTimeUtc>,
