@@ -26,7 +26,7 @@ use crate::{
     error::{Error, Result},
     events::Events,
     layers,
-    store::{ChatStore, SessionStore, UserStore, sql::SqlStore},
+    store::{ChatStore, ContactStore, SessionStore, UserStore, sql::SqlStore},
     users::Users,
 };
 
@@ -75,6 +75,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let store = SqlStore::connect(&config.effective_database_url()).await?;
     let user_store: Arc<dyn UserStore> = store.clone();
     let session_store: Arc<dyn SessionStore> = store.clone();
+    let contact_store: Arc<dyn ContactStore> = store.clone();
     let chat_store: Arc<dyn ChatStore> = store;
 
     let tokens = TokenAuthority::load_or_create(
@@ -85,12 +86,18 @@ pub async fn start(config: Config) -> Result<Running> {
     let shutdown = CancellationToken::new();
 
     let auth = Arc::new(Auth::new(user_store.clone(), session_store, tokens, &config.auth).await?);
-    let users = Arc::new(Users::new(user_store.clone()));
     let chat = Arc::new(Chat::new(
         chat_store.clone(),
-        user_store,
+        user_store.clone(),
         bus.clone(),
         config.limits.clone(),
+    ));
+    let users = Arc::new(Users::new(
+        user_store,
+        contact_store,
+        bus.clone(),
+        auth.clone(),
+        chat.clone(),
     ));
     let events = Arc::new(Events::new(
         chat_store,

@@ -26,6 +26,7 @@ pub enum Reason {
     MessageDeleted,
     EncryptionMismatch,
     LastOwner,
+    AlreadyContacts,
 }
 
 impl Reason {
@@ -44,6 +45,7 @@ impl Reason {
             Reason::MessageDeleted => "MESSAGE_DELETED",
             Reason::EncryptionMismatch => "ENCRYPTION_MISMATCH",
             Reason::LastOwner => "LAST_OWNER",
+            Reason::AlreadyContacts => "ALREADY_CONTACTS",
         }
     }
 }
@@ -194,6 +196,7 @@ mod tests {
             Reason::MessageDeleted,
             Reason::EncryptionMismatch,
             Reason::LastOwner,
+            Reason::AlreadyContacts,
         ];
         for reason in all {
             let name = format!("ERROR_REASON_{}", reason.as_str());

@@ -347,6 +347,109 @@ async fn user_service_rejects_bad_input() {
         "page_size",
     );
 
+    invalid(
+        "delete account: no password",
+        users
+            .clone()
+            .delete_current_user(DeleteCurrentUserRequest::default())
+            .await,
+        "password",
+    );
+    invalid(
+        "contact: self",
+        users
+            .clone()
+            .send_contact_request(SendContactRequestRequest {
+                user_id: alice.id.clone(),
+                message: String::new(),
+            })
+            .await,
+        "user_id",
+    );
+    invalid(
+        "contact: bad id",
+        users
+            .clone()
+            .send_contact_request(SendContactRequestRequest {
+                user_id: NOT_AN_ID.into(),
+                message: String::new(),
+            })
+            .await,
+        "user_id",
+    );
+    invalid(
+        "contact: long note",
+        users
+            .clone()
+            .send_contact_request(SendContactRequestRequest {
+                user_id: UNKNOWN_ID.into(),
+                message: "n".repeat(257),
+            })
+            .await,
+        "message",
+    );
+    assert_code(
+        users
+            .clone()
+            .send_contact_request(SendContactRequestRequest {
+                user_id: UNKNOWN_ID.into(),
+                message: String::new(),
+            })
+            .await,
+        Code::NotFound,
+    );
+    invalid(
+        "respond: bad id",
+        users
+            .clone()
+            .respond_contact_request(RespondContactRequestRequest {
+                user_id: NOT_AN_ID.into(),
+                accept: true,
+            })
+            .await,
+        "user_id",
+    );
+    assert_code(
+        users
+            .clone()
+            .respond_contact_request(RespondContactRequestRequest {
+                user_id: UNKNOWN_ID.into(),
+                accept: true,
+            })
+            .await,
+        Code::NotFound,
+    );
+    invalid(
+        "contact requests: page size",
+        users
+            .clone()
+            .list_contact_requests(ListContactRequestsRequest {
+                page_size: 101,
+                ..Default::default()
+            })
+            .await,
+        "page_size",
+    );
+    invalid(
+        "contacts: token",
+        users
+            .clone()
+            .list_contacts(ListContactsRequest {
+                page_token: "??".into(),
+                ..Default::default()
+            })
+            .await,
+        "page_token",
+    );
+    invalid(
+        "remove contact: none",
+        users
+            .clone()
+            .remove_contact(RemoveContactRequest::default())
+            .await,
+        "user_id",
+    );
+
     // The profile is unchanged by all of the above.
     let me = users
         .clone()

@@ -9,8 +9,8 @@ use secureconnect_proto::{
 use crate::{
     auth::Tokens,
     domain::{
-        Change, Content, ConversationKind, ConversationView, Details, Event, Member, Message, Role,
-        Session, Time, User,
+        Change, Contact, ContactRequest, Content, ConversationKind, ConversationView, Details,
+        Event, Member, Message, Role, Session, Time, User,
     },
     events::{ClosingReason, StreamItem, encode_cursor},
 };
@@ -197,8 +197,36 @@ fn change(c: Change) -> event_pb::conversation_event::Change {
     }
 }
 
-fn event(e: &Event) -> event_pb::subscribe_response::Event {
+pub fn contact_request(r: ContactRequest) -> user_pb::ContactRequest {
+    user_pb::ContactRequest {
+        from_user: Some(user(r.from, false)),
+        to_user: Some(user(r.to, false)),
+        message: r.message,
+        create_time: Some(timestamp(r.time)),
+    }
+}
+
+pub fn contact(c: Contact) -> user_pb::Contact {
+    user_pb::Contact {
+        user: Some(user(c.user, false)),
+        create_time: Some(timestamp(c.since)),
+    }
+}
+
+fn user_event(
+    time: Time,
+    change: event_pb::user_event::Change,
+) -> event_pb::subscribe_response::Event {
+    event_pb::subscribe_response::Event::UserEvent(event_pb::UserEvent {
+        create_time: Some(timestamp(time)),
+        change: Some(change),
+    })
+}
+
+/// Converts an event as `viewer` sees it (two-sided events show the other side).
+fn event(e: &Event, viewer: uuid::Uuid) -> event_pb::subscribe_response::Event {
     use event_pb::subscribe_response::Event as E;
+    use event_pb::user_event::Change as U;
     match e.clone() {
         Event::Conversation {
             conversation_id,
@@ -217,25 +245,49 @@ fn event(e: &Event) -> event_pb::subscribe_response::Event {
             conversation_id,
             read_seq,
             time,
-        } => E::UserEvent(event_pb::UserEvent {
-            create_time: Some(timestamp(time)),
-            change: Some(event_pb::user_event::Change::ReadStateUpdated(
-                event_pb::ReadStateUpdated {
-                    conversation_id: conversation_id.to_string(),
-                    read_seq,
-                },
-            )),
-        }),
+        } => user_event(
+            time,
+            U::ReadStateUpdated(event_pb::ReadStateUpdated {
+                conversation_id: conversation_id.to_string(),
+                read_seq,
+            }),
+        ),
+        Event::ContactRequested(request) => {
+            let time = request.time;
+            user_event(time, U::ContactRequestReceived(contact_request(request)))
+        }
+        Event::ContactAdded {
+            users: [a, b],
+            time,
+        } => {
+            let other = if a.id == viewer { b } else { a };
+            let added = Contact {
+                user: other,
+                since: time,
+            };
+            user_event(time, U::ContactAdded(contact(added)))
+        }
+        Event::ContactRemoved {
+            users: [a, b],
+            time,
+        } => {
+            let other = if a == viewer { b } else { a };
+            let removed = event_pb::ContactRemoved {
+                user_id: other.to_string(),
+            };
+            user_event(time, U::ContactRemoved(removed))
+        }
     }
 }
 
-pub fn stream_item(item: StreamItem) -> event_pb::SubscribeResponse {
+/// One stream item as `viewer` sees it.
+pub fn stream_item(item: StreamItem, viewer: uuid::Uuid) -> event_pb::SubscribeResponse {
     use event_pb::subscribe_response::Event as E;
     let (cursor, event) = match item {
         StreamItem::CaughtUp { cursor } => (cursor, E::CaughtUp(event_pb::CaughtUp {})),
         StreamItem::Heartbeat { cursor } => (cursor, E::Heartbeat(event_pb::Heartbeat {})),
         StreamItem::Gap { cursor } => (cursor, E::Gap(event_pb::Gap {})),
-        StreamItem::Event(feed_item) => (feed_item.feed_seq, event(&feed_item.event)),
+        StreamItem::Event(feed_item) => (feed_item.feed_seq, event(&feed_item.event, viewer)),
         StreamItem::Closing { reason, cursor } => {
             let reason = match reason {
                 ClosingReason::SlowConsumer => event_pb::ClosingReason::SlowConsumer,

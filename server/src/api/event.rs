@@ -33,7 +33,9 @@ impl EventService for EventApi {
             .events
             .subscribe(&who, &req.into_inner().cursor)
             .await?;
-        let stream = ReceiverStream::new(items).map(|item| Ok(convert::stream_item(item)));
+        let viewer = who.user_id;
+        let stream =
+            ReceiverStream::new(items).map(move |item| Ok(convert::stream_item(item, viewer)));
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{convert, mask_paths, principal};
 use crate::{
     auth::{Auth, Operation},
-    users::{ProfileChanges, Users},
+    users::{ProfileChanges, RequestResult, Users},
 };
 
 pub struct UserApi {
@@ -106,5 +106,98 @@ impl UserService for UserApi {
             users: users.into_iter().map(|u| convert::user(u, false)).collect(),
             next_page_token,
         }))
+    }
+
+    async fn delete_current_user(
+        &self,
+        req: Request<pb::DeleteCurrentUserRequest>,
+    ) -> Result<Response<pb::DeleteCurrentUserResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        self.users
+            .delete_current(&who, req.into_inner().password)
+            .await?;
+        Ok(Response::new(pb::DeleteCurrentUserResponse {}))
+    }
+
+    async fn send_contact_request(
+        &self,
+        req: Request<pb::SendContactRequestRequest>,
+    ) -> Result<Response<pb::SendContactRequestResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let r = req.into_inner();
+        let result = self
+            .users
+            .send_contact_request(&who, &r.user_id, &r.message)
+            .await?;
+        let response = match result {
+            RequestResult::Pending(request) => pb::SendContactRequestResponse {
+                request: Some(convert::contact_request(request)),
+                contact: None,
+            },
+            RequestResult::Connected(contact) => pb::SendContactRequestResponse {
+                request: None,
+                contact: Some(convert::contact(contact)),
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn respond_contact_request(
+        &self,
+        req: Request<pb::RespondContactRequestRequest>,
+    ) -> Result<Response<pb::RespondContactRequestResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let r = req.into_inner();
+        let contact = self
+            .users
+            .respond_contact_request(&who, &r.user_id, r.accept)
+            .await?;
+        Ok(Response::new(pb::RespondContactRequestResponse {
+            contact: contact.map(convert::contact),
+        }))
+    }
+
+    async fn list_contact_requests(
+        &self,
+        req: Request<pb::ListContactRequestsRequest>,
+    ) -> Result<Response<pb::ListContactRequestsResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Read)?;
+        let r = req.into_inner();
+        let incoming = r.direction != i32::from(pb::ContactRequestDirection::Outgoing);
+        let (requests, next_page_token) = self
+            .users
+            .contact_requests(&who, incoming, r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(pb::ListContactRequestsResponse {
+            requests: requests.into_iter().map(convert::contact_request).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn list_contacts(
+        &self,
+        req: Request<pb::ListContactsRequest>,
+    ) -> Result<Response<pb::ListContactsResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Read)?;
+        let r = req.into_inner();
+        let (contacts, next_page_token) = self
+            .users
+            .contacts(&who, r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(pb::ListContactsResponse {
+            contacts: contacts.into_iter().map(convert::contact).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn remove_contact(
+        &self,
+        req: Request<pb::RemoveContactRequest>,
+    ) -> Result<Response<pb::RemoveContactResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        self.users
+            .remove_contact(&who, &req.into_inner().user_id)
+            .await?;
+        Ok(Response::new(pb::RemoveContactResponse {}))
     }
 }

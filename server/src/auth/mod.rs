@@ -278,7 +278,36 @@ impl Auth {
         // A changed password usually means a suspected compromise: sign out everywhere else.
         for session in self
             .sessions
-            .revoke_other_sessions(who.user_id, who.session_id, chrono::Utc::now())
+            .revoke_other_sessions(who.user_id, Some(who.session_id), chrono::Utc::now())
+            .await?
+        {
+            self.revoked.insert(session);
+        }
+        Ok(())
+    }
+
+    /// Checks the caller's password (for sensitive operations such as account deletion).
+    pub async fn confirm_password(&self, who: &Principal, password: String) -> Result<()> {
+        if password.is_empty() {
+            return Err(Error::invalid("password", "required"));
+        }
+        let hash = self
+            .users
+            .password_hash(who.user_id)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        if passwords::verify(password, hash).await? {
+            Ok(())
+        } else {
+            Err(WRONG_CREDENTIALS)
+        }
+    }
+
+    /// Ends every session of `user`, effective at once.
+    pub async fn end_all_sessions(&self, user: Uuid) -> Result<()> {
+        for session in self
+            .sessions
+            .revoke_other_sessions(user, None, chrono::Utc::now())
             .await?
         {
             self.revoked.insert(session);

@@ -411,3 +411,38 @@ fn parse_conversation_id(raw: &str) -> Result<Uuid> {
     v.finish()?;
     id.ok_or(Error::NotFound("conversation"))
 }
+
+impl Chat {
+    /// Takes `user` out of every conversation (account deletion). A group the user alone
+    /// owned passes to its longest-standing remaining member, so it is never left ownerless.
+    pub async fn leave_all(&self, user: Uuid) -> Result<()> {
+        let views = self
+            .store
+            .conversation_views(user, None, u64::from(u32::MAX))
+            .await?;
+        for view in views {
+            let id = view.conversation.id;
+            let now = chrono::Utc::now();
+            if view.conversation.kind == ConversationKind::Group
+                && view.membership.role == Role::Owner
+            {
+                let members = self.store.members(id, None, u64::from(u32::MAX)).await?;
+                let other_owner = members
+                    .iter()
+                    .any(|m| m.role == Role::Owner && m.user_id != user);
+                if let Some(heir) = members.iter().find(|m| m.user_id != user)
+                    && !other_owner
+                {
+                    let committed = self
+                        .store
+                        .set_role(id, user, heir.user_id, Role::Owner, now)
+                        .await?;
+                    self.publish(committed);
+                }
+            }
+            let committed = self.store.remove_member(id, user, user, now).await?;
+            self.publish(committed);
+        }
+        Ok(())
+    }
+}

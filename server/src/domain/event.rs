@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{ConversationKind, Details, Member, Message, Time};
+use super::{ConversationKind, Details, Member, Message, Time, User};
 
 /// A durable event. Conversation events carry the conversation's `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +24,28 @@ pub enum Event {
         read_seq: u64,
         time: Time,
     },
+    /// Someone asked the recipient to become a contact.
+    ContactRequested(ContactRequest),
+    /// Two users became contacts (sent to both; each sees the other).
+    ContactAdded { users: [User; 2], time: Time },
+    /// Two users stopped being contacts (sent to both).
+    ContactRemoved { users: [Uuid; 2], time: Time },
+}
+
+/// A pending request to become contacts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactRequest {
+    pub from: User,
+    pub to: User,
+    pub message: String,
+    pub time: Time,
+}
+
+/// One of a user's contacts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub user: User,
+    pub since: Time,
 }
 
 /// What changed in a conversation.

@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        Content, Conversation, ConversationKind, ConversationView, Details, FeedItem, Member,
-        Membership, Message, Published, Role, Session, Time, User,
+        Contact, ContactRequest, Content, Conversation, ConversationKind, ConversationView,
+        Details, FeedItem, Member, Membership, Message, Published, Role, Session, Time, User,
     },
     error::Result,
 };
@@ -64,6 +64,59 @@ pub trait UserStore: Send + Sync {
     ) -> Result<Vec<(User, Time)>>;
     /// True when either user blocked the other.
     async fn is_blocked_between(&self, a: Uuid, b: Uuid) -> Result<bool>;
+    /// Erases the account: frees its email and username, clears its password and
+    /// blocks, and hides it from lookups. The id stays, so old messages keep an author.
+    async fn delete_user(&self, id: Uuid, now: Time) -> Result<()>;
+}
+
+/// What asking someone to become a contact led to.
+#[derive(Debug, Clone)]
+pub enum ContactOutcome {
+    /// The request waits for the other user.
+    Pending(ContactRequest),
+    /// The other user had asked too: they are contacts now.
+    Connected(Contact),
+}
+
+/// Contacts and pending contact requests. Changes reach both users' feeds.
+#[async_trait]
+pub trait ContactStore: Send + Sync {
+    /// Records `from`'s request to `to`, or connects them if `to` had asked `from`.
+    /// `AlreadyExists` if they are contacts already.
+    async fn request_contact(
+        &self,
+        from: Uuid,
+        to: Uuid,
+        message: String,
+        now: Time,
+    ) -> Result<Committed<ContactOutcome>>;
+    /// Answers `from`'s request to `to`; `NotFound` when there is none.
+    async fn respond_contact(
+        &self,
+        to: Uuid,
+        from: Uuid,
+        accept: bool,
+        now: Time,
+    ) -> Result<Committed<Option<Contact>>>;
+    /// Pending requests to (`incoming`) or from `user`, newest first, before `before`.
+    async fn contact_requests(
+        &self,
+        user: Uuid,
+        incoming: bool,
+        before: Option<(Time, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<ContactRequest>>;
+    /// `user`'s contacts, newest first, before `before`.
+    async fn contacts(
+        &self,
+        user: Uuid,
+        before: Option<(Time, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<Contact>>;
+    /// Removes the contact (both ways) and any pending request between the two.
+    async fn remove_contact(&self, user: Uuid, other: Uuid, now: Time) -> Result<Committed<()>>;
+    /// Every contact and pending request of `user` (account deletion).
+    async fn remove_all_contacts(&self, user: Uuid) -> Result<()>;
 }
 
 /// A refresh token as stored: only its hash.
@@ -97,8 +150,14 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<RefreshOutcome>;
     /// Revokes one of `user`'s sessions; false when no such active session exists.
     async fn revoke_session(&self, user: Uuid, session: Uuid, now: Time) -> Result<bool>;
-    /// Revokes all of `user`'s sessions but `keep`; returns the revoked ids.
-    async fn revoke_other_sessions(&self, user: Uuid, keep: Uuid, now: Time) -> Result<Vec<Uuid>>;
+    /// Revokes all of `user`'s sessions but `keep` (none kept when `None`); returns the
+    /// revoked ids.
+    async fn revoke_other_sessions(
+        &self,
+        user: Uuid,
+        keep: Option<Uuid>,
+        now: Time,
+    ) -> Result<Vec<Uuid>>;
     /// Active sessions of `user`, newest first, strictly older than `before`.
     async fn sessions(
         &self,

@@ -69,6 +69,7 @@ impl UserStore for SqlStore {
             password_hash: Set(new.password_hash),
             feed_seq: Set(0),
             create_time: Set(now),
+            delete_time: Set(None),
         };
         match row.insert(&self.db).await {
             Ok(row) => Ok(convert::user(row)),
@@ -81,6 +82,7 @@ impl UserStore for SqlStore {
 
     async fn user(&self, id: Uuid) -> Result<Option<User>> {
         Ok(users::Entity::find_by_id(id)
+            .filter(users::Column::DeleteTime.is_null())
             .one(&self.db)
             .await?
             .map(convert::user))
@@ -176,6 +178,7 @@ impl UserStore for SqlStore {
                     ),
             )
             .filter(users::Column::Id.is_not_in(blockers))
+            .filter(users::Column::DeleteTime.is_null())
             .order_by_asc(users::Column::Username)
             .limit(limit);
         if let Some(after) = after_username {
@@ -194,6 +197,7 @@ impl UserStore for SqlStore {
             .select_only()
             .column(users::Column::Id)
             .filter(users::Column::Id.is_in(ids.iter().copied()))
+            .filter(users::Column::DeleteTime.is_null())
             .into_tuple()
             .all(&self.db)
             .await?)
@@ -252,6 +256,33 @@ impl UserStore for SqlStore {
             }
         }
         Ok(out)
+    }
+
+    async fn delete_user(&self, id: Uuid, now: Time) -> Result<()> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        // Placeholders that can never clash with, or be signed into as, a real account.
+        users::Entity::update_many()
+            .col_expr(users::Column::Email, format!("deleted:{id}").into())
+            .col_expr(users::Column::Username, format!("deleted:{id}").into())
+            .col_expr(users::Column::DisplayName, "Deleted user".into())
+            .col_expr(users::Column::SearchName, String::new().into())
+            .col_expr(users::Column::AvatarUrl, String::new().into())
+            .col_expr(users::Column::PasswordHash, String::new().into())
+            .col_expr(users::Column::DeleteTime, Some(now).into())
+            .filter(users::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        blocks::Entity::delete_many()
+            .filter(
+                Condition::any()
+                    .add(blocks::Column::BlockerId.eq(id))
+                    .add(blocks::Column::BlockedId.eq(id)),
+            )
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
     }
 
     async fn is_blocked_between(&self, a: Uuid, b: Uuid) -> Result<bool> {
@@ -370,14 +401,22 @@ impl SessionStore for SqlStore {
         Ok(result.rows_affected > 0)
     }
 
-    async fn revoke_other_sessions(&self, user: Uuid, keep: Uuid, now: Time) -> Result<Vec<Uuid>> {
+    async fn revoke_other_sessions(
+        &self,
+        user: Uuid,
+        keep: Option<Uuid>,
+        now: Time,
+    ) -> Result<Vec<Uuid>> {
         let _guard = self.write_guard().await;
         let txn = self.db.begin().await?;
-        let ids: Vec<Uuid> = sessions::Entity::find()
+        let mut query = sessions::Entity::find()
             .select_only()
             .column(sessions::Column::Id)
-            .filter(sessions::Column::UserId.eq(user))
-            .filter(sessions::Column::Id.ne(keep))
+            .filter(sessions::Column::UserId.eq(user));
+        if let Some(keep) = keep {
+            query = query.filter(sessions::Column::Id.ne(keep));
+        }
+        let ids: Vec<Uuid> = query
             .filter(sessions::Column::RevokeTime.is_null())
             .into_tuple()
             .all(&txn)

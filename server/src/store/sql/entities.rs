@@ -29,6 +29,8 @@ pub mod users {
         /// Latest position in this user's event feed.
         pub feed_seq: i64,
         pub create_time: DateTimeUtc,
+        /// Set when the account was deleted; the row stays so old messages keep an author.
+        pub delete_time: Option<DateTimeUtc>,
     }
     no_relations!();
 }
@@ -182,6 +184,38 @@ pub mod feed {
         #[sea_orm(primary_key, auto_increment = false)]
         pub feed_seq: i64,
         pub event_id: i64,
+    }
+    no_relations!();
+}
+
+pub mod contact_requests {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "contact_requests")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub from_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub to_id: Uuid,
+        pub message: String,
+        pub create_time: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod contacts {
+    use sea_orm::entity::prelude::*;
+
+    /// Stored in both directions, so "my contacts" is one indexed range.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "contacts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub contact_id: Uuid,
+        pub create_time: DateTimeUtc,
     }
     no_relations!();
 }

@@ -8,7 +8,8 @@ use sea_orm_migration::{
 };
 
 use super::entities::{
-    blocks, conversations, events, feed, members, messages, refresh_tokens, sessions, users,
+    blocks, contact_requests, contacts, conversations, events, feed, members, messages,
+    refresh_tokens, sessions, users,
 };
 
 /// All migrations, oldest first. Never edit a released one: add a new one.
@@ -42,6 +43,8 @@ impl MigrationTrait for InitialSchema {
         create(manager, &schema, messages::Entity).await?;
         create(manager, &schema, events::Entity).await?;
         create(manager, &schema, feed::Entity).await?;
+        create(manager, &schema, contact_requests::Entity).await?;
+        create(manager, &schema, contacts::Entity).await?;
 
         // Paging a user's sessions and looking up a session's refresh tokens.
         index(
@@ -93,6 +96,15 @@ impl MigrationTrait for InitialSchema {
             messages::Entity,
             &["conversation_id", "sender_id", "request_id"],
             true,
+        )
+        .await?;
+        // Incoming contact requests.
+        index(
+            manager,
+            "idx_contact_requests_to",
+            contact_requests::Entity,
+            &["to_id", "create_time"],
+            false,
         )
         .await?;
         // Search by username / display-name prefix.

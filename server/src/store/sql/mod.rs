@@ -17,6 +17,7 @@ use crate::{
 
 mod accounts;
 mod chat;
+mod contacts;
 mod convert;
 pub mod entities;
 mod migration;
@@ -77,7 +78,7 @@ async fn append_event<C: ConnectionTrait>(
             seq,
             ..
         } => (Some(*conversation_id), Some(convert::seq_to_db(*seq))),
-        Event::ReadState { .. } => (None, None),
+        _ => (None, None),
     };
     let payload = serde_json::to_string(&event).map_err(Error::internal)?;
     let inserted = events::Entity::insert(events::ActiveModel {

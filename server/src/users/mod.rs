@@ -5,13 +5,19 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::{
-    auth::Principal,
+    auth::{Auth, Principal},
+    bus::EventBus,
+    chat::Chat,
     domain::User,
     error::{Error, Result},
     paging,
-    store::{ProfileUpdate, UserStore},
+    store::{Committed, ContactStore, ProfileUpdate, UserStore},
     validate::{self, Violations},
 };
+
+mod contacts;
+
+pub use contacts::RequestResult;
 
 /// Which profile fields an update touches, with their new values.
 #[derive(Debug, Clone, Default)]
@@ -21,14 +27,50 @@ pub struct ProfileChanges {
     pub avatar_url: Option<String>,
 }
 
-/// The users domain service.
+/// The users domain service: profiles, blocks, contacts and account deletion.
 pub struct Users {
     store: Arc<dyn UserStore>,
+    contacts: Arc<dyn ContactStore>,
+    bus: Arc<dyn EventBus>,
+    auth: Arc<Auth>,
+    chat: Arc<Chat>,
 }
 
 impl Users {
-    pub fn new(store: Arc<dyn UserStore>) -> Self {
-        Self { store }
+    pub fn new(
+        store: Arc<dyn UserStore>,
+        contacts: Arc<dyn ContactStore>,
+        bus: Arc<dyn EventBus>,
+        auth: Arc<Auth>,
+        chat: Arc<Chat>,
+    ) -> Self {
+        Self {
+            store,
+            contacts,
+            bus,
+            auth,
+            chat,
+        }
+    }
+
+    /// Publishes what a write committed and returns its value.
+    fn publish<T>(&self, committed: Committed<T>) -> T {
+        if let Some(event) = committed.published {
+            self.bus.publish(event);
+        }
+        committed.value
+    }
+
+    /// Deletes the caller's account (see `DeleteCurrentUser` in the proto for what that
+    /// entails). Sessions end first, so nothing can act as the user half-way through.
+    pub async fn delete_current(&self, who: &Principal, password: String) -> Result<()> {
+        self.auth.confirm_password(who, password).await?;
+        self.auth.end_all_sessions(who.user_id).await?;
+        self.chat.leave_all(who.user_id).await?;
+        self.contacts.remove_all_contacts(who.user_id).await?;
+        self.store
+            .delete_user(who.user_id, chrono::Utc::now())
+            .await
     }
 
     pub async fn current(&self, who: &Principal) -> Result<User> {
@@ -90,11 +132,17 @@ impl Users {
         Ok((users, next))
     }
 
+    /// Blocks a user; a block also ends any contact or pending request between the two.
     pub async fn block(&self, who: &Principal, user_id: &str) -> Result<()> {
         let target = self.target(who, user_id).await?;
-        self.store
-            .block(who.user_id, target, chrono::Utc::now())
-            .await
+        let now = chrono::Utc::now();
+        self.store.block(who.user_id, target, now).await?;
+        let committed = self
+            .contacts
+            .remove_contact(who.user_id, target, now)
+            .await?;
+        self.publish(committed);
+        Ok(())
     }
 
     pub async fn unblock(&self, who: &Principal, user_id: &str) -> Result<()> {
