@@ -368,13 +368,8 @@ async fn deleting_an_account_signs_out_leaves_groups_and_frees_the_email() {
         .expect("list")
         .into_inner()
         .messages;
-    assert_eq!(
-        history
-            .iter()
-            .map(|m| m.sender_user_id.clone())
-            .collect::<Vec<_>>(),
-        [alice.id.clone()]
-    );
+    let authors: Vec<&str> = history.iter().map(|m| m.sender_user_id.as_str()).collect();
+    assert_eq!(authors, [alice.id.as_str()]);
     // The email and username are free again.
     server
         .client()
