@@ -20,6 +20,9 @@ for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
 cargo --version
+# A real SMTP server for the mail tests (Python's aiosmtpd, from PyPI).
+command -v python3 >/dev/null || { echo "python3 not found" >&2; exit 1; }
+python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "aiosmtpd==1.4.6"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -26,6 +26,7 @@ use crate::{
     error::{Error, Result},
     events::Events,
     layers,
+    mail::{self, Mailer},
     store::{ChatStore, ContactStore, SessionStore, UserStore, sql::SqlStore},
     users::Users,
 };
@@ -85,7 +86,18 @@ pub async fn start(config: Config) -> Result<Running> {
     let bus: Arc<dyn EventBus> = Arc::new(LocalBus::new(BUS_CAPACITY));
     let shutdown = CancellationToken::new();
 
-    let auth = Arc::new(Auth::new(user_store.clone(), session_store, tokens, &config.auth).await?);
+    let mailer: Arc<dyn Mailer> = Arc::from(mail::from_config(&config.mail, &config.data_dir)?);
+    let auth = Arc::new(
+        Auth::new(
+            user_store.clone(),
+            session_store,
+            tokens,
+            mailer,
+            &config.auth,
+            config.mail.public_url.clone(),
+        )
+        .await?,
+    );
     let chat = Arc::new(Chat::new(
         chat_store.clone(),
         user_store.clone(),

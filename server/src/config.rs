@@ -29,6 +29,32 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Real-time stream tuning.
     pub stream: StreamConfig,
+    /// Outgoing mail (password reset, email change).
+    pub mail: MailConfig,
+}
+
+/// Outgoing mail.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// SMTP server URL, e.g. `smtps://user:pass@smtp.example.com` or
+    /// `smtp://localhost:25`; empty writes each mail to `data_dir/outbox` instead.
+    pub smtp_url: String,
+    /// The sender shown on mails.
+    pub from: String,
+    /// Base URL of the app, for links in mails (`{public_url}/reset?code=…`); empty
+    /// sends the bare code.
+    pub public_url: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_url: String::new(),
+            from: "SecureConnect <no-reply@localhost>".to_owned(),
+            public_url: String::new(),
+        }
+    }
 }
 
 /// Token lifetimes and login throttling.
@@ -74,6 +100,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             stream: StreamConfig::default(),
+            mail: MailConfig::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod layers;
+pub mod mail;
 pub mod paging;
 pub mod store;
 pub mod users;

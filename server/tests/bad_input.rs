@@ -128,7 +128,73 @@ async fn auth_service_rejects_bad_input() {
         Code::Unauthenticated,
     );
 
+    invalid(
+        "reset request: bad email",
+        auth.clone()
+            .request_password_reset(RequestPasswordResetRequest {
+                email: "nope".into(),
+            })
+            .await,
+        "email",
+    );
+    invalid(
+        "reset: no code",
+        auth.clone()
+            .reset_password(ResetPasswordRequest {
+                reset_code: String::new(),
+                new_password: "long-enough-1".into(),
+            })
+            .await,
+        "reset_code",
+    );
+    invalid(
+        "reset: unknown code",
+        auth.clone()
+            .reset_password(ResetPasswordRequest {
+                reset_code: "made-up".into(),
+                new_password: "long-enough-1".into(),
+            })
+            .await,
+        "reset_code",
+    );
+    invalid(
+        "confirm email: no code",
+        auth.clone()
+            .confirm_email_change(ConfirmEmailChangeRequest::default())
+            .await,
+        "confirmation_code",
+    );
+    invalid(
+        "confirm email: unknown code",
+        auth.clone()
+            .confirm_email_change(ConfirmEmailChangeRequest {
+                confirmation_code: "made-up".into(),
+            })
+            .await,
+        "confirmation_code",
+    );
+
     let mine = alice.client.auth();
+    invalid(
+        "email change: bad address",
+        mine.clone()
+            .request_email_change(RequestEmailChangeRequest {
+                new_email: "x@".into(),
+                password: alice.password.clone(),
+            })
+            .await,
+        "new_email",
+    );
+    invalid(
+        "email change: no password",
+        mine.clone()
+            .request_email_change(RequestEmailChangeRequest {
+                new_email: "x@y.io".into(),
+                password: String::new(),
+            })
+            .await,
+        "password",
+    );
     invalid(
         "list sessions: page size",
         mine.clone()

@@ -117,4 +117,47 @@ impl AuthService for AuthApi {
             .await?;
         Ok(Response::new(pb::ChangePasswordResponse {}))
     }
+
+    async fn request_password_reset(
+        &self,
+        req: Request<pb::RequestPasswordResetRequest>,
+    ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
+        let client = req.remote_addr().map(|a| a.ip());
+        self.0
+            .request_password_reset(&req.into_inner().email, client)
+            .await?;
+        Ok(Response::new(pb::RequestPasswordResetResponse {}))
+    }
+
+    async fn reset_password(
+        &self,
+        req: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+        let r = req.into_inner();
+        self.0.reset_password(&r.reset_code, r.new_password).await?;
+        Ok(Response::new(pb::ResetPasswordResponse {}))
+    }
+
+    async fn request_email_change(
+        &self,
+        req: Request<pb::RequestEmailChangeRequest>,
+    ) -> Result<Response<pb::RequestEmailChangeResponse>, Status> {
+        let who = principal(&self.0, &req, Operation::Write)?;
+        let r = req.into_inner();
+        self.0
+            .request_email_change(&who, &r.new_email, r.password)
+            .await?;
+        Ok(Response::new(pb::RequestEmailChangeResponse {}))
+    }
+
+    async fn confirm_email_change(
+        &self,
+        req: Request<pb::ConfirmEmailChangeRequest>,
+    ) -> Result<Response<pb::ConfirmEmailChangeResponse>, Status> {
+        let email = self
+            .0
+            .confirm_email_change(&req.into_inner().confirmation_code)
+            .await?;
+        Ok(Response::new(pb::ConfirmEmailChangeResponse { email }))
+    }
 }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 mod limits;
 mod passwords;
+mod recovery;
 mod tokens;
 
 pub use limits::{LoginLimiter, RevokedSessions};
@@ -19,6 +20,7 @@ use crate::{
     config::AuthConfig,
     domain::{Session, Time, User},
     error::{Error, Reason, Result},
+    mail::Mailer,
     paging,
     store::{NewUser, RefreshOutcome, RefreshRecord, SessionStore, UserStore},
     validate::{self, Violations},
@@ -65,6 +67,9 @@ pub struct Auth {
     limiter: LoginLimiter,
     decoy_hash: String,
     refresh_ttl: Duration,
+    mailer: Arc<dyn Mailer>,
+    /// Base URL of the app for links in mails (may be empty).
+    public_url: String,
 }
 
 impl Auth {
@@ -72,7 +77,9 @@ impl Auth {
         users: Arc<dyn UserStore>,
         sessions: Arc<dyn SessionStore>,
         tokens: TokenAuthority,
+        mailer: Arc<dyn Mailer>,
         config: &AuthConfig,
+        public_url: String,
     ) -> Result<Self> {
         let access_ttl = Duration::from_secs(config.access_token_ttl_secs);
         let revoked = Arc::new(RevokedSessions::new(access_ttl));
@@ -89,6 +96,8 @@ impl Auth {
             limiter: LoginLimiter::new(config.login_attempts_per_minute),
             decoy_hash: passwords::decoy_hash().await?,
             refresh_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
+            mailer,
+            public_url,
         })
     }
 
@@ -339,9 +348,7 @@ impl Auth {
     }
 
     fn new_refresh_token(&self, now: Time) -> (String, RefreshRecord) {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let token = URL_SAFE_NO_PAD.encode(bytes);
+        let token = random_token();
         let record = RefreshRecord {
             token_hash: hash_token(&token),
             expire_time: now + self.refresh_ttl,
@@ -350,6 +357,14 @@ impl Auth {
     }
 }
 
+/// 256 random bits, URL-safe: refresh tokens and emailed codes.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Tokens and codes are stored only as SHA-256: a database leak yields nothing usable.
 fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }

@@ -41,6 +41,8 @@ pub trait UserStore: Send + Sync {
     async fn user_by_email(&self, email: &str) -> Result<Option<(User, String)>>;
     async fn password_hash(&self, id: Uuid) -> Result<Option<String>>;
     async fn set_password_hash(&self, id: Uuid, hash: String) -> Result<()>;
+    /// Changes the sign-in email; `AlreadyExists` when another account has it.
+    async fn set_email(&self, id: Uuid, email: &str) -> Result<()>;
     async fn update_profile(&self, id: Uuid, update: ProfileUpdate) -> Result<User>;
     /// Users whose username or display name starts with `prefix` (lowercase), ordered by
     /// username, after `after_username`, skipping users who blocked `viewer`.
@@ -126,6 +128,24 @@ pub struct RefreshRecord {
     pub expire_time: Time,
 }
 
+/// What a single-use emailed code is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodePurpose {
+    PasswordReset,
+    EmailChange,
+}
+
+/// A single-use code sent by mail, stored as a hash.
+#[derive(Debug, Clone)]
+pub struct OneTimeCode {
+    pub code_hash: Vec<u8>,
+    pub purpose: CodePurpose,
+    pub user_id: Uuid,
+    /// The address being confirmed (email change only).
+    pub new_email: Option<String>,
+    pub expire_time: Time,
+}
+
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone)]
 pub enum RefreshOutcome {
@@ -167,6 +187,15 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Vec<Session>>;
     /// Sessions revoked at or after `since` (to warm the revocation cache).
     async fn revoked_since(&self, since: Time) -> Result<Vec<Uuid>>;
+    /// Stores an emailed code.
+    async fn create_code(&self, code: OneTimeCode) -> Result<()>;
+    /// Atomically uses up a code: `None` when unknown, used, expired or for another purpose.
+    async fn consume_code(
+        &self,
+        code_hash: &[u8],
+        purpose: CodePurpose,
+        now: Time,
+    ) -> Result<Option<OneTimeCode>>;
 }
 
 /// A new conversation.

@@ -12,13 +12,23 @@ use uuid::Uuid;
 
 use super::{
     SqlStore, convert,
-    entities::{blocks, refresh_tokens, sessions, users},
+    entities::{blocks, one_time_codes, refresh_tokens, sessions, users},
 };
 use crate::{
     domain::{Session, Time, User},
     error::{Error, Reason, Result},
-    store::{NewUser, ProfileUpdate, RefreshOutcome, RefreshRecord, SessionStore, UserStore},
+    store::{
+        CodePurpose, NewUser, OneTimeCode, ProfileUpdate, RefreshOutcome, RefreshRecord,
+        SessionStore, UserStore,
+    },
 };
+
+fn purpose_code(purpose: CodePurpose) -> i16 {
+    match purpose {
+        CodePurpose::PasswordReset => 1,
+        CodePurpose::EmailChange => 2,
+    }
+}
 
 fn taken(reason: Reason) -> Error {
     let message = match reason {
@@ -114,6 +124,22 @@ impl UserStore for SqlStore {
             .exec(&self.db)
             .await?;
         Ok(())
+    }
+
+    async fn set_email(&self, id: Uuid, email: &str) -> Result<()> {
+        let _guard = self.write_guard().await;
+        let result = users::Entity::update_many()
+            .col_expr(users::Column::Email, email.into())
+            .filter(users::Column::Id.eq(id))
+            .filter(users::Column::DeleteTime.is_null())
+            .exec(&self.db)
+            .await;
+        match result {
+            Ok(r) if r.rows_affected == 0 => Err(Error::NotFound("user")),
+            Ok(_) => Ok(()),
+            Err(err) if convert::is_unique_violation(&err) => Err(taken(Reason::EmailTaken)),
+            Err(err) => Err(err.into()),
+        }
     }
 
     async fn update_profile(&self, id: Uuid, update: ProfileUpdate) -> Result<User> {
@@ -459,6 +485,56 @@ impl SessionStore for SqlStore {
             .into_iter()
             .map(convert::session)
             .collect())
+    }
+
+    async fn create_code(&self, code: OneTimeCode) -> Result<()> {
+        let _guard = self.write_guard().await;
+        one_time_codes::ActiveModel {
+            code_hash: Set(code.code_hash),
+            purpose: Set(purpose_code(code.purpose)),
+            user_id: Set(code.user_id),
+            new_email: Set(code.new_email),
+            expire_time: Set(code.expire_time),
+            used: Set(false),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    async fn consume_code(
+        &self,
+        code_hash: &[u8],
+        purpose: CodePurpose,
+        now: Time,
+    ) -> Result<Option<OneTimeCode>> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        // Flipping `used` with all conditions in the WHERE makes the use single and atomic.
+        let used = one_time_codes::Entity::update_many()
+            .col_expr(one_time_codes::Column::Used, true.into())
+            .filter(one_time_codes::Column::CodeHash.eq(code_hash.to_vec()))
+            .filter(one_time_codes::Column::Purpose.eq(purpose_code(purpose)))
+            .filter(one_time_codes::Column::Used.eq(false))
+            .filter(one_time_codes::Column::ExpireTime.gt(now))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if used == 0 {
+            return Ok(None);
+        }
+        let row = one_time_codes::Entity::find_by_id(code_hash.to_vec())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| Error::internal("consumed code vanished"))?;
+        txn.commit().await?;
+        Ok(Some(OneTimeCode {
+            code_hash: row.code_hash,
+            purpose,
+            user_id: row.user_id,
+            new_email: row.new_email,
+            expire_time: row.expire_time,
+        }))
     }
 
     async fn revoked_since(&self, since: Time) -> Result<Vec<Uuid>> {

@@ -219,3 +219,22 @@ pub mod contacts {
     }
     no_relations!();
 }
+
+pub mod one_time_codes {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "one_time_codes")]
+    pub struct Model {
+        /// SHA-256 of the emailed code.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub code_hash: Vec<u8>,
+        /// 1 = password reset, 2 = email change.
+        pub purpose: i16,
+        pub user_id: Uuid,
+        pub new_email: Option<String>,
+        pub expire_time: DateTimeUtc,
+        pub used: bool,
+    }
+    no_relations!();
+}

@@ -9,7 +9,7 @@ use sea_orm_migration::{
 
 use super::entities::{
     blocks, contact_requests, contacts, conversations, events, feed, members, messages,
-    refresh_tokens, sessions, users,
+    one_time_codes, refresh_tokens, sessions, users,
 };
 
 /// All migrations, oldest first. Never edit a released one: add a new one.
@@ -45,6 +45,7 @@ impl MigrationTrait for InitialSchema {
         create(manager, &schema, feed::Entity).await?;
         create(manager, &schema, contact_requests::Entity).await?;
         create(manager, &schema, contacts::Entity).await?;
+        create(manager, &schema, one_time_codes::Entity).await?;
 
         // Paging a user's sessions and looking up a session's refresh tokens.
         index(
