@@ -37,7 +37,7 @@ impl SmtpSink {
             .local_addr()
             .expect("addr")
             .port();
-        let child = Command::new("python3")
+        let mut child = Command::new("python3")
             .args([
                 "-m",
                 "aiosmtpd",
@@ -65,6 +65,8 @@ impl SmtpSink {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("aiosmtpd did not start on port {port}");
     }
 
