@@ -134,7 +134,7 @@ pub async fn start(config: Config) -> Result<Running> {
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(Error::internal)?;
 
-    let router = layers::server_builder()
+    let router = layers::server_builder(Duration::from_secs(config.request_timeout_secs.max(1)))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(AuthServiceServer::new(AuthApi(auth.clone())))

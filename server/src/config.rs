@@ -23,6 +23,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Database URL; empty means SQLite in `data_dir`.
     pub database_url: String,
+    /// Longest time a call may take to produce its response, in seconds (event streams
+    /// respond at once and are not cut by it).
+    pub request_timeout_secs: u64,
     /// Token lifetimes and login throttling.
     pub auth: AuthConfig,
     /// Message limits.
@@ -97,6 +100,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: PathBuf::from("data"),
             database_url: String::new(),
+            request_timeout_secs: 30,
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             stream: StreamConfig::default(),

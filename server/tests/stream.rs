@@ -156,20 +156,27 @@ async fn a_cursor_older_than_the_replay_limit_yields_a_gap() {
 }
 
 #[tokio::test]
-async fn an_idle_stream_gets_heartbeats() {
-    let server = TestServer::start_with(|c| c.stream.heartbeat_secs = 1).await;
+async fn an_idle_stream_gets_heartbeats_and_outlives_the_request_timeout() {
+    let server = TestServer::start_with(|c| {
+        c.stream.heartbeat_secs = 1;
+        c.request_timeout_secs = 1;
+    })
+    .await;
     let alice = server.register("alice").await;
     let mut stream = alice.subscribe("").await;
     let caught_up = until_caught_up(&mut stream).await;
-    let beat = next(&mut stream).await;
-    assert!(
-        matches!(beat.event, Some(Event::Heartbeat(_))),
-        "got {beat:?}"
-    );
-    assert_eq!(
-        beat.cursor, caught_up,
-        "heartbeats keep the cursor where it was"
-    );
+    // Three heartbeats span about three seconds: well past the 1 s call timeout.
+    for _ in 0..3 {
+        let beat = next(&mut stream).await;
+        assert!(
+            matches!(beat.event, Some(Event::Heartbeat(_))),
+            "got {beat:?}"
+        );
+        assert_eq!(
+            beat.cursor, caught_up,
+            "heartbeats keep the cursor where it was"
+        );
+    }
     server.shutdown().await;
 }
 
