@@ -45,6 +45,23 @@ async fn next_seq<C: ConnectionTrait>(txn: &C, conversation: Uuid, now: Time) ->
         .ok_or(Error::NotFound("conversation"))
 }
 
+/// Records `change` as the conversation's next timeline event, in the members' feeds
+/// (plus `also`, such as a member who just left).
+async fn record_change<C: ConnectionTrait>(
+    txn: &C,
+    conversation: Uuid,
+    actor: Uuid,
+    now: Time,
+    also: Option<Uuid>,
+    change: Change,
+) -> Result<crate::domain::Published> {
+    let seq = next_seq(txn, conversation, now).await?;
+    let mut recipients = member_ids(txn, conversation).await?;
+    recipients.extend(also);
+    let event = conversation_event(conversation, seq, actor, now, change);
+    append_event(txn, event, &recipients, now).await
+}
+
 async fn member_ids<C: ConnectionTrait>(txn: &C, conversation: Uuid) -> Result<Vec<Uuid>> {
     Ok(members::Entity::find()
         .select_only()
@@ -383,10 +400,15 @@ impl ChatStore for SqlStore {
             .filter(conversations::Column::Id.eq(conversation))
             .exec(&txn)
             .await?;
-        let seq = next_seq(&txn, conversation, now).await?;
-        let recipients = member_ids(&txn, conversation).await?;
-        let event = conversation_event(conversation, seq, actor, now, Change::Updated(details));
-        let published = append_event(&txn, event, &recipients, now).await?;
+        let published = record_change(
+            &txn,
+            conversation,
+            actor,
+            now,
+            None,
+            Change::Updated(details),
+        )
+        .await?;
         let value = self.find_conversation(&txn, conversation).await?;
         txn.commit().await?;
         Ok(Committed {
@@ -403,10 +425,8 @@ impl ChatStore for SqlStore {
     ) -> Result<Committed<()>> {
         let _guard = self.write_guard().await;
         let txn = self.db.begin().await?;
-        let seq = next_seq(&txn, conversation, now).await?;
-        let recipients = member_ids(&txn, conversation).await?;
-        let event = conversation_event(conversation, seq, actor, now, Change::Deleted);
-        let published = append_event(&txn, event, &recipients, now).await?;
+        let published =
+            record_change(&txn, conversation, actor, now, None, Change::Deleted).await?;
         messages::Entity::delete_many()
             .filter(messages::Column::ConversationId.eq(conversation))
             .exec(&txn)
@@ -466,17 +486,8 @@ impl ChatStore for SqlStore {
             i32::try_from(added.len()).unwrap_or(i32::MAX),
         )
         .await?;
-        let seq = next_seq(&txn, conversation, now).await?;
-        let mut recipients = current;
-        recipients.extend(added.iter().map(|m| m.user_id));
-        let event = conversation_event(
-            conversation,
-            seq,
-            actor,
-            now,
-            Change::MembersAdded(added.clone()),
-        );
-        let published = append_event(&txn, event, &recipients, now).await?;
+        let change = Change::MembersAdded(added.clone());
+        let published = record_change(&txn, conversation, actor, now, None, change).await?;
         txn.commit().await?;
         Ok(Committed {
             value: added,
@@ -503,16 +514,12 @@ impl ChatStore for SqlStore {
             return Err(Error::NotFound("member"));
         }
         change_member_count(&txn, conversation, -1).await?;
-        let seq = next_seq(&txn, conversation, now).await?;
-        // The removed user hears of their own removal: it is the last event they get.
-        let mut recipients = member_ids(&txn, conversation).await?;
-        recipients.push(user);
         let change = Change::MemberRemoved {
             user_id: user,
             left: actor == user,
         };
-        let event = conversation_event(conversation, seq, actor, now, change);
-        let published = append_event(&txn, event, &recipients, now).await?;
+        // The removed user hears of their own removal: it is the last event they get.
+        let published = record_change(&txn, conversation, actor, now, Some(user), change).await?;
         txn.commit().await?;
         Ok(Committed {
             value: (),
@@ -556,16 +563,8 @@ impl ChatStore for SqlStore {
         let mut active = row.into_active_model();
         active.role = Set(role.code());
         let updated = member(&active.update(&txn).await?);
-        let seq = next_seq(&txn, conversation, now).await?;
-        let recipients = member_ids(&txn, conversation).await?;
-        let event = conversation_event(
-            conversation,
-            seq,
-            actor,
-            now,
-            Change::RoleUpdated(updated.clone()),
-        );
-        let published = append_event(&txn, event, &recipients, now).await?;
+        let change = Change::RoleUpdated(updated.clone());
+        let published = record_change(&txn, conversation, actor, now, None, change).await?;
         txn.commit().await?;
         Ok(Committed {
             value: updated,
@@ -810,15 +809,12 @@ impl SqlStore {
             active.edit_time = Set(Some(now));
         }
         let message = convert::message(active.update(&txn).await?)?;
-        let seq = next_seq(&txn, conversation, now).await?;
         let change = if deleting {
             Change::MessageDeleted(message.clone())
         } else {
             Change::MessageEdited(message.clone())
         };
-        let recipients = member_ids(&txn, conversation).await?;
-        let event = conversation_event(conversation, seq, actor, now, change);
-        let published = append_event(&txn, event, &recipients, now).await?;
+        let published = record_change(&txn, conversation, actor, now, None, change).await?;
         txn.commit().await?;
         Ok(Committed {
             value: message,
