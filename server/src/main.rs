@@ -1,7 +1,7 @@
 //! `secureconnect serve`: runs the whole product on the embedded default unless told
 //! otherwise.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use secureconnect_server::{app, config::Config};
@@ -68,15 +68,27 @@ async fn main() -> ExitCode {
     }
 }
 
+/// How long connections may take to drain after a shutdown signal before the process
+/// exits anyway (clients then reconnect elsewhere and resume from their cursors).
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
 async fn run(config: Config) -> secureconnect_server::error::Result<()> {
     let running = app::start(config).await?;
     let stop = running.shutdown_token();
-    tokio::spawn(async move {
+    let signalled = tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: asking streams to reconnect, draining connections");
         stop.cancel();
     });
-    running.wait().await?;
+    let mut serving = std::pin::pin!(running.wait());
+    tokio::select! {
+        result = &mut serving => return result,
+        _ = signalled => {}
+    }
+    match tokio::time::timeout(DRAIN_DEADLINE, serving).await {
+        Ok(result) => result?,
+        Err(_) => tracing::warn!("connections still open after the drain deadline; exiting anyway"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -673,3 +673,60 @@ async fn deleting_a_group_ends_it_for_every_member() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_retried_group_creation_returns_the_first_group() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let create = |request_id: &str| CreateConversationRequest {
+        r#type: ConversationType::Group.into(),
+        member_user_ids: vec![bob.id.clone()],
+        title: "once".into(),
+        request_id: request_id.into(),
+        ..Default::default()
+    };
+    let conversations = alice.client.conversations();
+    let first = conversations
+        .clone()
+        .create_conversation(create("g-1"))
+        .await
+        .expect("create")
+        .into_inner();
+    let retry = conversations
+        .clone()
+        .create_conversation(create("g-1"))
+        .await
+        .expect("retry")
+        .into_inner();
+    let other = conversations
+        .clone()
+        .create_conversation(create("g-2"))
+        .await
+        .expect("other")
+        .into_inner();
+    let id = |c: &secureconnect_sdk::proto::conversation::v1::CreateConversationResponse| {
+        c.conversation.as_ref().map(|c| c.conversation_id.clone())
+    };
+    assert_eq!(id(&first), id(&retry));
+    assert_ne!(id(&first), id(&other));
+    // The same request id from another user is that user's own.
+    let from_bob = bob
+        .client
+        .conversations()
+        .create_conversation(create("g-1"))
+        .await;
+    assert_ne!(id(&from_bob.expect("bob creates").into_inner()), id(&first));
+    let listed = alice
+        .client
+        .conversations()
+        .list_conversations(ListConversationsRequest::default())
+        .await
+        .expect("list");
+    assert_eq!(
+        listed.into_inner().conversations.len(),
+        2,
+        "alice has g-1 and g-2"
+    );
+    server.shutdown().await;
+}

@@ -1,0 +1,114 @@
+//! The shipped binary, as the README runs it: `secureconnect serve` with no configuration
+//! starts the embedded default, keeps its state in `./data`, and stops cleanly on SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use secureconnect_sdk::{
+    Client,
+    proto::{
+        auth::v1::{LoginRequest, RegisterRequest},
+        user::v1::GetCurrentUserRequest,
+    },
+};
+
+/// Starts the binary in `dir` and returns it with the address it reports.
+fn start(dir: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_secureconnect"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn secureconnect");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server exited before serving");
+        };
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, format!("http://{addr}"))
+}
+
+/// SIGTERM, then wait (yielding, so this test's own client connections can see the
+/// server's GOAWAY and close) for a clean exit.
+async fn stop(mut child: Child) {
+    let pid = child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    for _ in 0..100 {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            assert!(exit.success(), "server exited with {exit}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("server did not stop within 10 s of SIGTERM");
+}
+
+#[tokio::test]
+async fn serve_runs_the_embedded_default_and_keeps_state_across_restarts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, endpoint) = start(dir.path());
+    let client = Client::connect(endpoint).await.expect("connect");
+    let registered = client
+        .auth()
+        .register(RegisterRequest {
+            email: "ann@example.com".into(),
+            password: "correct horse".into(),
+            username: "ann".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("register")
+        .into_inner();
+    let token = registered.tokens.expect("tokens").access_token;
+    stop(server).await;
+    assert!(dir.path().join("data/secureconnect.db").exists());
+    assert!(dir.path().join("data/biscuit-root-key.pem").exists());
+
+    // Same data dir: the account and the signing key survive, so the old token still works.
+    let (server, endpoint) = start(dir.path());
+    let client = Client::connect(endpoint).await.expect("connect");
+    client.set_access_token(Some(token));
+    let me = client
+        .users()
+        .get_current_user(GetCurrentUserRequest {})
+        .await
+        .expect("old token valid");
+    assert_eq!(me.into_inner().user.expect("user").username, "ann");
+    let login = LoginRequest {
+        email: "ann@example.com".into(),
+        password: "correct horse".into(),
+        device: None,
+    };
+    client
+        .auth()
+        .login(login)
+        .await
+        .expect("login after restart");
+    stop(server).await;
+}
