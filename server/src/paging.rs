@@ -6,6 +6,15 @@ use uuid::Uuid;
 
 use crate::{domain::Time, error::Error};
 
+/// The token for the page after `items`: empty when the page came back short (the last
+/// one), else `key` of the last item.
+pub fn next_token<T>(items: &[T], page_size: u64, key: impl FnOnce(&T) -> String) -> String {
+    match items.last() {
+        Some(last) if items.len() as u64 == page_size => key(last),
+        _ => String::new(),
+    }
+}
+
 /// Encodes a (time, id) keyset position.
 pub fn encode_time_key(time: Time, id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(format!("t:{}:{id}", time.timestamp_micros()))

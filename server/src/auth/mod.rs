@@ -237,12 +237,9 @@ impl Auth {
         v.finish()?;
         let before = paging::decode_time_key("page_token", page_token)?;
         let sessions = self.sessions.sessions(who.user_id, before, size).await?;
-        let next = match sessions.last() {
-            Some(last) if sessions.len() as u64 == size => {
-                paging::encode_time_key(last.create_time, last.id)
-            }
-            _ => String::new(),
-        };
+        let next = paging::next_token(&sessions, size, |last| {
+            paging::encode_time_key(last.create_time, last.id)
+        });
         Ok((sessions, next))
     }
 

@@ -146,12 +146,9 @@ impl Chat {
             .store
             .conversation_views(who.user_id, before, size)
             .await?;
-        let next = match views.last() {
-            Some(last) if views.len() as u64 == size => {
-                paging::encode_time_key(last.conversation.last_activity_time, last.conversation.id)
-            }
-            _ => String::new(),
-        };
+        let next = paging::next_token(&views, size, |last| {
+            paging::encode_time_key(last.conversation.last_activity_time, last.conversation.id)
+        });
         Ok((views, next))
     }
 
@@ -335,12 +332,9 @@ impl Chat {
         let after = paging::decode_time_key("page_token", page_token)?;
         self.membership(id, who.user_id).await?;
         let members = self.store.members(id, after, size).await?;
-        let next = match members.last() {
-            Some(last) if members.len() as u64 == size => {
-                paging::encode_time_key(last.join_time, last.user_id)
-            }
-            _ => String::new(),
-        };
+        let next = paging::next_token(&members, size, |last| {
+            paging::encode_time_key(last.join_time, last.user_id)
+        });
         Ok((members, next))
     }
 

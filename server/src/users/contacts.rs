@@ -75,13 +75,10 @@ impl Users {
             .contacts
             .contact_requests(who.user_id, incoming, before, size)
             .await?;
-        let next = match requests.last() {
-            Some(last) if requests.len() as u64 == size => {
-                let other = if incoming { last.from.id } else { last.to.id };
-                paging::encode_time_key(last.time, other)
-            }
-            _ => String::new(),
-        };
+        let next = paging::next_token(&requests, size, |last| {
+            let other = if incoming { last.from.id } else { last.to.id };
+            paging::encode_time_key(last.time, other)
+        });
         Ok((requests, next))
     }
 
@@ -96,12 +93,9 @@ impl Users {
         v.finish()?;
         let before = paging::decode_time_key("page_token", page_token)?;
         let contacts = self.contacts.contacts(who.user_id, before, size).await?;
-        let next = match contacts.last() {
-            Some(last) if contacts.len() as u64 == size => {
-                paging::encode_time_key(last.since, last.user.id)
-            }
-            _ => String::new(),
-        };
+        let next = paging::next_token(&contacts, size, |last| {
+            paging::encode_time_key(last.since, last.user.id)
+        });
         Ok((contacts, next))
     }
 

@@ -125,10 +125,7 @@ impl Users {
             .store
             .search_users(who.user_id, &prefix, after.as_deref(), size)
             .await?;
-        let next = match users.last() {
-            Some(last) if users.len() as u64 == size => paging::encode_text_key(&last.username),
-            _ => String::new(),
-        };
+        let next = paging::next_token(&users, size, |last| paging::encode_text_key(&last.username));
         Ok((users, next))
     }
 
@@ -161,12 +158,9 @@ impl Users {
         v.finish()?;
         let before = paging::decode_time_key("page_token", page_token)?;
         let rows = self.store.blocked_users(who.user_id, before, size).await?;
-        let next = match rows.last() {
-            Some((user, time)) if rows.len() as u64 == size => {
-                paging::encode_time_key(*time, user.id)
-            }
-            _ => String::new(),
-        };
+        let next = paging::next_token(&rows, size, |(user, time)| {
+            paging::encode_time_key(*time, user.id)
+        });
         Ok((rows.into_iter().map(|(user, _)| user).collect(), next))
     }
 
