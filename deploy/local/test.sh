@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs what the tests need, then runs
-# formatting, lint (Rust and protobuf) and every test. Usage: deploy/local/test.sh
+# The whole test suite, from a fresh machine: installs and starts the real services the
+# tests need (deploy/local/services.sh), then runs formatting, lint (Rust and protobuf) and
+# every test — the integration suite twice: on the embedded default (SQLite) and on
+# PostgreSQL. Services are stopped on exit. Usage: deploy/local/test.sh
 #
 # Build output is cached outside the clone (CARGO_TARGET_DIR) so repeated runs are fast;
 # nothing in the cache is required.
@@ -33,5 +35,16 @@ npx --yes "@bufbuild/buf@$BUF_VERSION" lint
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test"
-cargo test --workspace --locked
+step "services"
+# A fresh state directory per run, removed on exit with everything in it.
+export SC_STACK_DIR="$(mktemp -d /tmp/secureconnect-test.XXXXXX)"
+source deploy/local/services.sh
+trap 'services_down; rm -rf "$SC_STACK_DIR"' EXIT
+postgres_up
+echo "PostgreSQL on $SC_TEST_POSTGRES_URL"
+
+step "cargo test (embedded default: SQLite, in-process bus, local files)"
+SC_TEST_POSTGRES_URL= cargo test --workspace --locked
+
+step "cargo test (server integration suite on PostgreSQL)"
+cargo test -p secureconnect-server --tests --locked

@@ -42,11 +42,15 @@ impl TestServer {
         Self::start_with(|_| {}).await
     }
 
+    /// Starts a server on the embedded default, or, when `SC_TEST_POSTGRES_URL`
+    /// names a PostgreSQL server (as `deploy/local/test.sh` sets for its second pass), on a
+    /// fresh database of its own there.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.path().to_path_buf(),
+            database_url: fresh_database().await,
             ..Config::default()
         };
         adjust(&mut config);
@@ -119,6 +123,29 @@ impl TestServer {
             running.shutdown().await.expect("clean shutdown");
         }
     }
+}
+
+/// A new, empty PostgreSQL database when the suite runs against PostgreSQL; else empty
+/// (the embedded SQLite default).
+async fn fresh_database() -> String {
+    use sea_orm::ConnectionTrait;
+    let admin_url = std::env::var("SC_TEST_POSTGRES_URL").unwrap_or_default();
+    if admin_url.is_empty() {
+        return String::new();
+    }
+    let name = format!("sc_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = sea_orm::Database::connect(admin_url.clone())
+        .await
+        .expect("connect to the test PostgreSQL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    admin.close().await.expect("close admin connection");
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("database URL ends with /<database>");
+    format!("{base}/{name}")
 }
 
 impl TestUser {

@@ -190,6 +190,18 @@ impl SqlStore {
         })
     }
 
+    /// The message already sent for `new`'s request id, if any.
+    async fn sent_message(&self, new: &NewMessage) -> Result<Option<Message>> {
+        messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(new.conversation_id))
+            .filter(messages::Column::SenderId.eq(new.sender_id))
+            .filter(messages::Column::RequestId.eq(new.request_id.clone()))
+            .one(&self.db)
+            .await?
+            .map(convert::message)
+            .transpose()
+    }
+
     async fn message_row<C: ConnectionTrait>(
         &self,
         db: &C,
@@ -617,15 +629,9 @@ impl ChatStore for SqlStore {
 
     async fn send_message(&self, new: NewMessage, now: Time) -> Result<Committed<Message>> {
         let _guard = self.write_guard().await;
-        let existing = messages::Entity::find()
-            .filter(messages::Column::ConversationId.eq(new.conversation_id))
-            .filter(messages::Column::SenderId.eq(new.sender_id))
-            .filter(messages::Column::RequestId.eq(new.request_id.clone()))
-            .one(&self.db)
-            .await?;
-        if let Some(row) = existing {
+        if let Some(sent) = self.sent_message(&new).await? {
             return Ok(Committed {
-                value: convert::message(row)?,
+                value: sent,
                 published: None,
             });
         }
@@ -637,7 +643,7 @@ impl ChatStore for SqlStore {
             conversation_id: Set(new.conversation_id),
             seq: Set(convert::seq_to_db(seq)),
             sender_id: Set(new.sender_id),
-            request_id: Set(new.request_id),
+            request_id: Set(new.request_id.clone()),
             text: Set(text),
             encrypted_payload: Set(encrypted_payload),
             metadata: Set(serde_json::to_string(&new.metadata).map_err(Error::internal)?),
@@ -649,7 +655,23 @@ impl ChatStore for SqlStore {
             delete_time: Set(None),
         }
         .insert(&txn)
-        .await?;
+        .await;
+        let row = match row {
+            Ok(row) => row,
+            // A concurrent retry with the same request id committed first: answer with
+            // its message (this transaction rolls back on drop).
+            Err(err) if convert::is_unique_violation(&err) => {
+                drop(txn);
+                let sent = self.sent_message(&new).await?;
+                return sent
+                    .map(|value| Committed {
+                        value,
+                        published: None,
+                    })
+                    .ok_or_else(|| Error::internal(err));
+            }
+            Err(err) => return Err(err.into()),
+        };
         let message = convert::message(row)?;
         let recipients = member_ids(&txn, new.conversation_id).await?;
         let event = conversation_event(

@@ -4,7 +4,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbBackend, EntityTrait, ExprTrait, QueryFilter, QuerySelect, sea_query::Expr,
+    DbBackend, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, MutexGuard};
@@ -95,6 +95,20 @@ async fn append_event<C: ConnectionTrait>(
     let mut recipients = recipients.to_vec();
     recipients.sort();
     recipients.dedup();
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Take the recipients' row locks in id order: concurrent fan-outs to overlapping
+        // member sets then queue behind each other instead of deadlocking. (SQLite runs one
+        // writer at a time and has no row locks.)
+        users::Entity::find()
+            .select_only()
+            .column(users::Column::Id)
+            .filter(users::Column::Id.is_in(recipients.iter().copied()))
+            .order_by_asc(users::Column::Id)
+            .lock_exclusive()
+            .into_tuple::<Uuid>()
+            .all(txn)
+            .await?;
+    }
     users::Entity::update_many()
         .col_expr(
             users::Column::FeedSeq,
