@@ -46,5 +46,5 @@ echo "PostgreSQL on $SC_TEST_POSTGRES_URL"
 step "cargo test (embedded default: SQLite, in-process bus, local files)"
 SC_TEST_POSTGRES_URL= cargo test --workspace --locked
 
-step "cargo test (server integration suite on PostgreSQL)"
-cargo test -p secureconnect-server --tests --locked
+step "cargo test (server integration suite on PostgreSQL, with its fault tests)"
+cargo test -p secureconnect-server --tests --locked -- --include-ignored

@@ -73,7 +73,7 @@ pub async fn start(config: Config) -> Result<Running> {
         ))
     })?;
 
-    let store = SqlStore::connect(&config.effective_database_url()).await?;
+    let store = SqlStore::connect(&config.effective_database_url(), &config.database).await?;
     let user_store: Arc<dyn UserStore> = store.clone();
     let session_store: Arc<dyn SessionStore> = store.clone();
     let contact_store: Arc<dyn ContactStore> = store.clone();

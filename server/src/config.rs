@@ -21,8 +21,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory for the embedded database, the signing key and outgoing mail.
     pub data_dir: PathBuf,
-    /// Database URL; empty means SQLite in `data_dir`.
-    pub database_url: String,
+    /// The relational database.
+    pub database: DatabaseConfig,
     /// Longest time a call may take to produce its response, in seconds (event streams
     /// respond at once and are not cut by it).
     pub request_timeout_secs: u64,
@@ -56,6 +56,32 @@ impl Default for MailConfig {
             smtp_url: String::new(),
             from: "SecureConnect <no-reply@localhost>".to_owned(),
             public_url: String::new(),
+        }
+    }
+}
+
+/// The relational database: SQLite (embedded default) or PostgreSQL / CockroachDB.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://user:password@host:port/database`; empty means SQLite in `data_dir`.
+    pub url: String,
+    /// Most connections this node keeps open.
+    pub max_connections: u32,
+    /// Seconds to wait for a free connection before failing with `UNAVAILABLE`.
+    pub acquire_timeout_secs: u64,
+    /// Longest a single statement may run on PostgreSQL, in seconds, before it is
+    /// cancelled and the call fails with `UNAVAILABLE`.
+    pub statement_timeout_secs: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            max_connections: 16,
+            acquire_timeout_secs: 5,
+            statement_timeout_secs: 10,
         }
     }
 }
@@ -99,7 +125,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: PathBuf::from("data"),
-            database_url: String::new(),
+            database: DatabaseConfig::default(),
             request_timeout_secs: 30,
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
@@ -157,13 +183,13 @@ impl Config {
 
     /// The database URL actually used: the configured one or SQLite in `data_dir`.
     pub fn effective_database_url(&self) -> String {
-        if self.database_url.is_empty() {
+        if self.database.url.is_empty() {
             format!(
                 "sqlite://{}?mode=rwc",
                 self.data_dir.join("secureconnect.db").display()
             )
         } else {
-            self.database_url.clone()
+            self.database.url.clone()
         }
     }
 }

@@ -114,13 +114,45 @@ impl Error {
 
 impl From<sea_orm::DbErr> for Error {
     fn from(err: sea_orm::DbErr) -> Self {
-        match err {
-            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
-                Error::Unavailable(err.to_string())
-            }
-            other => Error::internal(other),
+        if database_unavailable(&err) {
+            Error::Unavailable(err.to_string())
+        } else {
+            Error::internal(err)
         }
     }
+}
+
+/// Whether a database error means "not reachable or too slow right now" (retry later)
+/// rather than a bug: no connection to be had, a dropped connection, a statement timeout,
+/// or a server that is shutting down or starting up.
+fn database_unavailable(err: &sea_orm::DbErr) -> bool {
+    if matches!(
+        err,
+        sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)
+    ) {
+        return true;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(sqlx_err) = current.downcast_ref::<sqlx::Error>() {
+            return match sqlx_err {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed => true,
+                // 57014 statement timeout / query cancelled; 57P0x shutdown, crash, or
+                // starting up; class 08 connection exceptions.
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    code == "57014" || code.starts_with("57P") || code.starts_with("08")
+                }),
+                _ => false,
+            };
+        }
+        source = current.source();
+    }
+    false
 }
 
 impl From<Error> for Status {

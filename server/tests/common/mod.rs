@@ -26,6 +26,8 @@ use tonic::{Code, Status, Streaming};
 pub struct TestServer {
     running: Option<Running>,
     pub endpoint: String,
+    /// The PostgreSQL database URL, when running on PostgreSQL (else empty).
+    pub database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -50,15 +52,17 @@ impl TestServer {
         let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.path().to_path_buf(),
-            database_url: fresh_database().await,
             ..Config::default()
         };
+        config.database.url = fresh_database().await;
         adjust(&mut config);
+        let database_url = config.database.url.clone();
         let running = app::start(config).await.expect("server starts");
         let endpoint = format!("http://{}", running.addr);
         Self {
             running: Some(running),
             endpoint,
+            database_url,
             _dir: dir,
         }
     }
@@ -127,7 +131,7 @@ impl TestServer {
 
 /// A new, empty PostgreSQL database when the suite runs against PostgreSQL; else empty
 /// (the embedded SQLite default).
-async fn fresh_database() -> String {
+pub async fn fresh_database() -> String {
     use sea_orm::ConnectionTrait;
     let admin_url = std::env::var("SC_TEST_POSTGRES_URL").unwrap_or_default();
     if admin_url.is_empty() {

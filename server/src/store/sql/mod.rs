@@ -11,6 +11,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 use crate::{
+    config::DatabaseConfig,
     domain::{Event, Published, Time},
     error::{Error, Result},
 };
@@ -36,11 +37,21 @@ pub struct SqlStore {
 
 impl SqlStore {
     /// Connects, and runs pending migrations.
-    pub async fn connect(url: &str) -> Result<Arc<Self>> {
+    pub async fn connect(url: &str, config: &DatabaseConfig) -> Result<Arc<Self>> {
         let mut options = ConnectOptions::new(url.to_owned());
+        // (`Ord::max`, not sea-query's `ExprTrait::max`, which is also in scope here.)
+        let wait = Duration::from_secs(Ord::max(config.acquire_timeout_secs, 1));
+        let statement_timeout = format!("{}s", Ord::max(config.statement_timeout_secs, 1));
         options
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
+            .max_connections(Ord::max(config.max_connections, 1))
+            .acquire_timeout(wait)
+            .connect_timeout(wait)
+            // A pooled connection to a database that restarted is dead: check before use
+            // so calls recover by themselves instead of failing once per stale connection.
+            .test_before_acquire(true)
+            .map_sqlx_postgres_opts(move |pg| {
+                pg.options([("statement_timeout", statement_timeout.as_str())])
+            })
             .sqlx_logging(false);
         let db = Database::connect(options)
             .await

@@ -1,0 +1,82 @@
+//! PostgreSQL going away: calls fail fast with `UNAVAILABLE` (never hang past the
+//! configured wait) and work again once it is back — no restart.
+//!
+//! Ignored in the embedded pass; `deploy/local/test.sh` runs it on its PostgreSQL pass
+//! (`--include-ignored`), where `SC_TEST_POSTGRES_URL` is set.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use sea_orm::ConnectionTrait;
+use secureconnect_sdk::proto::user::v1::GetCurrentUserRequest;
+use tonic::Code;
+
+/// Runs `sql` as the admin of the test PostgreSQL server.
+async fn admin(sql: &str) {
+    let url = std::env::var("SC_TEST_POSTGRES_URL")
+        .expect("SC_TEST_POSTGRES_URL must be set for this test");
+    let db = sea_orm::Database::connect(url)
+        .await
+        .expect("admin connection");
+    db.execute_unprepared(sql).await.expect("admin statement");
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (SC_TEST_POSTGRES_URL); run by deploy/local/test.sh"]
+async fn losing_postgres_fails_fast_with_unavailable_and_recovers_without_restart() {
+    let server = TestServer::start_with(|c| c.database.acquire_timeout_secs = 1).await;
+    assert!(
+        !server.database_url.is_empty(),
+        "this test needs PostgreSQL"
+    );
+    let database = server
+        .database_url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_owned();
+    let alice = server.register("alice").await;
+    let me = || async {
+        alice
+            .client
+            .users()
+            .get_current_user(GetCurrentUserRequest {})
+            .await
+    };
+    me().await.expect("works while the database is up");
+
+    // Cut the database off: refuse new connections and end the open ones.
+    admin(&format!(
+        "ALTER DATABASE {database} ALLOW_CONNECTIONS false"
+    ))
+    .await;
+    admin(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+    ))
+    .await;
+    let started = Instant::now();
+    assert_code(me().await, Code::Unavailable);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "failed only after {waited:?}: the call hung"
+    );
+
+    admin(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true")).await;
+    let mut recovered = false;
+    for _ in 0..50 {
+        if me().await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        recovered,
+        "calls did not recover after the database came back"
+    );
+    server.shutdown().await;
+}
