@@ -50,12 +50,31 @@ postgres_down() {
     runuser -u postgres -- "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null || true
 }
 
+# Redis: no persistence, loopback only. (The cluster tests also start private Redis
+# servers of their own, which they stop and restart to test outages.)
+REDIS_PORT="${SC_REDIS_PORT:-56379}"
+redis_up() {
+  apt_install redis-server
+  mkdir -p "$STACK_DIR/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+    --dir "$STACK_DIR/redis" --pidfile "$STACK_DIR/redis/redis.pid" --logfile "$STACK_DIR/redis/redis.log"
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  export SC_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+}
+
+redis_down() {
+  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+}
+
 services_up() {
   postgres_up
+  redis_up
   echo "export SC_TEST_POSTGRES_URL=$SC_TEST_POSTGRES_URL"
+  echo "export SC_TEST_REDIS_URL=$SC_TEST_REDIS_URL"
 }
 
 services_down() {
+  redis_down
   postgres_down
 }
 

@@ -41,10 +41,11 @@ export SC_STACK_DIR="$(mktemp -d /tmp/secureconnect-test.XXXXXX)"
 source deploy/local/services.sh
 trap 'services_down; rm -rf "$SC_STACK_DIR"' EXIT
 postgres_up
-echo "PostgreSQL on $SC_TEST_POSTGRES_URL"
+redis_up
+echo "PostgreSQL on $SC_TEST_POSTGRES_URL, Redis on $SC_TEST_REDIS_URL"
 
 step "cargo test (embedded default: SQLite, in-process bus, local files)"
-SC_TEST_POSTGRES_URL= cargo test --workspace --locked
+SC_TEST_POSTGRES_URL= SC_TEST_REDIS_URL= cargo test --workspace --locked
 
-step "cargo test (server integration suite on PostgreSQL, with its fault tests)"
+step "cargo test (server integration suite on PostgreSQL + Redis, with cluster and fault tests)"
 cargo test -p secureconnect-server --tests --locked -- --include-ignored

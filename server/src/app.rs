@@ -20,7 +20,7 @@ use crate::{
         user::UserApi,
     },
     auth::{Auth, TokenAuthority},
-    bus::{EventBus, LocalBus},
+    bus::{EventBus, LocalBus, RedisBus},
     chat::Chat,
     config::Config,
     error::{Error, Result},
@@ -58,6 +58,13 @@ impl Running {
         }
     }
 
+    /// Stops at once, like a crash: connections drop with no `closing` event and no drain.
+    /// (For fault tests; committed data is already durable, so nothing is lost.)
+    pub fn abort(self) {
+        self.task.abort();
+        self.shutdown.cancel();
+    }
+
     /// A token that, when cancelled, shuts the server down.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -80,11 +87,15 @@ pub async fn start(config: Config) -> Result<Running> {
     let chat_store: Arc<dyn ChatStore> = store;
 
     let tokens = TokenAuthority::load_or_create(
-        &config.data_dir,
+        &config.root_key_path(),
         Duration::from_secs(config.auth.access_token_ttl_secs),
     )?;
-    let bus: Arc<dyn EventBus> = Arc::new(LocalBus::new(BUS_CAPACITY));
     let shutdown = CancellationToken::new();
+    let bus: Arc<dyn EventBus> = if config.redis.url.is_empty() {
+        Arc::new(LocalBus::new(BUS_CAPACITY))
+    } else {
+        RedisBus::start(&config.redis.url, BUS_CAPACITY, shutdown.clone())?
+    };
 
     let mailer: Arc<dyn Mailer> = Arc::from(mail::from_config(&config.mail, &config.data_dir)?);
     let auth = Arc::new(

@@ -23,6 +23,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The relational database.
     pub database: DatabaseConfig,
+    /// Redis, for cross-node event delivery in cluster mode.
+    pub redis: RedisConfig,
     /// Longest time a call may take to produce its response, in seconds (event streams
     /// respond at once and are not cut by it).
     pub request_timeout_secs: u64,
@@ -86,6 +88,15 @@ impl Default for DatabaseConfig {
     }
 }
 
+/// Redis, for cluster mode.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]`; empty keeps event delivery in-process
+    /// (one node).
+    pub url: String,
+}
+
 /// Token lifetimes and login throttling.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -96,6 +107,10 @@ pub struct AuthConfig {
     pub refresh_token_ttl_secs: u64,
     /// Login attempts allowed per email address per minute.
     pub login_attempts_per_minute: u32,
+    /// PEM file of the Ed25519 key that signs access tokens; empty means
+    /// `data_dir/biscuit-root-key.pem`. Created on first start if missing. Every node of a
+    /// cluster must use the same key, or tokens from one node fail on the others.
+    pub root_key_file: String,
 }
 
 /// Message limits.
@@ -126,6 +141,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: PathBuf::from("data"),
             database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
             request_timeout_secs: 30,
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
@@ -141,6 +157,7 @@ impl Default for AuthConfig {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             login_attempts_per_minute: 10,
+            root_key_file: String::new(),
         }
     }
 }
@@ -179,6 +196,15 @@ impl Config {
             )
             .extract()
             .map_err(Box::new)
+    }
+
+    /// Where the token signing key lives.
+    pub fn root_key_path(&self) -> PathBuf {
+        if self.auth.root_key_file.is_empty() {
+            self.data_dir.join("biscuit-root-key.pem")
+        } else {
+            PathBuf::from(&self.auth.root_key_file)
+        }
     }
 
     /// The database URL actually used: the configured one or SQLite in `data_dir`.

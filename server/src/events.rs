@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::{Principal, RevokedSessions},
-    bus::EventBus,
+    bus::{BusMessage, EventBus},
     config::StreamConfig,
     domain::FeedItem,
     error::{Error, Result},
@@ -110,6 +110,8 @@ impl Events {
             last: head,
             session: who.session_id,
             revoked: Arc::clone(&self.revoked),
+            poll_feed: self.bus.lossy(),
+            sent: 0,
             shutdown: self.shutdown.clone(),
         };
         let plan = match resume_from {
@@ -149,6 +151,10 @@ struct Stream {
     /// The session the stream belongs to: when it is revoked, the stream ends.
     session: Uuid,
     revoked: Arc<RevokedSessions>,
+    /// Re-read the feed on each heartbeat (the bus may lose messages).
+    poll_feed: bool,
+    /// Items handed to the client so far (to time heartbeats by this stream's silence).
+    sent: u64,
     shutdown: CancellationToken,
 }
 
@@ -156,7 +162,7 @@ impl Stream {
     async fn run(
         mut self,
         start: Start,
-        mut live: tokio::sync::broadcast::Receiver<Arc<crate::domain::Published>>,
+        mut live: tokio::sync::broadcast::Receiver<BusMessage>,
         heartbeat: Duration,
     ) -> Result<()> {
         let shutdown = self.shutdown.clone();
@@ -178,20 +184,25 @@ impl Stream {
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         loop {
+            let sent_before = self.sent;
             let step = tokio::select! {
                 received = live.recv() => match received {
-                    Ok(published) => match published.item_for(self.user) {
+                    Ok(BusMessage::Event(published)) => match published.item_for(self.user) {
                         Some(item) => self.deliver(item).await?,
                         None => Ok(()),
                     },
-                    // The bus outran us: the store has everything, read it from there.
-                    Err(RecvError::Lagged(_)) => {
-                        let head = self.store.feed_head(self.user).await?;
-                        self.catch_up(head).await?
-                    }
+                    // The bus may have missed events, or outran us: the store has them all.
+                    Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => self.resync().await?,
                     Err(RecvError::Closed) => return Ok(()),
                 },
-                _ = ticker.tick() => self.send(StreamItem::Heartbeat { cursor: self.last }).await,
+                _ = ticker.tick() => {
+                    // On a lossy bus an event may never be announced here; checking the
+                    // feed once per heartbeat bounds how late it can be.
+                    match if self.poll_feed { self.resync().await? } else { Ok(()) } {
+                        Ok(()) => self.send(StreamItem::Heartbeat { cursor: self.last }).await,
+                        stop => stop,
+                    }
+                }
                 _ = shutdown.cancelled() => {
                     let closing = StreamItem::Closing { reason: ClosingReason::Shutdown, cursor: self.last };
                     let _ = self.out.try_send(closing);
@@ -212,8 +223,18 @@ impl Stream {
                 let _ = self.out.try_send(closing);
                 return Ok(());
             }
-            ticker.reset();
+            // A heartbeat is due after a quiet period *on this stream*: events for other
+            // users (every node sees them all on a shared bus) must not postpone it.
+            if self.sent != sent_before {
+                ticker.reset();
+            }
         }
+    }
+
+    /// Sends whatever the store has beyond what this stream delivered.
+    async fn resync(&mut self) -> Result<Result<(), Stop>> {
+        let head = self.store.feed_head(self.user).await?;
+        self.catch_up(head).await
     }
 
     /// Delivers a live item, first filling any hole before it from the store.
@@ -270,6 +291,7 @@ impl Stream {
         };
         if let Some(permit) = permits.next() {
             permit.send(StreamItem::Event(item));
+            self.sent += 1;
         }
         self.last = seq;
         Ok(())
@@ -289,6 +311,8 @@ impl Stream {
             let _ = self.out.try_send(closing);
             return Err(Stop::Done);
         }
-        self.out.try_send(item).map_err(|_| Stop::Done)
+        self.out.try_send(item).map_err(|_| Stop::Done)?;
+        self.sent += 1;
+        Ok(())
     }
 }

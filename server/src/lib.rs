@@ -12,6 +12,7 @@ pub mod events;
 pub mod layers;
 pub mod mail;
 pub mod paging;
+pub mod redis_keys;
 pub mod store;
 pub mod users;
 pub mod validate;

@@ -277,3 +277,41 @@ async fn signing_out_ends_the_devices_stream() {
     assert_eq!(closing.reason, i32::from(ClosingReason::SessionEnded));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn others_chatting_does_not_starve_an_idle_streams_heartbeats() {
+    let server = TestServer::start_with(|c| c.stream.heartbeat_secs = 1).await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let carol = server.register("carol").await;
+    let chat = alice.direct_with(&bob).await;
+    let mut carol_stream = carol.subscribe("").await;
+    until_caught_up(&mut carol_stream).await;
+
+    // Alice and bob talk every 200 ms, far more often than carol's heartbeat period.
+    let talker = {
+        let client = alice.client.clone();
+        let id = chat.conversation_id.clone();
+        tokio::spawn(async move {
+            for i in 0..20 {
+                let request = secureconnect_sdk::proto::message::v1::SendMessageRequest {
+                    conversation_id: id.clone(),
+                    content: Some(text_content("chatter")),
+                    request_id: format!("c{i}"),
+                    ..Default::default()
+                };
+                client.messages().send_message(request).await.expect("send");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let beat = tokio::time::timeout(std::time::Duration::from_secs(3), next(&mut carol_stream))
+        .await
+        .expect("carol's heartbeat within 3 s despite the traffic around her");
+    assert!(
+        matches!(beat.event, Some(Event::Heartbeat(_))),
+        "got {beat:?}"
+    );
+    talker.abort();
+    server.shutdown().await;
+}

@@ -17,8 +17,6 @@ use crate::{
     error::{Error, Reason, Result},
 };
 
-const ROOT_KEY_FILE: &str = "biscuit-root-key.pem";
-
 /// What a request may do; clients can attenuate tokens to `Read` (e.g. for bots).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
@@ -56,16 +54,15 @@ fn invalid_token() -> Error {
 }
 
 impl TokenAuthority {
-    /// Loads the root key from `data_dir`, creating it (owner-readable only) on first start.
-    pub fn load_or_create(data_dir: &Path, ttl: Duration) -> Result<Self> {
-        let path = data_dir.join(ROOT_KEY_FILE);
-        let root = match std::fs::read_to_string(&path) {
+    /// Loads the root key from `path`, creating it (owner-readable only) if missing.
+    pub fn load_or_create(path: &Path, ttl: Duration) -> Result<Self> {
+        let root = match std::fs::read_to_string(path) {
             Ok(pem) => KeyPair::from_private_key_pem(&pem)
                 .map_err(|e| Error::internal(format!("bad root key in {}: {e}", path.display())))?,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let root = KeyPair::new();
                 let pem = root.to_private_key_pem().map_err(Error::internal)?;
-                write_private(&path, pem.as_bytes())?;
+                write_private(path, pem.as_bytes())?;
                 tracing::info!(path = %path.display(), "generated a new token signing key");
                 root
             }
@@ -154,7 +151,8 @@ mod tests {
     use super::*;
 
     fn authority(dir: &Path) -> TokenAuthority {
-        TokenAuthority::load_or_create(dir, Duration::from_secs(60)).expect("authority")
+        TokenAuthority::load_or_create(&dir.join("key.pem"), Duration::from_secs(60))
+            .expect("authority")
     }
 
     #[test]

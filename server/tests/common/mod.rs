@@ -55,6 +55,7 @@ impl TestServer {
             ..Config::default()
         };
         config.database.url = fresh_database().await;
+        config.redis.url = std::env::var("SC_TEST_REDIS_URL").unwrap_or_default();
         adjust(&mut config);
         let database_url = config.database.url.clone();
         let running = app::start(config).await.expect("server starts");
@@ -64,6 +65,13 @@ impl TestServer {
             endpoint,
             database_url,
             _dir: dir,
+        }
+    }
+
+    /// Stops at once, like a crash (see `Running::abort`).
+    pub fn crash(mut self) {
+        if let Some(running) = self.running.take() {
+            running.abort();
         }
     }
 

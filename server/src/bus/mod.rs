@@ -1,0 +1,67 @@
+//! The event bus: how committed events reach the streams. In-process in the embedded
+//! default ([`LocalBus`]); across nodes through Redis pub/sub in cluster mode
+//! ([`RedisBus`]).
+//!
+//! The bus may lose messages (Redis pub/sub is at-most-once, and Redis can go away). That
+//! never loses events: each is committed to its recipients' feeds before it is published,
+//! feeds are dense per user, and streams read any hole from the store. A lossy bus also
+//! sends [`BusMessage::Resync`] whenever it may have missed something, and streams on a
+//! lossy bus re-check their feed on every heartbeat.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::domain::Published;
+
+mod redis;
+
+pub use self::redis::RedisBus;
+
+/// What the bus hands to the streams of this node.
+#[derive(Debug, Clone)]
+pub enum BusMessage {
+    /// A committed event.
+    Event(Arc<Published>),
+    /// Events may have been missed (the bus reconnected): re-read feeds from the store.
+    Resync,
+}
+
+/// Fan-out of committed events to every open stream.
+pub trait EventBus: Send + Sync {
+    /// Hands a committed event to the streams of every node. Never blocks: a stream that
+    /// falls behind is cut off and resumes from the store.
+    fn publish(&self, event: Published);
+    /// A receiver of everything published from now on.
+    fn subscribe(&self) -> broadcast::Receiver<BusMessage>;
+    /// Whether messages can be lost on the way (streams then poll their feed on heartbeats).
+    fn lossy(&self) -> bool;
+}
+
+/// The embedded bus: one broadcast channel in this process; nothing is ever lost.
+pub struct LocalBus {
+    sender: broadcast::Sender<BusMessage>,
+}
+
+impl LocalBus {
+    /// `capacity` bounds how far any stream may lag before it re-reads from the store.
+    pub fn new(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(16));
+        Self { sender }
+    }
+}
+
+impl EventBus for LocalBus {
+    fn publish(&self, event: Published) {
+        // An error only means no stream is open right now; the store has the event.
+        let _ = self.sender.send(BusMessage::Event(Arc::new(event)));
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
+        self.sender.subscribe()
+    }
+
+    fn lossy(&self) -> bool {
+        false
+    }
+}

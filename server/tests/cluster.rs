@@ -1,0 +1,255 @@
+//! Several nodes on one PostgreSQL database and one Redis: cross-node live delivery, a
+//! Redis outage under load, and a node crashing under load. Each test runs its own Redis
+//! server so it can stop and restart it.
+//!
+//! Ignored in the embedded pass; `deploy/local/test.sh` runs them on its PostgreSQL pass.
+
+mod common;
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::*;
+use secureconnect_sdk::proto::event::v1::{SubscribeResponse, conversation_event::Change};
+use tonic::Streaming;
+
+/// A private `redis-server` on a fixed loopback port that the test can kill and restart.
+struct RedisProcess {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisProcess {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.restart().await;
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (installed by deploy/local/services.sh)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `n` nodes sharing one fresh database, `redis` and one token signing key.
+async fn cluster(n: usize, redis: &RedisProcess, keys: &tempfile::TempDir) -> Vec<TestServer> {
+    let database = fresh_database().await;
+    assert!(
+        !database.is_empty(),
+        "cluster tests need SC_TEST_POSTGRES_URL"
+    );
+    // One signing key for the whole cluster, as a deployment mounts one secret.
+    let key = keys.path().join("root-key.pem").display().to_string();
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        let (database, redis_url, key) = (database.clone(), redis.url(), key.clone());
+        nodes.push(
+            TestServer::start_with(move |c| {
+                c.database.url = database;
+                c.redis.url = redis_url;
+                c.auth.root_key_file = key;
+                // Long enough that the heartbeat's feed check cannot stand in for Redis:
+                // whatever arrives within a test's 10 s read deadline came over the bus
+                // (or from the resync it triggers on reconnecting).
+                c.stream.heartbeat_secs = 60;
+            })
+            .await,
+        );
+    }
+    nodes
+}
+
+/// The texts of the next `n` sent messages on `stream`, asserting seqs rise by one.
+async fn texts(stream: &mut Streaming<SubscribeResponse>, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut last_seq = None;
+    while out.len() < n {
+        let (_, event) = next_conversation_event(stream).await;
+        if let Some(last) = last_seq {
+            assert_eq!(event.seq, last + 1, "hole or duplicate in the timeline");
+        }
+        last_seq = Some(event.seq);
+        if let Some(Change::MessageSent(message)) = event.change {
+            out.push(text_of(&message).unwrap_or_default().to_owned());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and redis-server; run by deploy/local/test.sh"]
+async fn a_message_sent_through_one_node_reaches_a_subscriber_on_another() {
+    let redis = RedisProcess::start().await;
+    let keys = tempfile::tempdir().expect("key dir");
+    let nodes = cluster(2, &redis, &keys).await;
+    let alice = nodes[0].register("alice").await;
+    let bob = nodes[1].register("bob").await;
+    let chat = alice.direct_with(&bob).await;
+    let mut bob_stream = bob.subscribe("").await;
+    until_caught_up(&mut bob_stream).await;
+    let mut alice_stream = alice.subscribe("").await;
+    until_caught_up(&mut alice_stream).await;
+
+    alice.send(&chat.conversation_id, "from node A").await;
+    assert_eq!(texts(&mut bob_stream, 1).await, ["from node A"]);
+    bob.send(&chat.conversation_id, "from node B").await;
+    // Alice sees her own message (local delivery) and then bob's (via Redis).
+    assert_eq!(
+        texts(&mut alice_stream, 2).await,
+        ["from node A", "from node B"]
+    );
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and redis-server; run by deploy/local/test.sh"]
+async fn a_redis_outage_under_load_loses_nothing_and_live_delivery_returns() {
+    let mut redis = RedisProcess::start().await;
+    let keys = tempfile::tempdir().expect("key dir");
+    let nodes = cluster(2, &redis, &keys).await;
+    let alice = nodes[0].register("alice").await;
+    let bob = nodes[1].register("bob").await;
+    let chat = alice.direct_with(&bob).await;
+    let mut bob_stream = bob.subscribe("").await;
+    until_caught_up(&mut bob_stream).await;
+
+    let total = 30;
+    for i in 0..total {
+        if i == 10 {
+            redis.kill();
+        }
+        if i == 20 {
+            redis.restart().await;
+        }
+        alice.send(&chat.conversation_id, &format!("m{i}")).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let expected: Vec<String> = (0..total).map(|i| format!("m{i}")).collect();
+    assert_eq!(
+        texts(&mut bob_stream, total).await,
+        expected,
+        "every message, once, in order"
+    );
+
+    // Live delivery is back: a new message arrives well before the 10 s read deadline.
+    alice.send(&chat.conversation_id, "after the outage").await;
+    assert_eq!(texts(&mut bob_stream, 1).await, ["after the outage"]);
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and redis-server; run by deploy/local/test.sh"]
+async fn clients_of_a_crashed_node_resume_on_another_with_nothing_lost() {
+    let redis = RedisProcess::start().await;
+    let keys = tempfile::tempdir().expect("key dir");
+    let mut nodes = cluster(2, &redis, &keys).await;
+    let survivor = nodes.pop().expect("node B");
+    let doomed = nodes.pop().expect("node A");
+    let alice = survivor.register("alice").await;
+    let bob = doomed.register("bob").await;
+    let chat = alice.direct_with(&bob).await;
+    let mut bob_stream = bob.subscribe("").await;
+    until_caught_up(&mut bob_stream).await;
+
+    let sender = {
+        let client = alice.client.clone();
+        let id = chat.conversation_id.clone();
+        tokio::spawn(async move {
+            for i in 0..40 {
+                client
+                    .messages()
+                    .send_message(secureconnect_sdk::proto::message::v1::SendMessageRequest {
+                        conversation_id: id.clone(),
+                        content: Some(text_content(&format!("m{i}"))),
+                        request_id: format!("r{i}"),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("send through the surviving node");
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+    };
+
+    // Read a little, then node A dies mid-stream.
+    let mut received = Vec::new();
+    let mut cursor = String::new();
+    while received.len() < 10 {
+        let (item_cursor, event) = next_conversation_event(&mut bob_stream).await;
+        if let Some(Change::MessageSent(m)) = event.change {
+            received.push(text_of(&m).unwrap_or_default().to_owned());
+        }
+        cursor = item_cursor;
+    }
+    doomed.crash();
+
+    // Bob's app reconnects to node B with its last cursor.
+    let bob_on_b = secureconnect_sdk::Client::connect(survivor.endpoint.clone())
+        .await
+        .expect("connect to B");
+    bob_on_b.set_access_token(bob.client.access_token());
+    let mut resumed = bob_on_b
+        .events()
+        .subscribe(secureconnect_sdk::proto::event::v1::SubscribeRequest { cursor })
+        .await
+        .expect("resume on B")
+        .into_inner();
+    sender.await.expect("sender");
+    received.extend(texts(&mut resumed, 40 - received.len()).await);
+    let expected: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    assert_eq!(received, expected, "zero loss, zero duplicates, in order");
+    survivor.shutdown().await;
+}
