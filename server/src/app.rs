@@ -104,11 +104,13 @@ pub async fn start(config: Config) -> Result<Running> {
             session_store,
             tokens,
             mailer,
+            bus.clone(),
             &config.auth,
             config.mail.public_url.clone(),
         )
         .await?,
     );
+    auth.follow_revocations(shutdown.clone());
     let chat = Arc::new(Chat::new(
         chat_store.clone(),
         user_store.clone(),

@@ -193,6 +193,13 @@ impl Stream {
                     },
                     // The bus may have missed events, or outran us: the store has them all.
                     Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => self.resync().await?,
+                    // Revocations from other nodes: the check below ends this stream if it
+                    // is this session's (the shared set may not have it yet, so compare too).
+                    Ok(BusMessage::SessionRevoked(session)) if session == self.session => {
+                        self.revoked.insert(session);
+                        Ok(())
+                    }
+                    Ok(BusMessage::SessionRevoked(_)) => Ok(()),
                     Err(RecvError::Closed) => return Ok(()),
                 },
                 _ = ticker.tick() => {

@@ -1,6 +1,7 @@
 //! Every Redis key and channel SecureConnect uses, in one place. Names are versioned
 //! (`sc:v1:`) so a format change can run beside the old one during a rolling upgrade.
 
-/// Pub/sub channel carrying every committed event (JSON `WireEvent`) from the node that
-/// committed it to all other nodes. Each node filters for the users it has streams for.
+/// Pub/sub channel from each node to all others (JSON `Envelope`, see `bus/redis.rs`):
+/// every committed event, which each node filters for the users it has streams for, and
+/// every session revocation, which each node applies to its token checks.
 pub const EVENTS_CHANNEL: &str = "sc:v1:events";

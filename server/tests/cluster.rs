@@ -253,3 +253,54 @@ async fn clients_of_a_crashed_node_resume_on_another_with_nothing_lost() {
     assert_eq!(received, expected, "zero loss, zero duplicates, in order");
     survivor.shutdown().await;
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and redis-server; run by deploy/local/test.sh"]
+async fn signing_out_on_one_node_ends_the_session_on_every_node() {
+    let redis = RedisProcess::start().await;
+    let keys = tempfile::tempdir().expect("key dir");
+    let nodes = cluster(2, &redis, &keys).await;
+    let alice = nodes[0].register("alice").await;
+    let on_b = secureconnect_sdk::Client::connect(nodes[1].endpoint.clone())
+        .await
+        .expect("connect to B");
+    on_b.set_access_token(alice.client.access_token());
+    let me = secureconnect_sdk::proto::user::v1::GetCurrentUserRequest {};
+    on_b.users()
+        .get_current_user(me)
+        .await
+        .expect("the token works on node B");
+    let mut stream_on_b = on_b
+        .events()
+        .subscribe(secureconnect_sdk::proto::event::v1::SubscribeRequest::default())
+        .await
+        .expect("subscribe on B")
+        .into_inner();
+    until_caught_up(&mut stream_on_b).await;
+
+    alice
+        .client
+        .auth()
+        .logout(secureconnect_sdk::proto::auth::v1::LogoutRequest {})
+        .await
+        .expect("logout on A");
+
+    // Node B hears of it over Redis: its stream for the session ends, and so does the token.
+    let item = next(&mut stream_on_b).await;
+    let Some(secureconnect_sdk::proto::event::v1::subscribe_response::Event::Closing(closing)) =
+        item.event
+    else {
+        panic!("expected closing, got {item:?}")
+    };
+    assert_eq!(
+        closing.reason,
+        i32::from(secureconnect_sdk::proto::event::v1::ClosingReason::SessionEnded)
+    );
+    assert_code(
+        on_b.users().get_current_user(me).await,
+        tonic::Code::Unauthenticated,
+    );
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

@@ -74,6 +74,11 @@ impl RevokedSessions {
         entries.insert(session, now + self.access_ttl);
     }
 
+    /// How far back revocations matter: older ones only concern expired tokens.
+    pub fn window(&self) -> Duration {
+        self.access_ttl
+    }
+
     pub fn contains(&self, session: Uuid) -> bool {
         self.entries
             .lock()

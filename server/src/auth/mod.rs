@@ -16,7 +16,10 @@ mod tokens;
 pub use limits::{LoginLimiter, RevokedSessions};
 pub use tokens::{Operation, Principal, TokenAuthority};
 
+use tokio::sync::broadcast::error::RecvError;
+
 use crate::{
+    bus::{BusMessage, EventBus},
     config::AuthConfig,
     domain::{Session, Time, User},
     error::{Error, Reason, Result},
@@ -70,6 +73,8 @@ pub struct Auth {
     mailer: Arc<dyn Mailer>,
     /// Base URL of the app for links in mails (may be empty).
     public_url: String,
+    /// Carries revocations to the other nodes.
+    bus: Arc<dyn EventBus>,
 }
 
 impl Auth {
@@ -78,6 +83,7 @@ impl Auth {
         sessions: Arc<dyn SessionStore>,
         tokens: TokenAuthority,
         mailer: Arc<dyn Mailer>,
+        bus: Arc<dyn EventBus>,
         config: &AuthConfig,
         public_url: String,
     ) -> Result<Self> {
@@ -98,7 +104,43 @@ impl Auth {
             refresh_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
             mailer,
             public_url,
+            bus,
         })
+    }
+
+    /// Makes a revocation effective on this node at once and on the others via the bus.
+    fn revoke(&self, session: Uuid) {
+        self.revoked.insert(session);
+        self.bus.publish_revocation(session);
+    }
+
+    /// Applies revocations that happened on other nodes (from the bus), and reloads them
+    /// all from the database whenever the bus may have missed some. Runs until `shutdown`.
+    pub fn follow_revocations(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        let auth = Arc::clone(self);
+        let mut messages = self.bus.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    message = messages.recv() => message,
+                    _ = shutdown.cancelled() => return,
+                };
+                match message {
+                    Ok(BusMessage::SessionRevoked(session)) => auth.revoked.insert(session),
+                    Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => {
+                        let since = chrono::Utc::now() - auth.revoked.window();
+                        match auth.sessions.revoked_since(since).await {
+                            Ok(sessions) => {
+                                sessions.into_iter().for_each(|s| auth.revoked.insert(s))
+                            }
+                            Err(err) => tracing::warn!(error = %err, "cannot reload revocations"),
+                        }
+                    }
+                    Ok(BusMessage::Event(_)) => {}
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
     }
 
     /// The revoked-session set, shared with open event streams so they end with the session.
@@ -204,7 +246,7 @@ impl Auth {
             }
             RefreshOutcome::Reused { session_id } => {
                 tracing::warn!(%session_id, "refresh token reused: session revoked");
-                self.revoked.insert(session_id);
+                self.revoke(session_id);
                 Err(Error::Unauthenticated {
                     reason: Reason::RefreshTokenReused,
                     message: "refresh token already used; the session was revoked for safety",
@@ -221,7 +263,7 @@ impl Auth {
         self.sessions
             .revoke_session(who.user_id, who.session_id, chrono::Utc::now())
             .await?;
-        self.revoked.insert(who.session_id);
+        self.revoke(who.session_id);
         Ok(())
     }
 
@@ -255,7 +297,7 @@ impl Auth {
         {
             return Err(Error::NotFound("session"));
         }
-        self.revoked.insert(id);
+        self.revoke(id);
         Ok(())
     }
 
@@ -287,7 +329,7 @@ impl Auth {
             .revoke_other_sessions(who.user_id, Some(who.session_id), chrono::Utc::now())
             .await?
         {
-            self.revoked.insert(session);
+            self.revoke(session);
         }
         Ok(())
     }
@@ -316,7 +358,7 @@ impl Auth {
             .revoke_other_sessions(user, None, chrono::Utc::now())
             .await?
         {
-            self.revoked.insert(session);
+            self.revoke(session);
         }
         Ok(())
     }

@@ -25,6 +25,8 @@ pub enum BusMessage {
     Event(Arc<Published>),
     /// Events may have been missed (the bus reconnected): re-read feeds from the store.
     Resync,
+    /// A session was revoked on another node: its tokens and streams must stop here too.
+    SessionRevoked(uuid::Uuid),
 }
 
 /// Fan-out of committed events to every open stream.
@@ -32,6 +34,8 @@ pub trait EventBus: Send + Sync {
     /// Hands a committed event to the streams of every node. Never blocks: a stream that
     /// falls behind is cut off and resumes from the store.
     fn publish(&self, event: Published);
+    /// Tells the other nodes that a session was revoked (this node already knows).
+    fn publish_revocation(&self, session: uuid::Uuid);
     /// A receiver of everything published from now on.
     fn subscribe(&self) -> broadcast::Receiver<BusMessage>;
     /// Whether messages can be lost on the way (streams then poll their feed on heartbeats).
@@ -55,6 +59,10 @@ impl EventBus for LocalBus {
     fn publish(&self, event: Published) {
         // An error only means no stream is open right now; the store has the event.
         let _ = self.sender.send(BusMessage::Event(Arc::new(event)));
+    }
+
+    fn publish_revocation(&self, _session: uuid::Uuid) {
+        // One node: the revoking node's own cache is the only one.
     }
 
     fn subscribe(&self) -> broadcast::Receiver<BusMessage> {

@@ -25,25 +25,29 @@ const PUBLISH_QUEUE: usize = 10_000;
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// An event as it travels between nodes.
-#[derive(Serialize)]
-struct WireOut<'a> {
+/// What travels between nodes, stamped with the sending node.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
     node: Uuid,
-    event: &'a Event,
-    recipients: &'a HashMap<Uuid, u64>,
+    body: Wire,
 }
 
-#[derive(Deserialize)]
-struct WireIn {
-    node: Uuid,
-    event: Event,
-    recipients: HashMap<Uuid, u64>,
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Wire {
+    Event {
+        event: Box<Event>,
+        recipients: HashMap<Uuid, u64>,
+    },
+    SessionRevoked {
+        session: Uuid,
+    },
 }
 
 /// Redis-backed [`EventBus`].
 pub struct RedisBus {
     local: broadcast::Sender<BusMessage>,
-    outbox: mpsc::Sender<Arc<Published>>,
+    outbox: mpsc::Sender<Wire>,
 }
 
 impl RedisBus {
@@ -66,12 +70,26 @@ impl RedisBus {
 
 impl EventBus for RedisBus {
     fn publish(&self, event: Published) {
-        let event = Arc::new(event);
-        let _ = self.local.send(BusMessage::Event(Arc::clone(&event)));
-        if self.outbox.try_send(event).is_err() {
+        let wire = Wire::Event {
+            event: Box::new((*event.event).clone()),
+            recipients: event.recipients.clone(),
+        };
+        let _ = self.local.send(BusMessage::Event(Arc::new(event)));
+        if self.outbox.try_send(wire).is_err() {
             tracing::warn!(
                 "redis publish queue full: other nodes will read this event from the store"
             );
+        }
+    }
+
+    fn publish_revocation(&self, session: Uuid) {
+        if self
+            .outbox
+            .try_send(Wire::SessionRevoked { session })
+            .is_err()
+        {
+            // Other nodes reload revocations from the database when they resync.
+            tracing::warn!(%session, "redis publish queue full: revocation not broadcast");
         }
     }
 
@@ -87,23 +105,18 @@ impl EventBus for RedisBus {
 async fn publish_loop(
     pool: Pool,
     node: Uuid,
-    mut queue: mpsc::Receiver<Arc<Published>>,
+    mut queue: mpsc::Receiver<Wire>,
     shutdown: CancellationToken,
 ) {
     loop {
-        let event = tokio::select! {
-            event = queue.recv() => match event { Some(event) => event, None => return },
+        let body = tokio::select! {
+            body = queue.recv() => match body { Some(body) => body, None => return },
             _ = shutdown.cancelled() => return,
         };
-        let wire = WireOut {
-            node,
-            event: &event.event,
-            recipients: &event.recipients,
-        };
-        let payload = match serde_json::to_string(&wire) {
+        let payload = match serde_json::to_string(&Envelope { node, body }) {
             Ok(payload) => payload,
             Err(err) => {
-                tracing::error!(error = %err, "cannot encode event for redis");
+                tracing::error!(error = %err, "cannot encode a message for redis");
                 continue;
             }
         };
@@ -158,18 +171,8 @@ async fn subscribe_loop(
                     let Ok(payload) = message.get_payload::<String>() else {
                         continue;
                     };
-                    match serde_json::from_str::<WireIn>(&payload) {
-                        Ok(wire) if wire.node != node => {
-                            let published = Published {
-                                event: Arc::new(wire.event),
-                                recipients: wire.recipients,
-                            };
-                            let _ = local.send(BusMessage::Event(Arc::new(published)));
-                        }
-                        Ok(_) => {} // our own, already delivered locally
-                        Err(err) => {
-                            tracing::warn!(error = %err, "undecodable event on the redis bus")
-                        }
+                    if let Some(message) = decode(&payload, node) {
+                        let _ = local.send(message);
                     }
                 }
                 tracing::warn!("redis bus subscription lost; reconnecting");
@@ -182,4 +185,26 @@ async fn subscribe_loop(
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// What a message from Redis means for this node; `None` for its own (already applied
+/// here) and for undecodable ones.
+fn decode(payload: &str, this_node: Uuid) -> Option<BusMessage> {
+    let envelope = match serde_json::from_str::<Envelope>(payload) {
+        Ok(envelope) => envelope,
+        Err(err) => {
+            tracing::warn!(error = %err, "undecodable message on the redis bus");
+            return None;
+        }
+    };
+    if envelope.node == this_node {
+        return None;
+    }
+    Some(match envelope.body {
+        Wire::Event { event, recipients } => BusMessage::Event(Arc::new(Published {
+            event: Arc::from(event),
+            recipients,
+        })),
+        Wire::SessionRevoked { session } => BusMessage::SessionRevoked(session),
+    })
 }
