@@ -11,8 +11,8 @@ use secureconnect_proto::{
     user::v1::user_service_server::UserServiceServer,
 };
 use tokio::{net::TcpListener, task::JoinHandle};
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 
 use crate::{
     api::{
@@ -146,6 +146,9 @@ pub async fn start(config: Config) -> Result<Running> {
         .await
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(Error::internal)?;
+    // No Nagle: events are small writes that must leave at once (with it, a stream's
+    // frames can wait ~40 ms for a delayed ACK).
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
     let router = layers::server_builder(Duration::from_secs(config.request_timeout_secs.max(1)))
         .add_service(health_service)
@@ -168,7 +171,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.cancelled_owned())
+            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
             .await
     });
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "SecureConnect is serving gRPC and gRPC-web");
