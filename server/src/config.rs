@@ -25,6 +25,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Redis, for cross-node event delivery in cluster mode.
     pub redis: RedisConfig,
+    /// Where file contents are stored.
+    pub blobs: BlobsConfig,
     /// Longest time a call may take to produce its response, in seconds (event streams
     /// respond at once and are not cut by it).
     pub request_timeout_secs: u64,
@@ -97,6 +99,34 @@ pub struct RedisConfig {
     pub url: String,
 }
 
+/// Blob storage: the local file system (embedded default) or an S3-compatible service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlobsConfig {
+    /// S3 bucket; empty stores blobs under `data_dir/blobs`.
+    pub s3_bucket: String,
+    /// S3 endpoint for self-hosted services (`http://host:8333`); empty means AWS.
+    pub s3_endpoint: String,
+    /// S3 region.
+    pub s3_region: String,
+    /// S3 access key id.
+    pub s3_access_key_id: String,
+    /// S3 secret access key (secret: prefer the environment).
+    pub s3_secret_access_key: String,
+}
+
+impl Default for BlobsConfig {
+    fn default() -> Self {
+        Self {
+            s3_bucket: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: "us-east-1".to_owned(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: String::new(),
+        }
+    }
+}
+
 /// Token lifetimes and login throttling.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -142,6 +172,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
+            blobs: BlobsConfig::default(),
             request_timeout_secs: 30,
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod blobs;
 pub mod bus;
 pub mod chat;
 pub mod config;
