@@ -42,10 +42,11 @@ source deploy/local/services.sh
 trap 'services_down; rm -rf "$SC_STACK_DIR"' EXIT
 postgres_up
 redis_up
-echo "PostgreSQL on $SC_TEST_POSTGRES_URL, Redis on $SC_TEST_REDIS_URL"
+seaweedfs_up
+echo "PostgreSQL on $SC_TEST_POSTGRES_URL, Redis on $SC_TEST_REDIS_URL, S3 (SeaweedFS) on $SC_TEST_S3_ENDPOINT"
 
 step "cargo test (embedded default: SQLite, in-process bus, local files)"
 SC_TEST_POSTGRES_URL= SC_TEST_REDIS_URL= cargo test --workspace --locked
 
-step "cargo test (server integration suite on PostgreSQL + Redis, with cluster and fault tests)"
+step "cargo test (server integration suite on PostgreSQL + Redis + S3, with cluster and fault tests)"
 cargo test -p secureconnect-server --tests --locked -- --include-ignored
