@@ -1,0 +1,253 @@
+//! The contract every `ChatStore` implementation must keep, checked directly at the trait:
+//! SQLite always, PostgreSQL on the services pass. A new backend (ScyllaDB/Cassandra) plugs
+//! in here first. What matters most: per-conversation `seq` and per-user `feed_seq` stay
+//! dense and strictly increasing under concurrent writers, and retries change nothing.
+
+mod common;
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use chrono::Utc;
+use secureconnect_server::{
+    config::DatabaseConfig,
+    domain::{Change, Content, ConversationKind, Details, Event, Member, Role},
+    store::{ChatStore, Direction, NewConversation, NewMessage, NewUser, UserStore, sql::SqlStore},
+};
+use uuid::Uuid;
+
+async fn sqlite() -> (Arc<SqlStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("suite.db").display()
+    );
+    (
+        SqlStore::connect(&url, &DatabaseConfig::default())
+            .await
+            .expect("sqlite"),
+        dir,
+    )
+}
+
+async fn user(store: &SqlStore, name: &str) -> Uuid {
+    let new = NewUser {
+        email: format!("{name}@example.com"),
+        username: name.into(),
+        display_name: name.into(),
+        password_hash: "not-a-real-hash".into(),
+    };
+    store.create_user(new, Utc::now()).await.expect("user").id
+}
+
+fn message(conversation: Uuid, sender: Uuid, request_id: &str) -> NewMessage {
+    NewMessage {
+        conversation_id: conversation,
+        sender_id: sender,
+        content: Content::Text(format!("text of {request_id}")),
+        metadata: BTreeMap::new(),
+        reply_to: None,
+        forwarded_from: None,
+        request_id: request_id.into(),
+    }
+}
+
+/// The whole contract, on one store.
+async fn chat_store_suite(store: Arc<SqlStore>) {
+    let (a, b, c) = (
+        user(&store, "suite_a").await,
+        user(&store, "suite_b").await,
+        user(&store, "suite_c").await,
+    );
+    let now = Utc::now();
+    let members = [a, b]
+        .map(|user_id| Member {
+            user_id,
+            role: if user_id == a {
+                Role::Owner
+            } else {
+                Role::Member
+            },
+            join_time: now,
+        })
+        .to_vec();
+    let created = store
+        .create_conversation(
+            NewConversation {
+                kind: ConversationKind::Group,
+                creator: a,
+                details: Details {
+                    title: "suite".into(),
+                    ..Details::default()
+                },
+                end_to_end_encrypted: false,
+                members,
+                direct_key: None,
+                request_id: Some("create-1".into()),
+            },
+            now,
+        )
+        .await
+        .expect("create");
+    let conversation = created.value.id;
+    assert_eq!(created.value.last_seq, 1, "creation is seq 1");
+    assert!(created.published.is_some());
+
+    // 40 concurrent senders: seq 2..=41 exactly, each once.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = Arc::clone(&store);
+        let sender = if i % 2 == 0 { a } else { b };
+        tasks.push(tokio::spawn(async move {
+            store
+                .send_message(message(conversation, sender, &format!("r{i}")), Utc::now())
+                .await
+                .expect("send")
+        }));
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        let committed = task.await.expect("task");
+        assert!(committed.published.is_some());
+        seqs.push(committed.value.seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (2..=41).collect::<Vec<u64>>());
+
+    // A retry returns the original and publishes nothing.
+    let retry = store
+        .send_message(message(conversation, a, "r0"), Utc::now())
+        .await
+        .expect("retry");
+    assert!(retry.published.is_none());
+    let listed = store
+        .messages(conversation, Direction::Forward, 0, 100)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 40);
+    assert_eq!(
+        listed
+            .iter()
+            .find(|m| m.id == retry.value.id)
+            .map(|m| m.seq),
+        Some(retry.value.seq)
+    );
+
+    // Each member's feed: dense from 1, in commit order, one item per event.
+    for member in [a, b] {
+        let head = store.feed_head(member).await.expect("head");
+        assert_eq!(head, 41, "1 creation + 40 messages");
+        let mut feed = Vec::new();
+        let mut after = 0;
+        while after < head {
+            let page = store.feed(member, after, 7).await.expect("feed page");
+            assert!(!page.is_empty());
+            after = page.last().map(|i| i.feed_seq).unwrap_or(after);
+            feed.extend(page);
+        }
+        let feed_seqs: Vec<u64> = feed.iter().map(|i| i.feed_seq).collect();
+        assert_eq!(feed_seqs, (1..=41).collect::<Vec<u64>>());
+        let conversation_seqs: Vec<u64> = feed
+            .iter()
+            .filter_map(|i| match &*i.event {
+                Event::Conversation { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            conversation_seqs,
+            (1..=41).collect::<Vec<u64>>(),
+            "feed order is timeline order"
+        );
+    }
+    assert_eq!(
+        store.feed_head(c).await.expect("head"),
+        0,
+        "a non-member's feed is untouched"
+    );
+
+    // Removal: the removed user's feed gets the removal, then nothing more.
+    let removed = store
+        .remove_member(conversation, a, b, Utc::now())
+        .await
+        .expect("remove");
+    let published = removed.published.expect("event");
+    assert!(
+        published.recipients.contains_key(&b),
+        "the removed member hears of it"
+    );
+    store
+        .send_message(message(conversation, a, "after"), Utc::now())
+        .await
+        .expect("send");
+    assert_eq!(store.feed_head(b).await.expect("head"), 42);
+    assert_eq!(store.feed_head(a).await.expect("head"), 43);
+    let last_for_b = store.feed(b, 41, 10).await.expect("feed");
+    assert!(
+        matches!(&*last_for_b[0].event, Event::Conversation { change: Change::MemberRemoved { user_id, left: false }, .. } if *user_id == b)
+    );
+
+    // Read state only moves forward.
+    assert_eq!(
+        store
+            .mark_read(conversation, a, 10, Utc::now())
+            .await
+            .expect("read")
+            .value,
+        10
+    );
+    let back = store
+        .mark_read(conversation, a, 5, Utc::now())
+        .await
+        .expect("read");
+    assert_eq!(back.value, 10);
+    assert!(back.published.is_none());
+
+    // Deleting twice is one event; a deleted message cannot be edited.
+    let victim = listed[0].id;
+    assert!(
+        store
+            .delete_message(conversation, victim, a, Utc::now())
+            .await
+            .expect("delete")
+            .published
+            .is_some()
+    );
+    assert!(
+        store
+            .delete_message(conversation, victim, a, Utc::now())
+            .await
+            .expect("again")
+            .published
+            .is_none()
+    );
+    let edit = store
+        .edit_message(
+            conversation,
+            victim,
+            a,
+            Content::Text("zombie".into()),
+            Utc::now(),
+        )
+        .await;
+    assert!(edit.is_err());
+}
+
+#[tokio::test]
+async fn sqlite_chat_store_keeps_the_contract() {
+    let (store, _dir) = sqlite().await;
+    chat_store_suite(store).await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (SC_TEST_POSTGRES_URL); run by deploy/local/test.sh"]
+async fn postgres_chat_store_keeps_the_contract() {
+    let url = common::fresh_database().await;
+    assert!(
+        !url.is_empty(),
+        "SC_TEST_POSTGRES_URL must be set for this test"
+    );
+    let store = SqlStore::connect(&url, &DatabaseConfig::default())
+        .await
+        .expect("postgres");
+    chat_store_suite(store).await;
+}
