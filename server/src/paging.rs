@@ -15,9 +15,13 @@ pub fn next_token<T>(items: &[T], page_size: u64, key: impl FnOnce(&T) -> String
     }
 }
 
-/// Encodes a (time, id) keyset position.
+/// Encodes a (time, id) keyset position. Nanoseconds, because SQLite keeps them: a
+/// coarser key would skip rows stored within the same microsecond as a page's last row.
 pub fn encode_time_key(time: Time, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("t:{}:{id}", time.timestamp_micros()))
+    let nanos = time
+        .timestamp_nanos_opt()
+        .unwrap_or(time.timestamp_micros().saturating_mul(1000));
+    URL_SAFE_NO_PAD.encode(format!("t:{nanos}:{id}"))
 }
 
 /// Decodes a (time, id) keyset position; empty means the first page.
@@ -29,11 +33,11 @@ pub fn decode_time_key(field: &str, token: &str) -> Result<Option<(Time, Uuid)>,
     let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
     let mut parts = text.splitn(3, ':');
-    let (Some("t"), Some(micros), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some("t"), Some(nanos), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
     };
-    let micros: i64 = micros.parse().map_err(|_| bad())?;
-    let time = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    let nanos: i64 = nanos.parse().map_err(|_| bad())?;
+    let time = chrono::DateTime::from_timestamp_nanos(nanos);
     Ok(Some((time, Uuid::parse_str(id).map_err(|_| bad())?)))
 }
 
@@ -83,7 +87,7 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_garbage_is_rejected() {
-        let now = chrono::DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("time");
+        let now = chrono::DateTime::from_timestamp_nanos(1_700_000_000_123_456_789);
         let id = Uuid::now_v7();
         let token = encode_time_key(now, id);
         assert_eq!(

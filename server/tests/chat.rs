@@ -730,3 +730,48 @@ async fn a_retried_group_creation_returns_the_first_group() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn listing_conversations_pages_through_every_one_exactly_once() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let mut created = std::collections::BTreeSet::new();
+    for i in 0..7 {
+        created.insert(
+            alice
+                .group_with(&format!("g{i}"), &[&bob])
+                .await
+                .conversation_id,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = bob
+            .client
+            .conversations()
+            .list_conversations(ListConversationsRequest {
+                page_size: 3,
+                page_token: token,
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        seen.extend(page.conversations.into_iter().map(|c| c.conversation_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(
+        seen.len(),
+        7,
+        "no conversation skipped or repeated: {seen:?}"
+    );
+    assert_eq!(
+        seen.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        created
+    );
+    server.shutdown().await;
+}

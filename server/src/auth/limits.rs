@@ -42,7 +42,16 @@ impl LoginLimiter {
     }
 }
 
+/// Keys tracked before idle ones are dropped: without this, attempts with ever-new email
+/// addresses would grow the limiter's memory without bound.
+const MAX_TRACKED_KEYS: usize = 10_000;
+
 fn check_key<K: Clone + Hash + Eq>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<()> {
+    if limiter.len() > MAX_TRACKED_KEYS {
+        // Forgets keys whose limit has fully recovered; they would start from full anyway.
+        limiter.retain_recent();
+        limiter.shrink_to_fit();
+    }
     limiter
         .check_key(key)
         .map_err(|not_until| Error::RateLimited {
