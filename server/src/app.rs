@@ -20,13 +20,14 @@ use crate::{
         user::UserApi,
     },
     auth::{Auth, TokenAuthority},
-    bus::{EventBus, LocalBus, RedisBus},
+    bus::{EventBus, LocalBus, RedisBus, RedisHandles},
     chat::Chat,
     config::Config,
     error::{Error, Result},
     events::Events,
     layers,
     mail::{self, Mailer},
+    ratelimit::{LocalRateLimiter, RateLimiter, RedisRateLimiter},
     store::{ChatStore, ContactStore, SessionStore, UserStore, sql::SqlStore},
     users::Users,
 };
@@ -91,10 +92,19 @@ pub async fn start(config: Config) -> Result<Running> {
         Duration::from_secs(config.auth.access_token_ttl_secs),
     )?;
     let shutdown = CancellationToken::new();
-    let bus: Arc<dyn EventBus> = if config.redis.url.is_empty() {
-        Arc::new(LocalBus::new(BUS_CAPACITY))
+    // One node: everything in-process. A cluster: Redis carries events, revocations and
+    // rate-limit counters between nodes.
+    let (bus, limiter): (Arc<dyn EventBus>, Arc<dyn RateLimiter>) = if config.redis.url.is_empty() {
+        (
+            Arc::new(LocalBus::new(BUS_CAPACITY)),
+            Arc::new(LocalRateLimiter::default()),
+        )
     } else {
-        RedisBus::start(&config.redis.url, BUS_CAPACITY, shutdown.clone())?
+        let redis = RedisHandles::new(&config.redis.url)?;
+        (
+            RedisBus::start(&redis, BUS_CAPACITY, shutdown.clone()),
+            Arc::new(RedisRateLimiter::new(redis.pool.clone())),
+        )
     };
 
     let mailer: Arc<dyn Mailer> = Arc::from(mail::from_config(&config.mail, &config.data_dir)?);
@@ -115,6 +125,7 @@ pub async fn start(config: Config) -> Result<Running> {
         chat_store.clone(),
         user_store.clone(),
         bus.clone(),
+        limiter,
         config.limits.clone(),
     ));
     let users = Arc::new(Users::new(

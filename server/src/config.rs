@@ -151,6 +151,8 @@ pub struct LimitsConfig {
     pub max_text_bytes: usize,
     /// Largest encrypted payload, in bytes.
     pub max_encrypted_payload_bytes: usize,
+    /// Messages (sent or forwarded) one user may post per second, across all nodes.
+    pub messages_per_second: u32,
 }
 
 /// Real-time stream tuning.
@@ -198,6 +200,7 @@ impl Default for LimitsConfig {
         Self {
             max_text_bytes: 16 * 1024,
             max_encrypted_payload_bytes: 64 * 1024,
+            messages_per_second: 20,
         }
     }
 }

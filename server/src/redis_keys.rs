@@ -5,3 +5,9 @@
 /// every committed event, which each node filters for the users it has streams for, and
 /// every session revocation, which each node applies to its token checks.
 pub const EVENTS_CHANNEL: &str = "sc:v1:events";
+
+/// Counter of `subject`'s requests against `limit` during the Unix second `second`
+/// (INCR + EXPIRE 2 s). Example: `sc:v1:rate:send:<user id>:1795900000`.
+pub fn rate_counter(limit: &str, subject: &str, second: u64) -> String {
+    format!("sc:v1:rate:{limit}:{subject}:{second}")
+}

@@ -775,3 +775,57 @@ async fn listing_conversations_pages_through_every_one_exactly_once() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn sending_too_fast_is_refused_with_a_retry_delay_and_loses_nothing() {
+    let server = TestServer::start_with(|c| c.limits.messages_per_second = 3).await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let chat = alice.direct_with(&bob).await;
+    start_of_next_second().await;
+    for i in 0..3 {
+        alice
+            .try_send(&chat.conversation_id, "burst", &format!("b{i}"))
+            .await
+            .expect("within the allowance");
+    }
+    let refused = assert_code(
+        alice
+            .try_send(&chat.conversation_id, "one too many", "b3")
+            .await,
+        Code::ResourceExhausted,
+    );
+    assert_eq!(reason(&refused), "RATE_LIMITED");
+    let retry_after = {
+        use tonic_types::StatusExt;
+        refused
+            .get_error_details()
+            .retry_info()
+            .and_then(|r| r.retry_delay)
+            .expect("RetryInfo")
+    };
+    assert!(retry_after <= std::time::Duration::from_secs(1));
+    // Bob is not affected by alice's limit.
+    bob.try_send(&chat.conversation_id, "hi", "bob-1")
+        .await
+        .expect("bob has his own allowance");
+    // After the delay, the same request goes through (the refused one stored nothing).
+    tokio::time::sleep(retry_after + std::time::Duration::from_millis(50)).await;
+    alice
+        .try_send(&chat.conversation_id, "one too many", "b3")
+        .await
+        .expect("after the delay");
+    let listed = alice
+        .client
+        .messages()
+        .list_messages(ListMessagesRequest {
+            conversation_id: chat.conversation_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .messages;
+    assert_eq!(listed.len(), 5);
+    server.shutdown().await;
+}

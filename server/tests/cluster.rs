@@ -304,3 +304,69 @@ async fn signing_out_on_one_node_ends_the_session_on_every_node() {
         node.shutdown().await;
     }
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and redis-server; run by deploy/local/test.sh"]
+async fn the_send_rate_limit_is_shared_by_all_nodes() {
+    let redis = RedisProcess::start().await;
+    let keys = tempfile::tempdir().expect("key dir");
+    let database = fresh_database().await;
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let (database, redis_url, key) = (
+            database.clone(),
+            redis.url(),
+            keys.path().join("k.pem").display().to_string(),
+        );
+        nodes.push(
+            TestServer::start_with(move |c| {
+                c.database.url = database;
+                c.redis.url = redis_url;
+                c.auth.root_key_file = key;
+                c.limits.messages_per_second = 3;
+            })
+            .await,
+        );
+    }
+    let alice = nodes[0].register("alice").await;
+    let bob = nodes[1].register("bob").await;
+    let chat = alice.direct_with(&bob).await;
+    let alice_on_b = secureconnect_sdk::Client::connect(nodes[1].endpoint.clone())
+        .await
+        .expect("connect");
+    alice_on_b.set_access_token(alice.client.access_token());
+
+    // Start just after a second begins, so all four sends fall in one counting window.
+    start_of_next_second().await;
+    let mut outcomes = Vec::new();
+    for i in 0..4 {
+        let client = if i % 2 == 0 {
+            &alice.client
+        } else {
+            &alice_on_b
+        };
+        let request = secureconnect_sdk::proto::message::v1::SendMessageRequest {
+            conversation_id: chat.conversation_id.clone(),
+            content: Some(text_content("spread over nodes")),
+            request_id: format!("s{i}"),
+            ..Default::default()
+        };
+        outcomes.push(
+            client
+                .messages()
+                .send_message(request)
+                .await
+                .map(|_| ())
+                .map_err(|s| s.code()),
+        );
+    }
+    assert_eq!(outcomes[..3], [Ok(()), Ok(()), Ok(())]);
+    assert_eq!(
+        outcomes[3],
+        Err(tonic::Code::ResourceExhausted),
+        "two nodes, one allowance"
+    );
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

@@ -16,7 +16,7 @@ use crate::domain::Published;
 
 mod redis;
 
-pub use self::redis::RedisBus;
+pub use self::redis::{RedisBus, RedisHandles};
 
 /// What the bus hands to the streams of this node.
 #[derive(Debug, Clone)]

@@ -51,20 +51,36 @@ pub struct RedisBus {
 }
 
 impl RedisBus {
-    /// Connects to Redis at `url` and starts the publisher and subscriber tasks, which run
-    /// until `shutdown`. Fails only on a malformed URL: an unreachable Redis is retried.
-    pub fn start(url: &str, capacity: usize, shutdown: CancellationToken) -> Result<Arc<Self>> {
-        let client =
-            redis::Client::open(url).map_err(|e| Error::internal(format!("redis.url: {e}")))?;
-        let pool = PoolConfig::from_url(url)
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(|e| Error::internal(format!("redis.url: {e}")))?;
+    /// Starts the publisher and subscriber tasks on `redis`, which run until `shutdown`.
+    /// An unreachable Redis is retried, never fatal.
+    pub fn start(redis: &RedisHandles, capacity: usize, shutdown: CancellationToken) -> Arc<Self> {
+        let (client, pool) = (redis.client.clone(), redis.pool.clone());
         let (local, _) = broadcast::channel(capacity.max(16));
         let (outbox, queue) = mpsc::channel(PUBLISH_QUEUE);
         let node = Uuid::now_v7();
         tokio::spawn(publish_loop(pool, node, queue, shutdown.clone()));
         tokio::spawn(subscribe_loop(client, node, local.clone(), shutdown));
-        Ok(Arc::new(Self { local, outbox }))
+        Arc::new(Self { local, outbox })
+    }
+}
+
+/// One Redis deployment: a pooled connection for commands, and a client that opens the
+/// dedicated connections pub/sub needs.
+#[derive(Clone)]
+pub struct RedisHandles {
+    pub client: redis::Client,
+    pub pool: Pool,
+}
+
+impl RedisHandles {
+    /// Parses `url`; connecting happens lazily (and is retried) on use.
+    pub fn new(url: &str) -> Result<Self> {
+        let client =
+            redis::Client::open(url).map_err(|e| Error::internal(format!("redis.url: {e}")))?;
+        let pool = PoolConfig::from_url(url)
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| Error::internal(format!("redis.url: {e}")))?;
+        Ok(Self { client, pool })
     }
 }
 

@@ -62,6 +62,7 @@ impl Chat {
         let (Some(conversation_id), Some(content)) = (conversation_id, input.content) else {
             return Err(Error::invalid("content", "required"));
         };
+        self.limit_sends(who).await?;
         self.check_can_post(who, conversation_id, &content).await?;
         if let Some(reply_to) = reply_to
             && self
@@ -117,6 +118,7 @@ impl Chat {
                 message: "end-to-end encrypted messages are forwarded by re-encrypting on the client",
             });
         }
+        self.limit_sends(who).await?;
         self.check_can_post(who, target, &content).await?;
         let new = NewMessage {
             conversation_id: target,
@@ -132,6 +134,14 @@ impl Chat {
         };
         let committed = self.store.send_message(new, chrono::Utc::now()).await?;
         Ok(self.publish(committed))
+    }
+
+    /// Counts one send against the caller's per-second allowance (all nodes together).
+    async fn limit_sends(&self, who: &Principal) -> Result<()> {
+        let subject = who.user_id.to_string();
+        self.limiter
+            .check("send", &subject, self.limits.messages_per_second)
+            .await
     }
 
     /// Checks `who` may post `content` into `conversation_id`: membership (else

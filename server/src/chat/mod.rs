@@ -9,6 +9,7 @@ use crate::{
     config::LimitsConfig,
     domain::Membership,
     error::{Error, Reason, Result},
+    ratelimit::RateLimiter,
     store::{ChatStore, Committed, UserStore},
 };
 
@@ -24,6 +25,7 @@ pub struct Chat {
     store: Arc<dyn ChatStore>,
     users: Arc<dyn UserStore>,
     bus: Arc<dyn EventBus>,
+    limiter: Arc<dyn RateLimiter>,
     limits: LimitsConfig,
 }
 
@@ -32,12 +34,14 @@ impl Chat {
         store: Arc<dyn ChatStore>,
         users: Arc<dyn UserStore>,
         bus: Arc<dyn EventBus>,
+        limiter: Arc<dyn RateLimiter>,
         limits: LimitsConfig,
     ) -> Self {
         Self {
             store,
             users,
             bus,
+            limiter,
             limits,
         }
     }

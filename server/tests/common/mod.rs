@@ -56,6 +56,8 @@ impl TestServer {
         };
         config.database.url = fresh_database().await;
         config.redis.url = std::env::var("SC_TEST_REDIS_URL").unwrap_or_default();
+        // Tests send in bursts; the rate-limit tests set their own, low limit.
+        config.limits.messages_per_second = 1_000_000;
         adjust(&mut config);
         let database_url = config.database.url.clone();
         let running = app::start(config).await.expect("server starts");
@@ -324,4 +326,14 @@ pub fn reason(status: &Status) -> String {
         .error_info()
         .map(|i| i.reason.clone())
         .unwrap_or_default()
+}
+
+/// Sleeps until just after the next wall-clock second begins, so a short burst of calls
+/// falls inside one window of a per-second rate limit (Redis counts per Unix second).
+pub async fn start_of_next_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let into_second = Duration::from_nanos(u64::from(now.subsec_nanos()));
+    tokio::time::sleep(Duration::from_millis(1050) - into_second).await;
 }
