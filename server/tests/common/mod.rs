@@ -105,7 +105,39 @@ impl TestServer {
         Client::from_channel(channel)
     }
 
+    pub async fn shutdown(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.expect("clean shutdown");
+        }
+    }
+
     /// Registers `name` using `client`.
+    pub async fn register_on(&self, name: &str, client: Client) -> TestUser {
+        TestServerAt::new(&self.endpoint)
+            .register_on(name, client)
+            .await
+    }
+}
+
+/// A server this test did not start in-process (e.g. a separate `secureconnect` process).
+pub struct TestServerAt {
+    pub endpoint: String,
+}
+
+impl TestServerAt {
+    pub fn new(endpoint: &str) -> Self {
+        Self {
+            endpoint: endpoint.to_owned(),
+        }
+    }
+
+    pub async fn register(&self, name: &str) -> TestUser {
+        let client = Client::connect(self.endpoint.clone())
+            .await
+            .expect("connect");
+        self.register_on(name, client).await
+    }
+
     pub async fn register_on(&self, name: &str, client: Client) -> TestUser {
         let email = format!("{name}@example.com");
         let password = format!("{name}-correct-horse");
@@ -129,12 +161,6 @@ impl TestServer {
             email,
             password,
             tokens,
-        }
-    }
-
-    pub async fn shutdown(mut self) {
-        if let Some(running) = self.running.take() {
-            running.shutdown().await.expect("clean shutdown");
         }
     }
 }
