@@ -232,6 +232,16 @@ pub struct Committed<T> {
     pub published: Option<Published>,
 }
 
+impl<T> Committed<T> {
+    /// A write that changed nothing (an idempotent retry, a no-op): nothing to publish.
+    pub fn unchanged(value: T) -> Self {
+        Self {
+            value,
+            published: None,
+        }
+    }
+}
+
 /// Which way to page messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {

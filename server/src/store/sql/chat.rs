@@ -225,10 +225,7 @@ impl ChatStore for SqlStore {
     ) -> Result<Committed<Conversation>> {
         let _guard = self.write_guard().await;
         if let Some(existing) = self.existing_conversation(&new).await? {
-            return Ok(Committed {
-                value: existing,
-                published: None,
-            });
+            return Ok(Committed::unchanged(existing));
         }
         let id = Uuid::now_v7();
         let txn = self.db.begin().await?;
@@ -256,10 +253,7 @@ impl ChatStore for SqlStore {
                 drop(txn);
                 let existing = self.existing_conversation(&new).await?;
                 return existing
-                    .map(|value| Committed {
-                        value,
-                        published: None,
-                    })
+                    .map(Committed::unchanged)
                     .ok_or_else(|| Error::internal(err));
             }
             Err(err) => return Err(err.into()),
@@ -478,10 +472,7 @@ impl ChatStore for SqlStore {
             }
         }
         if added.is_empty() {
-            return Ok(Committed {
-                value: added,
-                published: None,
-            });
+            return Ok(Committed::unchanged(added));
         }
         members::Entity::insert_many(added.iter().map(|m| members::ActiveModel {
             conversation_id: Set(conversation),
@@ -554,10 +545,7 @@ impl ChatStore for SqlStore {
             .await?
             .ok_or(Error::NotFound("member"))?;
         if Role::from_code(row.role) == role {
-            return Ok(Committed {
-                value: member(&row),
-                published: None,
-            });
+            return Ok(Committed::unchanged(member(&row)));
         }
         if Role::from_code(row.role) == Role::Owner {
             let owners = members::Entity::find()
@@ -609,10 +597,7 @@ impl ChatStore for SqlStore {
             .map(|row| convert::seq_from_db(row.read_seq))
             .ok_or(Error::NotFound("conversation"))?;
         if moved == 0 {
-            return Ok(Committed {
-                value: read_seq,
-                published: None,
-            });
+            return Ok(Committed::unchanged(read_seq));
         }
         let event = Event::ReadState {
             conversation_id: conversation,
@@ -630,10 +615,7 @@ impl ChatStore for SqlStore {
     async fn send_message(&self, new: NewMessage, now: Time) -> Result<Committed<Message>> {
         let _guard = self.write_guard().await;
         if let Some(sent) = self.sent_message(&new).await? {
-            return Ok(Committed {
-                value: sent,
-                published: None,
-            });
+            return Ok(Committed::unchanged(sent));
         }
         let txn = self.db.begin().await?;
         let seq = next_seq(&txn, new.conversation_id, now).await?;
@@ -664,10 +646,7 @@ impl ChatStore for SqlStore {
                 drop(txn);
                 let sent = self.sent_message(&new).await?;
                 return sent
-                    .map(|value| Committed {
-                        value,
-                        published: None,
-                    })
+                    .map(Committed::unchanged)
                     .ok_or_else(|| Error::internal(err));
             }
             Err(err) => return Err(err.into()),
@@ -809,10 +788,7 @@ impl SqlStore {
         if row.delete_time.is_some() {
             if content.is_none() {
                 // Deleting twice is a no-op that returns the tombstone.
-                return Ok(Committed {
-                    value: convert::message(row)?,
-                    published: None,
-                });
+                return Ok(Committed::unchanged(convert::message(row)?));
             }
             return Err(Error::FailedPrecondition {
                 reason: Reason::MessageDeleted,

@@ -146,10 +146,7 @@ impl ContactStore for SqlStore {
                 message: existing.message,
                 time: existing.create_time,
             };
-            return Ok(Committed {
-                value: ContactOutcome::Pending(request),
-                published: None,
-            });
+            return Ok(Committed::unchanged(ContactOutcome::Pending(request)));
         }
         contact_requests::ActiveModel {
             from_id: Set(from),
@@ -192,10 +189,7 @@ impl ContactStore for SqlStore {
                 .exec(&txn)
                 .await?;
             txn.commit().await?;
-            return Ok(Committed {
-                value: None,
-                published: None,
-            });
+            return Ok(Committed::unchanged(None));
         }
         let to_user = self.live_user(&txn, to).await?;
         let from_user = self.live_user(&txn, from).await?;
