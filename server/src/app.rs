@@ -13,6 +13,7 @@ use secureconnect_proto::{
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
+use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     api::{
@@ -82,6 +83,7 @@ pub async fn start(config: Config) -> Result<Running> {
     })?;
 
     let store = SqlStore::connect(&config.effective_database_url(), &config.database).await?;
+    let health_store = store.clone();
     let user_store: Arc<dyn UserStore> = store.clone();
     let session_store: Arc<dyn SessionStore> = store.clone();
     let contact_store: Arc<dyn ContactStore> = store.clone();
@@ -144,9 +146,7 @@ pub async fn start(config: Config) -> Result<Running> {
     ));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<AuthServiceServer<AuthApi>>()
-        .await;
+    watch_health(health_store, health_reporter, shutdown.clone());
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(secureconnect_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -191,4 +191,34 @@ pub async fn start(config: Config) -> Result<Running> {
         shutdown,
         task,
     })
+}
+
+/// How often health follows the database.
+const HEALTH_PERIOD: Duration = Duration::from_secs(2);
+
+/// Keeps gRPC health (the overall service `""`) in step with the database, so a load
+/// balancer stops sending calls to a node that cannot serve them and resumes by itself.
+fn watch_health(store: Arc<SqlStore>, reporter: HealthReporter, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut serving = None;
+        loop {
+            let up = store.ping().await;
+            if serving != Some(up) {
+                let status = if up {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                reporter.set_service_status("", status).await;
+                if serving.is_some() {
+                    tracing::warn!(database_up = up, "health changed");
+                }
+                serving = Some(up);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(HEALTH_PERIOD) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    });
 }

@@ -12,6 +12,9 @@ use common::*;
 use sea_orm::ConnectionTrait;
 use secureconnect_sdk::proto::user::v1::GetCurrentUserRequest;
 use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 /// Runs `sql` as the admin of the test PostgreSQL server.
 async fn admin(sql: &str) {
@@ -22,6 +25,33 @@ async fn admin(sql: &str) {
         .expect("admin connection");
     db.execute_unprepared(sql).await.expect("admin statement");
     db.close().await.expect("close");
+}
+
+/// The overall health status once it settles (it is re-checked every 2 s).
+async fn health(server: &TestServer) -> ServingStatus {
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut client = HealthClient::new(channel);
+    let mut last = ServingStatus::Unknown;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let response = client
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("health");
+        let status =
+            ServingStatus::try_from(response.into_inner().status).unwrap_or(ServingStatus::Unknown);
+        if status == last {
+            return status;
+        }
+        last = status;
+    }
+    last
 }
 
 #[tokio::test]
@@ -63,6 +93,12 @@ async fn losing_postgres_fails_fast_with_unavailable_and_recovers_without_restar
     assert!(
         waited < Duration::from_secs(10),
         "failed only after {waited:?}: the call hung"
+    );
+
+    assert_eq!(
+        health(&server).await,
+        ServingStatus::NotServing,
+        "health follows the database"
     );
 
     admin(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true")).await;

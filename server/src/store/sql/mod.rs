@@ -67,6 +67,11 @@ impl SqlStore {
         Ok(Arc::new(Self { db, writer }))
     }
 
+    /// Whether the database answers (for health checks).
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+
     /// Held for the duration of a write (SQLite only).
     async fn write_guard(&self) -> Option<MutexGuard<'_, ()>> {
         match &self.writer {
