@@ -129,17 +129,107 @@ seaweedfs_down() {
   rm -f "$pid_file"
 }
 
+# Apache Cassandra 5.0 (the CQL protocol ScyllaDB speaks too): cassandra-all and its
+# dependencies from Maven Central (cached by version), run on JDK 17 with the
+# --add-exports/--add-opens flags of Cassandra's jvm17-server.options, a small heap and a
+# minimal single-node cassandra.yaml. Starts in seconds; CQL on 127.0.0.1:$CQL_PORT.
+# (Not yet in test.sh: the ScyllaDB/Cassandra message store is the next step of issue 3.)
+CASSANDRA_VERSION="5.0.6"
+CASSANDRA_LIB="${XDG_CACHE_HOME:-$HOME/.cache}/secureconnect/cassandra-$CASSANDRA_VERSION/lib"
+CQL_PORT="${SC_CQL_PORT:-19042}"
+
+cassandra_fetch() {
+  [ -f "$CASSANDRA_LIB/.complete" ] && return 0
+  local pom
+  pom="$(mktemp -d)"
+  cat > "$pom/pom.xml" <<XML
+<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>
+  <groupId>local.secureconnect</groupId><artifactId>cassandra-runtime</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies><dependency><groupId>org.apache.cassandra</groupId><artifactId>cassandra-all</artifactId>
+    <version>$CASSANDRA_VERSION</version></dependency></dependencies></project>
+XML
+  mvn -q -B -f "$pom/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$CASSANDRA_LIB"
+  touch "$CASSANDRA_LIB/.complete"
+  rm -rf "$pom"
+}
+
+cassandra_up() {
+  cassandra_fetch
+  local dir="$STACK_DIR/cassandra"
+  mkdir -p "$dir"/{data,commitlog,saved_caches,hints,cdc}
+  cat > "$dir/cassandra.yaml" <<YAML
+cluster_name: secureconnect-local
+num_tokens: 1
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+data_file_directories: [$dir/data]
+commitlog_directory: $dir/commitlog
+saved_caches_directory: $dir/saved_caches
+hints_directory: $dir/hints
+cdc_raw_directory: $dir/cdc
+commitlog_sync: periodic
+commitlog_sync_period: 10000ms
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters:
+      - seeds: "127.0.0.1:17700"
+listen_address: 127.0.0.1
+rpc_address: 127.0.0.1
+storage_port: 17700
+native_transport_port: $CQL_PORT
+endpoint_snitch: SimpleSnitch
+YAML
+  local opens=(
+    --add-exports java.base/jdk.internal.misc=ALL-UNNAMED --add-exports java.base/jdk.internal.ref=ALL-UNNAMED
+    --add-exports java.base/sun.nio.ch=ALL-UNNAMED --add-exports java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED
+    --add-exports java.rmi/sun.rmi.registry=ALL-UNNAMED --add-exports java.rmi/sun.rmi.server=ALL-UNNAMED
+    --add-exports java.sql/java.sql=ALL-UNNAMED --add-opens java.base/java.lang.module=ALL-UNNAMED
+    --add-opens java.base/jdk.internal.loader=ALL-UNNAMED --add-opens java.base/jdk.internal.ref=ALL-UNNAMED
+    --add-opens java.base/jdk.internal.reflect=ALL-UNNAMED --add-opens java.base/jdk.internal.math=ALL-UNNAMED
+    --add-opens java.base/jdk.internal.module=ALL-UNNAMED --add-opens java.base/jdk.internal.util.jar=ALL-UNNAMED
+    --add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED --add-opens java.base/java.io=ALL-UNNAMED
+    --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/jdk.internal.misc=ALL-UNNAMED
+    --add-opens java.base/java.lang=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED
+  )
+  nohup java -Xms512m -Xmx1g -XX:+UseG1GC -Djdk.attach.allowAttachSelf=true "${opens[@]}" \
+    -Dcassandra.config="file://$dir/cassandra.yaml" -Dcassandra.storagedir="$dir" \
+    -Dcassandra-foreground=yes -Dcassandra.jmx.local.port=17799 \
+    -cp "$CASSANDRA_LIB/*" org.apache.cassandra.service.CassandraDaemon >"$dir/cassandra.log" 2>&1 &
+  echo $! > "$dir/cassandra.pid"
+  for _ in $(seq 180); do
+    grep -q "Starting listening for CQL clients" "$dir/cassandra.log" && break
+    sleep 1
+  done
+  grep -q "Starting listening for CQL clients" "$dir/cassandra.log" || {
+    echo "Cassandra did not start; see $dir/cassandra.log" >&2
+    return 1
+  }
+  export SC_TEST_CQL_CONTACT_POINT="127.0.0.1:$CQL_PORT"
+}
+
+cassandra_down() {
+  local pid_file="$STACK_DIR/cassandra/cassandra.pid"
+  [ -f "$pid_file" ] || return 0
+  kill "$(cat "$pid_file")" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$(cat "$pid_file")" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$(cat "$pid_file")" 2>/dev/null || true
+  rm -f "$pid_file"
+}
+
 services_up() {
   postgres_up
   redis_up
   seaweedfs_up
+  cassandra_up
   echo "export SC_TEST_POSTGRES_URL=$SC_TEST_POSTGRES_URL"
   echo "export SC_TEST_REDIS_URL=$SC_TEST_REDIS_URL"
   echo "export SC_TEST_S3_ENDPOINT=$SC_TEST_S3_ENDPOINT SC_TEST_S3_BUCKET=$SC_TEST_S3_BUCKET"
   echo "export SC_TEST_S3_ACCESS_KEY_ID=$SC_TEST_S3_ACCESS_KEY_ID SC_TEST_S3_SECRET_ACCESS_KEY=$SC_TEST_S3_SECRET_ACCESS_KEY"
+  echo "export SC_TEST_CQL_CONTACT_POINT=$SC_TEST_CQL_CONTACT_POINT"
 }
 
 services_down() {
+  cassandra_down
   seaweedfs_down
   redis_down
   postgres_down
