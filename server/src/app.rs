@@ -20,7 +20,7 @@ use crate::{
         auth::AuthApi, conversation::ConversationApi, event::EventApi, message::MessageApi,
         user::UserApi,
     },
-    auth::{Auth, TokenAuthority},
+    auth::{Auth, AuthParts, TokenAuthority},
     bus::{EventBus, LocalBus, RedisBus, RedisHandles},
     chat::Chat,
     config::Config,
@@ -102,26 +102,23 @@ pub async fn start(config: Config) -> Result<Running> {
             Arc::new(LocalRateLimiter::default()),
         )
     } else {
-        let redis = RedisHandles::new(&config.redis.url)?;
+        let redis = RedisHandles::new(&config.redis.url, &config.redis.key_prefix)?;
         (
             RedisBus::start(&redis, BUS_CAPACITY, shutdown.clone()),
-            Arc::new(RedisRateLimiter::new(redis.pool.clone())),
+            Arc::new(RedisRateLimiter::new(redis.pool.clone(), &redis.prefix)),
         )
     };
 
     let mailer: Arc<dyn Mailer> = Arc::from(mail::from_config(&config.mail, &config.data_dir)?);
-    let auth = Arc::new(
-        Auth::new(
-            user_store.clone(),
-            session_store,
-            tokens,
-            mailer,
-            bus.clone(),
-            &config.auth,
-            config.mail.public_url.clone(),
-        )
-        .await?,
-    );
+    let parts = AuthParts {
+        users: user_store.clone(),
+        sessions: session_store,
+        tokens,
+        mailer,
+        bus: bus.clone(),
+        limiter: limiter.clone(),
+    };
+    let auth = Arc::new(Auth::new(parts, &config.auth, config.mail.public_url.clone()).await?);
     auth.follow_revocations(shutdown.clone());
     let chat = Arc::new(Chat::new(
         chat_store.clone(),

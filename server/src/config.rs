@@ -91,12 +91,24 @@ impl Default for DatabaseConfig {
 }
 
 /// Redis, for cluster mode.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// `redis://[:password@]host:port[/db]`; empty keeps event delivery in-process
     /// (one node).
     pub url: String,
+    /// Start of every key and channel; deployments sharing one Redis need different ones
+    /// (all nodes of one deployment the same).
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            key_prefix: "sc".to_owned(),
+        }
+    }
 }
 
 /// Blob storage: the local file system (embedded default) or an S3-compatible service.

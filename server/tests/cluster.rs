@@ -89,13 +89,16 @@ async fn cluster(n: usize, redis: &RedisProcess, keys: &tempfile::TempDir) -> Ve
     );
     // One signing key for the whole cluster, as a deployment mounts one secret.
     let key = keys.path().join("root-key.pem").display().to_string();
+    let prefix = format!("c{}", uuid::Uuid::new_v4().simple());
     let mut nodes = Vec::new();
     for _ in 0..n {
-        let (database, redis_url, key) = (database.clone(), redis.url(), key.clone());
+        let (database, redis_url, key, prefix) =
+            (database.clone(), redis.url(), key.clone(), prefix.clone());
         nodes.push(
             TestServer::start_with(move |c| {
                 c.database.url = database;
                 c.redis.url = redis_url;
+                c.redis.key_prefix = prefix;
                 c.auth.root_key_file = key;
                 // Long enough that the heartbeat's feed check cannot stand in for Redis:
                 // whatever arrives within a test's 10 s read deadline came over the bus
@@ -322,6 +325,8 @@ async fn the_send_rate_limit_is_shared_by_all_nodes() {
             TestServer::start_with(move |c| {
                 c.database.url = database;
                 c.redis.url = redis_url;
+                // One deployment: both nodes share keys (the harness would separate them).
+                c.redis.key_prefix = "sc".into();
                 c.auth.root_key_file = key;
                 c.limits.messages_per_second = 3;
             })
@@ -365,6 +370,67 @@ async fn the_send_rate_limit_is_shared_by_all_nodes() {
         outcomes[3],
         Err(tonic::Code::ResourceExhausted),
         "two nodes, one allowance"
+    );
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and redis-server; run by deploy/local/test.sh"]
+async fn login_throttling_counts_attempts_on_every_node_together() {
+    let redis = RedisProcess::start().await;
+    let keys = tempfile::tempdir().expect("key dir");
+    let database = fresh_database().await;
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let (database, redis_url, key) = (
+            database.clone(),
+            redis.url(),
+            keys.path().join("k.pem").display().to_string(),
+        );
+        nodes.push(
+            TestServer::start_with(move |c| {
+                c.database.url = database;
+                c.redis.url = redis_url;
+                // One deployment: both nodes share keys (the harness would separate them).
+                c.redis.key_prefix = "sc".into();
+                c.auth.root_key_file = key;
+                c.auth.login_attempts_per_minute = 3;
+            })
+            .await,
+        );
+    }
+    let alice = nodes[0].register("alice").await;
+    let attempt = |node: usize, password: &str| {
+        let endpoint = nodes[node].endpoint.clone();
+        let request = secureconnect_sdk::proto::auth::v1::LoginRequest {
+            email: alice.email.clone(),
+            password: password.to_owned(),
+            device: None,
+        };
+        async move {
+            let client = secureconnect_sdk::Client::connect(endpoint)
+                .await
+                .expect("connect");
+            client
+                .auth()
+                .login(request)
+                .await
+                .map(|_| ())
+                .map_err(|s| s.code())
+        }
+    };
+    // Three wrong guesses spread over both nodes use up the allowance of both.
+    for node in [0, 1, 0] {
+        assert_eq!(
+            attempt(node, "guess").await,
+            Err(tonic::Code::Unauthenticated)
+        );
+    }
+    assert_eq!(
+        attempt(1, &alice.password).await,
+        Err(tonic::Code::ResourceExhausted)
     );
     for node in nodes {
         node.shutdown().await;

@@ -13,7 +13,7 @@ mod passwords;
 mod recovery;
 mod tokens;
 
-pub use limits::{LoginLimiter, RevokedSessions};
+pub use limits::RevokedSessions;
 pub use tokens::{Operation, Principal, TokenAuthority};
 
 use tokio::sync::broadcast::error::RecvError;
@@ -25,6 +25,7 @@ use crate::{
     error::{Error, Reason, Result},
     mail::Mailer,
     paging,
+    ratelimit::{Limit, RateLimiter},
     store::{NewUser, RefreshOutcome, RefreshRecord, SessionStore, UserStore},
     validate::{self, Violations},
 };
@@ -67,7 +68,8 @@ pub struct Auth {
     sessions: Arc<dyn SessionStore>,
     tokens: TokenAuthority,
     revoked: Arc<RevokedSessions>,
-    limiter: LoginLimiter,
+    limiter: Arc<dyn RateLimiter>,
+    login_attempts_per_minute: u32,
     decoy_hash: String,
     refresh_ttl: Duration,
     mailer: Arc<dyn Mailer>,
@@ -77,16 +79,26 @@ pub struct Auth {
     bus: Arc<dyn EventBus>,
 }
 
+/// What the auth service is built from.
+pub struct AuthParts {
+    pub users: Arc<dyn UserStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub tokens: TokenAuthority,
+    pub mailer: Arc<dyn Mailer>,
+    pub bus: Arc<dyn EventBus>,
+    pub limiter: Arc<dyn RateLimiter>,
+}
+
 impl Auth {
-    pub async fn new(
-        users: Arc<dyn UserStore>,
-        sessions: Arc<dyn SessionStore>,
-        tokens: TokenAuthority,
-        mailer: Arc<dyn Mailer>,
-        bus: Arc<dyn EventBus>,
-        config: &AuthConfig,
-        public_url: String,
-    ) -> Result<Self> {
+    pub async fn new(parts: AuthParts, config: &AuthConfig, public_url: String) -> Result<Self> {
+        let AuthParts {
+            users,
+            sessions,
+            tokens,
+            mailer,
+            bus,
+            limiter,
+        } = parts;
         let access_ttl = Duration::from_secs(config.access_token_ttl_secs);
         let revoked = Arc::new(RevokedSessions::new(access_ttl));
         // Tokens minted before a restart for sessions revoked since must stay dead.
@@ -99,13 +111,35 @@ impl Auth {
             sessions,
             tokens,
             revoked,
-            limiter: LoginLimiter::new(config.login_attempts_per_minute),
+            limiter,
+            login_attempts_per_minute: config.login_attempts_per_minute,
             decoy_hash: passwords::decoy_hash().await?,
             refresh_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
             mailer,
             public_url,
             bus,
         })
+    }
+
+    /// Counts a sign-in attempt (login or password reset) per email address and per client
+    /// address, on every node together, so neither one account nor one client can be
+    /// brute-forced. One address may serve many users (NAT), so it gets ten times the room.
+    async fn throttle_sign_in(&self, email: &str, client: Option<IpAddr>) -> Result<()> {
+        let per_email = Limit {
+            name: "login-email",
+            max: self.login_attempts_per_minute,
+            window: Duration::from_secs(60),
+        };
+        self.limiter.check(per_email, email).await?;
+        if let Some(ip) = client {
+            let per_ip = Limit {
+                name: "login-ip",
+                max: self.login_attempts_per_minute.saturating_mul(10),
+                window: Duration::from_secs(60),
+            };
+            self.limiter.check(per_ip, &ip.to_string()).await?;
+        }
+        Ok(())
     }
 
     /// Makes a revocation effective on this node at once and on the others via the bus.
@@ -205,7 +239,7 @@ impl Auth {
         }
         check_device(&mut v, &device);
         v.finish()?;
-        self.limiter.check(&email, client)?;
+        self.throttle_sign_in(&email, client).await?;
         let found = self.users.user_by_email(&email).await?;
         // Unknown emails still pay for a hash so timing does not reveal which exist.
         let (user, hash) = match found {

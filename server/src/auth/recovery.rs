@@ -24,7 +24,7 @@ impl Auth {
         let mut v = Violations::new();
         let email = validate::email(&mut v, "email", email);
         v.finish()?;
-        self.limiter.check(&email, client)?;
+        self.throttle_sign_in(&email, client).await?;
         let Some((user, _)) = self.users.user_by_email(&email).await? else {
             return Ok(());
         };

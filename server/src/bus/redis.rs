@@ -16,7 +16,7 @@ use super::{BusMessage, EventBus};
 use crate::{
     domain::{Event, Published},
     error::{Error, Result},
-    redis_keys::EVENTS_CHANNEL,
+    redis_keys,
 };
 
 /// Events waiting to be published to Redis; past this, new ones are dropped (and healed
@@ -55,11 +55,24 @@ impl RedisBus {
     /// An unreachable Redis is retried, never fatal.
     pub fn start(redis: &RedisHandles, capacity: usize, shutdown: CancellationToken) -> Arc<Self> {
         let (client, pool) = (redis.client.clone(), redis.pool.clone());
+        let channel = redis_keys::events_channel(&redis.prefix);
         let (local, _) = broadcast::channel(capacity.max(16));
         let (outbox, queue) = mpsc::channel(PUBLISH_QUEUE);
         let node = Uuid::now_v7();
-        tokio::spawn(publish_loop(pool, node, queue, shutdown.clone()));
-        tokio::spawn(subscribe_loop(client, node, local.clone(), shutdown));
+        tokio::spawn(publish_loop(
+            pool,
+            channel.clone(),
+            node,
+            queue,
+            shutdown.clone(),
+        ));
+        tokio::spawn(subscribe_loop(
+            client,
+            channel,
+            node,
+            local.clone(),
+            shutdown,
+        ));
         Arc::new(Self { local, outbox })
     }
 }
@@ -70,17 +83,23 @@ impl RedisBus {
 pub struct RedisHandles {
     pub client: redis::Client,
     pub pool: Pool,
+    /// Start of every key and channel (see `redis_keys`).
+    pub prefix: String,
 }
 
 impl RedisHandles {
     /// Parses `url`; connecting happens lazily (and is retried) on use.
-    pub fn new(url: &str) -> Result<Self> {
+    pub fn new(url: &str, prefix: &str) -> Result<Self> {
         let client =
             redis::Client::open(url).map_err(|e| Error::internal(format!("redis.url: {e}")))?;
         let pool = PoolConfig::from_url(url)
             .create_pool(Some(Runtime::Tokio1))
             .map_err(|e| Error::internal(format!("redis.url: {e}")))?;
-        Ok(Self { client, pool })
+        Ok(Self {
+            client,
+            pool,
+            prefix: prefix.to_owned(),
+        })
     }
 }
 
@@ -120,6 +139,7 @@ impl EventBus for RedisBus {
 
 async fn publish_loop(
     pool: Pool,
+    channel: String,
     node: Uuid,
     mut queue: mpsc::Receiver<Wire>,
     shutdown: CancellationToken,
@@ -139,7 +159,7 @@ async fn publish_loop(
         let sent: Result<(), String> = async {
             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
             redis::cmd("PUBLISH")
-                .arg(EVENTS_CHANNEL)
+                .arg(&channel)
                 .arg(payload)
                 .query_async::<i64>(&mut conn)
                 .await
@@ -156,6 +176,7 @@ async fn publish_loop(
 
 async fn subscribe_loop(
     client: redis::Client,
+    channel: String,
     node: Uuid,
     local: broadcast::Sender<BusMessage>,
     shutdown: CancellationToken,
@@ -164,7 +185,7 @@ async fn subscribe_loop(
     loop {
         let session = async {
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(EVENTS_CHANNEL).await?;
+            pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
         let outcome = tokio::select! {

@@ -10,6 +10,7 @@ use crate::{
     domain::{Content, ConversationKind, Forwarded, Message, Role},
     error::{Error, Reason, Result},
     paging,
+    ratelimit::Limit,
     store::{Direction, NewMessage},
     validate::{self, Violations},
 };
@@ -138,10 +139,12 @@ impl Chat {
 
     /// Counts one send against the caller's per-second allowance (all nodes together).
     async fn limit_sends(&self, who: &Principal) -> Result<()> {
-        let subject = who.user_id.to_string();
-        self.limiter
-            .check("send", &subject, self.limits.messages_per_second)
-            .await
+        let limit = Limit {
+            name: "send",
+            max: self.limits.messages_per_second,
+            window: std::time::Duration::from_secs(1),
+        };
+        self.limiter.check(limit, &who.user_id.to_string()).await
     }
 
     /// Checks `who` may post `content` into `conversation_id`: membership (else

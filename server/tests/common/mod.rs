@@ -56,6 +56,9 @@ impl TestServer {
         };
         config.database.url = fresh_database().await;
         config.redis.url = std::env::var("SC_TEST_REDIS_URL").unwrap_or_default();
+        // Test servers share the suite's Redis but are separate deployments: their events
+        // and rate counters must not meet. (Cluster tests give their nodes one prefix.)
+        config.redis.key_prefix = format!("t{}", uuid::Uuid::new_v4().simple());
         // Tests send in bursts; the rate-limit tests set their own, low limit.
         config.limits.messages_per_second = 1_000_000;
         adjust(&mut config);
