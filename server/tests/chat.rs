@@ -173,17 +173,7 @@ async fn a_retried_send_returns_the_original_message() {
         .await
         .expect("retry");
     assert_eq!(first, retry);
-    let messages = alice
-        .client
-        .messages()
-        .list_messages(ListMessagesRequest {
-            conversation_id: chat.conversation_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("list")
-        .into_inner()
-        .messages;
+    let messages = alice.list_messages(&chat.conversation_id).await;
     assert_eq!(messages.len(), 1);
     server.shutdown().await;
 }
@@ -815,17 +805,7 @@ async fn sending_too_fast_is_refused_with_a_retry_delay_and_loses_nothing() {
         .try_send(&chat.conversation_id, "one too many", "b3")
         .await
         .expect("after the delay");
-    let listed = alice
-        .client
-        .messages()
-        .list_messages(ListMessagesRequest {
-            conversation_id: chat.conversation_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("list")
-        .into_inner()
-        .messages;
+    let listed = alice.list_messages(&chat.conversation_id).await;
     assert_eq!(listed.len(), 5);
     server.shutdown().await;
 }

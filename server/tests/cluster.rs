@@ -13,6 +13,7 @@ use std::{
 
 use common::*;
 use secureconnect_sdk::proto::event::v1::{SubscribeResponse, conversation_event::Change};
+use secureconnect_server::config::Config;
 use tonic::Streaming;
 
 /// A private `redis-server` on a fixed loopback port that the test can kill and restart.
@@ -82,6 +83,16 @@ impl Drop for RedisProcess {
 
 /// Starts `n` nodes sharing one fresh database, `redis` and one token signing key.
 async fn cluster(n: usize, redis: &RedisProcess, keys: &tempfile::TempDir) -> Vec<TestServer> {
+    cluster_with(n, redis, keys, |_| {}).await
+}
+
+/// [`cluster`] with extra settings applied to every node.
+async fn cluster_with(
+    n: usize,
+    redis: &RedisProcess,
+    keys: &tempfile::TempDir,
+    adjust: impl Fn(&mut Config) + Clone + Send + 'static,
+) -> Vec<TestServer> {
     let database = fresh_database().await;
     assert!(
         !database.is_empty(),
@@ -92,8 +103,13 @@ async fn cluster(n: usize, redis: &RedisProcess, keys: &tempfile::TempDir) -> Ve
     let prefix = format!("c{}", uuid::Uuid::new_v4().simple());
     let mut nodes = Vec::new();
     for _ in 0..n {
-        let (database, redis_url, key, prefix) =
-            (database.clone(), redis.url(), key.clone(), prefix.clone());
+        let (database, redis_url, key, prefix, adjust) = (
+            database.clone(),
+            redis.url(),
+            key.clone(),
+            prefix.clone(),
+            adjust.clone(),
+        );
         nodes.push(
             TestServer::start_with(move |c| {
                 c.database.url = database;
@@ -104,6 +120,7 @@ async fn cluster(n: usize, redis: &RedisProcess, keys: &tempfile::TempDir) -> Ve
                 // whatever arrives within a test's 10 s read deadline came over the bus
                 // (or from the resync it triggers on reconnecting).
                 c.stream.heartbeat_secs = 60;
+                adjust(c);
             })
             .await,
         );
@@ -313,26 +330,7 @@ async fn signing_out_on_one_node_ends_the_session_on_every_node() {
 async fn the_send_rate_limit_is_shared_by_all_nodes() {
     let redis = RedisProcess::start().await;
     let keys = tempfile::tempdir().expect("key dir");
-    let database = fresh_database().await;
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        let (database, redis_url, key) = (
-            database.clone(),
-            redis.url(),
-            keys.path().join("k.pem").display().to_string(),
-        );
-        nodes.push(
-            TestServer::start_with(move |c| {
-                c.database.url = database;
-                c.redis.url = redis_url;
-                // One deployment: both nodes share keys (the harness would separate them).
-                c.redis.key_prefix = "sc".into();
-                c.auth.root_key_file = key;
-                c.limits.messages_per_second = 3;
-            })
-            .await,
-        );
-    }
+    let nodes = cluster_with(2, &redis, &keys, |c| c.limits.messages_per_second = 3).await;
     let alice = nodes[0].register("alice").await;
     let bob = nodes[1].register("bob").await;
     let chat = alice.direct_with(&bob).await;
@@ -381,26 +379,7 @@ async fn the_send_rate_limit_is_shared_by_all_nodes() {
 async fn login_throttling_counts_attempts_on_every_node_together() {
     let redis = RedisProcess::start().await;
     let keys = tempfile::tempdir().expect("key dir");
-    let database = fresh_database().await;
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        let (database, redis_url, key) = (
-            database.clone(),
-            redis.url(),
-            keys.path().join("k.pem").display().to_string(),
-        );
-        nodes.push(
-            TestServer::start_with(move |c| {
-                c.database.url = database;
-                c.redis.url = redis_url;
-                // One deployment: both nodes share keys (the harness would separate them).
-                c.redis.key_prefix = "sc".into();
-                c.auth.root_key_file = key;
-                c.auth.login_attempts_per_minute = 3;
-            })
-            .await,
-        );
-    }
+    let nodes = cluster_with(2, &redis, &keys, |c| c.auth.login_attempts_per_minute = 3).await;
     let alice = nodes[0].register("alice").await;
     let attempt = |node: usize, password: &str| {
         let endpoint = nodes[node].endpoint.clone();

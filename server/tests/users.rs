@@ -9,7 +9,6 @@ use secureconnect_sdk::proto::{
     event::v1::{
         conversation_event::Change, subscribe_response::Event, user_event::Change as UserChange,
     },
-    message::v1::ListMessagesRequest,
     user::v1::*,
 };
 use tonic::Code;
@@ -357,17 +356,7 @@ async fn deleting_an_account_signs_out_leaves_groups_and_frees_the_email() {
         (1, i32::from(MemberRole::Owner))
     );
     // What she wrote stays, attributed to her old id.
-    let history = bob
-        .client
-        .messages()
-        .list_messages(ListMessagesRequest {
-            conversation_id: group.conversation_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("list")
-        .into_inner()
-        .messages;
+    let history = bob.list_messages(&group.conversation_id).await;
     let authors: Vec<&str> = history.iter().map(|m| m.sender_user_id.as_str()).collect();
     assert_eq!(authors, [alice.id.as_str()]);
     // The email and username are free again.

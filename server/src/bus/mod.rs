@@ -42,6 +42,15 @@ pub trait EventBus: Send + Sync {
     fn lossy(&self) -> bool;
 }
 
+/// Publishes what a write committed (if anything) and hands back its value: the one step
+/// every domain service takes after a store write.
+pub fn publish_committed<T>(bus: &dyn EventBus, committed: crate::store::Committed<T>) -> T {
+    if let Some(event) = committed.published {
+        bus.publish(event);
+    }
+    committed.value
+}
+
 /// The embedded bus: one broadcast channel in this process; nothing is ever lost.
 pub struct LocalBus {
     sender: broadcast::Sender<BusMessage>,

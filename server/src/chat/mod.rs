@@ -56,10 +56,7 @@ impl Chat {
 
     /// Publishes what a write committed and returns its value.
     fn publish<T>(&self, committed: Committed<T>) -> T {
-        if let Some(event) = committed.published {
-            self.bus.publish(event);
-        }
-        committed.value
+        crate::bus::publish_committed(&*self.bus, committed)
     }
 }
 

@@ -55,10 +55,7 @@ impl Users {
 
     /// Publishes what a write committed and returns its value.
     fn publish<T>(&self, committed: Committed<T>) -> T {
-        if let Some(event) = committed.published {
-            self.bus.publish(event);
-        }
-        committed.value
+        crate::bus::publish_committed(&*self.bus, committed)
     }
 
     /// Deletes the caller's account (see `DeleteCurrentUser` in the proto for what that

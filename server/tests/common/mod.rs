@@ -14,7 +14,9 @@ use secureconnect_sdk::{
         event::v1::{
             ConversationEvent, SubscribeRequest, SubscribeResponse, subscribe_response::Event,
         },
-        message::v1::{Message, MessageContent, SendMessageRequest, message_content::Body},
+        message::v1::{
+            ListMessagesRequest, Message, MessageContent, SendMessageRequest, message_content::Body,
+        },
     },
 };
 use secureconnect_server::{
@@ -260,6 +262,20 @@ impl TestUser {
             .into_inner()
             .message
             .expect("message"))
+    }
+
+    /// The newest messages of a conversation (up to 50), newest first.
+    pub async fn list_messages(&self, conversation_id: &str) -> Vec<Message> {
+        self.client
+            .messages()
+            .list_messages(ListMessagesRequest {
+                conversation_id: conversation_id.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect("list messages")
+            .into_inner()
+            .messages
     }
 
     pub async fn subscribe(&self, cursor: &str) -> Streaming<SubscribeResponse> {
