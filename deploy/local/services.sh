@@ -133,12 +133,12 @@ seaweedfs_down() {
 # dependencies from Maven Central (cached by version), run on JDK 17 with the
 # --add-exports/--add-opens flags of Cassandra's jvm17-server.options, a small heap and a
 # minimal single-node cassandra.yaml. Starts in seconds; CQL on 127.0.0.1:$CQL_PORT.
-# (Not yet in test.sh: the ScyllaDB/Cassandra message store is the next step of issue 3.)
 CASSANDRA_VERSION="5.0.6"
 CASSANDRA_LIB="${XDG_CACHE_HOME:-$HOME/.cache}/secureconnect/cassandra-$CASSANDRA_VERSION/lib"
 CQL_PORT="${SC_CQL_PORT:-19042}"
 
 cassandra_fetch() {
+  apt_install openjdk-17-jre-headless maven
   [ -f "$CASSANDRA_LIB/.complete" ] && return 0
   local pom
   pom="$(mktemp -d)"
@@ -191,7 +191,10 @@ YAML
     --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/jdk.internal.misc=ALL-UNNAMED
     --add-opens java.base/java.lang=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED
   )
-  nohup java -Xms512m -Xmx1g -XX:+UseG1GC -Djdk.attach.allowAttachSelf=true "${opens[@]}" \
+  # Cassandra 5.0 runs on 11 or 17: take Debian's 17 even when another JDK is the default.
+  local java
+  java="$(ls -d /usr/lib/jvm/java-17-openjdk-*/bin/java 2>/dev/null | head -n 1)"
+  nohup "${java:-java}" -Xms512m -Xmx1g -XX:+UseG1GC -Djdk.attach.allowAttachSelf=true "${opens[@]}" \
     -Dcassandra.config="file://$dir/cassandra.yaml" -Dcassandra.storagedir="$dir" \
     -Dcassandra-foreground=yes -Dcassandra.jmx.local.port=17799 \
     -cp "$CASSANDRA_LIB/*" org.apache.cassandra.service.CassandraDaemon >"$dir/cassandra.log" 2>&1 &

@@ -43,10 +43,11 @@ trap 'services_down; rm -rf "$SC_STACK_DIR"' EXIT
 postgres_up
 redis_up
 seaweedfs_up
-echo "PostgreSQL on $SC_TEST_POSTGRES_URL, Redis on $SC_TEST_REDIS_URL, S3 (SeaweedFS) on $SC_TEST_S3_ENDPOINT"
+cassandra_up
+echo "PostgreSQL on $SC_TEST_POSTGRES_URL, Redis on $SC_TEST_REDIS_URL, S3 (SeaweedFS) on $SC_TEST_S3_ENDPOINT, Cassandra (CQL) on $SC_TEST_CQL_CONTACT_POINT"
 
 step "cargo test (embedded default: SQLite, in-process bus, local files)"
-SC_TEST_POSTGRES_URL= SC_TEST_REDIS_URL= cargo test --workspace --locked
+SC_TEST_POSTGRES_URL= SC_TEST_REDIS_URL= SC_TEST_CQL_CONTACT_POINT= cargo test --workspace --locked
 
-step "cargo test (server integration suite on PostgreSQL + Redis + S3, with cluster and fault tests)"
+step "cargo test (server integration suite on PostgreSQL + Cassandra + Redis + S3, with cluster and fault tests)"
 cargo test -p secureconnect-server --tests --locked -- --include-ignored

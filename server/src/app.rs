@@ -29,7 +29,7 @@ use crate::{
     layers,
     mail::{self, Mailer},
     ratelimit::{LocalRateLimiter, RateLimiter, RedisRateLimiter},
-    store::{ChatStore, ContactStore, SessionStore, UserStore, sql::SqlStore},
+    store::{ChatStore, ContactStore, SessionStore, UserStore, cql::CqlHistory, sql::SqlStore},
     users::Users,
 };
 
@@ -82,7 +82,13 @@ pub async fn start(config: Config) -> Result<Running> {
         ))
     })?;
 
-    let store = SqlStore::connect(&config.effective_database_url(), &config.database).await?;
+    let history = if config.cql.contact_points.trim().is_empty() {
+        None
+    } else {
+        Some(CqlHistory::connect(&config.cql).await?)
+    };
+    let store =
+        SqlStore::connect(&config.effective_database_url(), &config.database, history).await?;
     let health_store = store.clone();
     let user_store: Arc<dyn UserStore> = store.clone();
     let session_store: Arc<dyn SessionStore> = store.clone();

@@ -27,6 +27,8 @@ pub struct Config {
     pub redis: RedisConfig,
     /// Where file contents are stored.
     pub blobs: BlobsConfig,
+    /// ScyllaDB/Cassandra, for message history in cluster mode.
+    pub cql: CqlConfig,
     /// Longest time a call may take to produce its response, in seconds (event streams
     /// respond at once and are not cut by it).
     pub request_timeout_secs: u64,
@@ -139,6 +141,57 @@ impl Default for BlobsConfig {
     }
 }
 
+/// ScyllaDB or Cassandra, holding message history in cluster mode. Conversations,
+/// members and the event feeds stay in the relational database, which also numbers
+/// every timeline event (see `store::cql`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CqlConfig {
+    /// Comma-separated `host:port` of some nodes to discover the cluster from; empty keeps
+    /// message history in the relational database.
+    pub contact_points: String,
+    /// Keyspace of the message tables; created with the replication below if missing.
+    pub keyspace: String,
+    /// Replicas per datacenter: `"dc1:3,dc2:3"` (NetworkTopologyStrategy). Empty means
+    /// SimpleStrategy with `replication_factor` (single-datacenter clusters).
+    pub datacenter_replication: String,
+    /// Replicas when `datacenter_replication` is empty.
+    pub replication_factor: u32,
+    /// Datacenter to send requests to first; empty means any.
+    pub local_datacenter: String,
+    /// Consistency of every read and write.
+    pub consistency: CqlConsistency,
+    /// Longest a single request may take, in seconds, before the call fails with
+    /// `UNAVAILABLE`.
+    pub request_timeout_secs: u64,
+}
+
+/// CQL consistency levels a deployment may choose. Reads and writes use the same level,
+/// so `*quorum` gives read-your-writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CqlConsistency {
+    One,
+    LocalOne,
+    Quorum,
+    LocalQuorum,
+    All,
+}
+
+impl Default for CqlConfig {
+    fn default() -> Self {
+        Self {
+            contact_points: String::new(),
+            keyspace: "secureconnect".to_owned(),
+            datacenter_replication: String::new(),
+            replication_factor: 3,
+            local_datacenter: String::new(),
+            consistency: CqlConsistency::LocalQuorum,
+            request_timeout_secs: 5,
+        }
+    }
+}
+
 /// Token lifetimes and login throttling.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -187,6 +240,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             blobs: BlobsConfig::default(),
+            cql: CqlConfig::default(),
             request_timeout_secs: 30,
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),

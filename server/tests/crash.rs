@@ -27,6 +27,12 @@ fn spawn_node(dir: &std::path::Path, database: &str, redis: &str, key: &str) -> 
         .current_dir(dir)
         .env("SECURECONNECT_DATABASE__URL", database)
         .env("SECURECONNECT_REDIS__URL", redis)
+        .env(
+            "SECURECONNECT_CQL__CONTACT_POINTS",
+            common::cql_config().contact_points,
+        )
+        .env("SECURECONNECT_CQL__KEYSPACE", common::cql_config().keyspace)
+        .env("SECURECONNECT_CQL__REPLICATION_FACTOR", "1")
         .env("SECURECONNECT_AUTH__ROOT_KEY_FILE", key)
         .env("SECURECONNECT_LIMITS__MESSAGES_PER_SECOND", "1000")
         .env("RUST_LOG", "info")

@@ -1,6 +1,6 @@
 //! The contract every `ChatStore` implementation must keep, checked directly at the trait:
-//! SQLite always, PostgreSQL on the services pass. A new backend (ScyllaDB/Cassandra) plugs
-//! in here first. What matters most: per-conversation `seq` and per-user `feed_seq` stay
+//! SQLite always; on the services pass PostgreSQL, and PostgreSQL with message history in
+//! Cassandra (run from several store instances, like several nodes). What matters most: per-conversation `seq` and per-user `feed_seq` stay
 //! dense and strictly increasing under concurrent writers, and retries change nothing.
 
 mod common;
@@ -11,7 +11,10 @@ use chrono::Utc;
 use secureconnect_server::{
     config::DatabaseConfig,
     domain::{Change, Content, ConversationKind, Details, Event, Member, Role},
-    store::{ChatStore, Direction, NewConversation, NewMessage, NewUser, UserStore, sql::SqlStore},
+    store::{
+        ChatStore, Direction, NewConversation, NewMessage, NewUser, UserStore, cql::CqlHistory,
+        sql::SqlStore,
+    },
 };
 use uuid::Uuid;
 
@@ -22,7 +25,7 @@ async fn sqlite() -> (Arc<SqlStore>, tempfile::TempDir) {
         dir.path().join("suite.db").display()
     );
     (
-        SqlStore::connect(&url, &DatabaseConfig::default())
+        SqlStore::connect(&url, &DatabaseConfig::default(), None)
             .await
             .expect("sqlite"),
         dir,
@@ -246,8 +249,196 @@ async fn postgres_chat_store_keeps_the_contract() {
         !url.is_empty(),
         "SC_TEST_POSTGRES_URL must be set for this test"
     );
-    let store = SqlStore::connect(&url, &DatabaseConfig::default())
+    let store = SqlStore::connect(&url, &DatabaseConfig::default(), None)
         .await
         .expect("postgres");
     chat_store_suite(store).await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Cassandra (SC_TEST_POSTGRES_URL, SC_TEST_CQL_CONTACT_POINT); run by deploy/local/test.sh"]
+async fn postgres_with_cassandra_history_keeps_the_contract() {
+    let url = common::fresh_database().await;
+    let cql = common::cql_config();
+    assert!(
+        !url.is_empty() && !cql.contact_points.is_empty(),
+        "SC_TEST_POSTGRES_URL and SC_TEST_CQL_CONTACT_POINT must be set for this test"
+    );
+    let history = CqlHistory::connect(&cql).await.expect("cassandra");
+    let store = SqlStore::connect(&url, &DatabaseConfig::default(), Some(history))
+        .await
+        .expect("postgres");
+    chat_store_suite(store).await;
+}
+
+/// Two stores on one PostgreSQL database and one keyspace (two nodes), plus a third that
+/// writes without projecting — as if its node died between commit and projection. Readers
+/// on either node must still see every message, once, in order, with no hole.
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Cassandra (SC_TEST_POSTGRES_URL, SC_TEST_CQL_CONTACT_POINT); run by deploy/local/test.sh"]
+async fn cassandra_history_has_no_holes_when_a_writer_dies_before_projecting() {
+    let url = common::fresh_database().await;
+    let cql = common::cql_config();
+    assert!(
+        !url.is_empty() && !cql.contact_points.is_empty(),
+        "SC_TEST_POSTGRES_URL and SC_TEST_CQL_CONTACT_POINT must be set for this test"
+    );
+    let config = DatabaseConfig::default();
+    let node_a = SqlStore::connect(
+        &url,
+        &config,
+        Some(CqlHistory::connect(&cql).await.expect("cql")),
+    )
+    .await
+    .expect("node a");
+    let node_b = SqlStore::connect(
+        &url,
+        &config,
+        Some(CqlHistory::connect(&cql).await.expect("cql")),
+    )
+    .await
+    .expect("node b");
+    // Same database, no projection: commits events that never reach Cassandra by itself.
+    let dying = SqlStore::connect(&url, &config, None)
+        .await
+        .expect("dying node");
+
+    let (a, b) = (
+        user(&node_a, "holes_a").await,
+        user(&node_a, "holes_b").await,
+    );
+    let now = Utc::now();
+    let conversation = node_a
+        .create_conversation(
+            NewConversation {
+                kind: ConversationKind::Group,
+                creator: a,
+                details: Details::default(),
+                end_to_end_encrypted: false,
+                members: [a, b]
+                    .map(|user_id| Member {
+                        user_id,
+                        role: if user_id == a {
+                            Role::Owner
+                        } else {
+                            Role::Member
+                        },
+                        join_time: now,
+                    })
+                    .to_vec(),
+                direct_key: None,
+                request_id: None,
+            },
+            now,
+        )
+        .await
+        .expect("create")
+        .value
+        .id;
+
+    // Interleave: both live nodes send concurrently, the dying one now and then.
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let store = match i % 3 {
+            0 => Arc::clone(&node_a),
+            1 => Arc::clone(&node_b),
+            _ => Arc::clone(&dying),
+        };
+        let sender = if i % 2 == 0 { a } else { b };
+        tasks.push(tokio::spawn(async move {
+            store
+                .send_message(message(conversation, sender, &format!("h{i}")), Utc::now())
+                .await
+                .expect("send")
+                .value
+                .seq
+        }));
+    }
+    let mut sent = Vec::new();
+    for task in tasks {
+        sent.push(task.await.expect("task"));
+    }
+    sent.sort_unstable();
+    assert_eq!(sent, (2..=31).collect::<Vec<u64>>());
+
+    // The last writes came from the dying node: the projection is behind, yet both live
+    // nodes list all 30, oldest first, with dense seqs.
+    dying
+        .send_message(message(conversation, a, "last-unprojected"), Utc::now())
+        .await
+        .expect("send");
+    for node in [&node_b, &node_a] {
+        let listed = node
+            .messages(conversation, Direction::Forward, 0, 100)
+            .await
+            .expect("list");
+        let seqs: Vec<u64> = listed.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, (2..=32).collect::<Vec<u64>>());
+        let newest = node
+            .messages(conversation, Direction::Backward, 0, 5)
+            .await
+            .expect("list");
+        assert_eq!(
+            newest.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            vec![32, 31, 30, 29, 28]
+        );
+    }
+
+    // An edit on one node is what the other reads, and the retry of a send answered by
+    // the other node is the same message.
+    let target = node_a
+        .messages(conversation, Direction::Forward, 0, 1)
+        .await
+        .expect("list")[0]
+        .id;
+    node_a
+        .edit_message(
+            conversation,
+            target,
+            a,
+            Content::Text("edited".into()),
+            Utc::now(),
+        )
+        .await
+        .expect("edit");
+    let seen = node_b
+        .message(conversation, target)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(seen.content, Some(Content::Text("edited".into())));
+    let retried = node_b
+        .send_message(message(conversation, b, "h1"), Utc::now())
+        .await
+        .expect("retry");
+    assert!(retried.published.is_none(), "a retry publishes nothing");
+    assert_eq!(
+        retried.value.seq,
+        sent_seq_of(&node_a, conversation, "text of h1").await
+    );
+
+    // Deleting the group removes its history from Cassandra too.
+    node_b
+        .delete_conversation(conversation, a, Utc::now())
+        .await
+        .expect("delete");
+    let history = CqlHistory::connect(&cql).await.expect("cql");
+    assert_eq!(
+        history
+            .messages(conversation, Direction::Forward, 0, 100, 40)
+            .await
+            .expect("list"),
+        Vec::new()
+    );
+}
+
+async fn sent_seq_of(store: &SqlStore, conversation: Uuid, text: &str) -> u64 {
+    store
+        .messages(conversation, Direction::Forward, 0, 100)
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|m| m.content == Some(Content::Text(text.into())))
+        .map(|m| m.seq)
+        .expect("sent")
 }

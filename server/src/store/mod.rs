@@ -1,5 +1,6 @@
 //! Storage traits, one per aggregate, speaking domain types. The embedded default and
-//! PostgreSQL share the `sql` implementation; later backends implement the same traits.
+//! PostgreSQL share the `sql` implementation; in cluster mode message history can move to
+//! ScyllaDB/Cassandra (`cql`), behind the same `ChatStore` contract.
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -12,6 +13,7 @@ use crate::{
     error::Result,
 };
 
+pub mod cql;
 pub mod sql;
 
 /// Fields of a new account.

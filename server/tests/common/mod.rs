@@ -58,6 +58,7 @@ impl TestServer {
         };
         config.database.url = fresh_database().await;
         config.redis.url = std::env::var("SC_TEST_REDIS_URL").unwrap_or_default();
+        config.cql = cql_config();
         // Test servers share the suite's Redis but are separate deployments: their events
         // and rate counters must not meet. (Cluster tests give their nodes one prefix.)
         config.redis.key_prefix = format!("t{}", uuid::Uuid::new_v4().simple());
@@ -167,6 +168,18 @@ impl TestServerAt {
             password,
             tokens,
         }
+    }
+}
+
+/// Message history in Cassandra when the suite runs with `SC_TEST_CQL_CONTACT_POINT`
+/// (the services pass); else off. All test servers share one keyspace: every row is keyed
+/// by a random conversation id, so they cannot meet.
+pub fn cql_config() -> secureconnect_server::config::CqlConfig {
+    secureconnect_server::config::CqlConfig {
+        contact_points: std::env::var("SC_TEST_CQL_CONTACT_POINT").unwrap_or_default(),
+        keyspace: "sc_test".into(),
+        replication_factor: 1,
+        ..Default::default()
     }
 }
 

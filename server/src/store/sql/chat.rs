@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use super::{
     SqlStore, append_event, convert,
-    entities::{conversations, events, feed, members, messages, users},
+    entities::{conversations, events, feed, members, users},
+    history,
 };
 use crate::{
     domain::{
@@ -56,6 +57,19 @@ async fn record_change<C: ConnectionTrait>(
     change: Change,
 ) -> Result<crate::domain::Published> {
     let seq = next_seq(txn, conversation, now).await?;
+    record_change_at(txn, conversation, seq, actor, now, also, change).await
+}
+
+/// [`record_change`] with a `seq` the caller took already (with [`next_seq`]).
+async fn record_change_at<C: ConnectionTrait>(
+    txn: &C,
+    conversation: Uuid,
+    seq: u64,
+    actor: Uuid,
+    now: Time,
+    also: Option<Uuid>,
+    change: Change,
+) -> Result<crate::domain::Published> {
     let mut recipients = member_ids(txn, conversation).await?;
     recipients.extend(also);
     let event = conversation_event(conversation, seq, actor, now, change);
@@ -113,7 +127,7 @@ fn conversation_event(
 }
 
 impl SqlStore {
-    async fn find_conversation<C: ConnectionTrait>(
+    pub(super) async fn find_conversation<C: ConnectionTrait>(
         &self,
         db: &C,
         id: Uuid,
@@ -154,20 +168,9 @@ impl SqlStore {
         row: &members::Model,
         conversation: Conversation,
     ) -> Result<ConversationView> {
-        let last_message = messages::Entity::find()
-            .filter(messages::Column::ConversationId.eq(conversation.id))
-            .filter(messages::Column::DeleteTime.is_null())
-            .order_by_desc(messages::Column::Seq)
-            .one(&self.db)
-            .await?
-            .map(convert::message)
-            .transpose()?;
-        let unread = messages::Entity::find()
-            .filter(messages::Column::ConversationId.eq(conversation.id))
-            .filter(messages::Column::Seq.gt(row.read_seq))
-            .filter(messages::Column::SenderId.ne(user))
-            .filter(messages::Column::DeleteTime.is_null())
-            .count(&self.db)
+        let read_seq = convert::seq_from_db(row.read_seq);
+        let (last_message, unread_count) = self
+            .last_and_unread(conversation.id, user, read_seq, conversation.last_seq)
             .await?;
         let peer_user_id = if conversation.kind == ConversationKind::Direct {
             member_ids(&self.db, conversation.id)
@@ -181,38 +184,13 @@ impl SqlStore {
             conversation,
             membership: Membership {
                 role: Role::from_code(row.role),
-                read_seq: convert::seq_from_db(row.read_seq),
+                read_seq,
                 join_time: row.join_time,
             },
             last_message,
-            unread_count: u32::try_from(unread).unwrap_or(u32::MAX),
+            unread_count,
             peer_user_id,
         })
-    }
-
-    /// The message already sent for `new`'s request id, if any.
-    async fn sent_message(&self, new: &NewMessage) -> Result<Option<Message>> {
-        messages::Entity::find()
-            .filter(messages::Column::ConversationId.eq(new.conversation_id))
-            .filter(messages::Column::SenderId.eq(new.sender_id))
-            .filter(messages::Column::RequestId.eq(new.request_id.clone()))
-            .one(&self.db)
-            .await?
-            .map(convert::message)
-            .transpose()
-    }
-
-    async fn message_row<C: ConnectionTrait>(
-        &self,
-        db: &C,
-        conversation: Uuid,
-        id: Uuid,
-    ) -> Result<messages::Model> {
-        messages::Entity::find_by_id(id)
-            .filter(messages::Column::ConversationId.eq(conversation))
-            .one(db)
-            .await?
-            .ok_or(Error::NotFound("message"))
     }
 }
 
@@ -433,10 +411,7 @@ impl ChatStore for SqlStore {
         let txn = self.db.begin().await?;
         let published =
             record_change(&txn, conversation, actor, now, None, Change::Deleted).await?;
-        messages::Entity::delete_many()
-            .filter(messages::Column::ConversationId.eq(conversation))
-            .exec(&txn)
-            .await?;
+        self.delete_messages(&txn, conversation).await?;
         members::Entity::delete_many()
             .filter(members::Column::ConversationId.eq(conversation))
             .exec(&txn)
@@ -445,6 +420,7 @@ impl ChatStore for SqlStore {
             .exec(&txn)
             .await?;
         txn.commit().await?;
+        self.project(Some(&published)).await;
         Ok(Committed {
             value: (),
             published: Some(published),
@@ -619,27 +595,21 @@ impl ChatStore for SqlStore {
         }
         let txn = self.db.begin().await?;
         let seq = next_seq(&txn, new.conversation_id, now).await?;
-        let (text, encrypted_payload) = convert::content_columns(Some(&new.content));
-        let row = messages::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            conversation_id: Set(new.conversation_id),
-            seq: Set(convert::seq_to_db(seq)),
-            sender_id: Set(new.sender_id),
-            request_id: Set(new.request_id.clone()),
-            text: Set(text),
-            encrypted_payload: Set(encrypted_payload),
-            metadata: Set(serde_json::to_string(&new.metadata).map_err(Error::internal)?),
-            reply_to: Set(new.reply_to),
-            forwarded_sender_id: Set(new.forwarded_from.map(|f| f.sender_id)),
-            forwarded_create_time: Set(new.forwarded_from.map(|f| f.create_time)),
-            create_time: Set(now),
-            edit_time: Set(None),
-            delete_time: Set(None),
-        }
-        .insert(&txn)
-        .await;
-        let row = match row {
-            Ok(row) => row,
+        let message = Message {
+            id: Uuid::now_v7(),
+            conversation_id: new.conversation_id,
+            seq,
+            sender_id: new.sender_id,
+            content: Some(new.content.clone()),
+            metadata: new.metadata.clone(),
+            reply_to: new.reply_to,
+            create_time: now,
+            edit_time: None,
+            delete_time: None,
+            forwarded_from: new.forwarded_from,
+        };
+        match self.insert_message(&txn, &message, &new.request_id).await {
+            Ok(()) => {}
             // A concurrent retry with the same request id committed first: answer with
             // its message (this transaction rolls back on drop).
             Err(err) if convert::is_unique_violation(&err) => {
@@ -650,18 +620,20 @@ impl ChatStore for SqlStore {
                     .ok_or_else(|| Error::internal(err));
             }
             Err(err) => return Err(err.into()),
-        };
-        let message = convert::message(row)?;
-        let recipients = member_ids(&txn, new.conversation_id).await?;
-        let event = conversation_event(
+        }
+        let change = Change::MessageSent(message.clone());
+        let published = record_change_at(
+            &txn,
             new.conversation_id,
             seq,
             new.sender_id,
             now,
-            Change::MessageSent(message.clone()),
-        );
-        let published = append_event(&txn, event, &recipients, now).await?;
+            None,
+            change,
+        )
+        .await?;
         txn.commit().await?;
+        self.project(Some(&published)).await;
         Ok(Committed {
             value: message,
             published: Some(published),
@@ -669,12 +641,7 @@ impl ChatStore for SqlStore {
     }
 
     async fn message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>> {
-        messages::Entity::find_by_id(id)
-            .filter(messages::Column::ConversationId.eq(conversation))
-            .one(&self.db)
-            .await?
-            .map(convert::message)
-            .transpose()
+        self.find_message(conversation, id).await
     }
 
     async fn messages(
@@ -684,29 +651,8 @@ impl ChatStore for SqlStore {
         anchor_seq: u64,
         limit: u64,
     ) -> Result<Vec<Message>> {
-        let mut query = messages::Entity::find()
-            .filter(messages::Column::ConversationId.eq(conversation))
-            .limit(limit);
-        let anchor = convert::seq_to_db(anchor_seq);
-        query = match direction {
-            Direction::Backward => {
-                let query = query.order_by_desc(messages::Column::Seq);
-                if anchor_seq == 0 {
-                    query
-                } else {
-                    query.filter(messages::Column::Seq.lt(anchor))
-                }
-            }
-            Direction::Forward => query
-                .order_by_asc(messages::Column::Seq)
-                .filter(messages::Column::Seq.gt(anchor)),
-        };
-        query
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(convert::message)
-            .collect()
+        self.list_messages(conversation, direction, anchor_seq, limit)
+            .await
     }
 
     async fn edit_message(
@@ -784,11 +730,17 @@ impl SqlStore {
     ) -> Result<Committed<Message>> {
         let _guard = self.write_guard().await;
         let txn = self.db.begin().await?;
-        let row = self.message_row(&txn, conversation, id).await?;
-        if row.delete_time.is_some() {
+        // Number the change first: that locks the conversation, so concurrent edits of one
+        // message queue here and each sees the state the previous one left.
+        let seq = next_seq(&txn, conversation, now).await?;
+        let current = self
+            .message_at(&txn, conversation, id, seq - 1)
+            .await?
+            .ok_or(Error::NotFound("message"))?;
+        if current.delete_time.is_some() {
             if content.is_none() {
                 // Deleting twice is a no-op that returns the tombstone.
-                return Ok(Committed::unchanged(convert::message(row)?));
+                return Ok(Committed::unchanged(current));
             }
             return Err(Error::FailedPrecondition {
                 reason: Reason::MessageDeleted,
@@ -796,24 +748,16 @@ impl SqlStore {
             });
         }
         let deleting = content.is_none();
-        let (text, encrypted_payload) = convert::content_columns(content.as_ref());
-        let mut active = row.into_active_model();
-        active.text = Set(text);
-        active.encrypted_payload = Set(encrypted_payload);
-        if deleting {
-            active.delete_time = Set(Some(now));
-            active.metadata = Set("{}".to_owned());
-        } else {
-            active.edit_time = Set(Some(now));
-        }
-        let message = convert::message(active.update(&txn).await?)?;
+        let message = history::rewritten(current, content, now);
+        self.update_message(&txn, &message).await?;
         let change = if deleting {
             Change::MessageDeleted(message.clone())
         } else {
             Change::MessageEdited(message.clone())
         };
-        let published = record_change(&txn, conversation, actor, now, None, change).await?;
+        let published = record_change_at(&txn, conversation, seq, actor, now, None, change).await?;
         txn.commit().await?;
+        self.project(Some(&published)).await;
         Ok(Committed {
             value: message,
             published: Some(published),

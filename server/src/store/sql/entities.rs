@@ -156,6 +156,26 @@ pub mod messages {
     no_relations!();
 }
 
+pub mod message_requests {
+    use sea_orm::entity::prelude::*;
+
+    /// Request ids of sent messages when their history lives in CQL (`[cql]`): the primary
+    /// key refuses a second message for one request, even when the retries race.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "message_requests")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub conversation_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sender_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub request_id: String,
+        pub message_id: Uuid,
+        pub create_time: DateTimeUtc,
+    }
+    no_relations!();
+}
+
 pub mod events {
     use sea_orm::entity::prelude::*;
 

@@ -8,8 +8,8 @@ use sea_orm_migration::{
 };
 
 use super::entities::{
-    blocks, contact_requests, contacts, conversations, events, feed, members, messages,
-    one_time_codes, refresh_tokens, sessions, users,
+    blocks, contact_requests, contacts, conversations, events, feed, members, message_requests,
+    messages, one_time_codes, refresh_tokens, sessions, users,
 };
 
 /// All migrations, oldest first. Never edit a released one: add a new one.
@@ -18,7 +18,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(InitialSchema)]
+        vec![Box::new(InitialSchema), Box::new(CqlMessageHistory)]
     }
 }
 
@@ -118,6 +118,32 @@ impl MigrationTrait for InitialSchema {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// For message history in CQL: request ids of sent messages, and an index to read a
+/// conversation's committed events in order (to catch the CQL projection up).
+struct CqlMessageHistory;
+
+impl MigrationName for CqlMessageHistory {
+    fn name(&self) -> &str {
+        "m0002_cql_message_history"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CqlMessageHistory {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        let schema = Schema::new(manager.get_database_backend());
+        create(manager, &schema, message_requests::Entity).await?;
+        index(
+            manager,
+            "idx_events_conversation_seq",
+            events::Entity,
+            &["conversation_id", "seq"],
+            false,
+        )
+        .await
     }
 }
 

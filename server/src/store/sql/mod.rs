@@ -10,6 +10,7 @@ use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
+use super::cql::CqlHistory;
 use crate::{
     config::DatabaseConfig,
     domain::{Event, Published, Time},
@@ -21,6 +22,7 @@ mod chat;
 mod contacts;
 mod convert;
 pub mod entities;
+mod history;
 mod migration;
 
 use entities::{events, feed, users};
@@ -33,11 +35,18 @@ pub struct SqlStore {
     /// `seq` allocation and feed fan-out trivially serial. `None` on PostgreSQL, where
     /// row locks do this job.
     writer: Option<Mutex<()>>,
+    /// Where message history lives when not in the `messages` table (cluster mode).
+    cql: Option<Arc<CqlHistory>>,
 }
 
 impl SqlStore {
-    /// Connects, and runs pending migrations.
-    pub async fn connect(url: &str, config: &DatabaseConfig) -> Result<Arc<Self>> {
+    /// Connects, and runs pending migrations. With `cql`, message history goes there
+    /// instead of the `messages` table.
+    pub async fn connect(
+        url: &str,
+        config: &DatabaseConfig,
+        cql: Option<Arc<CqlHistory>>,
+    ) -> Result<Arc<Self>> {
         let mut options = ConnectOptions::new(url.to_owned());
         // (`Ord::max`, not sea-query's `ExprTrait::max`, which is also in scope here.)
         let wait = Duration::from_secs(Ord::max(config.acquire_timeout_secs, 1));
@@ -64,12 +73,17 @@ impl SqlStore {
                 .await?;
         }
         migration::Migrator::up(&db, None).await?;
-        Ok(Arc::new(Self { db, writer }))
+        Ok(Arc::new(Self { db, writer, cql }))
     }
 
-    /// Whether the database answers (for health checks).
+    /// Whether the database (and the message store, if separate) answers, for health
+    /// checks.
     pub async fn ping(&self) -> bool {
-        self.db.ping().await.is_ok()
+        let history_up = match &self.cql {
+            Some(cql) => cql.ping().await,
+            None => true,
+        };
+        history_up && self.db.ping().await.is_ok()
     }
 
     /// Held for the duration of a write (SQLite only).

@@ -1,0 +1,366 @@
+//! Message history, wherever it lives: the `messages` table (embedded default, and
+//! PostgreSQL without `[cql]`), or ScyllaDB/Cassandra as a projection of the committed
+//! events (see `store::cql` for the ordering argument). Everything in `chat.rs` that
+//! reads or writes messages goes through here, so the two cannot drift apart.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::{
+    SqlStore, convert,
+    entities::{events, message_requests, messages},
+};
+use crate::{
+    domain::{Event, Message, Published, Time},
+    error::{Error, Result},
+    store::{
+        Direction, NewMessage,
+        cql::{Applied, CqlHistory},
+    },
+};
+
+/// Committed events read per round when catching the CQL projection up.
+const CATCH_UP_BATCH: u64 = 500;
+
+impl SqlStore {
+    /// Makes sure every event of `conversation` up to `last_seq` (committed) is in the CQL
+    /// projection, applying what a writer that died after its commit left behind.
+    pub(super) async fn sync_history(&self, conversation: Uuid, last_seq: u64) -> Result<()> {
+        let Some(cql) = &self.cql else {
+            return Ok(());
+        };
+        let applied = cql.applied_seq(conversation).await?;
+        if applied < last_seq {
+            self.catch_up(cql, conversation, applied, last_seq).await?;
+        }
+        Ok(())
+    }
+
+    async fn catch_up(
+        &self,
+        cql: &CqlHistory,
+        conversation: Uuid,
+        mut applied: u64,
+        last_seq: u64,
+    ) -> Result<()> {
+        while applied < last_seq {
+            let upto = Ord::min(applied + CATCH_UP_BATCH, last_seq);
+            let payloads: Vec<String> = events::Entity::find()
+                .select_only()
+                .column(events::Column::Payload)
+                .filter(events::Column::ConversationId.eq(conversation))
+                .filter(events::Column::Seq.gt(convert::seq_to_db(applied)))
+                .filter(events::Column::Seq.lte(convert::seq_to_db(upto)))
+                .order_by_asc(events::Column::Seq)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            let parsed: Vec<Event> = payloads
+                .iter()
+                .map(|payload| serde_json::from_str(payload).map_err(Error::internal))
+                .collect::<Result<_>>()?;
+            let batch: Vec<Applied<'_>> = parsed
+                .iter()
+                .filter_map(|event| match event {
+                    Event::Conversation { seq, change, .. } => Some(Applied { seq: *seq, change }),
+                    _ => None,
+                })
+                .collect();
+            cql.apply(conversation, &batch, upto).await?;
+            applied = upto;
+        }
+        Ok(())
+    }
+
+    /// After a commit: puts a timeline event into the CQL projection. A failure here
+    /// loses nothing (the event is committed, and the next reader or writer of the
+    /// conversation applies it), so it is logged rather than failing the call.
+    pub(super) async fn project(&self, published: Option<&Published>) {
+        let (Some(cql), Some(published)) = (&self.cql, published) else {
+            return;
+        };
+        let Event::Conversation {
+            conversation_id,
+            seq,
+            change,
+            ..
+        } = published.event.as_ref()
+        else {
+            return;
+        };
+        let result = match cql.applied_seq(*conversation_id).await {
+            // The common case: everything before this event is applied already.
+            Ok(applied) if applied + 1 == *seq => {
+                cql.apply(*conversation_id, &[Applied { seq: *seq, change }], *seq)
+                    .await
+            }
+            Ok(applied) if applied < *seq => {
+                self.catch_up(cql, *conversation_id, applied, *seq).await
+            }
+            Ok(_) => Ok(()),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            tracing::warn!(%conversation_id, seq, error = %err, "message store projection deferred");
+        }
+    }
+
+    /// The message already sent for `new`'s request id, if any.
+    pub(super) async fn sent_message(&self, new: &NewMessage) -> Result<Option<Message>> {
+        if self.cql.is_none() {
+            return messages::Entity::find()
+                .filter(messages::Column::ConversationId.eq(new.conversation_id))
+                .filter(messages::Column::SenderId.eq(new.sender_id))
+                .filter(messages::Column::RequestId.eq(new.request_id.clone()))
+                .one(&self.db)
+                .await?
+                .map(convert::message)
+                .transpose();
+        }
+        let id: Option<Uuid> = message_requests::Entity::find_by_id((
+            new.conversation_id,
+            new.sender_id,
+            new.request_id.clone(),
+        ))
+        .select_only()
+        .column(message_requests::Column::MessageId)
+        .into_tuple()
+        .one(&self.db)
+        .await?;
+        match id {
+            Some(id) => self.find_message(new.conversation_id, id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Records a new message in the caller's transaction (in CQL mode only its request
+    /// id: the content reaches CQL with the committed event). Fails with a unique-key
+    /// violation when the request id was used already.
+    pub(super) async fn insert_message<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        message: &Message,
+        request_id: &str,
+    ) -> std::result::Result<(), sea_orm::DbErr> {
+        if self.cql.is_some() {
+            message_requests::ActiveModel {
+                conversation_id: Set(message.conversation_id),
+                sender_id: Set(message.sender_id),
+                request_id: Set(request_id.to_owned()),
+                message_id: Set(message.id),
+                create_time: Set(message.create_time),
+            }
+            .insert(txn)
+            .await?;
+            return Ok(());
+        }
+        let (text, encrypted_payload) = convert::content_columns(message.content.as_ref());
+        let metadata = serde_json::to_string(&message.metadata)
+            .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+        messages::ActiveModel {
+            id: Set(message.id),
+            conversation_id: Set(message.conversation_id),
+            seq: Set(convert::seq_to_db(message.seq)),
+            sender_id: Set(message.sender_id),
+            request_id: Set(request_id.to_owned()),
+            text: Set(text),
+            encrypted_payload: Set(encrypted_payload),
+            metadata: Set(metadata),
+            reply_to: Set(message.reply_to),
+            forwarded_sender_id: Set(message.forwarded_from.map(|f| f.sender_id)),
+            forwarded_create_time: Set(message.forwarded_from.map(|f| f.create_time)),
+            create_time: Set(message.create_time),
+            edit_time: Set(message.edit_time),
+            delete_time: Set(message.delete_time),
+        }
+        .insert(txn)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores an edited or deleted message's new state in the caller's transaction (in
+    /// CQL mode the committed event carries it there).
+    pub(super) async fn update_message<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        message: &Message,
+    ) -> Result<()> {
+        if self.cql.is_some() {
+            return Ok(());
+        }
+        let row = messages::Entity::find_by_id(message.id)
+            .one(txn)
+            .await?
+            .ok_or(Error::NotFound("message"))?;
+        let (text, encrypted_payload) = convert::content_columns(message.content.as_ref());
+        let mut active = row.into_active_model();
+        active.text = Set(text);
+        active.encrypted_payload = Set(encrypted_payload);
+        active.metadata = Set(serde_json::to_string(&message.metadata).map_err(Error::internal)?);
+        active.edit_time = Set(message.edit_time);
+        active.delete_time = Set(message.delete_time);
+        active.update(txn).await?;
+        Ok(())
+    }
+
+    /// Forgets a deleted conversation's messages, in the caller's transaction (CQL rows go
+    /// when the final event is projected).
+    pub(super) async fn delete_messages<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        conversation: Uuid,
+    ) -> Result<()> {
+        if self.cql.is_some() {
+            message_requests::Entity::delete_many()
+                .filter(message_requests::Column::ConversationId.eq(conversation))
+                .exec(txn)
+                .await?;
+        } else {
+            messages::Entity::delete_many()
+                .filter(messages::Column::ConversationId.eq(conversation))
+                .exec(txn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A message by id. `last_seq` is the conversation's committed end (CQL mode
+    /// catches up to it first).
+    pub(super) async fn message_at<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        conversation: Uuid,
+        id: Uuid,
+        last_seq: u64,
+    ) -> Result<Option<Message>> {
+        match &self.cql {
+            Some(cql) => {
+                self.sync_history(conversation, last_seq).await?;
+                cql.message(conversation, id).await
+            }
+            None => messages::Entity::find_by_id(id)
+                .filter(messages::Column::ConversationId.eq(conversation))
+                .one(db)
+                .await?
+                .map(convert::message)
+                .transpose(),
+        }
+    }
+
+    /// A message by id, outside any transaction.
+    pub(super) async fn find_message(
+        &self,
+        conversation: Uuid,
+        id: Uuid,
+    ) -> Result<Option<Message>> {
+        let last_seq = self.committed_seq(conversation).await?;
+        self.message_at(&self.db, conversation, id, last_seq).await
+    }
+
+    /// The conversation's latest committed `seq` (0 when it does not exist).
+    async fn committed_seq(&self, conversation: Uuid) -> Result<u64> {
+        if self.cql.is_none() {
+            return Ok(0); // Not needed: the messages table is always current.
+        }
+        Ok(self
+            .find_conversation(&self.db, conversation)
+            .await
+            .map(|c| c.last_seq)
+            .unwrap_or(0))
+    }
+
+    pub(super) async fn list_messages(
+        &self,
+        conversation: Uuid,
+        direction: Direction,
+        anchor_seq: u64,
+        limit: u64,
+    ) -> Result<Vec<Message>> {
+        if let Some(cql) = &self.cql {
+            let last_seq = self.committed_seq(conversation).await?;
+            self.sync_history(conversation, last_seq).await?;
+            return cql
+                .messages(conversation, direction, anchor_seq, limit, last_seq)
+                .await;
+        }
+        let mut query = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(conversation))
+            .limit(limit);
+        let anchor = convert::seq_to_db(anchor_seq);
+        query = match direction {
+            Direction::Backward => {
+                let query = query.order_by_desc(messages::Column::Seq);
+                if anchor_seq == 0 {
+                    query
+                } else {
+                    query.filter(messages::Column::Seq.lt(anchor))
+                }
+            }
+            Direction::Forward => query
+                .order_by_asc(messages::Column::Seq)
+                .filter(messages::Column::Seq.gt(anchor)),
+        };
+        query
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(convert::message)
+            .collect()
+    }
+
+    /// The newest message still shown, and how many messages after `read_seq` others
+    /// sent (on CQL the count saturates at `cql::UNREAD_SCAN_LIMIT`).
+    pub(super) async fn last_and_unread(
+        &self,
+        conversation: Uuid,
+        user: Uuid,
+        read_seq: u64,
+        last_seq: u64,
+    ) -> Result<(Option<Message>, u32)> {
+        if let Some(cql) = &self.cql {
+            self.sync_history(conversation, last_seq).await?;
+            let last = cql.last_visible(conversation, last_seq).await?;
+            let unread = cql.unread(conversation, user, read_seq, last_seq).await?;
+            return Ok((last, unread));
+        }
+        let last = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(conversation))
+            .filter(messages::Column::DeleteTime.is_null())
+            .order_by_desc(messages::Column::Seq)
+            .one(&self.db)
+            .await?
+            .map(convert::message)
+            .transpose()?;
+        let unread = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(conversation))
+            .filter(messages::Column::Seq.gt(convert::seq_to_db(read_seq)))
+            .filter(messages::Column::SenderId.ne(user))
+            .filter(messages::Column::DeleteTime.is_null())
+            .count(&self.db)
+            .await?;
+        Ok((last, u32::try_from(unread).unwrap_or(u32::MAX)))
+    }
+}
+
+/// The state a message takes when edited (`Some(content)`) or deleted (`None`) at `now`.
+pub(super) fn rewritten(
+    mut message: Message,
+    content: Option<crate::domain::Content>,
+    now: Time,
+) -> Message {
+    match content {
+        Some(content) => {
+            message.content = Some(content);
+            message.edit_time = Some(now);
+        }
+        None => {
+            message.content = None;
+            message.metadata.clear();
+            message.delete_time = Some(now);
+        }
+    }
+    message
+}
