@@ -41,4 +41,6 @@ domain_package! {
     message => "secureconnect.message.v1",
     /// The real-time event stream (`secureconnect.event.v1`).
     event => "secureconnect.event.v1",
+    /// Who is online and who is typing (`secureconnect.presence.v1`).
+    presence => "secureconnect.presence.v1",
 }

@@ -38,6 +38,8 @@ postgres_up() {
     runuser -u postgres -- "$bin/initdb" -D "$data" -U postgres -A scram-sha-256 \
       --pwfile="$STACK_DIR/pg-password" >/dev/null
   fi
+  # Already running (a second `up`): keep it.
+  runuser -u postgres -- "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1 ||
   runuser -u postgres -- "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start \
     -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $data -c max_connections=300 -c fsync=off" >/dev/null
   export SC_TEST_POSTGRES_URL="postgres://postgres:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres"

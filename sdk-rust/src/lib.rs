@@ -25,6 +25,7 @@ use proto::{
     conversation::v1::conversation_service_client::ConversationServiceClient,
     event::v1::event_service_client::EventServiceClient,
     message::v1::message_service_client::MessageServiceClient,
+    presence::v1::presence_service_client::PresenceServiceClient,
     user::v1::user_service_client::UserServiceClient,
 };
 pub use secureconnect_proto as proto;
@@ -130,5 +131,9 @@ impl Client {
 
     pub fn events(&self) -> EventServiceClient<Svc> {
         EventServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    pub fn presence(&self) -> PresenceServiceClient<Svc> {
+        PresenceServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 }

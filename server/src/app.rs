@@ -8,6 +8,7 @@ use secureconnect_proto::{
     conversation::v1::conversation_service_server::ConversationServiceServer,
     event::v1::event_service_server::EventServiceServer,
     message::v1::message_service_server::MessageServiceServer,
+    presence::v1::presence_service_server::PresenceServiceServer,
     user::v1::user_service_server::UserServiceServer,
 };
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -18,7 +19,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::{
     api::{
         auth::AuthApi, conversation::ConversationApi, event::EventApi, message::MessageApi,
-        user::UserApi,
+        presence::PresenceApi, user::UserApi,
     },
     auth::{Auth, AuthParts, TokenAuthority},
     bus::{EventBus, LocalBus, RedisBus, RedisHandles},
@@ -28,6 +29,7 @@ use crate::{
     events::Events,
     layers,
     mail::{self, Mailer},
+    presence::{LocalPresence, Presence, PresenceStore, RedisPresence},
     ratelimit::{LocalRateLimiter, RateLimiter, RedisRateLimiter},
     store::{ChatStore, ContactStore, SessionStore, UserStore, cql::CqlHistory, sql::SqlStore},
     users::Users,
@@ -100,18 +102,20 @@ pub async fn start(config: Config) -> Result<Running> {
         Duration::from_secs(config.auth.access_token_ttl_secs),
     )?;
     let shutdown = CancellationToken::new();
-    // One node: everything in-process. A cluster: Redis carries events, revocations and
-    // rate-limit counters between nodes.
-    let (bus, limiter): (Arc<dyn EventBus>, Arc<dyn RateLimiter>) = if config.redis.url.is_empty() {
+    // One node: everything in-process. A cluster: Redis carries events, revocations,
+    // rate-limit counters and presence between nodes.
+    let (bus, limiter, presence_store): Shared = if config.redis.url.is_empty() {
         (
             Arc::new(LocalBus::new(BUS_CAPACITY)),
             Arc::new(LocalRateLimiter::default()),
+            Arc::new(LocalPresence::default()),
         )
     } else {
         let redis = RedisHandles::new(&config.redis.url, &config.redis.key_prefix)?;
         (
             RedisBus::start(&redis, BUS_CAPACITY, shutdown.clone()),
             Arc::new(RedisRateLimiter::new(redis.pool.clone(), &redis.prefix)),
+            Arc::new(RedisPresence::new(redis.pool.clone(), &redis.prefix)),
         )
     };
 
@@ -126,6 +130,13 @@ pub async fn start(config: Config) -> Result<Running> {
     };
     let auth = Arc::new(Auth::new(parts, &config.auth, config.mail.public_url.clone()).await?);
     auth.follow_revocations(shutdown.clone());
+    let presence = Arc::new(Presence::new(
+        presence_store,
+        user_store.clone(),
+        chat_store.clone(),
+        bus.clone(),
+        limiter.clone(),
+    ));
     let chat = Arc::new(Chat::new(
         chat_store.clone(),
         user_store.clone(),
@@ -145,6 +156,7 @@ pub async fn start(config: Config) -> Result<Running> {
         bus,
         config.stream.clone(),
         auth.revocations(),
+        presence.clone(),
         shutdown.clone(),
     ));
 
@@ -180,6 +192,10 @@ pub async fn start(config: Config) -> Result<Running> {
             auth: auth.clone(),
             chat,
         }))
+        .add_service(PresenceServiceServer::new(PresenceApi {
+            auth: auth.clone(),
+            presence,
+        }))
         .add_service(EventServiceServer::new(EventApi { auth, events }));
 
     let stop = shutdown.clone();
@@ -195,6 +211,14 @@ pub async fn start(config: Config) -> Result<Running> {
         task,
     })
 }
+
+/// What nodes share in a cluster (in-process on one node): the event bus, rate-limit
+/// counters and presence.
+type Shared = (
+    Arc<dyn EventBus>,
+    Arc<dyn RateLimiter>,
+    Arc<dyn PresenceStore>,
+);
 
 /// How often health follows the database.
 const HEALTH_PERIOD: Duration = Duration::from_secs(2);

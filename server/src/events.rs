@@ -17,8 +17,9 @@ use crate::{
     auth::{Principal, RevokedSessions},
     bus::{BusMessage, EventBus},
     config::StreamConfig,
-    domain::FeedItem,
+    domain::{FeedItem, TypingSignal},
     error::{Error, Result},
+    presence::Presence,
     store::ChatStore,
 };
 
@@ -33,6 +34,8 @@ pub enum StreamItem {
     Gap { cursor: u64 },
     Event(FeedItem),
     Closing { reason: ClosingReason, cursor: u64 },
+    /// Ephemeral: the cursor is the stream's position, unchanged by it.
+    Typing { signal: Arc<TypingSignal>, cursor: u64 },
 }
 
 /// Why the server ends a stream.
@@ -65,6 +68,7 @@ pub struct Events {
     bus: Arc<dyn EventBus>,
     config: StreamConfig,
     revoked: Arc<RevokedSessions>,
+    presence: Arc<Presence>,
     shutdown: CancellationToken,
 }
 
@@ -74,6 +78,7 @@ impl Events {
         bus: Arc<dyn EventBus>,
         config: StreamConfig,
         revoked: Arc<RevokedSessions>,
+        presence: Arc<Presence>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -81,6 +86,7 @@ impl Events {
             bus,
             config,
             revoked,
+            presence,
             shutdown,
         }
     }
@@ -120,14 +126,23 @@ impl Events {
             Some(c) => Start::Replay(c),
         };
         let heartbeat = Duration::from_secs(self.config.heartbeat_secs.max(1));
+        let presence = Arc::clone(&self.presence);
+        let (user, session) = (who.user_id, who.session_id);
+        presence.stream_alive(user, session, presence_ttl(heartbeat));
         tokio::spawn(async move {
-            let user = stream.user;
-            if let Err(err) = stream.run(plan, live, heartbeat).await {
+            if let Err(err) = stream.run(plan, live, heartbeat, &presence).await {
                 tracing::warn!(%user, error = %err, "event stream ended with an error");
             }
+            presence.stream_ended(user, session);
         });
         Ok(rx)
     }
+}
+
+/// A device counts as online this long after its stream last reported in (every
+/// heartbeat period), so a node that dies takes its devices offline within three periods.
+fn presence_ttl(heartbeat: Duration) -> Duration {
+    heartbeat * 3
 }
 
 enum Start {
@@ -164,6 +179,7 @@ impl Stream {
         start: Start,
         mut live: tokio::sync::broadcast::Receiver<BusMessage>,
         heartbeat: Duration,
+        presence: &Presence,
     ) -> Result<()> {
         let shutdown = self.shutdown.clone();
         let head = self.last;
@@ -183,6 +199,9 @@ impl Stream {
         }
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        // Its own timer: heartbeats are postponed by traffic, presence must not be.
+        let mut presence_ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         loop {
             let sent_before = self.sent;
             let step = tokio::select! {
@@ -200,6 +219,12 @@ impl Stream {
                         Ok(())
                     }
                     Ok(BusMessage::SessionRevoked(_)) => Ok(()),
+                    Ok(BusMessage::Typing(signal)) => {
+                        if signal.recipients.contains(&self.user) {
+                            self.send_ephemeral(signal);
+                        }
+                        Ok(())
+                    }
                     Err(RecvError::Closed) => return Ok(()),
                 },
                 _ = ticker.tick() => {
@@ -209,6 +234,10 @@ impl Stream {
                         Ok(()) => self.send(StreamItem::Heartbeat { cursor: self.last }).await,
                         stop => stop,
                     }
+                }
+                _ = presence_ticker.tick() => {
+                    presence.stream_alive(self.user, self.session, presence_ttl(heartbeat));
+                    Ok(())
                 }
                 _ = shutdown.cancelled() => {
                     let closing = StreamItem::Closing { reason: ClosingReason::Shutdown, cursor: self.last };
@@ -302,6 +331,20 @@ impl Stream {
         }
         self.last = seq;
         Ok(())
+    }
+
+    /// Queues an ephemeral item if there is room to spare; otherwise drops it (it is
+    /// not worth cutting a stream for, and never replayed anyway).
+    fn send_ephemeral(&mut self, signal: Arc<TypingSignal>) {
+        if self.out.capacity() > 2 {
+            let item = StreamItem::Typing {
+                signal,
+                cursor: self.last,
+            };
+            if self.out.try_send(item).is_ok() {
+                self.sent += 1;
+            }
+        }
     }
 
     /// Queues a live item without waiting: a client whose buffer is full gets `Closing` in the

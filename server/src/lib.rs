@@ -13,6 +13,7 @@ pub mod events;
 pub mod layers;
 pub mod mail;
 pub mod paging;
+pub mod presence;
 pub mod ratelimit;
 pub mod redis_keys;
 pub mod store;

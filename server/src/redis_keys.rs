@@ -18,3 +18,16 @@ pub fn events_channel(prefix: &str) -> String {
 pub fn rate_log(prefix: &str, limit: &str, subject: &str) -> String {
     format!("{prefix}:v1:rate:{limit}:{subject}")
 }
+
+/// The devices of `user` with an open event stream: a sorted set of session id → expiry
+/// (ms since the epoch), refreshed on every heartbeat, expiring with the last device.
+/// Example: `sc:v1:presence:<user id>`.
+pub fn presence_devices(prefix: &str, user: &str) -> String {
+    format!("{prefix}:v1:presence:{user}")
+}
+
+/// When `user`'s last device disconnected (ms since the epoch), kept 30 days.
+/// Example: `sc:v1:seen:<user id>`.
+pub fn last_seen(prefix: &str, user: &str) -> String {
+    format!("{prefix}:v1:seen:{user}")
+}

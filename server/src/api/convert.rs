@@ -301,6 +301,15 @@ pub fn stream_item(item: StreamItem, viewer: uuid::Uuid) -> event_pb::SubscribeR
                 }),
             )
         }
+        StreamItem::Typing { signal, cursor } => (
+            cursor,
+            E::Typing(event_pb::Typing {
+                conversation_id: signal.conversation_id.to_string(),
+                user_id: signal.user_id.to_string(),
+                typing: signal.typing,
+                expire_time: signal.expire_time.map(timestamp),
+            }),
+        ),
     };
     event_pb::SubscribeResponse {
         cursor: encode_cursor(cursor),

@@ -18,6 +18,7 @@ pub mod conversation;
 pub mod convert;
 pub mod event;
 pub mod message;
+pub mod presence;
 pub mod user;
 
 /// Everything the handlers share.

@@ -170,7 +170,7 @@ impl Auth {
                             Err(err) => tracing::warn!(error = %err, "cannot reload revocations"),
                         }
                     }
-                    Ok(BusMessage::Event(_)) => {}
+                    Ok(BusMessage::Event(_) | BusMessage::Typing(_)) => {}
                     Err(RecvError::Closed) => return,
                 }
             }

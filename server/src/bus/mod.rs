@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::domain::Published;
+use crate::domain::{Published, TypingSignal};
 
 mod redis;
 
@@ -27,6 +27,8 @@ pub enum BusMessage {
     Resync,
     /// A session was revoked on another node: its tokens and streams must stop here too.
     SessionRevoked(uuid::Uuid),
+    /// Someone is typing (ephemeral: a stream that misses it loses nothing that matters).
+    Typing(Arc<TypingSignal>),
 }
 
 /// Fan-out of committed events to every open stream.
@@ -36,6 +38,8 @@ pub trait EventBus: Send + Sync {
     fn publish(&self, event: Published);
     /// Tells the other nodes that a session was revoked (this node already knows).
     fn publish_revocation(&self, session: uuid::Uuid);
+    /// Hands a typing indication to the recipients' streams on every node.
+    fn publish_typing(&self, signal: TypingSignal);
     /// A receiver of everything published from now on.
     fn subscribe(&self) -> broadcast::Receiver<BusMessage>;
     /// Whether messages can be lost on the way (streams then poll their feed on heartbeats).
@@ -68,6 +72,10 @@ impl EventBus for LocalBus {
     fn publish(&self, event: Published) {
         // An error only means no stream is open right now; the store has the event.
         let _ = self.sender.send(BusMessage::Event(Arc::new(event)));
+    }
+
+    fn publish_typing(&self, signal: TypingSignal) {
+        let _ = self.sender.send(BusMessage::Typing(Arc::new(signal)));
     }
 
     fn publish_revocation(&self, _session: uuid::Uuid) {

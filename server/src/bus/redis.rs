@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{BusMessage, EventBus};
 use crate::{
-    domain::{Event, Published},
+    domain::{Event, Published, TypingSignal},
     error::{Error, Result},
     redis_keys,
 };
@@ -42,6 +42,7 @@ enum Wire {
     SessionRevoked {
         session: Uuid,
     },
+    Typing(TypingSignal),
 }
 
 /// Redis-backed [`EventBus`].
@@ -115,6 +116,13 @@ impl EventBus for RedisBus {
                 "redis publish queue full: other nodes will read this event from the store"
             );
         }
+    }
+
+    fn publish_typing(&self, signal: TypingSignal) {
+        let wire = Wire::Typing(signal.clone());
+        let _ = self.local.send(BusMessage::Typing(Arc::new(signal)));
+        // Dropped when the queue is full: a missed typing indication is harmless.
+        let _ = self.outbox.try_send(wire);
     }
 
     fn publish_revocation(&self, session: Uuid) {
@@ -243,5 +251,6 @@ fn decode(payload: &str, this_node: Uuid) -> Option<BusMessage> {
             recipients,
         })),
         Wire::SessionRevoked { session } => BusMessage::SessionRevoked(session),
+        Wire::Typing(signal) => BusMessage::Typing(Arc::new(signal)),
     })
 }

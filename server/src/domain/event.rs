@@ -95,3 +95,14 @@ impl Published {
         })
     }
 }
+
+/// Someone started or stopped typing: ephemeral, addressed to the other members, never
+/// stored and never replayed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypingSignal {
+    pub conversation_id: Uuid,
+    pub user_id: Uuid,
+    pub typing: bool,
+    pub expire_time: Option<Time>,
+    pub recipients: Vec<Uuid>,
+}

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 pub mod event;
 
-pub use event::{Change, Contact, ContactRequest, Event, FeedItem, Published};
+pub use event::{Change, Contact, ContactRequest, Event, FeedItem, Published, TypingSignal};
 
 /// Point in time used everywhere in the domain.
 pub type Time = DateTime<Utc>;

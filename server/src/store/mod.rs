@@ -68,6 +68,9 @@ pub trait UserStore: Send + Sync {
     ) -> Result<Vec<(User, Time)>>;
     /// True when either user blocked the other.
     async fn is_blocked_between(&self, a: Uuid, b: Uuid) -> Result<bool>;
+    /// Those of `candidates` who share a conversation with `viewer` or are their
+    /// contacts, without a block either way (who may see each other's presence).
+    async fn related_users(&self, viewer: Uuid, candidates: &[Uuid]) -> Result<Vec<Uuid>>;
     /// Erases the account: frees its email and username, clears its password and
     /// blocks, and hides it from lookups. The id stays, so old messages keep an author.
     async fn delete_user(&self, id: Uuid, now: Time) -> Result<()>;

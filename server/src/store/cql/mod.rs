@@ -22,7 +22,11 @@
 //! still a window between taking a number and writing the row. The SQL transaction is
 //! already on the send path for the feeds, so numbering there costs nothing extra.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use scylla::{
     client::{
@@ -95,6 +99,58 @@ struct Statements {
 pub struct CqlHistory {
     session: Session,
     statements: Statements,
+    projecting: ProjectionLocks,
+}
+
+/// One projector per conversation on this node. Without it, concurrent sends to one
+/// conversation each find the others' events unapplied and each re-apply the whole range
+/// — work that grows with the square of the concurrency, and collapsed throughput in the
+/// load test. Queued behind the lock, a projector usually finds its event applied already.
+#[derive(Default)]
+struct ProjectionLocks {
+    locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl ProjectionLocks {
+    async fn lock(&self, conversation: Uuid) -> ProjectionGuard<'_> {
+        let lock = Arc::clone(
+            self.locks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(conversation)
+                .or_default(),
+        );
+        let guard = lock.clone().lock_owned().await;
+        ProjectionGuard {
+            locks: self,
+            conversation,
+            _guard: guard,
+        }
+    }
+}
+
+/// Held while projecting one conversation; forgets the lock when nobody else wants it.
+pub struct ProjectionGuard<'a> {
+    locks: &'a ProjectionLocks,
+    conversation: Uuid,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for ProjectionGuard<'_> {
+    fn drop(&mut self) {
+        let mut locks = self
+            .locks
+            .locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Two references while only this guard holds it: the map's and the guard's.
+        if locks
+            .get(&self.conversation)
+            .is_some_and(|lock| Arc::strong_count(lock) <= 2)
+        {
+            locks.remove(&self.conversation);
+        }
+    }
 }
 
 impl CqlHistory {
@@ -136,7 +192,13 @@ impl CqlHistory {
         Ok(Arc::new(Self {
             session,
             statements,
+            projecting: ProjectionLocks::default(),
         }))
+    }
+
+    /// Serialises projection of one conversation on this node (see [`ProjectionLocks`]).
+    pub async fn projecting(&self, conversation: Uuid) -> ProjectionGuard<'_> {
+        self.projecting.lock(conversation).await
     }
 
     /// Whether the cluster answers (for health checks).
@@ -191,8 +253,9 @@ impl CqlHistory {
         let body = serde_json::to_string(message).map_err(Error::internal)?;
         let stamp = to_cql(at);
         let seq = to_cql(message.seq);
-        self.session
-            .execute_unpaged(
+        // Two partitions, so two requests, sent together.
+        let (row, id) = futures::join!(
+            self.session.execute_unpaged(
                 &self.statements.insert_message,
                 (
                     message.conversation_id,
@@ -204,16 +267,14 @@ impl CqlHistory {
                     body,
                     stamp,
                 ),
-            )
-            .await
-            .map_err(cql_error)?;
-        self.session
-            .execute_unpaged(
+            ),
+            self.session.execute_unpaged(
                 &self.statements.insert_id,
                 (message.conversation_id, message.id, seq, stamp),
             )
-            .await
-            .map_err(cql_error)?;
+        );
+        row.map_err(cql_error)?;
+        id.map_err(cql_error)?;
         Ok(())
     }
 

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, Condition, EntityTrait, ExprTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    ColumnTrait, Condition, EntityTrait, QueryTrait, ExprTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, LikeExpr},
 };
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     SqlStore, convert,
-    entities::{blocks, one_time_codes, refresh_tokens, sessions, users},
+    entities::{blocks, contacts, members, one_time_codes, refresh_tokens, sessions, users},
 };
 use crate::{
     domain::{Session, Time, User},
@@ -329,6 +329,51 @@ impl UserStore for SqlStore {
             .count(&self.db)
             .await?;
         Ok(hits > 0)
+    }
+
+    async fn related_users(&self, viewer: Uuid, candidates: &[Uuid]) -> Result<Vec<Uuid>> {
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let viewer_conversations = members::Entity::find()
+            .select_only()
+            .column(members::Column::ConversationId)
+            .filter(members::Column::UserId.eq(viewer))
+            .into_query();
+        let mut related: Vec<Uuid> = members::Entity::find()
+            .select_only()
+            .column(members::Column::UserId)
+            .distinct()
+            .filter(members::Column::UserId.is_in(candidates.iter().copied()))
+            .filter(members::Column::ConversationId.in_subquery(viewer_conversations))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let contacts: Vec<Uuid> = contacts::Entity::find()
+            .select_only()
+            .column(contacts::Column::ContactId)
+            .filter(contacts::Column::UserId.eq(viewer))
+            .filter(contacts::Column::ContactId.is_in(candidates.iter().copied()))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        related.extend(contacts);
+        let blocked: Vec<(Uuid, Uuid)> = blocks::Entity::find()
+            .select_only()
+            .column(blocks::Column::BlockerId)
+            .column(blocks::Column::BlockedId)
+            .filter(
+                Condition::any()
+                    .add(blocks::Column::BlockerId.eq(viewer))
+                    .add(blocks::Column::BlockedId.eq(viewer)),
+            )
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        related.retain(|id| !blocked.iter().any(|&(a, b)| a == *id || b == *id));
+        related.sort_unstable();
+        related.dedup();
+        Ok(related)
     }
 }
 

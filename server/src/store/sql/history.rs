@@ -3,9 +3,11 @@
 //! events (see `store::cql` for the ordering argument). Everything in `chat.rs` that
 //! reads or writes messages goes through here, so the two cannot drift apart.
 
+use std::sync::Arc;
+
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -25,27 +27,59 @@ use crate::{
 /// Committed events read per round when catching the CQL projection up.
 const CATCH_UP_BATCH: u64 = 500;
 
-impl SqlStore {
-    /// Makes sure every event of `conversation` up to `last_seq` (committed) is in the CQL
-    /// projection, applying what a writer that died after its commit left behind.
-    pub(super) async fn sync_history(&self, conversation: Uuid, last_seq: u64) -> Result<()> {
-        let Some(cql) = &self.cql else {
+/// Applies committed events to the CQL history. Cheap to clone, so a commit can hand its
+/// event to a background task.
+#[derive(Clone)]
+struct Projector {
+    db: DatabaseConnection,
+    cql: Arc<CqlHistory>,
+}
+
+impl Projector {
+    /// Makes sure every event of `conversation` up to `last_seq` (committed) is applied,
+    /// including what a writer that died after its commit left behind.
+    async fn sync(&self, conversation: Uuid, last_seq: u64) -> Result<()> {
+        if self.cql.applied_seq(conversation).await? >= last_seq {
             return Ok(());
-        };
-        let applied = cql.applied_seq(conversation).await?;
+        }
+        let _projecting = self.cql.projecting(conversation).await;
+        // Re-read under the lock: the projector we queued behind may have done it all.
+        let applied = self.cql.applied_seq(conversation).await?;
         if applied < last_seq {
-            self.catch_up(cql, conversation, applied, last_seq).await?;
+            self.catch_up(conversation, applied, last_seq).await?;
         }
         Ok(())
     }
 
-    async fn catch_up(
-        &self,
-        cql: &CqlHistory,
-        conversation: Uuid,
-        mut applied: u64,
-        last_seq: u64,
-    ) -> Result<()> {
+    /// Applies one just-committed event (and anything before it still missing).
+    async fn project(self, event: Arc<Event>) {
+        let Event::Conversation {
+            conversation_id,
+            seq,
+            change,
+            ..
+        } = event.as_ref()
+        else {
+            return;
+        };
+        let _projecting = self.cql.projecting(*conversation_id).await;
+        let result = match self.cql.applied_seq(*conversation_id).await {
+            // The common case: everything before this event is applied already.
+            Ok(applied) if applied + 1 == *seq => {
+                self.cql
+                    .apply(*conversation_id, &[Applied { seq: *seq, change }], *seq)
+                    .await
+            }
+            Ok(applied) if applied < *seq => self.catch_up(*conversation_id, applied, *seq).await,
+            Ok(_) => Ok(()),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            tracing::warn!(%conversation_id, seq, error = %err, "message store projection deferred");
+        }
+    }
+
+    async fn catch_up(&self, conversation: Uuid, mut applied: u64, last_seq: u64) -> Result<()> {
         while applied < last_seq {
             let upto = Ord::min(applied + CATCH_UP_BATCH, last_seq);
             let payloads: Vec<String> = events::Entity::find()
@@ -69,42 +103,36 @@ impl SqlStore {
                     _ => None,
                 })
                 .collect();
-            cql.apply(conversation, &batch, upto).await?;
+            self.cql.apply(conversation, &batch, upto).await?;
             applied = upto;
         }
         Ok(())
     }
+}
 
-    /// After a commit: puts a timeline event into the CQL projection. A failure here
-    /// loses nothing (the event is committed, and the next reader or writer of the
-    /// conversation applies it), so it is logged rather than failing the call.
-    pub(super) async fn project(&self, published: Option<&Published>) {
-        let (Some(cql), Some(published)) = (&self.cql, published) else {
-            return;
-        };
-        let Event::Conversation {
-            conversation_id,
-            seq,
-            change,
-            ..
-        } = published.event.as_ref()
-        else {
-            return;
-        };
-        let result = match cql.applied_seq(*conversation_id).await {
-            // The common case: everything before this event is applied already.
-            Ok(applied) if applied + 1 == *seq => {
-                cql.apply(*conversation_id, &[Applied { seq: *seq, change }], *seq)
-                    .await
-            }
-            Ok(applied) if applied < *seq => {
-                self.catch_up(cql, *conversation_id, applied, *seq).await
-            }
-            Ok(_) => Ok(()),
-            Err(err) => Err(err),
-        };
-        if let Err(err) = result {
-            tracing::warn!(%conversation_id, seq, error = %err, "message store projection deferred");
+impl SqlStore {
+    fn projector(&self) -> Option<Projector> {
+        self.cql.as_ref().map(|cql| Projector {
+            db: self.db.clone(),
+            cql: Arc::clone(cql),
+        })
+    }
+
+    /// See [`Projector::sync`]; nothing to do without CQL.
+    pub(super) async fn sync_history(&self, conversation: Uuid, last_seq: u64) -> Result<()> {
+        match self.projector() {
+            Some(projector) => projector.sync(conversation, last_seq).await,
+            None => Ok(()),
+        }
+    }
+
+    /// After a commit: starts applying its event to the CQL history, in the background —
+    /// the event is committed, delivery need not wait for Cassandra, and every reader
+    /// catches the history up before reading anyway. A failure loses nothing either (the
+    /// next reader or writer of the conversation applies the event).
+    pub(super) fn project(&self, published: Option<&Published>) {
+        if let (Some(projector), Some(published)) = (self.projector(), published) {
+            tokio::spawn(projector.project(Arc::clone(&published.event)));
         }
     }
 
