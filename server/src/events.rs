@@ -29,13 +29,25 @@ const REPLAY_BATCH: u64 = 500;
 /// What the stream tells a device. Every item carries the cursor to resume from.
 #[derive(Debug, Clone)]
 pub enum StreamItem {
-    CaughtUp { cursor: u64 },
-    Heartbeat { cursor: u64 },
-    Gap { cursor: u64 },
+    CaughtUp {
+        cursor: u64,
+    },
+    Heartbeat {
+        cursor: u64,
+    },
+    Gap {
+        cursor: u64,
+    },
     Event(FeedItem),
-    Closing { reason: ClosingReason, cursor: u64 },
+    Closing {
+        reason: ClosingReason,
+        cursor: u64,
+    },
     /// Ephemeral: the cursor is the stream's position, unchanged by it.
-    Typing { signal: Arc<TypingSignal>, cursor: u64 },
+    Typing {
+        signal: Arc<TypingSignal>,
+        cursor: u64,
+    },
 }
 
 /// Why the server ends a stream.

@@ -12,7 +12,10 @@ use std::{
 };
 
 use common::*;
-use secureconnect_sdk::proto::event::v1::{SubscribeResponse, conversation_event::Change};
+use secureconnect_sdk::proto::{
+    event::v1::{SubscribeResponse, conversation_event::Change, subscribe_response::Event},
+    presence::v1::{GetPresenceRequest, PresenceState, SetTypingRequest},
+};
 use secureconnect_server::config::Config;
 use tonic::Streaming;
 
@@ -167,6 +170,57 @@ async fn a_message_sent_through_one_node_reaches_a_subscriber_on_another() {
         texts(&mut alice_stream, 2).await,
         ["from node A", "from node B"]
     );
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and redis-server; run by deploy/local/test.sh"]
+async fn typing_and_presence_cross_nodes() {
+    let redis = RedisProcess::start().await;
+    let keys = tempfile::tempdir().expect("key dir");
+    let nodes = cluster(2, &redis, &keys).await;
+    let alice = nodes[0].register("alice").await;
+    let bob = nodes[1].register("bob").await;
+    let chat = alice.direct_with(&bob).await;
+    let mut bob_stream = bob.subscribe("").await;
+    until_caught_up(&mut bob_stream).await;
+
+    // Bob's stream is on node B; node A sees him online (presence lives in Redis).
+    let seen_from_a = alice
+        .client
+        .presence()
+        .get_presence(GetPresenceRequest {
+            user_ids: vec![bob.id.clone()],
+        })
+        .await
+        .expect("presence")
+        .into_inner()
+        .presences;
+    assert_eq!(seen_from_a.len(), 1);
+    assert_eq!(seen_from_a[0].state(), PresenceState::Online);
+
+    // Alice types through node A; bob hears it on node B.
+    alice
+        .client
+        .presence()
+        .set_typing(SetTypingRequest {
+            conversation_id: chat.conversation_id.clone(),
+            typing: true,
+        })
+        .await
+        .expect("typing");
+    loop {
+        match next(&mut bob_stream).await.event {
+            Some(Event::Typing(typing)) => {
+                assert_eq!(typing.user_id, alice.id);
+                break;
+            }
+            Some(Event::Heartbeat(_)) => {}
+            other => panic!("expected typing, got {other:?}"),
+        }
+    }
     for node in nodes {
         node.shutdown().await;
     }

@@ -99,8 +99,8 @@ impl Presence {
                 break;
             }
         }
-        let expire_time = typing
-            .then(|| Utc::now() + chrono::Duration::from_std(TYPING_TTL).unwrap_or_default());
+        let expire_time =
+            typing.then(|| Utc::now() + chrono::Duration::from_std(TYPING_TTL).unwrap_or_default());
         self.bus.publish_typing(TypingSignal {
             conversation_id: conversation,
             user_id: who.user_id,
@@ -113,10 +113,17 @@ impl Presence {
 
     /// The presence of those of `user_ids` that `who` may see: people they share a
     /// conversation with, or contacts, unless either blocked the other.
-    pub async fn presence(&self, who: &Principal, user_ids: &[String]) -> Result<Vec<UserPresence>> {
+    pub async fn presence(
+        &self,
+        who: &Principal,
+        user_ids: &[String],
+    ) -> Result<Vec<UserPresence>> {
         let mut v = Violations::new();
         if user_ids.is_empty() || user_ids.len() > MAX_PRESENCE_USERS {
-            v.add("user_ids", format!("between 1 and {MAX_PRESENCE_USERS} ids"));
+            v.add(
+                "user_ids",
+                format!("between 1 and {MAX_PRESENCE_USERS} ids"),
+            );
         }
         let mut ids: Vec<Uuid> = user_ids
             .iter()

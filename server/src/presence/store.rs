@@ -85,7 +85,12 @@ impl PresenceStore for LocalPresence {
                 };
                 // Devices whose stream vanished without a goodbye count as seen until
                 // their expiry.
-                let lapsed = devices.expiries.values().filter(|&&t| t <= now).max().copied();
+                let lapsed = devices
+                    .expiries
+                    .values()
+                    .filter(|&&t| t <= now)
+                    .max()
+                    .copied();
                 devices.expiries.retain(|_, t| *t > now);
                 devices.last_seen = devices.last_seen.max(lapsed);
                 let online = !devices.expiries.is_empty();
