@@ -161,6 +161,11 @@ pub async fn start(config: Config) -> Result<Running> {
     ));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    trim_feeds(
+        health_store.clone(),
+        config.stream.max_replay_events,
+        shutdown.clone(),
+    );
     watch_health(health_store, health_reporter, shutdown.clone());
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(secureconnect_proto::FILE_DESCRIPTOR_SET)
@@ -225,6 +230,26 @@ const HEALTH_PERIOD: Duration = Duration::from_secs(2);
 
 /// Keeps gRPC health (the overall service `""`) in step with the database, so a load
 /// balancer stops sending calls to a node that cannot serve them and resumes by itself.
+/// How often feeds are trimmed to what a device can still be replayed.
+const TRIM_PERIOD: Duration = Duration::from_secs(60);
+
+/// Keeps feeds to their replay window (see `store::sql::retention`), on every node: the
+/// deletes are idempotent, and a node that is down leaves the job to the others.
+fn trim_feeds(store: Arc<SqlStore>, keep: u64, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(TRIM_PERIOD) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            match store.trim_feeds(keep).await {
+                Ok(trimmed) => tracing::debug!(?trimmed, "feeds trimmed"),
+                Err(err) => tracing::warn!(error = %err, "feed trimming failed; retrying later"),
+            }
+        }
+    });
+}
+
 fn watch_health(store: Arc<SqlStore>, reporter: HealthReporter, shutdown: CancellationToken) {
     tokio::spawn(async move {
         let mut serving = None;

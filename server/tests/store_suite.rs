@@ -437,3 +437,88 @@ async fn cassandra_history_has_no_holes_when_a_writer_dies_before_projecting() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Trimming keeps each feed to the replay window and drops events nobody can be replayed
+/// any more — and never touches message history.
+async fn trimming_keeps_the_replay_window(store: Arc<SqlStore>) {
+    let (a, b) = (user(&store, "trim_a").await, user(&store, "trim_b").await);
+    let now = Utc::now();
+    let conversation = store
+        .create_conversation(
+            NewConversation {
+                kind: ConversationKind::Group,
+                creator: a,
+                details: Details::default(),
+                end_to_end_encrypted: false,
+                members: [a, b]
+                    .map(|user_id| Member {
+                        user_id,
+                        role: if user_id == a {
+                            Role::Owner
+                        } else {
+                            Role::Member
+                        },
+                        join_time: now,
+                    })
+                    .to_vec(),
+                direct_key: None,
+                request_id: None,
+            },
+            now,
+        )
+        .await
+        .expect("create")
+        .value
+        .id;
+    for i in 0..10 {
+        store
+            .send_message(message(conversation, a, &format!("t{i}")), Utc::now())
+            .await
+            .expect("send");
+    }
+    // Let any background projection finish, so CQL-held events may go too.
+    store
+        .messages(conversation, Direction::Forward, 0, 100)
+        .await
+        .expect("list");
+    let trimmed = store.trim_feeds(3).await.expect("trim");
+    assert_eq!(trimmed.feed_rows, 2 * 8, "each member keeps 3 of 11");
+    assert_eq!(trimmed.events, 8, "events no feed needs any more");
+    for member in [a, b] {
+        let head = store.feed_head(member).await.expect("head");
+        assert_eq!(head, 11);
+        let kept = store.feed(member, head - 3, 10).await.expect("feed");
+        assert_eq!(
+            kept.iter().map(|i| i.feed_seq).collect::<Vec<_>>(),
+            vec![9, 10, 11],
+            "the replay window is intact"
+        );
+    }
+    assert_eq!(
+        store.trim_feeds(3).await.expect("again"),
+        Default::default(),
+        "idempotent"
+    );
+    let history = store
+        .messages(conversation, Direction::Forward, 0, 100)
+        .await
+        .expect("list");
+    assert_eq!(history.len(), 10, "message history is not trimmed");
+}
+
+#[tokio::test]
+async fn sqlite_trimming_keeps_the_replay_window() {
+    let (store, _dir) = sqlite().await;
+    trimming_keeps_the_replay_window(store).await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Cassandra (SC_TEST_POSTGRES_URL, SC_TEST_CQL_CONTACT_POINT); run by deploy/local/test.sh"]
+async fn postgres_with_cassandra_trimming_keeps_the_replay_window() {
+    let (url, cql) = postgres_and_cassandra().await;
+    let history = CqlHistory::connect(&cql).await.expect("cassandra");
+    let store = SqlStore::connect(&url, &DatabaseConfig::default(), Some(history))
+        .await
+        .expect("postgres");
+    trimming_keeps_the_replay_window(store).await;
+}

@@ -420,7 +420,7 @@ impl ChatStore for SqlStore {
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        self.project(Some(&published));
+        self.project(Some(&published)).await;
         Ok(Committed {
             value: (),
             published: Some(published),
@@ -633,7 +633,7 @@ impl ChatStore for SqlStore {
         )
         .await?;
         txn.commit().await?;
-        self.project(Some(&published));
+        self.project(Some(&published)).await;
         Ok(Committed {
             value: message,
             published: Some(published),
@@ -757,7 +757,7 @@ impl SqlStore {
         };
         let published = record_change_at(&txn, conversation, seq, actor, now, None, change).await?;
         txn.commit().await?;
-        self.project(Some(&published));
+        self.project(Some(&published)).await;
         Ok(Committed {
             value: message,
             published: Some(published),

@@ -122,12 +122,13 @@ impl MigrationTrait for InitialSchema {
 }
 
 /// For message history in CQL: request ids of sent messages, and an index to read a
-/// conversation's committed events in order (to catch the CQL projection up).
+/// conversation's committed events in order (to catch the CQL projection up). For
+/// retention: an index to find events no feed refers to any more.
 struct CqlMessageHistory;
 
 impl MigrationName for CqlMessageHistory {
     fn name(&self) -> &str {
-        "m0002_cql_message_history"
+        "m0002_message_history_and_retention"
     }
 }
 
@@ -141,6 +142,14 @@ impl MigrationTrait for CqlMessageHistory {
             "idx_events_conversation_seq",
             events::Entity,
             &["conversation_id", "seq"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "idx_feed_event",
+            feed::Entity,
+            &["event_id"],
             false,
         )
         .await

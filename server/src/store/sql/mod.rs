@@ -24,6 +24,9 @@ mod convert;
 pub mod entities;
 mod history;
 mod migration;
+mod retention;
+
+pub use retention::Trimmed;
 
 use entities::{events, feed, users};
 

@@ -1,0 +1,102 @@
+//! Retention: the event feeds keep what a resuming device can still be replayed, no more.
+//!
+//! A stream replays at most `stream.max_replay_events` (older cursors get a `gap` and page
+//! with `ListMessages`), so feed rows further back than that from the user's head are
+//! unreachable and go. An event goes when no feed refers to it any more — and, when message
+//! history lives in CQL, only once it has been applied there (it is the source the
+//! projection catches up from). Message history itself is never trimmed here: it lives in
+//! the `messages` table or in CQL.
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+use super::{SqlStore, convert};
+use crate::error::Result;
+
+/// What one trimming pass removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Trimmed {
+    pub feed_rows: u64,
+    pub events: u64,
+}
+
+impl SqlStore {
+    /// Removes feed rows more than `keep` behind their user's head, then events no feed
+    /// refers to (see the module comment). Safe to run from every node at once.
+    pub async fn trim_feeds(&self, keep: u64) -> Result<Trimmed> {
+        let _guard = self.write_guard().await;
+        let backend = self.db.get_database_backend();
+        let param = |n: usize| match backend {
+            DbBackend::Postgres => format!("${n}"),
+            _ => "?".to_owned(),
+        };
+        let keep = convert::seq_to_db(keep);
+        // Portable SQL (SQLite, PostgreSQL, CockroachDB): correlated subqueries, no USING.
+        let feed_rows = self
+            .db
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "DELETE FROM feed WHERE feed_seq <= \
+                     (SELECT users.feed_seq FROM users WHERE users.id = feed.user_id) - {}",
+                    param(1)
+                ),
+                [keep.into()],
+            ))
+            .await?
+            .rows_affected();
+        let unreferenced = "NOT EXISTS (SELECT 1 FROM feed WHERE feed.event_id = events.id)";
+        let mut events = self
+            .db
+            .execute_raw(Statement::from_string(
+                backend,
+                format!("DELETE FROM events WHERE conversation_id IS NULL AND {unreferenced}"),
+            ))
+            .await?
+            .rows_affected();
+        match &self.cql {
+            None => {
+                events += self
+                    .db
+                    .execute_raw(Statement::from_string(
+                        backend,
+                        format!("DELETE FROM events WHERE {unreferenced}"),
+                    ))
+                    .await?
+                    .rows_affected();
+            }
+            Some(cql) => {
+                let candidates = self
+                    .db
+                    .query_all_raw(Statement::from_string(
+                        backend,
+                        format!(
+                            "SELECT conversation_id, MAX(seq) AS max_seq FROM events \
+                             WHERE conversation_id IS NOT NULL AND {unreferenced} \
+                             GROUP BY conversation_id"
+                        ),
+                    ))
+                    .await?;
+                for row in candidates {
+                    let conversation: uuid::Uuid = row.try_get("", "conversation_id")?;
+                    let max_seq: i64 = row.try_get("", "max_seq")?;
+                    let applied = convert::seq_to_db(cql.applied_seq(conversation).await?);
+                    events += self
+                        .db
+                        .execute_raw(Statement::from_sql_and_values(
+                            backend,
+                            format!(
+                                "DELETE FROM events WHERE conversation_id = {} AND seq <= {} \
+                                 AND {unreferenced}",
+                                param(1),
+                                param(2)
+                            ),
+                            [conversation.into(), Ord::min(max_seq, applied).into()],
+                        ))
+                        .await?
+                        .rows_affected();
+                }
+            }
+        }
+        Ok(Trimmed { feed_rows, events })
+    }
+}
