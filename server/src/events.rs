@@ -305,17 +305,25 @@ impl Stream {
                 .store
                 .feed(self.user, self.last, REPLAY_BATCH.min(until - self.last))
                 .await?;
-            if batch.is_empty() {
-                // Cannot happen for committed positions; never spin on it.
-                return Err(Error::internal(format!(
-                    "feed of {} has no events after {} (expected up to {until})",
-                    self.user, self.last
-                )));
-            }
-            for item in batch {
-                if let Err(stop) = self.send_replayed(item).await {
+            // Retention may have trimmed what this stream had not read yet (a replay at
+            // the very edge of the window while events keep coming): say so with a gap
+            // rather than skip silently.
+            let resumes_at = batch.first().map_or(until, |item| item.feed_seq - 1);
+            if resumes_at > self.last {
+                if let Err(stop) = self
+                    .send_replayed(StreamItem::Gap { cursor: resumes_at })
+                    .await
+                {
                     return Ok(Err(stop));
                 }
+                self.last = resumes_at;
+            }
+            for item in batch {
+                let seq = item.feed_seq;
+                if let Err(stop) = self.send_replayed(StreamItem::Event(item)).await {
+                    return Ok(Err(stop));
+                }
+                self.last = seq;
             }
         }
         Ok(Ok(()))
@@ -331,17 +339,15 @@ impl Stream {
     /// Queues an item read from the store, waiting for the client to make room: waiting
     /// slows nobody else (the bus keeps buffering, and a lag is re-read from the store).
     /// Two permits are taken and one handed back, so the `Closing` slot stays free.
-    async fn send_replayed(&mut self, item: FeedItem) -> Result<(), Stop> {
-        let seq = item.feed_seq;
+    async fn send_replayed(&mut self, item: StreamItem) -> Result<(), Stop> {
         let mut permits = tokio::select! {
             permits = self.out.reserve_many(2) => permits.map_err(|_| Stop::Done)?,
             _ = self.shutdown.cancelled() => return Err(Stop::Done),
         };
         if let Some(permit) = permits.next() {
-            permit.send(StreamItem::Event(item));
+            permit.send(item);
             self.sent += 1;
         }
-        self.last = seq;
         Ok(())
     }
 

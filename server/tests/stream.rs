@@ -315,3 +315,41 @@ async fn others_chatting_does_not_starve_an_idle_streams_heartbeats() {
     talker.abort();
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_resume_whose_events_were_trimmed_meanwhile_gets_a_gap_not_a_silent_skip() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let chat = alice.direct_with(&bob).await;
+    let mut stream = bob.subscribe("").await;
+    let cursor = until_caught_up(&mut stream).await;
+    drop(stream);
+    for i in 0..10 {
+        alice.send(&chat.conversation_id, &format!("m{i}")).await;
+    }
+    // Retention runs with a window of 3 between bob's disconnect and his return (within
+    // the server's replay limit, so the server still starts a replay).
+    server.open_store().await.trim_feeds(3).await.expect("trim");
+
+    let mut resumed = bob.subscribe(&cursor).await;
+    let first = next(&mut resumed).await;
+    assert!(
+        matches!(first.event, Some(Event::Gap(_))),
+        "the trimmed part is announced: {first:?}"
+    );
+    let mut texts = Vec::new();
+    for _ in 0..3 {
+        let (_, event) = next_conversation_event(&mut resumed).await;
+        let Some(Change::MessageSent(message)) = event.change else {
+            panic!("{event:?}")
+        };
+        texts.push(text_of(&message).map(str::to_owned));
+    }
+    assert_eq!(
+        texts,
+        ["m7", "m8", "m9"].map(|t| Some(t.to_owned())),
+        "then the rest, in order"
+    );
+    server.shutdown().await;
+}

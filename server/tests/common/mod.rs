@@ -76,6 +76,35 @@ impl TestServer {
         }
     }
 
+    /// A second connection to this server's database (SQLite or PostgreSQL), for tests
+    /// that reach under the API — such as running retention at a chosen moment.
+    pub async fn open_store(&self) -> std::sync::Arc<secureconnect_server::store::sql::SqlStore> {
+        let url = if self.database_url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self._dir.path().join("secureconnect.db").display()
+            )
+        } else {
+            self.database_url.clone()
+        };
+        let history = if cql_config().contact_points.is_empty() {
+            None
+        } else {
+            Some(
+                secureconnect_server::store::cql::CqlHistory::connect(&cql_config())
+                    .await
+                    .expect("cql"),
+            )
+        };
+        secureconnect_server::store::sql::SqlStore::connect(
+            &url,
+            &secureconnect_server::config::DatabaseConfig::default(),
+            history,
+        )
+        .await
+        .expect("second connection to the server's database")
+    }
+
     /// Stops at once, like a crash (see `Running::abort`).
     pub fn crash(mut self) {
         if let Some(running) = self.running.take() {
