@@ -110,15 +110,27 @@ impl Events {
         cursor: &str,
     ) -> Result<mpsc::Receiver<StreamItem>> {
         let resume_from = decode_cursor(cursor)?;
-        // Subscribe first, so nothing committed from here on can be missed.
+        // Subscribe first, and have other nodes route this user's events here, so nothing
+        // committed from here on can be missed.
         let live = self.bus.subscribe();
-        let head = self.store.feed_head(who.user_id).await?;
-        if resume_from.is_some_and(|c| c > head) {
-            return Err(Error::invalid(
-                "cursor",
-                "cursor is ahead of this user's events",
-            ));
-        }
+        self.bus.attach(who.user_id).await;
+        let head = self.store.feed_head(who.user_id).await.and_then(|head| {
+            if resume_from.is_some_and(|c| c > head) {
+                Err(Error::invalid(
+                    "cursor",
+                    "cursor is ahead of this user's events",
+                ))
+            } else {
+                Ok(head)
+            }
+        });
+        let head = match head {
+            Ok(head) => head,
+            Err(err) => {
+                self.bus.detach(who.user_id);
+                return Err(err);
+            }
+        };
         // One slot stays free for the `Closing` item that tells a slow reader to resume.
         let (tx, rx) = mpsc::channel(self.config.buffer_events.max(2) + 1);
         let stream = Stream {
@@ -139,6 +151,7 @@ impl Events {
         };
         let heartbeat = Duration::from_secs(self.config.heartbeat_secs.max(1));
         let presence = Arc::clone(&self.presence);
+        let bus = Arc::clone(&self.bus);
         let (user, session) = (who.user_id, who.session_id);
         presence.stream_alive(user, session, presence_ttl(heartbeat));
         tokio::spawn(async move {
@@ -146,6 +159,7 @@ impl Events {
                 tracing::warn!(%user, error = %err, "event stream ended with an error");
             }
             presence.stream_ended(user, session);
+            bus.detach(user);
         });
         Ok(rx)
     }

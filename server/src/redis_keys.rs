@@ -4,8 +4,9 @@
 //! format change can run beside the old one during a rolling upgrade.
 
 /// Pub/sub channel from each node to all others (JSON `Envelope`, see `bus/redis.rs`):
-/// every committed event, which each node filters for the users it has streams for, and
-/// every session revocation, which each node applies to its token checks.
+/// every session revocation, which each node applies to its token checks, and the events
+/// not routed to particular nodes (recipients beyond `routes::MAX_ROUTED_RECIPIENTS`, or
+/// when the route lookup failed), which each node filters for the users it streams to.
 /// Example: `sc:v1:events`.
 pub fn events_channel(prefix: &str) -> String {
     format!("{prefix}:v1:events")
@@ -30,4 +31,17 @@ pub fn presence_devices(prefix: &str, user: &str) -> String {
 /// Example: `sc:v1:seen:<user id>`.
 pub fn last_seen(prefix: &str, user: &str) -> String {
     format!("{prefix}:v1:seen:{user}")
+}
+
+/// Pub/sub channel of one node: the events for users whose streams it holds (see
+/// `routes`). Example: `sc:v1:node:<node id>`.
+pub fn node_channel(prefix: &str, node: &str) -> String {
+    format!("{prefix}:v1:node:{node}")
+}
+
+/// The nodes holding an event stream of `user`: a sorted set of node id → expiry (ms since
+/// the epoch), refreshed every few seconds by each node. Publishers send an event only to
+/// its recipients' nodes. Example: `sc:v1:routes:<user id>`.
+pub fn routes(prefix: &str, user: &str) -> String {
+    format!("{prefix}:v1:routes:{user}")
 }

@@ -12,6 +12,7 @@ use std::{
 };
 
 use common::*;
+use futures::StreamExt;
 use secureconnect_sdk::proto::{
     event::v1::{SubscribeResponse, conversation_event::Change, subscribe_response::Event},
     presence::v1::{GetPresenceRequest, PresenceState, SetTypingRequest},
@@ -169,6 +170,69 @@ async fn a_message_sent_through_one_node_reaches_a_subscriber_on_another() {
     assert_eq!(
         texts(&mut alice_stream, 2).await,
         ["from node A", "from node B"]
+    );
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and redis-server; run by deploy/local/test.sh"]
+async fn events_travel_only_to_the_nodes_streaming_to_their_recipients() {
+    let redis = RedisProcess::start().await;
+    let keys = tempfile::tempdir().expect("key dir");
+    let prefix = format!("r{}", uuid::Uuid::new_v4().simple());
+    let shared = prefix.clone();
+    let nodes = cluster_with(3, &redis, &keys, move |c| {
+        c.redis.key_prefix = shared.clone();
+    })
+    .await;
+    let alice = nodes[0].register("alice").await;
+    let bob = nodes[1].register("bob").await;
+    let chat = alice.direct_with(&bob).await;
+    let mut bob_stream = bob.subscribe("").await;
+    until_caught_up(&mut bob_stream).await;
+
+    // Listen to every channel of this deployment, as a fourth party.
+    let client = deadpool_redis::redis::Client::open(redis.url()).expect("redis client");
+    let mut spy = client.get_async_pubsub().await.expect("pubsub");
+    spy.psubscribe(format!("{prefix}:v1:*"))
+        .await
+        .expect("psubscribe");
+    let mut heard = spy.into_on_message();
+
+    for i in 0..5 {
+        alice
+            .send(&chat.conversation_id, &format!("routed {i}"))
+            .await;
+    }
+    assert_eq!(
+        texts(&mut bob_stream, 5).await.len(),
+        5,
+        "bob got them live"
+    );
+    let mut channels = Vec::new();
+    while channels.len() < 5 {
+        let message = tokio::time::timeout(Duration::from_secs(10), heard.next())
+            .await
+            .expect("published within 10 s")
+            .expect("spy connected");
+        channels.push(message.get_channel_name().to_owned());
+    }
+    assert!(
+        channels
+            .iter()
+            .all(|c| c.starts_with(&format!("{prefix}:v1:node:"))),
+        "only node channels, never the shared one: {channels:?}"
+    );
+    channels.dedup();
+    assert_eq!(channels.len(), 1, "one node (bob's) got them all");
+    // Nothing more (the third node, with no stream for bob or alice, got nothing).
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), heard.next())
+            .await
+            .is_err(),
+        "no further publishes"
     );
     for node in nodes {
         node.shutdown().await;

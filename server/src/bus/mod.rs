@@ -10,11 +10,14 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use tokio::sync::broadcast;
+use uuid::Uuid;
 
 use crate::domain::{Published, TypingSignal};
 
 mod redis;
+mod routes;
 
 pub use self::redis::{RedisBus, RedisHandles};
 
@@ -32,6 +35,7 @@ pub enum BusMessage {
 }
 
 /// Fan-out of committed events to every open stream.
+#[async_trait]
 pub trait EventBus: Send + Sync {
     /// Hands a committed event to the streams of every node. Never blocks: a stream that
     /// falls behind is cut off and resumes from the store.
@@ -42,6 +46,11 @@ pub trait EventBus: Send + Sync {
     fn publish_typing(&self, signal: TypingSignal);
     /// A receiver of everything published from now on.
     fn subscribe(&self) -> broadcast::Receiver<BusMessage>;
+    /// A stream of `user` opened on this node: from now on other nodes send their events
+    /// here. Returns once they can know, so the stream may then read its feed head.
+    async fn attach(&self, user: Uuid);
+    /// A stream of `user` on this node ended.
+    fn detach(&self, user: Uuid);
     /// Whether messages can be lost on the way (streams then poll their feed on heartbeats).
     fn lossy(&self) -> bool;
 }
@@ -68,6 +77,7 @@ impl LocalBus {
     }
 }
 
+#[async_trait]
 impl EventBus for LocalBus {
     fn publish(&self, event: Published) {
         // An error only means no stream is open right now; the store has the event.
@@ -85,6 +95,10 @@ impl EventBus for LocalBus {
     fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
         self.sender.subscribe()
     }
+
+    async fn attach(&self, _user: Uuid) {}
+
+    fn detach(&self, _user: Uuid) {}
 
     fn lossy(&self) -> bool {
         false

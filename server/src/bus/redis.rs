@@ -1,5 +1,7 @@
 //! The cluster bus: Redis pub/sub between nodes, with local delivery that does not depend
-//! on Redis. If Redis goes away, streams on this node still get this node's events; events
+//! on Redis. Events go only to the nodes holding their recipients' streams (each node has
+//! its own channel; see `routes.rs`); revocations, and events for very large groups, go to
+//! every node on one shared channel. If Redis goes away, streams on this node still get this node's events; events
 //! from other nodes reach them from the store (resync on reconnect, and heartbeat checks)
 //! and live delivery resumes by itself when Redis is back.
 
@@ -12,7 +14,10 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{BusMessage, EventBus};
+use super::{
+    BusMessage, EventBus,
+    routes::{self, Routes},
+};
 use crate::{
     domain::{Event, Published, TypingSignal},
     error::{Error, Result},
@@ -49,6 +54,23 @@ enum Wire {
 pub struct RedisBus {
     local: broadcast::Sender<BusMessage>,
     outbox: mpsc::Sender<Wire>,
+    routes: Arc<Routes>,
+}
+
+/// The channels a node publishes to and listens on.
+#[derive(Clone)]
+struct Channels {
+    prefix: String,
+    /// To every node.
+    broadcast: String,
+    /// To this node only.
+    own: String,
+}
+
+impl Channels {
+    fn of_node(&self, node: Uuid) -> String {
+        redis_keys::node_channel(&self.prefix, &node.to_string())
+    }
 }
 
 impl RedisBus {
@@ -56,25 +78,37 @@ impl RedisBus {
     /// An unreachable Redis is retried, never fatal.
     pub fn start(redis: &RedisHandles, capacity: usize, shutdown: CancellationToken) -> Arc<Self> {
         let (client, pool) = (redis.client.clone(), redis.pool.clone());
-        let channel = redis_keys::events_channel(&redis.prefix);
+        let node = Uuid::now_v7();
+        let channels = Channels {
+            prefix: redis.prefix.clone(),
+            broadcast: redis_keys::events_channel(&redis.prefix),
+            own: redis_keys::node_channel(&redis.prefix, &node.to_string()),
+        };
+        let routes = Arc::new(Routes::new(pool.clone(), &redis.prefix, node));
         let (local, _) = broadcast::channel(capacity.max(16));
         let (outbox, queue) = mpsc::channel(PUBLISH_QUEUE);
-        let node = Uuid::now_v7();
         tokio::spawn(publish_loop(
             pool,
-            channel.clone(),
+            channels.clone(),
             node,
+            Arc::clone(&routes),
             queue,
             shutdown.clone(),
         ));
         tokio::spawn(subscribe_loop(
             client,
-            channel,
+            channels,
             node,
+            Arc::clone(&routes),
             local.clone(),
-            shutdown,
+            shutdown.clone(),
         ));
-        Arc::new(Self { local, outbox })
+        tokio::spawn(refresh_routes(Arc::clone(&routes), shutdown));
+        Arc::new(Self {
+            local,
+            outbox,
+            routes,
+        })
     }
 }
 
@@ -104,6 +138,7 @@ impl RedisHandles {
     }
 }
 
+#[async_trait::async_trait]
 impl EventBus for RedisBus {
     fn publish(&self, event: Published) {
         let wire = Wire::Event {
@@ -140,15 +175,59 @@ impl EventBus for RedisBus {
         self.local.subscribe()
     }
 
+    async fn attach(&self, user: Uuid) {
+        self.routes.attach(user).await;
+    }
+
+    fn detach(&self, user: Uuid) {
+        if let Some(forget) = self.routes.detach(user) {
+            tokio::spawn(forget);
+        }
+    }
+
     fn lossy(&self) -> bool {
         true
     }
 }
 
+/// Keeps this node's routes alive in Redis.
+async fn refresh_routes(routes: Arc<Routes>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(routes::REFRESH_PERIOD) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        if let Err(err) = routes.refresh().await {
+            tracing::warn!(error = %err, "cannot refresh stream routes in redis");
+        }
+    }
+}
+
+/// Where a message goes: the nodes with streams of its recipients, or every node.
+async fn targets(body: &Wire, routes: &Routes, channels: &Channels) -> Vec<String> {
+    let recipients: Vec<Uuid> = match body {
+        Wire::Event { recipients, .. } => recipients.keys().copied().collect(),
+        Wire::Typing(signal) => signal.recipients.clone(),
+        Wire::SessionRevoked { .. } => return vec![channels.broadcast.clone()],
+    };
+    if recipients.len() > routes::MAX_ROUTED_RECIPIENTS {
+        return vec![channels.broadcast.clone()];
+    }
+    match routes.nodes_of(&recipients).await {
+        Ok(nodes) => nodes.into_iter().map(|n| channels.of_node(n)).collect(),
+        Err(err) => {
+            // Cannot tell who needs it: everyone gets it (if Redis takes the publish).
+            tracing::debug!(error = %err, "route lookup failed; broadcasting");
+            vec![channels.broadcast.clone()]
+        }
+    }
+}
+
 async fn publish_loop(
     pool: Pool,
-    channel: String,
+    channels: Channels,
     node: Uuid,
+    routes: Arc<Routes>,
     mut queue: mpsc::Receiver<Wire>,
     shutdown: CancellationToken,
 ) {
@@ -157,6 +236,10 @@ async fn publish_loop(
             body = queue.recv() => match body { Some(body) => body, None => return },
             _ = shutdown.cancelled() => return,
         };
+        let targets = targets(&body, &routes, &channels).await;
+        if targets.is_empty() {
+            continue; // No other node streams to any recipient.
+        }
         let payload = match serde_json::to_string(&Envelope { node, body }) {
             Ok(payload) => payload,
             Err(err) => {
@@ -166,12 +249,12 @@ async fn publish_loop(
         };
         let sent: Result<(), String> = async {
             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg(payload)
-                .query_async::<i64>(&mut conn)
+            let mut pipe = redis::pipe();
+            for channel in &targets {
+                pipe.cmd("PUBLISH").arg(channel).arg(&payload).ignore();
+            }
+            pipe.query_async::<()>(&mut conn)
                 .await
-                .map(|_| ())
                 .map_err(|e| e.to_string())
         }
         .await;
@@ -184,8 +267,9 @@ async fn publish_loop(
 
 async fn subscribe_loop(
     client: redis::Client,
-    channel: String,
+    channels: Channels,
     node: Uuid,
+    routes: Arc<Routes>,
     local: broadcast::Sender<BusMessage>,
     shutdown: CancellationToken,
 ) {
@@ -193,7 +277,9 @@ async fn subscribe_loop(
     loop {
         let session = async {
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
+            pubsub
+                .subscribe(&[&channels.broadcast, &channels.own])
+                .await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
         let outcome = tokio::select! {
@@ -204,7 +290,12 @@ async fn subscribe_loop(
             Ok(pubsub) => {
                 tracing::info!("redis bus subscribed");
                 backoff = Duration::from_millis(100);
-                // Anything published while we were not subscribed is only in the store.
+                // A restarted Redis has forgotten our routes: record them again first, so
+                // events committed from now on are sent here, and then have streams
+                // re-read what was published while we were not listening.
+                if let Err(err) = routes.refresh().await {
+                    tracing::warn!(error = %err, "cannot record stream routes in redis");
+                }
                 let _ = local.send(BusMessage::Resync);
                 let mut messages = pubsub.into_on_message();
                 loop {
