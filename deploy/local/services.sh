@@ -210,6 +210,9 @@ YAML
     return 1
   }
   export SC_TEST_CQL_CONTACT_POINT="127.0.0.1:$CQL_PORT"
+  # The fault test pauses this process (SIGSTOP/SIGCONT) to play a Cassandra outage.
+  SC_TEST_CQL_PID="$(cat "$dir/cassandra.pid")"
+  export SC_TEST_CQL_PID
 }
 
 cassandra_down() {

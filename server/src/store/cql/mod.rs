@@ -201,14 +201,6 @@ impl CqlHistory {
         self.projecting.lock(conversation).await
     }
 
-    /// Whether the cluster answers (for health checks).
-    pub async fn ping(&self) -> bool {
-        self.session
-            .query_unpaged("SELECT release_version FROM system.local", ())
-            .await
-            .is_ok()
-    }
-
     /// Every seq up to this one has been applied (0: nothing yet).
     pub async fn applied_seq(&self, conversation: Uuid) -> Result<u64> {
         let row = self

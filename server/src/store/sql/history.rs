@@ -26,6 +26,8 @@ use crate::{
 
 /// Committed events read per round when catching the CQL projection up.
 const CATCH_UP_BATCH: u64 = 500;
+/// Longest a write call waits to project its event into CQL.
+const PROJECTION_BUDGET: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Applies committed events to the CQL history. Cheap to clone, so a commit can hand its
 /// event to a background task.
@@ -133,9 +135,18 @@ impl SqlStore {
     /// falls behind. (Spawning it instead was tried: no clear gain in the 2-node load
     /// test, whose numbers near saturation vary too much run to run to tell, and an
     /// unbounded pile of tasks under overload.)
+    ///
+    /// A slow or unreachable Cassandra must not hold sends hostage, so the call waits at
+    /// most [`PROJECTION_BUDGET`]; past it the projection is dropped and left to readers.
     pub(super) async fn project(&self, published: Option<&Published>) {
         if let (Some(projector), Some(published)) = (self.projector(), published) {
-            projector.project(Arc::clone(&published.event)).await;
+            let projecting = projector.project(Arc::clone(&published.event));
+            if tokio::time::timeout(PROJECTION_BUDGET, projecting)
+                .await
+                .is_err()
+            {
+                tracing::warn!("message store projection deferred: over its time budget");
+            }
         }
     }
 
