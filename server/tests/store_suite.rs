@@ -440,7 +440,7 @@ async fn cassandra_history_has_no_holes_when_a_writer_dies_before_projecting() {
 
 /// Trimming keeps each feed to the replay window and drops events nobody can be replayed
 /// any more — and never touches message history.
-async fn trimming_keeps_the_replay_window(store: Arc<SqlStore>) {
+async fn trimming_keeps_the_replay_window(store: Arc<SqlStore>, history_in_cql: bool) {
     let (a, b) = (user(&store, "trim_a").await, user(&store, "trim_b").await);
     let now = Utc::now();
     let conversation = store
@@ -504,12 +504,35 @@ async fn trimming_keeps_the_replay_window(store: Arc<SqlStore>) {
         .await
         .expect("list");
     assert_eq!(history.len(), 10, "message history is not trimmed");
+
+    // Request ids: kept with the messages in SQL; for CQL history, kept for the
+    // idempotency window only.
+    let week_ago = Utc::now() - chrono::Duration::days(8);
+    let old = store
+        .send_message(message(conversation, a, "old-request"), week_ago)
+        .await
+        .expect("send");
+    let trimmed = store.trim_feeds(1000).await.expect("trim");
+    assert_eq!(trimmed.request_ids, u64::from(history_in_cql));
+    let retry = store
+        .send_message(message(conversation, a, "old-request"), Utc::now())
+        .await
+        .expect("retry");
+    if history_in_cql {
+        assert_ne!(
+            retry.value.id, old.value.id,
+            "past the window a retry sends again"
+        );
+    } else {
+        assert_eq!(retry.value.id, old.value.id);
+        assert!(retry.published.is_none());
+    }
 }
 
 #[tokio::test]
 async fn sqlite_trimming_keeps_the_replay_window() {
     let (store, _dir) = sqlite().await;
-    trimming_keeps_the_replay_window(store).await;
+    trimming_keeps_the_replay_window(store, false).await;
 }
 
 #[tokio::test]
@@ -520,5 +543,5 @@ async fn postgres_with_cassandra_trimming_keeps_the_replay_window() {
     let store = SqlStore::connect(&url, &DatabaseConfig::default(), Some(history))
         .await
         .expect("postgres");
-    trimming_keeps_the_replay_window(store).await;
+    trimming_keeps_the_replay_window(store, true).await;
 }

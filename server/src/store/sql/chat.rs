@@ -314,16 +314,14 @@ impl ChatStore for SqlStore {
                     ),
             );
         }
-        let mut views = Vec::new();
-        for row in query.all(&self.db).await? {
-            if let Some(membership) = memberships.get(&row.id) {
-                views.push(
-                    self.view(user, membership, convert::conversation(row))
-                        .await?,
-                );
-            }
-        }
-        Ok(views)
+        // Each view takes a few small reads (several round trips to CQL when history lives
+        // there): build the page's views concurrently, in the page's order.
+        let rows = query.all(&self.db).await?;
+        futures::future::try_join_all(rows.into_iter().filter_map(|row| {
+            let membership = memberships.get(&row.id)?;
+            Some(self.view(user, membership, convert::conversation(row)))
+        }))
+        .await
     }
 
     async fn conversation_view(&self, user: Uuid, id: Uuid) -> Result<Option<ConversationView>> {

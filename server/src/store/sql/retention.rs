@@ -5,18 +5,23 @@
 //! unreachable and go. An event goes when no feed refers to it any more — and, when message
 //! history lives in CQL, only once it has been applied there (it is the source the
 //! projection catches up from). Message history itself is never trimmed here: it lives in
-//! the `messages` table or in CQL.
+//! the `messages` table or in CQL. With history in CQL, the request ids that make sends
+//! idempotent are kept for [`IDEMPOTENCY_WINDOW`]; a retry later than that sends again.
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
 
-use super::{SqlStore, convert};
+use super::{SqlStore, convert, entities::message_requests};
 use crate::error::Result;
+
+/// How long a retried send is recognised as one (when history lives in CQL).
+pub const IDEMPOTENCY_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// What one trimming pass removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Trimmed {
     pub feed_rows: u64,
     pub events: u64,
+    pub request_ids: u64,
 }
 
 impl SqlStore {
@@ -97,6 +102,20 @@ impl SqlStore {
                 }
             }
         }
-        Ok(Trimmed { feed_rows, events })
+        let mut request_ids = 0;
+        if self.cql.is_some() {
+            let cutoff = chrono::Utc::now()
+                - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
+            request_ids = message_requests::Entity::delete_many()
+                .filter(message_requests::Column::CreateTime.lt(cutoff))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+        Ok(Trimmed {
+            feed_rows,
+            events,
+            request_ids,
+        })
     }
 }
