@@ -153,7 +153,9 @@ impl Events {
         let presence = Arc::clone(&self.presence);
         let bus = Arc::clone(&self.bus);
         let (user, session) = (who.user_id, who.session_id);
-        presence.stream_alive(user, session, presence_ttl(heartbeat));
+        presence
+            .stream_opened(user, session, presence_ttl(heartbeat))
+            .await;
         tokio::spawn(async move {
             if let Err(err) = stream.run(plan, live, heartbeat, &presence).await {
                 tracing::warn!(%user, error = %err, "event stream ended with an error");

@@ -5,7 +5,12 @@ mod common;
 
 use common::*;
 use secureconnect_sdk::proto::{
-    auth::v1::*, conversation::v1::*, event::v1::SubscribeRequest, message::v1::*, user::v1::*,
+    auth::v1::*,
+    conversation::v1::*,
+    event::v1::SubscribeRequest,
+    message::v1::*,
+    presence::v1::{GetPresenceRequest, SetTypingRequest},
+    user::v1::*,
 };
 use tonic::{Code, Status};
 
@@ -1077,6 +1082,56 @@ async fn event_service_rejects_bad_input() {
         })
         .await;
     invalid("subscribe: negative cursor", result.map(|_| ()), "cursor");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn presence_service_rejects_bad_input() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let typing = |conversation_id: &str| {
+        let (client, conversation_id) = (alice.client.clone(), conversation_id.to_owned());
+        async move {
+            client
+                .presence()
+                .set_typing(SetTypingRequest {
+                    conversation_id,
+                    typing: true,
+                })
+                .await
+        }
+    };
+    invalid(
+        "set typing: no conversation",
+        typing("").await,
+        "conversation_id",
+    );
+    invalid(
+        "set typing: malformed conversation",
+        typing("not-an-id").await,
+        "conversation_id",
+    );
+    let presence = |user_ids: Vec<String>| {
+        let client = alice.client.clone();
+        async move {
+            client
+                .presence()
+                .get_presence(GetPresenceRequest { user_ids })
+                .await
+        }
+    };
+    invalid(
+        "get presence: no ids",
+        presence(Vec::new()).await,
+        "user_ids",
+    );
+    let many = (0..101).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    invalid("get presence: 101 ids", presence(many).await, "user_ids");
+    invalid(
+        "get presence: a malformed id",
+        presence(vec![alice.id.clone(), "nope".into()]).await,
+        "user_ids[1]",
+    );
     server.shutdown().await;
 }
 

@@ -26,6 +26,8 @@ pub use store::{LocalPresence, PresenceStore, RedisPresence, UserPresence};
 pub const TYPING_TTL: Duration = Duration::from_secs(6);
 /// Most users one `GetPresence` call may ask about.
 pub const MAX_PRESENCE_USERS: usize = 100;
+/// Longest a new stream waits to be recorded as online.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(1);
 /// Members read per query when addressing a typing indication.
 const MEMBER_PAGE: u64 = 500;
 
@@ -137,8 +139,17 @@ impl Presence {
         self.store.presence(&visible).await
     }
 
-    /// A device's stream is open (called again on every heartbeat, with `ttl` covering
-    /// a few of them). Best effort: presence is never worth failing a stream for.
+    /// A device's stream just opened. Waited for (briefly), so that a stream ending at
+    /// once cannot have its goodbye overtaken by this hello.
+    pub async fn stream_opened(&self, user: Uuid, session: Uuid, ttl: Duration) {
+        let hello = tokio::time::timeout(OPEN_TIMEOUT, self.store.connected(user, session, ttl));
+        if !matches!(hello.await, Ok(Ok(()))) {
+            tracing::debug!(%user, "presence not recorded");
+        }
+    }
+
+    /// A device's stream is still open (called on every heartbeat, with `ttl` covering a
+    /// few of them). Best effort: presence is never worth failing a stream for.
     pub fn stream_alive(&self, user: Uuid, session: Uuid, ttl: Duration) {
         let store = Arc::clone(&self.store);
         tokio::spawn(async move {

@@ -151,6 +151,12 @@ impl PresenceStore for RedisPresence {
             .arg(now.saturating_add(ttl_ms))
             .arg(session.to_string())
             .ignore()
+            // Devices that vanished without a goodbye (their node died).
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(now)
+            .ignore()
             .cmd("PEXPIRE")
             .arg(&key)
             .arg(ttl_ms)
