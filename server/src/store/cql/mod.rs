@@ -22,11 +22,7 @@
 //! still a window between taking a number and writing the row. The SQL transaction is
 //! already on the send path for the feeds, so numbering there costs nothing extra.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use scylla::{
     client::{
@@ -44,7 +40,13 @@ use crate::{
     store::Direction,
 };
 
+mod locks;
 mod schema;
+mod statements;
+
+pub use locks::ProjectionGuard;
+use locks::ProjectionLocks;
+use statements::Statements;
 
 /// Timeline positions per partition: a busy conversation spreads over many partitions
 /// of at most this many rows instead of growing one without bound.
@@ -77,80 +79,11 @@ pub struct Applied<'a> {
     pub change: &'a Change,
 }
 
-/// Prepared once at start-up: token-aware routing needs the partition key bound, and a
-/// prepared statement skips parsing on every call.
-struct Statements {
-    insert_message: PreparedStatement,
-    insert_id: PreparedStatement,
-    set_progress: PreparedStatement,
-    progress: PreparedStatement,
-    seq_of_id: PreparedStatement,
-    message_at: PreparedStatement,
-    newest_first: PreparedStatement,
-    oldest_first: PreparedStatement,
-    scan_unread: PreparedStatement,
-    ids_in_bucket: PreparedStatement,
-    delete_bucket: PreparedStatement,
-    delete_id: PreparedStatement,
-    delete_progress: PreparedStatement,
-}
-
 /// The CQL message history.
 pub struct CqlHistory {
     session: Session,
     statements: Statements,
     projecting: ProjectionLocks,
-}
-
-/// One projector per conversation on this node. Without it, concurrent sends to one
-/// conversation each find the others' events unapplied and each re-apply the whole range
-/// — work that grows with the square of the concurrency, and collapsed throughput in the
-/// load test. Queued behind the lock, a projector usually finds its event applied already.
-#[derive(Default)]
-struct ProjectionLocks {
-    locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl ProjectionLocks {
-    async fn lock(&self, conversation: Uuid) -> ProjectionGuard<'_> {
-        let lock = Arc::clone(
-            self.locks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(conversation)
-                .or_default(),
-        );
-        let guard = lock.clone().lock_owned().await;
-        ProjectionGuard {
-            locks: self,
-            conversation,
-            _guard: guard,
-        }
-    }
-}
-
-/// Held while projecting one conversation; forgets the lock when nobody else wants it.
-pub struct ProjectionGuard<'a> {
-    locks: &'a ProjectionLocks,
-    conversation: Uuid,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl Drop for ProjectionGuard<'_> {
-    fn drop(&mut self) {
-        let mut locks = self
-            .locks
-            .locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Two references while only this guard holds it: the map's and the guard's.
-        if locks
-            .get(&self.conversation)
-            .is_some_and(|lock| Arc::strong_count(lock) <= 2)
-        {
-            locks.remove(&self.conversation);
-        }
-    }
 }
 
 impl CqlHistory {
@@ -488,70 +421,5 @@ fn consistency(level: CqlConsistency) -> Consistency {
         CqlConsistency::Quorum => Consistency::Quorum,
         CqlConsistency::LocalQuorum => Consistency::LocalQuorum,
         CqlConsistency::All => Consistency::All,
-    }
-}
-
-impl Statements {
-    async fn prepare(session: &Session, ks: &str) -> Result<Self> {
-        let prepare = |text: String| async move { session.prepare(text).await.map_err(cql_error) };
-        Ok(Self {
-            insert_message: prepare(format!(
-                "INSERT INTO {ks}.messages (conversation_id, bucket, seq, id, sender_id, deleted, body) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
-            ))
-            .await?,
-            insert_id: prepare(format!(
-                "INSERT INTO {ks}.message_ids (conversation_id, id, seq) VALUES (?, ?, ?) USING TIMESTAMP ?"
-            ))
-            .await?,
-            set_progress: prepare(format!(
-                "UPDATE {ks}.conversation_progress USING TIMESTAMP ? SET applied_seq = ? \
-                 WHERE conversation_id = ?"
-            ))
-            .await?,
-            progress: prepare(format!(
-                "SELECT applied_seq FROM {ks}.conversation_progress WHERE conversation_id = ?"
-            ))
-            .await?,
-            seq_of_id: prepare(format!(
-                "SELECT seq FROM {ks}.message_ids WHERE conversation_id = ? AND id = ?"
-            ))
-            .await?,
-            message_at: prepare(format!(
-                "SELECT body FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq = ?"
-            ))
-            .await?,
-            newest_first: prepare(format!(
-                "SELECT body FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq < ? \
-                 ORDER BY seq DESC LIMIT ?"
-            ))
-            .await?,
-            oldest_first: prepare(format!(
-                "SELECT body FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq > ? \
-                 ORDER BY seq ASC LIMIT ?"
-            ))
-            .await?,
-            scan_unread: prepare(format!(
-                "SELECT sender_id, deleted FROM {ks}.messages \
-                 WHERE conversation_id = ? AND bucket = ? AND seq > ? LIMIT ?"
-            ))
-            .await?,
-            ids_in_bucket: prepare(format!(
-                "SELECT id FROM {ks}.messages WHERE conversation_id = ? AND bucket = ?"
-            ))
-            .await?,
-            delete_bucket: prepare(format!(
-                "DELETE FROM {ks}.messages USING TIMESTAMP ? WHERE conversation_id = ? AND bucket = ?"
-            ))
-            .await?,
-            delete_id: prepare(format!(
-                "DELETE FROM {ks}.message_ids USING TIMESTAMP ? WHERE conversation_id = ? AND id = ?"
-            ))
-            .await?,
-            delete_progress: prepare(format!(
-                "DELETE FROM {ks}.conversation_progress USING TIMESTAMP ? WHERE conversation_id = ?"
-            ))
-            .await?,
-        })
     }
 }
