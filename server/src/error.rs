@@ -124,35 +124,36 @@ impl From<sea_orm::DbErr> for Error {
 
 /// Whether a database error means "not reachable or too slow right now" (retry later)
 /// rather than a bug: no connection to be had, a dropped connection, a statement timeout,
-/// or a server that is shutting down or starting up.
+/// a server that is shutting down or starting up, or a transaction the database rolled
+/// back to resolve contention (what CockroachDB, always SERIALIZABLE, asks clients to
+/// retry; every write here is safe to retry — sends carry request ids).
 fn database_unavailable(err: &sea_orm::DbErr) -> bool {
-    if matches!(
-        err,
-        sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)
-    ) {
-        return true;
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        // (sea-orm keeps the driver error out of `source()`: match it where it sits.)
+        DbErr::Exec(RuntimeErr::SqlxError(sqlx_err))
+        | DbErr::Query(RuntimeErr::SqlxError(sqlx_err)) => match sqlx_err.as_ref() {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => true,
+            // 57014 statement timeout / query cancelled; 57P0x shutdown, crash, or
+            // starting up; class 08 connection exceptions; 40001 serialization failure,
+            // 40P01 deadlock.
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code == "57014"
+                    || code.starts_with("57P")
+                    || code.starts_with("08")
+                    || code == "40001"
+                    || code == "40P01"
+            }),
+            _ => false,
+        },
+        _ => false,
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(current) = source {
-        if let Some(sqlx_err) = current.downcast_ref::<sqlx::Error>() {
-            return match sqlx_err {
-                sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_)
-                | sqlx::Error::Protocol(_)
-                | sqlx::Error::WorkerCrashed => true,
-                // 57014 statement timeout / query cancelled; 57P0x shutdown, crash, or
-                // starting up; class 08 connection exceptions.
-                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                    code == "57014" || code.starts_with("57P") || code.starts_with("08")
-                }),
-                _ => false,
-            };
-        }
-        source = current.source();
-    }
-    false
 }
 
 impl From<Error> for Status {

@@ -116,3 +116,59 @@ async fn losing_postgres_fails_fast_with_unavailable_and_recovers_without_restar
     );
     server.shutdown().await;
 }
+
+/// A transaction the database rolls back to resolve contention (serialization failure,
+/// what CockroachDB asks clients to retry) is reported as retryable `UNAVAILABLE`, not as
+/// an internal error. Produced for real: two SERIALIZABLE transactions that each read what
+/// the other writes.
+#[tokio::test]
+#[ignore = "needs PostgreSQL (SC_TEST_POSTGRES_URL); run by deploy/local/test.sh"]
+async fn contention_and_statement_timeouts_are_retryable_unavailable() {
+    use sea_orm::{AccessMode, IsolationLevel, TransactionTrait};
+    use secureconnect_server::error::Error;
+
+    let url = fresh_database().await;
+    assert!(
+        !url.is_empty(),
+        "SC_TEST_POSTGRES_URL must be set for this test"
+    );
+    let db = sea_orm::Database::connect(url).await.expect("connect");
+    db.execute_unprepared(
+        "CREATE TABLE t (k int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0), (2, 0)",
+    )
+    .await
+    .expect("setup");
+    let begin = || {
+        db.begin_with_config(
+            Some(IsolationLevel::Serializable),
+            Some(AccessMode::ReadWrite),
+        )
+    };
+    let (a, b) = (begin().await.expect("a"), begin().await.expect("b"));
+    a.execute_unprepared("SELECT sum(v) FROM t")
+        .await
+        .expect("a reads");
+    b.execute_unprepared("SELECT sum(v) FROM t")
+        .await
+        .expect("b reads");
+    a.execute_unprepared("UPDATE t SET v = 1 WHERE k = 1")
+        .await
+        .expect("a writes");
+    b.execute_unprepared("UPDATE t SET v = 1 WHERE k = 2")
+        .await
+        .expect("b writes");
+    a.commit().await.expect("the first commit wins");
+    let lost = b.commit().await.expect_err("the second is rolled back");
+    assert!(
+        matches!(Error::from(lost), Error::Unavailable(_)),
+        "serialization failures are retryable"
+    );
+
+    // And a statement cut off by `statement_timeout` (what `database.statement_timeout_secs`
+    // sets on every connection) is UNAVAILABLE too.
+    let slow = db
+        .execute_unprepared("SET statement_timeout = '100ms'; SELECT pg_sleep(5)")
+        .await
+        .expect_err("cut off");
+    assert!(matches!(Error::from(slow), Error::Unavailable(_)));
+}
