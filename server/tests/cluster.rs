@@ -14,6 +14,7 @@ use std::{
 use common::*;
 use futures::StreamExt;
 use secureconnect_sdk::proto::{
+    conversation::v1::Conversation,
     event::v1::{SubscribeResponse, conversation_event::Change, subscribe_response::Event},
     presence::v1::{GetPresenceRequest, PresenceState, SetTypingRequest},
 };
@@ -132,6 +133,34 @@ async fn cluster_with(
     nodes
 }
 
+/// Two nodes; alice on the first, bob on the second, a direct chat between them, and
+/// bob's stream open (caught up) on his node.
+struct Pair {
+    nodes: Vec<TestServer>,
+    alice: TestUser,
+    bob: TestUser,
+    chat: Conversation,
+    bob_stream: Streaming<SubscribeResponse>,
+}
+
+impl Pair {
+    async fn start(redis: &RedisProcess, keys: &tempfile::TempDir) -> Self {
+        let nodes = cluster(2, redis, keys).await;
+        let alice = nodes[0].register("alice").await;
+        let bob = nodes[1].register("bob").await;
+        let chat = alice.direct_with(&bob).await;
+        let mut bob_stream = bob.subscribe("").await;
+        until_caught_up(&mut bob_stream).await;
+        Self {
+            nodes,
+            alice,
+            bob,
+            chat,
+            bob_stream,
+        }
+    }
+}
+
 /// The texts of the next `n` sent messages on `stream`, asserting seqs rise by one.
 async fn texts(stream: &mut Streaming<SubscribeResponse>, n: usize) -> Vec<String> {
     let mut out = Vec::new();
@@ -154,12 +183,13 @@ async fn texts(stream: &mut Streaming<SubscribeResponse>, n: usize) -> Vec<Strin
 async fn a_message_sent_through_one_node_reaches_a_subscriber_on_another() {
     let redis = RedisProcess::start().await;
     let keys = tempfile::tempdir().expect("key dir");
-    let nodes = cluster(2, &redis, &keys).await;
-    let alice = nodes[0].register("alice").await;
-    let bob = nodes[1].register("bob").await;
-    let chat = alice.direct_with(&bob).await;
-    let mut bob_stream = bob.subscribe("").await;
-    until_caught_up(&mut bob_stream).await;
+    let Pair {
+        nodes,
+        alice,
+        bob,
+        chat,
+        mut bob_stream,
+    } = Pair::start(&redis, &keys).await;
     let mut alice_stream = alice.subscribe("").await;
     until_caught_up(&mut alice_stream).await;
 
@@ -244,12 +274,13 @@ async fn events_travel_only_to_the_nodes_streaming_to_their_recipients() {
 async fn typing_and_presence_cross_nodes() {
     let redis = RedisProcess::start().await;
     let keys = tempfile::tempdir().expect("key dir");
-    let nodes = cluster(2, &redis, &keys).await;
-    let alice = nodes[0].register("alice").await;
-    let bob = nodes[1].register("bob").await;
-    let chat = alice.direct_with(&bob).await;
-    let mut bob_stream = bob.subscribe("").await;
-    until_caught_up(&mut bob_stream).await;
+    let Pair {
+        nodes,
+        alice,
+        bob,
+        chat,
+        mut bob_stream,
+    } = Pair::start(&redis, &keys).await;
 
     // Bob's stream is on node B; node A sees him online (presence lives in Redis).
     let seen_from_a = alice
@@ -295,12 +326,13 @@ async fn typing_and_presence_cross_nodes() {
 async fn a_redis_outage_under_load_loses_nothing_and_live_delivery_returns() {
     let mut redis = RedisProcess::start().await;
     let keys = tempfile::tempdir().expect("key dir");
-    let nodes = cluster(2, &redis, &keys).await;
-    let alice = nodes[0].register("alice").await;
-    let bob = nodes[1].register("bob").await;
-    let chat = alice.direct_with(&bob).await;
-    let mut bob_stream = bob.subscribe("").await;
-    until_caught_up(&mut bob_stream).await;
+    let Pair {
+        nodes,
+        alice,
+        chat,
+        mut bob_stream,
+        ..
+    } = Pair::start(&redis, &keys).await;
 
     let total = 30;
     for i in 0..total {
