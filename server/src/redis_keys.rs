@@ -27,7 +27,8 @@ pub fn presence_devices(prefix: &str, user: &str) -> String {
     format!("{prefix}:v1:presence:{user}")
 }
 
-/// When `user`'s last device disconnected (ms since the epoch), kept 30 days.
+/// When a device of `user` was last connected (ms since the epoch: its last heartbeat or
+/// goodbye), kept 30 days.
 /// Example: `sc:v1:seen:<user id>`.
 pub fn last_seen(prefix: &str, user: &str) -> String {
     format!("{prefix}:v1:seen:{user}")

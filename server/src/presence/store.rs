@@ -161,6 +161,13 @@ impl PresenceStore for RedisPresence {
             .arg(&key)
             .arg(ttl_ms)
             .ignore()
+            // Seen now: what remains if this node dies and the device set expires.
+            .cmd("SET")
+            .arg(redis_keys::last_seen(&self.prefix, &user.to_string()))
+            .arg(now)
+            .arg("EX")
+            .arg(LAST_SEEN_TTL_SECS)
+            .ignore()
             .query_async::<()>(&mut conn)
             .await
             .map_err(redis_error)
