@@ -209,3 +209,34 @@ async fn typing_is_rate_limited() {
     assert!(!status.details().is_empty(), "says when to retry");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_block_silences_typing_both_ways() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let carol = server.register("carol").await;
+    let group = alice.group_with("three", &[&bob, &carol]).await;
+    let mut bobs = bob.subscribe("").await;
+    until_caught_up(&mut bobs).await;
+    bob.client
+        .users()
+        .block_user(BlockUserRequest {
+            user_id: alice.id.clone(),
+        })
+        .await
+        .expect("block");
+
+    alice
+        .set_typing(&group.conversation_id, true)
+        .await
+        .expect("the typist is not told");
+    carol
+        .set_typing(&group.conversation_id, true)
+        .await
+        .expect("typing");
+    let item = next_significant(&mut bobs).await;
+    let typing = typing_of(&item).expect("a typing event");
+    assert_eq!(typing.user_id, carol.id, "carol's, not alice's");
+    server.shutdown().await;
+}

@@ -101,6 +101,9 @@ impl Presence {
                 break;
             }
         }
+        // Nobody hears someone they blocked, or who blocked them, typing. (Silently: the
+        // typist is not told who blocked them.)
+        let recipients = self.users.related_users(who.user_id, &recipients).await?;
         let expire_time =
             typing.then(|| Utc::now() + chrono::Duration::from_std(TYPING_TTL).unwrap_or_default());
         self.bus.publish_typing(TypingSignal {
