@@ -24,7 +24,9 @@ use secureconnect_sdk::{
         auth::v1::RegisterRequest,
         conversation::v1::{ConversationType, CreateConversationRequest},
         event::v1::{SubscribeRequest, conversation_event::Change, subscribe_response::Event},
-        message::v1::{MessageContent, SendMessageRequest, message_content::Body},
+        message::v1::{
+            ListMessagesRequest, MessageContent, SendMessageRequest, message_content::Body,
+        },
     },
 };
 use tokio::sync::Mutex;
@@ -50,6 +52,10 @@ struct Args {
     /// Users that keep an event stream open (the first N).
     #[arg(long)]
     subscribers: Option<usize>,
+    /// History reads per second while sending, in total: `ListMessages`, newest 50 of the
+    /// reader's conversation (0: none).
+    #[arg(long, default_value_t = 0)]
+    reads: u64,
 }
 
 struct User {
@@ -63,6 +69,20 @@ struct Stats {
     send_errors: AtomicU64,
     delivered: AtomicU64,
     latencies_us: Mutex<Vec<u64>>,
+    read_errors: AtomicU64,
+    read_latencies_us: Mutex<Vec<u64>>,
+}
+
+/// p50, p90, p99 and max of `samples` (µs), in ms.
+fn percentiles(samples: &mut [u64]) -> [f64; 4] {
+    samples.sort_unstable();
+    [0.50, 0.90, 0.99, 1.0].map(|p| {
+        if samples.is_empty() {
+            return f64::NAN;
+        }
+        let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
+        samples[index] as f64 / 1000.0
+    })
 }
 
 #[tokio::main]
@@ -166,6 +186,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     eprintln!("sending {} msg/s for {} s…", args.rate, args.duration);
     let users = Arc::new(users);
+    let readers = (args.reads > 0).then(|| {
+        tokio::spawn(read_history(
+            Arc::clone(&users),
+            Arc::clone(&stats),
+            args.reads,
+            args.duration,
+        ))
+    });
     let total = args.rate * args.duration;
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
     let send_start = Instant::now();
@@ -195,20 +223,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     futures::future::join_all(tasks).await;
     let send_secs = send_start.elapsed().as_secs_f64();
+    if let Some(readers) = readers {
+        readers.await?;
+    }
     // Give the last deliveries a moment to land.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let sent = stats.sent.load(Ordering::Relaxed);
     let delivered = stats.delivered.load(Ordering::Relaxed);
-    let mut latencies = stats.latencies_us.lock().await.clone();
-    latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return f64::NAN;
-        }
-        let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        latencies[index] as f64 / 1000.0
-    };
+    let [p50, p90, p99, max] = percentiles(&mut stats.latencies_us.lock().await);
     let members_per_group = args.users as f64 / groups as f64;
     let expected = sent as f64 * members_per_group * subscribers as f64 / args.users as f64;
     println!(
@@ -227,12 +250,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "delivered={delivered} (expected≈{expected:.0}) deliveries/s={:.0}",
         delivered as f64 / send_secs
     );
-    println!(
-        "send→deliver latency ms: p50={:.1} p90={:.1} p99={:.1} max={:.1}",
-        pct(0.50),
-        pct(0.90),
-        pct(0.99),
-        pct(1.0)
-    );
+    println!("send→deliver latency ms: p50={p50:.1} p90={p90:.1} p99={p99:.1} max={max:.1}");
+    if args.reads > 0 {
+        let mut reads = stats.read_latencies_us.lock().await;
+        let done = reads.len();
+        let [p50, p90, p99, max] = percentiles(&mut reads);
+        println!(
+            "history reads={done} read_errors={} latency ms: p50={p50:.1} p90={p90:.1} p99={p99:.1} max={max:.1}",
+            stats.read_errors.load(Ordering::Relaxed)
+        );
+    }
     Ok(())
+}
+
+/// `rate` `ListMessages` calls per second for `duration` seconds, spread over the users.
+async fn read_history(users: Arc<Vec<User>>, stats: Arc<Stats>, rate: u64, duration: u64) {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let begin = Instant::now();
+    let mut tasks = Vec::new();
+    for n in 0..rate * duration {
+        tokio::time::sleep_until((begin + interval.mul_f64(n as f64)).into()).await;
+        let (users, stats) = (Arc::clone(&users), Arc::clone(&stats));
+        tasks.push(tokio::spawn(async move {
+            let user = &users[users.len() - 1 - (n as usize) % users.len()];
+            let asked = Instant::now();
+            let request = ListMessagesRequest {
+                conversation_id: user.conversation.clone(),
+                page_size: 50,
+                ..Default::default()
+            };
+            match user.client.messages().list_messages(request).await {
+                Ok(_) => {
+                    let took = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    stats.read_latencies_us.lock().await.push(took);
+                }
+                Err(_) => {
+                    stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    futures::future::join_all(tasks).await;
 }
