@@ -22,7 +22,11 @@
 //! still a window between taking a number and writing the row. The SQL transaction is
 //! already on the send path for the feeds, so numbering there costs nothing extra.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use scylla::{
     client::{
@@ -51,6 +55,10 @@ use statements::Statements;
 /// Timeline positions per partition: a busy conversation spreads over many partitions
 /// of at most this many rows instead of growing one without bound.
 const BUCKET_SEQS: u64 = 4096;
+
+/// Conversations whose applied position this node remembers; past it the memory is
+/// dropped (it only saves a read).
+const MAX_KNOWN_APPLIED: usize = 100_000;
 
 /// Most rows looked at to count unread messages; the count saturates there.
 pub const UNREAD_SCAN_LIMIT: u64 = 1000;
@@ -84,6 +92,10 @@ pub struct CqlHistory {
     session: Session,
     statements: Statements,
     projecting: ProjectionLocks,
+    /// Applied positions this node wrote or read. `applied_seq` only grows, so each is a
+    /// lower bound of the truth: enough to skip reading it when it already covers what
+    /// a caller needs.
+    known_applied: Mutex<HashMap<Uuid, u64>>,
 }
 
 impl CqlHistory {
@@ -126,12 +138,36 @@ impl CqlHistory {
             session,
             statements,
             projecting: ProjectionLocks::default(),
+            known_applied: Mutex::new(HashMap::new()),
         }))
     }
 
     /// Serialises projection of one conversation on this node (see [`ProjectionLocks`]).
     pub async fn projecting(&self, conversation: Uuid) -> ProjectionGuard<'_> {
         self.projecting.lock(conversation).await
+    }
+
+    /// A lower bound of [`Self::applied_seq`] from what this node has seen, without a
+    /// round trip (0 when it knows nothing).
+    pub fn known_applied(&self, conversation: Uuid) -> u64 {
+        self.known_applied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&conversation)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn remember_applied(&self, conversation: Uuid, seq: u64) {
+        let mut known = self
+            .known_applied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if known.len() >= MAX_KNOWN_APPLIED && !known.contains_key(&conversation) {
+            known.clear();
+        }
+        let entry = known.entry(conversation).or_default();
+        *entry = Ord::max(*entry, seq);
     }
 
     /// Every seq up to this one has been applied (0: nothing yet).
@@ -145,7 +181,9 @@ impl CqlHistory {
             .map_err(Error::internal)?
             .maybe_first_row::<(Option<i64>,)>()
             .map_err(Error::internal)?;
-        Ok(row.and_then(|(seq,)| seq).map(from_cql).unwrap_or(0))
+        let applied = row.and_then(|(seq,)| seq).map(from_cql).unwrap_or(0);
+        self.remember_applied(conversation, applied);
+        Ok(applied)
     }
 
     /// Applies committed events, in `seq` order, then records `upto` as applied. The
@@ -169,6 +207,7 @@ impl CqlHistory {
             )
             .await
             .map_err(cql_error)?;
+        self.remember_applied(conversation, upto);
         Ok(())
     }
 
@@ -237,6 +276,10 @@ impl CqlHistory {
             .execute_unpaged(&self.statements.delete_progress, (stamp, conversation))
             .await
             .map_err(cql_error)?;
+        self.known_applied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&conversation);
         Ok(())
     }
 

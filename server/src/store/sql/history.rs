@@ -41,7 +41,9 @@ impl Projector {
     /// Makes sure every event of `conversation` up to `last_seq` (committed) is applied,
     /// including what a writer that died after its commit left behind.
     async fn sync(&self, conversation: Uuid, last_seq: u64) -> Result<()> {
-        if self.cql.applied_seq(conversation).await? >= last_seq {
+        if self.cql.known_applied(conversation) >= last_seq
+            || self.cql.applied_seq(conversation).await? >= last_seq
+        {
             return Ok(());
         }
         let _projecting = self.cql.projecting(conversation).await;
@@ -65,7 +67,14 @@ impl Projector {
             return;
         };
         let _projecting = self.cql.projecting(*conversation_id).await;
-        let result = match self.cql.applied_seq(*conversation_id).await {
+        // What this node applied last is usually the event just before (no read needed).
+        let known = self.cql.known_applied(*conversation_id);
+        let applied = if known + 1 == *seq {
+            Ok(known)
+        } else {
+            self.cql.applied_seq(*conversation_id).await
+        };
+        let result = match applied {
             // The common case: everything before this event is applied already.
             Ok(applied) if applied + 1 == *seq => {
                 self.cql
