@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod expiring_set;
 pub mod layers;
 pub mod mail;
 pub mod paging;

@@ -42,6 +42,33 @@ async fn user(store: &SqlStore, name: &str) -> Uuid {
     store.create_user(new, Utc::now()).await.expect("user").id
 }
 
+/// A group of `owner` and `member`, titled "suite".
+fn group_of(owner: Uuid, member: Uuid, now: chrono::DateTime<Utc>) -> NewConversation {
+    NewConversation {
+        kind: ConversationKind::Group,
+        creator: owner,
+        details: Details {
+            title: "suite".into(),
+            ..Details::default()
+        },
+        end_to_end_encrypted: false,
+        members: vec![
+            Member {
+                user_id: owner,
+                role: Role::Owner,
+                join_time: now,
+            },
+            Member {
+                user_id: member,
+                role: Role::Member,
+                join_time: now,
+            },
+        ],
+        direct_key: None,
+        request_id: None,
+    }
+}
+
 fn message(conversation: Uuid, sender: Uuid, request_id: &str) -> NewMessage {
     NewMessage {
         conversation_id: conversation,
@@ -62,30 +89,11 @@ async fn chat_store_suite(store: Arc<SqlStore>) {
         user(&store, "suite_c").await,
     );
     let now = Utc::now();
-    let members = [a, b]
-        .map(|user_id| Member {
-            user_id,
-            role: if user_id == a {
-                Role::Owner
-            } else {
-                Role::Member
-            },
-            join_time: now,
-        })
-        .to_vec();
     let created = store
         .create_conversation(
             NewConversation {
-                kind: ConversationKind::Group,
-                creator: a,
-                details: Details {
-                    title: "suite".into(),
-                    ..Details::default()
-                },
-                end_to_end_encrypted: false,
-                members,
-                direct_key: None,
                 request_id: Some("create-1".into()),
+                ..group_of(a, b, now)
             },
             now,
         )
@@ -310,28 +318,7 @@ async fn cassandra_history_has_no_holes_when_a_writer_dies_before_projecting() {
     );
     let now = Utc::now();
     let conversation = node_a
-        .create_conversation(
-            NewConversation {
-                kind: ConversationKind::Group,
-                creator: a,
-                details: Details::default(),
-                end_to_end_encrypted: false,
-                members: [a, b]
-                    .map(|user_id| Member {
-                        user_id,
-                        role: if user_id == a {
-                            Role::Owner
-                        } else {
-                            Role::Member
-                        },
-                        join_time: now,
-                    })
-                    .to_vec(),
-                direct_key: None,
-                request_id: None,
-            },
-            now,
-        )
+        .create_conversation(group_of(a, b, now), now)
         .await
         .expect("create")
         .value
@@ -444,28 +431,7 @@ async fn trimming_keeps_the_replay_window(store: Arc<SqlStore>, history_in_cql: 
     let (a, b) = (user(&store, "trim_a").await, user(&store, "trim_b").await);
     let now = Utc::now();
     let conversation = store
-        .create_conversation(
-            NewConversation {
-                kind: ConversationKind::Group,
-                creator: a,
-                details: Details::default(),
-                end_to_end_encrypted: false,
-                members: [a, b]
-                    .map(|user_id| Member {
-                        user_id,
-                        role: if user_id == a {
-                            Role::Owner
-                        } else {
-                            Role::Member
-                        },
-                        join_time: now,
-                    })
-                    .to_vec(),
-                direct_key: None,
-                request_id: None,
-            },
-            now,
-        )
+        .create_conversation(group_of(a, b, now), now)
         .await
         .expect("create")
         .value

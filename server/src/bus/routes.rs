@@ -18,7 +18,7 @@ use chrono::Utc;
 use deadpool_redis::{Pool, redis};
 use uuid::Uuid;
 
-use crate::redis_keys;
+use crate::{expiring_set, redis_keys};
 
 /// How long a route lives without a refresh.
 const ROUTE_TTL: Duration = Duration::from_secs(30);
@@ -37,11 +37,6 @@ pub struct Routes {
     node: Uuid,
     /// Open streams on this node, per user.
     local: Mutex<HashMap<Uuid, usize>>,
-}
-
-fn expiry_ms() -> i64 {
-    let ttl = i64::try_from(ROUTE_TTL.as_millis()).unwrap_or(i64::MAX);
-    Utc::now().timestamp_millis().saturating_add(ttl)
 }
 
 impl Routes {
@@ -110,25 +105,11 @@ impl Routes {
             return Ok(());
         }
         let now = Utc::now().timestamp_millis();
-        let expiry = expiry_ms();
         let ttl_ms = i64::try_from(ROUTE_TTL.as_millis()).unwrap_or(i64::MAX);
+        let node = self.node.to_string();
         let mut pipe = redis::pipe();
         for &user in users {
-            let key = self.key(user);
-            pipe.cmd("ZADD")
-                .arg(&key)
-                .arg(expiry)
-                .arg(self.node.to_string())
-                .ignore()
-                .cmd("ZREMRANGEBYSCORE")
-                .arg(&key)
-                .arg("-inf")
-                .arg(now)
-                .ignore()
-                .cmd("PEXPIRE")
-                .arg(&key)
-                .arg(ttl_ms)
-                .ignore();
+            expiring_set::renew(&mut pipe, &self.key(user), &node, now, ttl_ms);
         }
         let mut conn = self
             .pool

@@ -363,12 +363,7 @@ impl Chat {
 
     /// The group and the caller's role in it; direct conversations are refused.
     async fn group_for(&self, who: &Principal, id: Uuid) -> Result<(Conversation, Role)> {
-        let membership = self.membership(id, who.user_id).await?;
-        let conversation = self
-            .store
-            .conversation(id)
-            .await?
-            .ok_or(Error::NotFound("conversation"))?;
+        let (conversation, membership) = self.as_member(id, who.user_id).await?;
         if conversation.kind != ConversationKind::Group {
             return Err(Error::invalid(
                 "conversation_id",

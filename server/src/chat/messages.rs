@@ -155,12 +155,7 @@ impl Chat {
         conversation_id: Uuid,
         content: &Content,
     ) -> Result<()> {
-        self.membership(conversation_id, who.user_id).await?;
-        let conversation = self
-            .store
-            .conversation(conversation_id)
-            .await?
-            .ok_or(Error::NotFound("conversation"))?;
+        let (conversation, _) = self.as_member(conversation_id, who.user_id).await?;
         check_encryption(conversation.end_to_end_encrypted, content)?;
         if conversation.kind == ConversationKind::Direct {
             let members = self.store.members(conversation_id, None, 2).await?;
@@ -242,12 +237,7 @@ impl Chat {
         let ((Some(conversation_id), Some(message_id)), Some(content)) = (ids, content) else {
             return Err(Error::invalid("content", "required"));
         };
-        self.membership(conversation_id, who.user_id).await?;
-        let conversation = self
-            .store
-            .conversation(conversation_id)
-            .await?
-            .ok_or(Error::NotFound("conversation"))?;
+        let (conversation, _) = self.as_member(conversation_id, who.user_id).await?;
         let message = self
             .store
             .message(conversation_id, message_id)

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::{
     bus::EventBus,
     config::LimitsConfig,
-    domain::Membership,
+    domain::{Conversation, Membership},
     error::{Error, Reason, Result},
     ratelimit::RateLimiter,
     store::{ChatStore, Committed, UserStore},
@@ -52,6 +52,21 @@ impl Chat {
             .membership(conversation, user)
             .await?
             .ok_or(Error::NotFound("conversation"))
+    }
+
+    /// The conversation and the caller's membership in it, or `NOT_FOUND` as above.
+    async fn as_member(
+        &self,
+        conversation: Uuid,
+        user: Uuid,
+    ) -> Result<(Conversation, Membership)> {
+        let membership = self.membership(conversation, user).await?;
+        let found = self
+            .store
+            .conversation(conversation)
+            .await?
+            .ok_or(Error::NotFound("conversation"))?;
+        Ok((found, membership))
     }
 
     /// Publishes what a write committed and returns its value.

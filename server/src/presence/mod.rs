@@ -28,8 +28,6 @@ pub const TYPING_TTL: Duration = Duration::from_secs(6);
 pub const MAX_PRESENCE_USERS: usize = 100;
 /// Longest a new stream waits to be recorded as online.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(1);
-/// Members read per query when addressing a typing indication.
-const MEMBER_PAGE: u64 = 500;
 
 /// The presence domain service.
 pub struct Presence {
@@ -71,12 +69,12 @@ impl Presence {
         let Some(conversation) = conversation else {
             return Err(Error::invalid("conversation_id", "required"));
         };
-        if self
+        // One read answers both: is the caller a member, and who hears it.
+        let members = self
             .chat
-            .membership(conversation, who.user_id)
-            .await?
-            .is_none()
-        {
+            .members(conversation, None, u64::from(u32::MAX))
+            .await?;
+        if !members.iter().any(|m| m.user_id == who.user_id) {
             return Err(Error::NotFound("conversation"));
         }
         // Typing is chatty by nature; a client renewing every few seconds stays far below.
@@ -86,21 +84,11 @@ impl Presence {
             window: Duration::from_secs(10),
         };
         self.limiter.check(limit, &who.user_id.to_string()).await?;
-        let mut recipients = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self.chat.members(conversation, after, MEMBER_PAGE).await?;
-            let full = page.len() as u64 == MEMBER_PAGE;
-            after = page.last().map(|m| (m.join_time, m.user_id));
-            recipients.extend(
-                page.into_iter()
-                    .map(|m| m.user_id)
-                    .filter(|&id| id != who.user_id),
-            );
-            if !full {
-                break;
-            }
-        }
+        let recipients: Vec<Uuid> = members
+            .into_iter()
+            .map(|m| m.user_id)
+            .filter(|&id| id != who.user_id)
+            .collect();
         // Nobody hears someone they blocked, or who blocked them, typing. (Silently: the
         // typist is not told who blocked them.)
         let recipients = self.users.related_users(who.user_id, &recipients).await?;

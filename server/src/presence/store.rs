@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use deadpool_redis::{Pool, redis};
 use uuid::Uuid;
 
-use crate::{domain::Time, error::Result, redis_keys};
+use crate::{domain::Time, error::Result, expiring_set, redis_keys};
 
 /// One user's presence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,26 +143,12 @@ impl PresenceStore for RedisPresence {
         let key = redis_keys::presence_devices(&self.prefix, &user.to_string());
         let now = Utc::now().timestamp_millis();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        expiring_set::renew(&mut pipe, &key, &session.to_string(), now, ttl_ms);
         let mut conn = self.connection().await?;
-        redis::pipe()
-            .atomic()
-            .cmd("ZADD")
-            .arg(&key)
-            .arg(now.saturating_add(ttl_ms))
-            .arg(session.to_string())
-            .ignore()
-            // Devices that vanished without a goodbye (their node died).
-            .cmd("ZREMRANGEBYSCORE")
-            .arg(&key)
-            .arg("-inf")
-            .arg(now)
-            .ignore()
-            .cmd("PEXPIRE")
-            .arg(&key)
-            .arg(ttl_ms)
-            .ignore()
-            // Seen now: what remains if this node dies and the device set expires.
-            .cmd("SET")
+        // Seen now: what remains if this node dies and the device set expires.
+        pipe.cmd("SET")
             .arg(redis_keys::last_seen(&self.prefix, &user.to_string()))
             .arg(now)
             .arg("EX")

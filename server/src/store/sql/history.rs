@@ -316,11 +316,12 @@ impl SqlStore {
         if self.cql.is_none() {
             return Ok(0); // Not needed: the messages table is always current.
         }
-        Ok(self
-            .find_conversation(&self.db, conversation)
-            .await
-            .map(|c| c.last_seq)
-            .unwrap_or(0))
+        match self.find_conversation(&self.db, conversation).await {
+            Ok(found) => Ok(found.last_seq),
+            Err(Error::NotFound(_)) => Ok(0),
+            // Not 0: that would read as "no history" while the database is away.
+            Err(err) => Err(err),
+        }
     }
 
     pub(super) async fn list_messages(
