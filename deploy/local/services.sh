@@ -84,12 +84,21 @@ seaweedfs_build() {
   local module="github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION" src work
   # `go install pkg@version` refuses modules with replace directives, so build the
   # downloaded module as the main module instead.
-  src="$(go mod download -json "$module" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  # Quiet unless it fails: the build prints a line per module it downloads.
+  local log
+  log="$(mktemp)"
+  echo "building SeaweedFS $SEAWEEDFS_VERSION (once per version; ~5 min on 2 cores)"
+  src="$(go mod download -json "$module" 2>>"$log" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
   work="$(mktemp -d)"
   cp -r "$src/." "$work" && chmod -R u+w "$work"
   mkdir -p "$(dirname "$SEAWEEDFS_BIN")"
-  (cd "$work" && go build -o "$SEAWEEDFS_BIN.tmp" ./weed) && mv "$SEAWEEDFS_BIN.tmp" "$SEAWEEDFS_BIN"
-  rm -rf "$work"
+  if ! (cd "$work" && go build -o "$SEAWEEDFS_BIN.tmp" ./weed) >>"$log" 2>&1; then
+    cat "$log" >&2
+    rm -rf "$work" "$log"
+    return 1
+  fi
+  mv "$SEAWEEDFS_BIN.tmp" "$SEAWEEDFS_BIN"
+  rm -rf "$work" "$log"
 }
 
 seaweedfs_up() {
@@ -106,6 +115,8 @@ JSON
     -s3 -s3.port="$S3_PORT" -s3.config="$dir/s3.json" -master.volumeSizeLimitMB=64 \
     >"$dir/weed.log" 2>&1 &
   echo $! > "$dir/weed.pid"
+  # Not a job of this shell: stopping it later must not print "Killed".
+  disown
   for _ in $(seq 120); do
     curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && break
     sleep 0.5
@@ -201,6 +212,7 @@ YAML
     -Dcassandra-foreground=yes -Dcassandra.jmx.local.port=17799 \
     -cp "$CASSANDRA_LIB/*" org.apache.cassandra.service.CassandraDaemon >"$dir/cassandra.log" 2>&1 &
   echo $! > "$dir/cassandra.pid"
+  disown
   for _ in $(seq 180); do
     grep -q "Starting listening for CQL clients" "$dir/cassandra.log" && break
     sleep 1

@@ -2,8 +2,6 @@
 //! services pass. Presence follows devices: online while any device's stream is alive,
 //! offline with a last-seen time once the last one says goodbye or stops refreshing.
 
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
 use secureconnect_server::{

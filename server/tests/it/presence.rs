@@ -1,11 +1,9 @@
 //! Presence and typing: typing reaches the other members' streams (and nobody else's),
 //! presence follows open streams, and only related users see it.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use secureconnect_sdk::proto::{
     event::v1::{SubscribeResponse, Typing, subscribe_response::Event},
     presence::v1::{GetPresenceRequest, PresenceState, SetTypingRequest, UserPresence},

@@ -1,8 +1,6 @@
 //! Conversations and messages between real users over real sockets.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use secureconnect_sdk::proto::{
     conversation::v1::{
         AddMembersRequest, ConversationType, CreateConversationRequest, DeleteConversationRequest,

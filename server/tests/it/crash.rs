@@ -3,15 +3,13 @@
 //!
 //! Ignored in the embedded pass; `deploy/local/test.sh` runs it on its services pass.
 
-mod common;
-
 use std::{
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
     time::Duration,
 };
 
-use common::*;
+use crate::common::*;
 use secureconnect_sdk::{
     Client,
     proto::{
@@ -29,9 +27,12 @@ fn spawn_node(dir: &std::path::Path, database: &str, redis: &str, key: &str) -> 
         .env("SECURECONNECT_REDIS__URL", redis)
         .env(
             "SECURECONNECT_CQL__CONTACT_POINTS",
-            common::cql_config().contact_points,
+            crate::common::cql_config().contact_points,
         )
-        .env("SECURECONNECT_CQL__KEYSPACE", common::cql_config().keyspace)
+        .env(
+            "SECURECONNECT_CQL__KEYSPACE",
+            crate::common::cql_config().keyspace,
+        )
         .env("SECURECONNECT_CQL__REPLICATION_FACTOR", "1")
         .env("SECURECONNECT_AUTH__ROOT_KEY_FILE", key)
         .env("SECURECONNECT_LIMITS__MESSAGES_PER_SECOND", "1000")

@@ -3,17 +3,15 @@
 //! history fails fast with UNAVAILABLE, and once Cassandra is back every message shows
 //! up in history, in order — caught up from the database, with no restart.
 //!
-//! Its own test binary, so no other test runs while Cassandra is paused. Ignored in the
-//! embedded pass; `deploy/local/test.sh` runs it with the services.
-
-mod common;
+//! `deploy/local/test.sh` runs it alone (after the rest of the suite), so no other test
+//! runs while Cassandra is paused. Ignored in the embedded pass.
 
 use std::{
     process::Command,
     time::{Duration, Instant},
 };
 
-use common::*;
+use crate::common::*;
 use tonic::Code;
 
 /// Pauses the Cassandra process until dropped (so a failing test cannot leave it frozen).

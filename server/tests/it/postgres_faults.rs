@@ -4,11 +4,9 @@
 //! Ignored in the embedded pass; `deploy/local/test.sh` runs it on its PostgreSQL pass
 //! (`--include-ignored`), where `SC_TEST_POSTGRES_URL` is set.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use sea_orm::ConnectionTrait;
 use secureconnect_sdk::proto::user::v1::GetCurrentUserRequest;
 use tonic::Code;

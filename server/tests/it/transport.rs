@@ -1,9 +1,7 @@
 //! The transport surface: gRPC-web over HTTP/1.1 with CORS for browsers, health, and
 //! reflection for grpcurl — all on the one port.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 use tonic_health::pb::{

@@ -4,14 +4,12 @@
 //!
 //! Ignored in the embedded pass; `deploy/local/test.sh` runs them on its PostgreSQL pass.
 
-mod common;
-
 use std::{
     process::{Child, Command, Stdio},
     time::Duration,
 };
 
-use common::*;
+use crate::common::*;
 use futures::StreamExt;
 use secureconnect_sdk::proto::{
     conversation::v1::Conversation,

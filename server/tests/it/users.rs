@@ -1,8 +1,6 @@
 //! Contacts and account deletion.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use secureconnect_sdk::proto::{
     auth::v1::{LoginRequest, RegisterRequest},
     conversation::v1::{GetConversationRequest, MemberRole},

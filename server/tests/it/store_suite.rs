@@ -3,8 +3,6 @@
 //! Cassandra (run from several store instances, like several nodes). What matters most: per-conversation `seq` and per-user `feed_seq` stay
 //! dense and strictly increasing under concurrent writers, and retries change nothing.
 
-mod common;
-
 use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::Utc;
@@ -252,7 +250,7 @@ async fn sqlite_chat_store_keeps_the_contract() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL (SC_TEST_POSTGRES_URL); run by deploy/local/test.sh"]
 async fn postgres_chat_store_keeps_the_contract() {
-    let url = common::fresh_database().await;
+    let url = crate::common::fresh_database().await;
     assert!(
         !url.is_empty(),
         "SC_TEST_POSTGRES_URL must be set for this test"
@@ -265,8 +263,8 @@ async fn postgres_chat_store_keeps_the_contract() {
 
 /// A fresh PostgreSQL database and the Cassandra settings of the services pass.
 async fn postgres_and_cassandra() -> (String, secureconnect_server::config::CqlConfig) {
-    let url = common::fresh_database().await;
-    let cql = common::cql_config();
+    let url = crate::common::fresh_database().await;
+    let cql = crate::common::cql_config();
     assert!(
         !url.is_empty() && !cql.contact_points.is_empty(),
         "SC_TEST_POSTGRES_URL and SC_TEST_CQL_CONTACT_POINT must be set for this test"

@@ -1,9 +1,7 @@
 //! Bad input, RPC by RPC: every malformed request gets `INVALID_ARGUMENT` naming the
 //! field (or the documented code), and nothing panics or changes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use secureconnect_sdk::proto::{
     auth::v1::*,
     conversation::v1::*,

@@ -1,9 +1,7 @@
 //! Accounts and sessions: sign-up, sign-in, refresh rotation with reuse detection,
 //! sign-out, session revocation, password change, throttling.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use secureconnect_sdk::proto::{
     auth::v1::{
         ChangePasswordRequest, ListSessionsRequest, LoginRequest, LogoutRequest,

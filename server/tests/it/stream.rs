@@ -1,11 +1,9 @@
 //! The real-time stream: resume without loss or duplicates, ordering under concurrent
 //! writers, gaps, heartbeats and slow consumers.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::*;
+use crate::common::*;
 use secureconnect_sdk::proto::{
     event::v1::{ClosingReason, conversation_event::Change, subscribe_response::Event},
     message::v1::{ListDirection, ListMessagesRequest},

@@ -1,0 +1,24 @@
+//! The server's integration suite, as one test binary: a binary per file would link the
+//! whole server seventeen times over (5.7 GB of debug build) for no isolation we use.
+//!
+//! Tests that need a real service are `#[ignore]`d with the reason and run by
+//! `deploy/local/test.sh` with `--include-ignored`. `cassandra_faults` pauses the shared
+//! Cassandra, so the script runs it on its own (`--skip cassandra_faults`, then alone).
+
+mod auth;
+mod bad_input;
+mod binary;
+mod blobs;
+mod cassandra_faults;
+mod chat;
+mod cluster;
+mod crash;
+mod mail;
+mod postgres_faults;
+mod presence;
+mod presence_store;
+mod rate_limiter;
+mod store_suite;
+mod stream;
+mod transport;
+mod users;
