@@ -20,6 +20,9 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
+mod errors;
+
+pub use errors::error_reason;
 use proto::{
     auth::v1::auth_service_client::AuthServiceClient,
     conversation::v1::conversation_service_client::ConversationServiceClient,

@@ -11,7 +11,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 pub const ERROR_DOMAIN: &str = "secureconnect.io";
 
 /// Machine-readable reasons, mirrored by `secureconnect.type.v1.ErrorReason`
-/// (a unit test keeps the two in step).
+/// (tests keep the two in step, through the SDK's decoder).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     InvalidToken,
@@ -27,10 +27,34 @@ pub enum Reason {
     EncryptionMismatch,
     LastOwner,
     AlreadyContacts,
+    RequestIdReused,
+    RequestTooLarge,
+    ServerBusy,
 }
 
 impl Reason {
-    /// The `ErrorInfo.reason` string: the proto enum value name without its prefix.
+    /// Every reason, for the tests that keep this list and the proto enum in step.
+    pub const ALL: [Reason; 16] = [
+        Reason::InvalidToken,
+        Reason::InvalidCredentials,
+        Reason::RefreshTokenReused,
+        Reason::RateLimited,
+        Reason::EmailTaken,
+        Reason::UsernameTaken,
+        Reason::Blocked,
+        Reason::InsufficientRole,
+        Reason::NotAuthor,
+        Reason::MessageDeleted,
+        Reason::EncryptionMismatch,
+        Reason::LastOwner,
+        Reason::AlreadyContacts,
+        Reason::RequestIdReused,
+        Reason::RequestTooLarge,
+        Reason::ServerBusy,
+    ];
+
+    /// The `ErrorInfo.reason` string: the proto enum value's name without its
+    /// `ERROR_REASON_` prefix (the spelling `type.proto` documents).
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::InvalidToken => "INVALID_TOKEN",
@@ -46,6 +70,9 @@ impl Reason {
             Reason::EncryptionMismatch => "ENCRYPTION_MISMATCH",
             Reason::LastOwner => "LAST_OWNER",
             Reason::AlreadyContacts => "ALREADY_CONTACTS",
+            Reason::RequestIdReused => "REQUEST_ID_REUSED",
+            Reason::RequestTooLarge => "REQUEST_TOO_LARGE",
+            Reason::ServerBusy => "SERVER_BUSY",
         }
     }
 }
@@ -88,6 +115,12 @@ pub enum Error {
     },
     #[error("too many requests")]
     RateLimited { retry_after: std::time::Duration },
+    /// The server has no capacity for this work right now (not the caller's fault).
+    #[error("{message}")]
+    Busy {
+        message: &'static str,
+        retry_after: std::time::Duration,
+    },
     #[error("a backend is unavailable")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -196,6 +229,14 @@ impl From<Error> for Status {
                 details.set_retry_info(Some(retry_after));
                 Status::with_error_details(Code::ResourceExhausted, "too many requests", details)
             }
+            Error::Busy {
+                message,
+                retry_after,
+            } => {
+                let mut details = info(Reason::ServerBusy);
+                details.set_retry_info(Some(retry_after));
+                Status::with_error_details(Code::ResourceExhausted, message, details)
+            }
             Error::Unavailable(cause) => {
                 tracing::warn!(%cause, "backend unavailable");
                 Status::unavailable("a backend is temporarily unavailable; retry")
@@ -215,28 +256,20 @@ mod tests {
     use super::Reason;
 
     #[test]
-    fn every_reason_is_declared_in_the_proto_enum() {
-        let all = [
-            Reason::InvalidToken,
-            Reason::InvalidCredentials,
-            Reason::RefreshTokenReused,
-            Reason::RateLimited,
-            Reason::EmailTaken,
-            Reason::UsernameTaken,
-            Reason::Blocked,
-            Reason::InsufficientRole,
-            Reason::NotAuthor,
-            Reason::MessageDeleted,
-            Reason::EncryptionMismatch,
-            Reason::LastOwner,
-            Reason::AlreadyContacts,
-        ];
-        for reason in all {
+    fn every_reason_is_declared_in_the_proto_enum_and_vice_versa() {
+        for reason in Reason::ALL {
             let name = format!("ERROR_REASON_{}", reason.as_str());
             assert!(
                 ErrorReason::from_str_name(&name).is_some(),
                 "{name} missing from type.proto"
             );
         }
+        // Every proto value but UNSPECIFIED is one the server can send.
+        let declared = (1..).map_while(|n| ErrorReason::try_from(n).ok()).count();
+        assert_eq!(
+            declared,
+            Reason::ALL.len(),
+            "type.proto has reasons the server lacks"
+        );
     }
 }

@@ -5,6 +5,8 @@
 //! `deploy/local/test.sh` with `--include-ignored`. `cassandra_faults` pauses the shared
 //! Cassandra, so the script runs it on its own (`--skip cassandra_faults`, then alone).
 
+mod common;
+
 mod auth;
 mod bad_input;
 mod binary;
@@ -13,6 +15,8 @@ mod cassandra_faults;
 mod chat;
 mod cluster;
 mod crash;
+mod errors;
+mod idempotency;
 mod mail;
 mod postgres_faults;
 mod presence;

@@ -405,13 +405,16 @@ pub fn violated_fields(status: &Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The `ErrorInfo.reason` of a status.
+/// The reason of a status as the SDK decodes it (`ERROR_REASON_` prefix dropped, the way
+/// the server spells it), or empty when it has none: every reason a test checks goes
+/// through the decoder apps use.
 pub fn reason(status: &Status) -> String {
-    use tonic_types::StatusExt;
-    status
-        .get_error_details()
-        .error_info()
-        .map(|i| i.reason.clone())
+    secureconnect_sdk::error_reason(status)
+        .map(|r| {
+            r.as_str_name()
+                .trim_start_matches("ERROR_REASON_")
+                .to_owned()
+        })
         .unwrap_or_default()
 }
 
