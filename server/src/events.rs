@@ -213,7 +213,11 @@ impl Stream {
         let head = self.last;
         let begun = match start {
             Start::Live => self.send(StreamItem::CaughtUp { cursor: head }).await,
-            Start::Gap => self.send(StreamItem::Gap { cursor: head }).await,
+            // What follows a gap is live, so `caught_up` comes right after it.
+            Start::Gap => match self.send(StreamItem::Gap { cursor: head }).await {
+                Ok(()) => self.send(StreamItem::CaughtUp { cursor: head }).await,
+                stop => stop,
+            },
             Start::Replay(cursor) => {
                 self.last = cursor;
                 match self.catch_up(head).await? {

@@ -143,7 +143,14 @@ async fn a_cursor_older_than_the_replay_limit_yields_a_gap() {
     let mut resumed = bob.subscribe(&start).await;
     let gap = next(&mut resumed).await;
     assert!(matches!(gap.event, Some(Event::Gap(_))), "got {gap:?}");
-    // After the gap the stream is live from the head.
+    // Then `caught_up`: from here on the stream is live (a client waiting for it to
+    // know it has everything must not wait forever).
+    let caught_up = next(&mut resumed).await;
+    assert!(
+        matches!(caught_up.event, Some(Event::CaughtUp(_))),
+        "got {caught_up:?}"
+    );
+    assert_eq!(caught_up.cursor, gap.cursor, "nothing between the two");
     alice.send(&chat.conversation_id, "after gap").await;
     let (_, event) = next_conversation_event(&mut resumed).await;
     let Some(Change::MessageSent(message)) = event.change else {
@@ -348,6 +355,11 @@ async fn a_resume_whose_events_were_trimmed_meanwhile_gets_a_gap_not_a_silent_sk
         texts,
         ["m7", "m8", "m9"].map(|t| Some(t.to_owned())),
         "then the rest, in order"
+    );
+    let caught_up = next(&mut resumed).await;
+    assert!(
+        matches!(caught_up.event, Some(Event::CaughtUp(_))),
+        "and caught_up once replayed: {caught_up:?}"
     );
     server.shutdown().await;
 }
