@@ -31,6 +31,7 @@ use crate::{
     mail::{self, Mailer},
     presence::{LocalPresence, Presence, PresenceStore, RedisPresence},
     ratelimit::{LocalRateLimiter, RateLimiter, RedisRateLimiter},
+    request_limits::RequestLimitsLayer,
     store::{ChatStore, ContactStore, SessionStore, UserStore, cql::CqlHistory, sql::SqlStore},
     users::Users,
 };
@@ -181,27 +182,51 @@ pub async fn start(config: Config) -> Result<Running> {
     // frames can wait ~40 ms for a delayed ACK).
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
-    let router = layers::server_builder(Duration::from_secs(config.request_timeout_secs.max(1)))
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(AuthServiceServer::new(AuthApi(auth.clone())))
-        .add_service(UserServiceServer::new(UserApi {
+    let limits = RequestLimitsLayer {
+        max_header_bytes: config.limits.max_header_bytes,
+        max_request_bytes: config.limits.max_request_bytes,
+    };
+    let max_request = config.limits.max_request_bytes;
+    let router = layers::server_builder(
+        Duration::from_secs(config.request_timeout_secs.max(1)),
+        limits,
+    )
+    .add_service(health_service)
+    .add_service(reflection)
+    .add_service(
+        AuthServiceServer::new(AuthApi(auth.clone())).max_decoding_message_size(max_request),
+    )
+    .add_service(
+        UserServiceServer::new(UserApi {
             auth: auth.clone(),
             users,
-        }))
-        .add_service(ConversationServiceServer::new(ConversationApi {
+        })
+        .max_decoding_message_size(max_request),
+    )
+    .add_service(
+        ConversationServiceServer::new(ConversationApi {
             auth: auth.clone(),
             chat: chat.clone(),
-        }))
-        .add_service(MessageServiceServer::new(MessageApi {
+        })
+        .max_decoding_message_size(max_request),
+    )
+    .add_service(
+        MessageServiceServer::new(MessageApi {
             auth: auth.clone(),
             chat,
-        }))
-        .add_service(PresenceServiceServer::new(PresenceApi {
+        })
+        .max_decoding_message_size(max_request),
+    )
+    .add_service(
+        PresenceServiceServer::new(PresenceApi {
             auth: auth.clone(),
             presence,
-        }))
-        .add_service(EventServiceServer::new(EventApi { auth, events }));
+        })
+        .max_decoding_message_size(max_request),
+    )
+    .add_service(
+        EventServiceServer::new(EventApi { auth, events }).max_decoding_message_size(max_request),
+    );
 
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {

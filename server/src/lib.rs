@@ -17,6 +17,7 @@ pub mod paging;
 pub mod presence;
 pub mod ratelimit;
 pub mod redis_keys;
+pub mod request_limits;
 pub mod store;
 pub mod users;
 pub mod validate;

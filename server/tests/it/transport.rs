@@ -142,3 +142,81 @@ async fn health_reports_serving_and_reflection_lists_every_service() {
     }
     server.shutdown().await;
 }
+
+/// A health client on its own connection, to see whether one call's failure takes the
+/// connection (and every other call on it) down.
+async fn health_client(server: &TestServer) -> HealthClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    HealthClient::new(channel)
+}
+
+fn health_request(pad_bytes: usize) -> tonic::Request<HealthCheckRequest> {
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: String::new(),
+    });
+    if pad_bytes > 0 {
+        let pad = "x".repeat(pad_bytes).parse().expect("ascii metadata");
+        request.metadata_mut().insert("x-pad", pad);
+    }
+    request
+}
+
+#[tokio::test]
+async fn oversized_metadata_gets_resource_exhausted_naming_the_limit_and_spares_the_connection() {
+    let server = TestServer::start().await;
+    let mut client = health_client(&server).await;
+    // Over the 16 KiB default, within what HTTP/2 accepts: a gRPC status, not HTTP 431.
+    let status = assert_code(
+        client.check(health_request(20 * 1024)).await,
+        tonic::Code::ResourceExhausted,
+    );
+    assert_eq!(reason(&status), "REQUEST_TOO_LARGE");
+    assert!(
+        status
+            .message()
+            .contains("16384 bytes (limits.max_header_bytes)"),
+        "{status:?}"
+    );
+    // The same connection keeps serving.
+    let ok = client.check(health_request(1024)).await.expect("next call");
+    assert_eq!(ok.into_inner().status, ServingStatus::Serving as i32);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_oversized_message_gets_resource_exhausted_naming_the_setting() {
+    let server = TestServer::start_with(|c| c.limits.max_request_bytes = 64 * 1024).await;
+    let client = server.client().await;
+    let request = secureconnect_sdk::proto::auth::v1::RegisterRequest {
+        email: "big@example.com".into(),
+        password: "correct horse battery".into(),
+        username: "big".into(),
+        display_name: "x".repeat(100 * 1024),
+        ..Default::default()
+    };
+    let status = assert_code(
+        client.auth().register(request).await,
+        tonic::Code::ResourceExhausted,
+    );
+    assert_eq!(reason(&status), "REQUEST_TOO_LARGE");
+    assert!(
+        status
+            .message()
+            .contains("the limit is 65536 bytes (limits.max_request_bytes)"),
+        "{status:?}"
+    );
+    // Under the limit the same client is served (here: a validation error, as it should).
+    let small = secureconnect_sdk::proto::auth::v1::RegisterRequest {
+        display_name: "x".repeat(1024),
+        ..Default::default()
+    };
+    assert_code(
+        client.auth().register(small).await,
+        tonic::Code::InvalidArgument,
+    );
+    server.shutdown().await;
+}
