@@ -206,6 +206,12 @@ pub struct AuthConfig {
     /// `data_dir/biscuit-root-key.pem`. Created on first start if missing. Every node of a
     /// cluster must use the same key, or tokens from one node fail on the others.
     pub root_key_file: String,
+    /// Password hashes (argon2id, ~19 MiB and tens of ms each) computed at once; 0 means
+    /// one per CPU core.
+    pub password_hashing_concurrency: usize,
+    /// Sign-ins that may wait for a hash beyond those running; more at once are refused
+    /// with `RESOURCE_EXHAUSTED` (reason `SERVER_BUSY`) and a retry delay.
+    pub password_hashing_queue: usize,
 }
 
 /// Message limits.
@@ -218,6 +224,12 @@ pub struct LimitsConfig {
     pub max_encrypted_payload_bytes: usize,
     /// Messages (sent or forwarded) one user may post per second, across all nodes.
     pub messages_per_second: u32,
+    /// Largest request message a call may carry, in bytes; larger ones are refused with
+    /// `RESOURCE_EXHAUSTED` before they are read into memory.
+    pub max_request_bytes: usize,
+    /// Largest request metadata (HTTP header list, counted as HTTP/2 does), in bytes;
+    /// larger gets `RESOURCE_EXHAUSTED`. HTTP/2 refuses header lists over 4× this outright.
+    pub max_header_bytes: usize,
 }
 
 /// Real-time stream tuning.
@@ -257,6 +269,8 @@ impl Default for AuthConfig {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             login_attempts_per_minute: 10,
             root_key_file: String::new(),
+            password_hashing_concurrency: 0,
+            password_hashing_queue: 16,
         }
     }
 }
@@ -267,6 +281,8 @@ impl Default for LimitsConfig {
             max_text_bytes: 16 * 1024,
             max_encrypted_payload_bytes: 64 * 1024,
             messages_per_second: 20,
+            max_request_bytes: 4 * 1024 * 1024,
+            max_header_bytes: 16 * 1024,
         }
     }
 }

@@ -70,6 +70,7 @@ pub struct Auth {
     revoked: Arc<RevokedSessions>,
     limiter: Arc<dyn RateLimiter>,
     login_attempts_per_minute: u32,
+    passwords: passwords::Passwords,
     decoy_hash: String,
     refresh_ttl: Duration,
     mailer: Arc<dyn Mailer>,
@@ -106,6 +107,11 @@ impl Auth {
         for session in sessions.revoked_since(since).await? {
             revoked.insert(session);
         }
+        let passwords = passwords::Passwords::new(
+            config.password_hashing_concurrency,
+            config.password_hashing_queue,
+        );
+        let decoy_hash = passwords.decoy_hash().await?;
         Ok(Self {
             users,
             sessions,
@@ -113,7 +119,8 @@ impl Auth {
             revoked,
             limiter,
             login_attempts_per_minute: config.login_attempts_per_minute,
-            decoy_hash: passwords::decoy_hash().await?,
+            passwords,
+            decoy_hash,
             refresh_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
             mailer,
             public_url,
@@ -207,7 +214,7 @@ impl Auth {
         } else {
             input.display_name.trim().to_owned()
         };
-        let password_hash = passwords::hash(input.password).await?;
+        let password_hash = self.passwords.hash(input.password).await?;
         let now = chrono::Utc::now();
         let user = self
             .users
@@ -246,7 +253,7 @@ impl Auth {
             Some((user, hash)) => (Some(user), hash),
             None => (None, self.decoy_hash.clone()),
         };
-        let matches = passwords::verify(password, hash).await?;
+        let matches = self.passwords.verify(password, hash).await?;
         let Some(user) = user.filter(|_| matches) else {
             return Err(WRONG_CREDENTIALS);
         };
@@ -352,10 +359,10 @@ impl Auth {
             .password_hash(who.user_id)
             .await?
             .ok_or(Error::NotFound("user"))?;
-        if !passwords::verify(current, hash).await? {
+        if !self.passwords.verify(current, hash).await? {
             return Err(WRONG_CREDENTIALS);
         }
-        let new_hash = passwords::hash(new).await?;
+        let new_hash = self.passwords.hash(new).await?;
         self.users.set_password_hash(who.user_id, new_hash).await?;
         // A changed password usually means a suspected compromise: sign out everywhere else.
         for session in self
@@ -378,7 +385,7 @@ impl Auth {
             .password_hash(who.user_id)
             .await?
             .ok_or(Error::NotFound("user"))?;
-        if passwords::verify(password, hash).await? {
+        if self.passwords.verify(password, hash).await? {
             Ok(())
         } else {
             Err(WRONG_CREDENTIALS)

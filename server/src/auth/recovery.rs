@@ -67,7 +67,7 @@ impl Auth {
             .consume_code(&hash, CodePurpose::PasswordReset, chrono::Utc::now())
             .await?
             .ok_or_else(|| invalid_code("reset_code"))?;
-        let password_hash = super::passwords::hash(new_password).await?;
+        let password_hash = self.passwords.hash(new_password).await?;
         self.users
             .set_password_hash(consumed.user_id, password_hash)
             .await?;
