@@ -2,13 +2,13 @@
 
 use uuid::Uuid;
 
-use super::{Chat, insufficient_role};
+use super::{Chat, insufficient_role, request_ids::Fingerprint};
 use crate::{
     auth::Principal,
     domain::{Conversation, ConversationKind, ConversationView, Details, Member, Role},
     error::{Error, Reason, Result},
     paging,
-    store::NewConversation,
+    store::{NewConversation, RequestKind},
     users::check_url,
     validate::{self, Violations},
 };
@@ -79,6 +79,26 @@ impl Chat {
         let kind = input
             .kind
             .ok_or_else(|| Error::invalid("type", "required"))?;
+        let request = (!input.request_id.is_empty()).then(|| {
+            others
+                .iter()
+                .fold(
+                    Fingerprint::of("create-conversation")
+                        .part(&[u8::from(kind == ConversationKind::Group)])
+                        .part(input.title.trim().as_bytes())
+                        .part(input.description.as_bytes())
+                        .part(&[u8::from(input.end_to_end_encrypted)]),
+                    |print, id| print.id(*id),
+                )
+                .key(who.user_id, RequestKind::Conversation, input.request_id)
+        });
+        // A retry gets the conversation it created before anything else is checked.
+        if let Some(request) = &request
+            && let Some(first) = self.store.first_use(request).await?
+        {
+            first.check_retry_of(request)?;
+            return self.view(who, first.result_id).await;
+        }
         self.require_existing_users("member_user_ids", &others)
             .await?;
 
@@ -121,7 +141,7 @@ impl Chat {
             end_to_end_encrypted: input.end_to_end_encrypted,
             members,
             direct_key,
-            request_id: (!input.request_id.is_empty()).then_some(input.request_id),
+            request,
         };
         let conversation = self.publish(self.store.create_conversation(new, now).await?);
         self.view(who, conversation.id).await

@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::Chat;
+use super::{Chat, request_ids::Fingerprint};
 use crate::{
     auth::Principal,
     domain::{Content, ConversationKind, Forwarded, Message, Role},
     error::{Error, Reason, Result},
     paging,
     ratelimit::Limit,
-    store::{Direction, NewMessage},
+    store::{Direction, NewMessage, RequestKey, RequestKind},
     validate::{self, Violations},
 };
 
@@ -63,6 +63,17 @@ impl Chat {
         let (Some(conversation_id), Some(content)) = (conversation_id, input.content) else {
             return Err(Error::invalid("content", "required"));
         };
+        let request = Fingerprint::of("send")
+            .id(conversation_id)
+            .part(&content_bytes(&content))
+            .part(&metadata_bytes(&input.metadata))
+            .optional_id(reply_to)
+            .key(who.user_id, RequestKind::Message, input.request_id);
+        // A retry of a committed send gets its message back before anything else is
+        // checked: it must not fail for being rate limited now, or having left since.
+        if let Some(sent) = self.sent_before(&request).await? {
+            return Ok(sent);
+        }
         self.limit_sends(who).await?;
         self.check_can_post(who, conversation_id, &content).await?;
         if let Some(reply_to) = reply_to
@@ -84,7 +95,7 @@ impl Chat {
             metadata: input.metadata,
             reply_to,
             forwarded_from: None,
-            request_id: input.request_id,
+            request,
         };
         let committed = self.store.send_message(new, chrono::Utc::now()).await?;
         Ok(self.publish(committed))
@@ -100,6 +111,14 @@ impl Chat {
         let (Some(source), Some(message_id), Some(target)) = (source, message_id, target) else {
             return Err(Error::NotFound("message"));
         };
+        let request = Fingerprint::of("forward")
+            .id(source)
+            .id(message_id)
+            .id(target)
+            .key(who.user_id, RequestKind::Message, input.request_id);
+        if let Some(sent) = self.sent_before(&request).await? {
+            return Ok(sent);
+        }
         self.membership(source, who.user_id).await?;
         let original = self
             .store
@@ -131,10 +150,25 @@ impl Chat {
                 sender_id: original.sender_id,
                 create_time: original.create_time,
             })),
-            request_id: input.request_id,
+            request,
         };
         let committed = self.store.send_message(new, chrono::Utc::now()).await?;
         Ok(self.publish(committed))
+    }
+
+    /// The message an earlier use of `request`'s id created, when this is a retry of it;
+    /// `REQUEST_ID_REUSED` when that request asked for something else.
+    async fn sent_before(&self, request: &RequestKey) -> Result<Option<Message>> {
+        let Some(first) = self.store.first_use(request).await? else {
+            return Ok(None);
+        };
+        first.check_retry_of(request)?;
+        // Gone only with its conversation.
+        self.store
+            .message(first.conversation_id, first.result_id)
+            .await?
+            .map(Some)
+            .ok_or(Error::NotFound("conversation"))
     }
 
     /// Counts one send against the caller's per-second allowance (all nodes together).
@@ -361,4 +395,27 @@ fn parse_ids(conversation_id: &str, message_id: &str) -> Result<(Uuid, Uuid)> {
     let message = v.id("message_id", message_id);
     v.finish()?;
     conversation.zip(message).ok_or(Error::NotFound("message"))
+}
+
+/// The content as fingerprinted: its kind, then its bytes.
+fn content_bytes(content: &Content) -> Vec<u8> {
+    let (kind, bytes): (u8, &[u8]) = match content {
+        Content::Text(text) => (1, text.as_bytes()),
+        Content::Encrypted(bytes) => (2, bytes),
+    };
+    let mut out = vec![kind];
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// Metadata as fingerprinted: sorted entries (a `BTreeMap`), each length-prefixed.
+fn metadata_bytes(metadata: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (key, value) in metadata {
+        for part in [key, value] {
+            out.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            out.extend_from_slice(part.as_bytes());
+        }
+    }
+    out
 }

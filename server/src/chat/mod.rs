@@ -15,6 +15,7 @@ use crate::{
 
 mod conversations;
 mod messages;
+mod request_ids;
 
 pub use conversations::{CreateConversation, DetailsChanges};
 pub use messages::{ContentInput, ForwardMessage, MessagePage, SendMessage};

@@ -214,7 +214,8 @@ pub struct NewConversation {
     pub members: Vec<Member>,
     /// Sorted pair of user ids for direct conversations (deduplication key).
     pub direct_key: Option<String>,
-    pub request_id: Option<String>,
+    /// The client's request id, if it sent one.
+    pub request: Option<RequestKey>,
 }
 
 /// A new message.
@@ -226,7 +227,62 @@ pub struct NewMessage {
     pub metadata: std::collections::BTreeMap<String, String>,
     pub reply_to: Option<Uuid>,
     pub forwarded_from: Option<crate::domain::Forwarded>,
-    pub request_id: String,
+    pub request: RequestKey,
+}
+
+/// What a client request id names: creating a message (sending or forwarding) or a
+/// conversation. Ids are unique per user and kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Message,
+    Conversation,
+}
+
+impl RequestKind {
+    /// Stable storage code.
+    pub fn code(self) -> i16 {
+        match self {
+            RequestKind::Message => 1,
+            RequestKind::Conversation => 2,
+        }
+    }
+}
+
+/// A client's request id (AIP-155) with a fingerprint of what the request asked for, so
+/// a retry can be told apart from a different request that reuses the id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    pub user: Uuid,
+    pub kind: RequestKind,
+    pub id: String,
+    /// SHA-256 over the request's content (see `chat::fingerprint`).
+    pub fingerprint: Vec<u8>,
+}
+
+/// What a request id was first used for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstUse {
+    /// Of the first request; `None` for ids recorded before fingerprints were kept.
+    pub fingerprint: Option<Vec<u8>>,
+    pub conversation_id: Uuid,
+    /// The message or conversation the first request created.
+    pub result_id: Uuid,
+}
+
+impl FirstUse {
+    /// Ok when `request` is a retry of the first use; `REQUEST_ID_REUSED` when it asks
+    /// for something else under the same id.
+    pub fn check_retry_of(&self, request: &RequestKey) -> Result<()> {
+        match &self.fingerprint {
+            Some(first) if *first != request.fingerprint => {
+                Err(crate::error::Error::AlreadyExists {
+                    reason: crate::error::Reason::RequestIdReused,
+                    message: "request_id was already used for a different request; use a new id",
+                })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The result of a write, with the event to publish (none when the write was a no-op,
@@ -260,7 +316,7 @@ pub enum Direction {
 #[async_trait]
 pub trait ChatStore: Send + Sync {
     /// Creates a conversation, or returns the existing one for the same `direct_key` or
-    /// `(creator, request_id)` with no event.
+    /// request id with no event (`REQUEST_ID_REUSED` when that request asked for another).
     async fn create_conversation(
         &self,
         new: NewConversation,
@@ -329,7 +385,13 @@ pub trait ChatStore: Send + Sync {
         seq: u64,
         now: Time,
     ) -> Result<Committed<u64>>;
-    /// Appends a message, or returns the one already sent with the same request id.
+    /// What `request`'s id was first used for, if it was (within the idempotency window).
+    async fn first_use(&self, request: &RequestKey) -> Result<Option<FirstUse>>;
+    /// Appends a message, or returns the one already sent with the same request id
+    /// (`REQUEST_ID_REUSED` when that one asked for something else). Checked in the
+    /// write itself, after the conversation is locked: the sender is a member (else
+    /// `NOT_FOUND`) and, in a direct conversation, no block stands between the two
+    /// (`PERMISSION_DENIED`) — so a removal or block that commits first always wins.
     async fn send_message(&self, new: NewMessage, now: Time) -> Result<Committed<Message>>;
     async fn message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>>;
     async fn messages(

@@ -9,9 +9,10 @@ use chrono::Utc;
 use secureconnect_server::{
     config::DatabaseConfig,
     domain::{Change, Content, ConversationKind, Details, Event, Member, Role},
+    error::{Error, Reason},
     store::{
-        ChatStore, Direction, NewConversation, NewMessage, NewUser, UserStore, cql::CqlHistory,
-        sql::SqlStore,
+        ChatStore, Direction, NewConversation, NewMessage, NewUser, RequestKey, RequestKind,
+        UserStore, cql::CqlHistory, sql::SqlStore,
     },
 };
 use uuid::Uuid;
@@ -63,7 +64,17 @@ fn group_of(owner: Uuid, member: Uuid, now: chrono::DateTime<Utc>) -> NewConvers
             },
         ],
         direct_key: None,
-        request_id: None,
+        request: None,
+    }
+}
+
+/// `user`'s request id `id` whose request said `what`.
+fn request(user: Uuid, kind: RequestKind, id: &str, what: &str) -> RequestKey {
+    RequestKey {
+        user,
+        kind,
+        id: id.into(),
+        fingerprint: what.as_bytes().to_vec(),
     }
 }
 
@@ -75,12 +86,67 @@ fn message(conversation: Uuid, sender: Uuid, request_id: &str) -> NewMessage {
         metadata: BTreeMap::new(),
         reply_to: None,
         forwarded_from: None,
-        request_id: request_id.into(),
+        request: request(
+            sender,
+            RequestKind::Message,
+            request_id,
+            &format!("{conversation} {request_id}"),
+        ),
     }
+}
+
+/// Request ids are per user across conversations: the same id for a different request
+/// (other content, or another conversation) is refused and sends nothing.
+async fn request_ids_are_per_user(store: &SqlStore) {
+    let (d, e) = (user(store, "suite_d").await, user(store, "suite_e").await);
+    let now = Utc::now();
+    let mut groups = Vec::new();
+    for _ in 0..2 {
+        let created = store
+            .create_conversation(group_of(d, e, now), now)
+            .await
+            .expect("group");
+        groups.push(created.value.id);
+    }
+    store
+        .send_message(message(groups[0], d, "dup"), now)
+        .await
+        .expect("first use");
+    for reuse in [
+        NewMessage {
+            content: Content::Text("something else".into()),
+            request: request(d, RequestKind::Message, "dup", "something else"),
+            ..message(groups[0], d, "dup")
+        },
+        message(groups[1], d, "dup"),
+    ] {
+        let refused = store.send_message(reuse, Utc::now()).await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::AlreadyExists {
+                    reason: Reason::RequestIdReused,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+    let second = store
+        .messages(groups[1], Direction::Forward, 0, 10)
+        .await
+        .expect("list");
+    assert!(second.is_empty(), "{second:?}");
+    // Another user may use the same id.
+    store
+        .send_message(message(groups[1], e, "dup"), Utc::now())
+        .await
+        .expect("someone else's id");
 }
 
 /// The whole contract, on one store.
 async fn chat_store_suite(store: Arc<SqlStore>) {
+    request_ids_are_per_user(&store).await;
     let (a, b, c) = (
         user(&store, "suite_a").await,
         user(&store, "suite_b").await,
@@ -90,7 +156,7 @@ async fn chat_store_suite(store: Arc<SqlStore>) {
     let created = store
         .create_conversation(
             NewConversation {
-                request_id: Some("create-1".into()),
+                request: Some(request(a, RequestKind::Conversation, "create-1", "suite")),
                 ..group_of(a, b, now)
             },
             now,
@@ -140,7 +206,6 @@ async fn chat_store_suite(store: Arc<SqlStore>) {
             .map(|m| m.seq),
         Some(retry.value.seq)
     );
-
     // Each member's feed: dense from 1, in commit order, one item per event.
     for member in [a, b] {
         let head = store.feed_head(member).await.expect("head");
@@ -188,6 +253,12 @@ async fn chat_store_suite(store: Arc<SqlStore>) {
         .send_message(message(conversation, a, "after"), Utc::now())
         .await
         .expect("send");
+    // The write itself checks membership: a removed member cannot post, whatever a
+    // check before the write saw.
+    let refused = store
+        .send_message(message(conversation, b, "removed"), Utc::now())
+        .await;
+    assert!(matches!(refused, Err(Error::NotFound(_))), "{refused:?}");
     assert_eq!(store.feed_head(b).await.expect("head"), 42);
     assert_eq!(store.feed_head(a).await.expect("head"), 43);
     let last_for_b = store.feed(b, 41, 10).await.expect("feed");
@@ -425,7 +496,7 @@ async fn cassandra_history_has_no_holes_when_a_writer_dies_before_projecting() {
 
 /// Trimming keeps each feed to the replay window and drops events nobody can be replayed
 /// any more — and never touches message history.
-async fn trimming_keeps_the_replay_window(store: Arc<SqlStore>, history_in_cql: bool) {
+async fn trimming_keeps_the_replay_window(store: Arc<SqlStore>) {
     let (a, b) = (user(&store, "trim_a").await, user(&store, "trim_b").await);
     let now = Utc::now();
     let conversation = store
@@ -469,34 +540,28 @@ async fn trimming_keeps_the_replay_window(store: Arc<SqlStore>, history_in_cql: 
         .expect("list");
     assert_eq!(history.len(), 10, "message history is not trimmed");
 
-    // Request ids: kept with the messages in SQL; for CQL history, kept for the
-    // idempotency window only.
+    // Request ids are kept for the idempotency window only.
     let week_ago = Utc::now() - chrono::Duration::days(8);
     let old = store
         .send_message(message(conversation, a, "old-request"), week_ago)
         .await
         .expect("send");
     let trimmed = store.trim_feeds(1000).await.expect("trim");
-    assert_eq!(trimmed.request_ids, u64::from(history_in_cql));
+    assert_eq!(trimmed.request_ids, 1);
     let retry = store
         .send_message(message(conversation, a, "old-request"), Utc::now())
         .await
         .expect("retry");
-    if history_in_cql {
-        assert_ne!(
-            retry.value.id, old.value.id,
-            "past the window a retry sends again"
-        );
-    } else {
-        assert_eq!(retry.value.id, old.value.id);
-        assert!(retry.published.is_none());
-    }
+    assert_ne!(
+        retry.value.id, old.value.id,
+        "past the window a retry sends again"
+    );
 }
 
 #[tokio::test]
 async fn sqlite_trimming_keeps_the_replay_window() {
     let (store, _dir) = sqlite().await;
-    trimming_keeps_the_replay_window(store, false).await;
+    trimming_keeps_the_replay_window(store).await;
 }
 
 #[tokio::test]
@@ -507,5 +572,5 @@ async fn postgres_with_cassandra_trimming_keeps_the_replay_window() {
     let store = SqlStore::connect(&url, &DatabaseConfig::default(), Some(history))
         .await
         .expect("postgres");
-    trimming_keeps_the_replay_window(store, true).await;
+    trimming_keeps_the_replay_window(store).await;
 }

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, Condition, EntityTrait, ExprTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
     sea_query::{Expr, LikeExpr},
 };
 use uuid::Uuid;
@@ -312,23 +312,7 @@ impl UserStore for SqlStore {
     }
 
     async fn is_blocked_between(&self, a: Uuid, b: Uuid) -> Result<bool> {
-        let hits = blocks::Entity::find()
-            .filter(
-                Condition::any()
-                    .add(
-                        Condition::all()
-                            .add(blocks::Column::BlockerId.eq(a))
-                            .add(blocks::Column::BlockedId.eq(b)),
-                    )
-                    .add(
-                        Condition::all()
-                            .add(blocks::Column::BlockerId.eq(b))
-                            .add(blocks::Column::BlockedId.eq(a)),
-                    ),
-            )
-            .count(&self.db)
-            .await?;
-        Ok(hits > 0)
+        blocked_between(&self.db, a, b).await
     }
 
     async fn related_users(&self, viewer: Uuid, candidates: &[Uuid]) -> Result<Vec<Uuid>> {
@@ -591,4 +575,25 @@ impl SessionStore for SqlStore {
             .all(&self.db)
             .await?)
     }
+}
+
+/// Whether either user blocked the other (also used inside write transactions).
+pub(super) async fn blocked_between<C: ConnectionTrait>(db: &C, a: Uuid, b: Uuid) -> Result<bool> {
+    let hits = blocks::Entity::find()
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(blocks::Column::BlockerId.eq(a))
+                        .add(blocks::Column::BlockedId.eq(b)),
+                )
+                .add(
+                    Condition::all()
+                        .add(blocks::Column::BlockerId.eq(b))
+                        .add(blocks::Column::BlockedId.eq(a)),
+                ),
+        )
+        .count(db)
+        .await?;
+    Ok(hits > 0)
 }

@@ -12,9 +12,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    SqlStore, append_event, convert,
+    SqlStore, accounts, append_event, convert,
     entities::{conversations, events, feed, members, users},
-    history,
+    history, requests,
 };
 use crate::{
     domain::{
@@ -22,7 +22,7 @@ use crate::{
         FeedItem, Member, Membership, Message, Role, Time,
     },
     error::{Error, Reason, Result},
-    store::{ChatStore, Committed, Direction, NewConversation, NewMessage},
+    store::{ChatStore, Committed, Direction, FirstUse, NewConversation, NewMessage, RequestKey},
 };
 
 /// Takes the conversation's next `seq` and records the activity time.
@@ -74,6 +74,37 @@ async fn record_change_at<C: ConnectionTrait>(
     recipients.extend(also);
     let event = conversation_event(conversation, seq, actor, now, change);
     append_event(txn, event, &recipients, now).await
+}
+
+/// Checks, inside a write that has locked the conversation, that `sender` may post there
+/// now: a member (else `NOT_FOUND`, as for any non-member), and in a direct conversation
+/// not blocked either way by the other member.
+async fn authorize_post<C: ConnectionTrait>(
+    txn: &C,
+    conversation: Uuid,
+    sender: Uuid,
+    members: &[Uuid],
+) -> Result<()> {
+    if !members.contains(&sender) {
+        return Err(Error::NotFound("conversation"));
+    }
+    let kind: Option<i16> = conversations::Entity::find_by_id(conversation)
+        .select_only()
+        .column(conversations::Column::Kind)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    let direct = kind.map(convert::kind_from_db) == Some(ConversationKind::Direct);
+    if direct
+        && let Some(peer) = members.iter().find(|m| **m != sender)
+        && accounts::blocked_between(txn, sender, *peer).await?
+    {
+        return Err(Error::PermissionDenied {
+            reason: Reason::Blocked,
+            message: "you cannot message this user",
+        });
+    }
+    Ok(())
 }
 
 async fn member_ids<C: ConnectionTrait>(txn: &C, conversation: Uuid) -> Result<Vec<Uuid>> {
@@ -139,27 +170,50 @@ impl SqlStore {
             .ok_or(Error::NotFound("conversation"))
     }
 
-    /// The existing conversation a creation request maps to, if any.
-    async fn existing_conversation(&self, new: &NewConversation) -> Result<Option<Conversation>> {
-        let mut condition = Condition::any();
-        if let Some(key) = &new.direct_key {
-            condition = condition.add(conversations::Column::DirectKey.eq(key.clone()));
-        }
-        if let Some(request_id) = &new.request_id {
-            condition = condition.add(
-                Condition::all()
-                    .add(conversations::Column::CreatorId.eq(new.creator))
-                    .add(conversations::Column::RequestId.eq(request_id.clone())),
-            );
-        }
-        if condition.is_empty() {
+    /// The direct conversation of the same two users, if there is one already.
+    async fn existing_direct(&self, new: &NewConversation) -> Result<Option<Conversation>> {
+        let Some(key) = &new.direct_key else {
             return Ok(None);
-        }
+        };
         Ok(conversations::Entity::find()
-            .filter(condition)
+            .filter(conversations::Column::DirectKey.eq(key.clone()))
             .one(&self.db)
             .await?
             .map(convert::conversation))
+    }
+
+    /// After a racing retry recorded `request` first (`conflict`): its message, when
+    /// this is a retry of it.
+    async fn replay_message(
+        &self,
+        request: &RequestKey,
+        conflict: sea_orm::DbErr,
+    ) -> Result<Committed<Message>> {
+        let first = self
+            .find_first_use(request)
+            .await?
+            .ok_or_else(|| Error::internal(conflict))?;
+        first.check_retry_of(request)?;
+        self.find_message(first.conversation_id, first.result_id)
+            .await?
+            .map(Committed::unchanged)
+            .ok_or(Error::NotFound("message"))
+    }
+
+    /// Like [`Self::replay_message`], for conversations.
+    async fn replay_conversation(
+        &self,
+        request: &RequestKey,
+        conflict: sea_orm::DbErr,
+    ) -> Result<Committed<Conversation>> {
+        let first = self
+            .find_first_use(request)
+            .await?
+            .ok_or_else(|| Error::internal(conflict))?;
+        first.check_retry_of(request)?;
+        Ok(Committed::unchanged(
+            self.find_conversation(&self.db, first.result_id).await?,
+        ))
     }
 
     async fn view(
@@ -202,11 +256,21 @@ impl ChatStore for SqlStore {
         now: Time,
     ) -> Result<Committed<Conversation>> {
         let _guard = self.write_guard().await;
-        if let Some(existing) = self.existing_conversation(&new).await? {
+        if let Some(existing) = self.existing_direct(&new).await? {
             return Ok(Committed::unchanged(existing));
         }
         let id = Uuid::now_v7();
         let txn = self.db.begin().await?;
+        if let Some(request) = &new.request {
+            match requests::record(&txn, request, id, id, now).await {
+                Ok(()) => {}
+                Err(err) if convert::is_unique_violation(&err) => {
+                    drop(txn);
+                    return self.replay_conversation(request, err).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
         let inserted = conversations::ActiveModel {
             id: Set(id),
             kind: Set(convert::kind_to_db(new.kind)),
@@ -215,7 +279,7 @@ impl ChatStore for SqlStore {
             avatar_url: Set(new.details.avatar_url.clone()),
             end_to_end_encrypted: Set(new.end_to_end_encrypted),
             creator_id: Set(new.creator),
-            request_id: Set(new.request_id.clone()),
+            request_id: Set(None),
             direct_key: Set(new.direct_key.clone()),
             create_time: Set(now),
             last_activity_time: Set(now),
@@ -229,7 +293,7 @@ impl ChatStore for SqlStore {
             // Another node created the same direct conversation first: return theirs.
             Err(err) if convert::is_unique_violation(&err) => {
                 drop(txn);
-                let existing = self.existing_conversation(&new).await?;
+                let existing = self.existing_direct(&new).await?;
                 return existing
                     .map(Committed::unchanged)
                     .ok_or_else(|| Error::internal(err));
@@ -586,12 +650,15 @@ impl ChatStore for SqlStore {
         })
     }
 
+    async fn first_use(&self, request: &RequestKey) -> Result<Option<FirstUse>> {
+        self.find_first_use(request).await
+    }
+
     async fn send_message(&self, new: NewMessage, now: Time) -> Result<Committed<Message>> {
         let _guard = self.write_guard().await;
-        if let Some(sent) = self.sent_message(&new).await? {
-            return Ok(Committed::unchanged(sent));
-        }
         let txn = self.db.begin().await?;
+        // Numbering locks the conversation: a removal or block committed before this point
+        // is seen below, one after it waits for this send.
         let seq = next_seq(&txn, new.conversation_id, now).await?;
         let message = Message {
             id: Uuid::now_v7(),
@@ -606,30 +673,22 @@ impl ChatStore for SqlStore {
             delete_time: None,
             forwarded_from: new.forwarded_from,
         };
-        match self.insert_message(&txn, &message, &new.request_id).await {
+        // The request id first: a retry of a committed send gets its message back even
+        // if the sender may no longer post.
+        match requests::record(&txn, &new.request, new.conversation_id, message.id, now).await {
             Ok(()) => {}
-            // A concurrent retry with the same request id committed first: answer with
-            // its message (this transaction rolls back on drop).
             Err(err) if convert::is_unique_violation(&err) => {
                 drop(txn);
-                let sent = self.sent_message(&new).await?;
-                return sent
-                    .map(Committed::unchanged)
-                    .ok_or_else(|| Error::internal(err));
+                return self.replay_message(&new.request, err).await;
             }
             Err(err) => return Err(err.into()),
         }
+        let recipients = member_ids(&txn, new.conversation_id).await?;
+        authorize_post(&txn, new.conversation_id, new.sender_id, &recipients).await?;
+        self.insert_message(&txn, &message, &new.request.id).await?;
         let change = Change::MessageSent(message.clone());
-        let published = record_change_at(
-            &txn,
-            new.conversation_id,
-            seq,
-            new.sender_id,
-            now,
-            None,
-            change,
-        )
-        .await?;
+        let event = conversation_event(new.conversation_id, seq, new.sender_id, now, change);
+        let published = append_event(&txn, event, &recipients, now).await?;
         txn.commit().await?;
         self.project(Some(&published)).await;
         Ok(Committed {

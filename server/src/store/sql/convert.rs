@@ -54,14 +54,18 @@ pub fn kind_to_db(kind: ConversationKind) -> i16 {
     }
 }
 
+pub fn kind_from_db(code: i16) -> ConversationKind {
+    if code == 1 {
+        ConversationKind::Direct
+    } else {
+        ConversationKind::Group
+    }
+}
+
 pub fn conversation(row: conversations::Model) -> Conversation {
     Conversation {
         id: row.id,
-        kind: if row.kind == 1 {
-            ConversationKind::Direct
-        } else {
-            ConversationKind::Group
-        },
+        kind: kind_from_db(row.kind),
         details: Details {
             title: row.title,
             description: row.description,

@@ -99,7 +99,8 @@ pub mod conversations {
         pub avatar_url: String,
         pub end_to_end_encrypted: bool,
         pub creator_id: Uuid,
-        /// Client request id of the creating call, for idempotent retries.
+        /// Client request id of the creating call. No longer written since migration
+        /// m0003: request ids live in `request_ids`.
         pub request_id: Option<String>,
         /// `"<lower uuid>:<higher uuid>"` for direct conversations: one per pair.
         #[sea_orm(unique)]
@@ -156,11 +157,37 @@ pub mod messages {
     no_relations!();
 }
 
+pub mod request_ids {
+    use sea_orm::entity::prelude::*;
+
+    /// Client request ids of creating calls (AIP-155), per user and kind: a retry finds
+    /// what the first call created, and the primary key refuses a second creation even
+    /// when retries race. Kept for `retention::IDEMPOTENCY_WINDOW`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "request_ids")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        /// `store::RequestKind` code: 1 = message, 2 = conversation.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kind: i16,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub request_id: String,
+        /// SHA-256 of the first request's content; NULL for ids recorded before m0003.
+        pub fingerprint: Option<Vec<u8>>,
+        pub conversation_id: Uuid,
+        /// The message or conversation created.
+        pub result_id: Uuid,
+        pub create_time: DateTimeUtc,
+    }
+    no_relations!();
+}
+
 pub mod message_requests {
     use sea_orm::entity::prelude::*;
 
-    /// Request ids of sent messages when their history lives in CQL (`[cql]`): the primary
-    /// key refuses a second message for one request, even when the retries race.
+    /// Request ids of sent messages when their history lived in CQL, until migration m0003
+    /// moved them to `request_ids` and dropped this table (kept for that migration).
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "message_requests")]
     pub struct Model {

@@ -13,13 +13,13 @@ use uuid::Uuid;
 
 use super::{
     SqlStore, convert,
-    entities::{events, message_requests, messages},
+    entities::{events, messages},
 };
 use crate::{
     domain::{Event, Message, Published, Time},
     error::{Error, Result},
     store::{
-        Direction, NewMessage,
+        Direction,
         cql::{Applied, CqlHistory},
     },
 };
@@ -159,58 +159,19 @@ impl SqlStore {
         }
     }
 
-    /// The message already sent for `new`'s request id, if any.
-    pub(super) async fn sent_message(&self, new: &NewMessage) -> Result<Option<Message>> {
-        if self.cql.is_none() {
-            return messages::Entity::find()
-                .filter(messages::Column::ConversationId.eq(new.conversation_id))
-                .filter(messages::Column::SenderId.eq(new.sender_id))
-                .filter(messages::Column::RequestId.eq(new.request_id.clone()))
-                .one(&self.db)
-                .await?
-                .map(convert::message)
-                .transpose();
-        }
-        let id: Option<Uuid> = message_requests::Entity::find_by_id((
-            new.conversation_id,
-            new.sender_id,
-            new.request_id.clone(),
-        ))
-        .select_only()
-        .column(message_requests::Column::MessageId)
-        .into_tuple()
-        .one(&self.db)
-        .await?;
-        match id {
-            Some(id) => self.find_message(new.conversation_id, id).await,
-            None => Ok(None),
-        }
-    }
-
-    /// Records a new message in the caller's transaction (in CQL mode only its request
-    /// id: the content reaches CQL with the committed event). Fails with a unique-key
-    /// violation when the request id was used already.
+    /// Records a new message in the caller's transaction (nothing in CQL mode: the
+    /// content reaches CQL with the committed event).
     pub(super) async fn insert_message<C: ConnectionTrait>(
         &self,
         txn: &C,
         message: &Message,
         request_id: &str,
-    ) -> std::result::Result<(), sea_orm::DbErr> {
+    ) -> Result<()> {
         if self.cql.is_some() {
-            message_requests::ActiveModel {
-                conversation_id: Set(message.conversation_id),
-                sender_id: Set(message.sender_id),
-                request_id: Set(request_id.to_owned()),
-                message_id: Set(message.id),
-                create_time: Set(message.create_time),
-            }
-            .insert(txn)
-            .await?;
             return Ok(());
         }
         let (text, encrypted_payload) = convert::content_columns(message.content.as_ref());
-        let metadata = serde_json::to_string(&message.metadata)
-            .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+        let metadata = serde_json::to_string(&message.metadata).map_err(Error::internal)?;
         messages::ActiveModel {
             id: Set(message.id),
             conversation_id: Set(message.conversation_id),
@@ -264,12 +225,7 @@ impl SqlStore {
         txn: &C,
         conversation: Uuid,
     ) -> Result<()> {
-        if self.cql.is_some() {
-            message_requests::Entity::delete_many()
-                .filter(message_requests::Column::ConversationId.eq(conversation))
-                .exec(txn)
-                .await?;
-        } else {
+        if self.cql.is_none() {
             messages::Entity::delete_many()
                 .filter(messages::Column::ConversationId.eq(conversation))
                 .exec(txn)

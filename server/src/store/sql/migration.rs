@@ -2,14 +2,14 @@
 //! schema cannot drift from the code; indexes are listed here. Only SQL that SQLite,
 //! PostgreSQL and CockroachDB all accept.
 
-use sea_orm::{EntityTrait, Schema};
+use sea_orm::{ConnectionTrait, EntityTrait, Schema};
 use sea_orm_migration::{
     MigrationName, MigrationTrait, MigratorTrait, SchemaManager, async_trait, sea_query::Index,
 };
 
 use super::entities::{
     blocks, contact_requests, contacts, conversations, events, feed, members, message_requests,
-    messages, one_time_codes, refresh_tokens, sessions, users,
+    messages, one_time_codes, refresh_tokens, request_ids, sessions, users,
 };
 
 /// All migrations, oldest first. Never edit a released one: add a new one.
@@ -18,7 +18,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(InitialSchema), Box::new(CqlMessageHistory)]
+        vec![
+            Box::new(InitialSchema),
+            Box::new(CqlMessageHistory),
+            Box::new(RequestIdsPerUser),
+        ]
     }
 }
 
@@ -150,6 +154,68 @@ impl MigrationTrait for CqlMessageHistory {
             "idx_feed_event",
             feed::Entity,
             &["event_id"],
+            false,
+        )
+        .await
+    }
+}
+
+/// Request ids become unique per user (and kind), not per conversation, and remember a
+/// fingerprint of their request, in one table for every creating call. The ids already
+/// recorded (in `messages`, `message_requests` or `conversations`) are carried over
+/// without a fingerprint, so their retries still find what they created.
+struct RequestIdsPerUser;
+
+impl MigrationName for RequestIdsPerUser {
+    fn name(&self) -> &str {
+        "m0003_request_ids_per_user"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for RequestIdsPerUser {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        let schema = Schema::new(manager.get_database_backend());
+        create(manager, &schema, request_ids::Entity).await?;
+        let db = manager.get_connection();
+        // Kind codes: 1 = message, 2 = conversation (`store::RequestKind`). Where the same
+        // id was used in several conversations, the first row copied wins. (`WHERE true`:
+        // without a WHERE, SQLite reads `ON CONFLICT` as a join constraint.)
+        for copy in [
+            "INSERT INTO request_ids (user_id, kind, request_id, fingerprint, conversation_id, result_id, create_time) \
+             SELECT sender_id, 1, request_id, NULL, conversation_id, id, create_time FROM messages \
+             WHERE true ON CONFLICT DO NOTHING",
+            "INSERT INTO request_ids (user_id, kind, request_id, fingerprint, conversation_id, result_id, create_time) \
+             SELECT sender_id, 1, request_id, NULL, conversation_id, message_id, create_time FROM message_requests \
+             WHERE true ON CONFLICT DO NOTHING",
+            "INSERT INTO request_ids (user_id, kind, request_id, fingerprint, conversation_id, result_id, create_time) \
+             SELECT creator_id, 2, request_id, NULL, id, id, create_time FROM conversations \
+             WHERE request_id IS NOT NULL ON CONFLICT DO NOTHING",
+        ] {
+            db.execute_unprepared(copy).await?;
+        }
+        // Uniqueness is `request_ids`' job now (and only within the idempotency window).
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idx_messages_request")
+                    .table(messages::Entity)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .drop_table(
+                sea_orm_migration::sea_query::Table::drop()
+                    .table(message_requests::Entity)
+                    .to_owned(),
+            )
+            .await?;
+        // Retention trims by age.
+        index(
+            manager,
+            "idx_request_ids_time",
+            request_ids::Entity,
+            &["create_time"],
             false,
         )
         .await

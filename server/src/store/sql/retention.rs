@@ -5,15 +5,15 @@
 //! unreachable and go. An event goes when no feed refers to it any more — and, when message
 //! history lives in CQL, only once it has been applied there (it is the source the
 //! projection catches up from). Message history itself is never trimmed here: it lives in
-//! the `messages` table or in CQL. With history in CQL, the request ids that make sends
-//! idempotent are kept for [`IDEMPOTENCY_WINDOW`]; a retry later than that sends again.
+//! the `messages` table or in CQL. The request ids that make creating calls idempotent are
+//! kept for [`IDEMPOTENCY_WINDOW`]; a retry later than that creates again.
 
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
 
-use super::{SqlStore, convert, entities::message_requests};
+use super::{SqlStore, convert, entities::request_ids};
 use crate::error::Result;
 
-/// How long a retried send is recognised as one (when history lives in CQL).
+/// How long a retried creating call (send, forward, create conversation) is recognised.
 pub const IDEMPOTENCY_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// What one trimming pass removed.
@@ -102,16 +102,13 @@ impl SqlStore {
                 }
             }
         }
-        let mut request_ids = 0;
-        if self.cql.is_some() {
-            let cutoff = chrono::Utc::now()
-                - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
-            request_ids = message_requests::Entity::delete_many()
-                .filter(message_requests::Column::CreateTime.lt(cutoff))
-                .exec(&self.db)
-                .await?
-                .rows_affected;
-        }
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
+        let request_ids = request_ids::Entity::delete_many()
+            .filter(request_ids::Column::CreateTime.lt(cutoff))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
         Ok(Trimmed {
             feed_rows,
             events,
