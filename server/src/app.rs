@@ -171,6 +171,9 @@ pub async fn start(config: Config) -> Result<Running> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(secureconnect_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // The error details (`google.rpc.BadRequest`, `ErrorInfo`, `RetryInfo`), so
+        // grpcurl and other reflection clients can print them.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(Error::internal)?;
 

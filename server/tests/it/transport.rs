@@ -143,6 +143,43 @@ async fn health_reports_serving_and_reflection_lists_every_service() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn reflection_describes_the_error_details_clients_decode() {
+    let server = TestServer::start().await;
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    // What grpcurl asks to print the details of an error.
+    for symbol in [
+        "google.rpc.BadRequest",
+        "google.rpc.ErrorInfo",
+        "google.rpc.RetryInfo",
+    ] {
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(symbol.into())),
+        };
+        let mut responses = ServerReflectionClient::new(channel.clone())
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .expect("reflection")
+            .into_inner();
+        let Some(Ok(response)) = responses.next().await else {
+            panic!("no reflection response")
+        };
+        assert!(
+            matches!(
+                response.message_response,
+                Some(MessageResponse::FileDescriptorResponse(ref files)) if !files.file_descriptor_proto.is_empty()
+            ),
+            "{symbol}: {response:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
 /// A health client on its own connection, to see whether one call's failure takes the
 /// connection (and every other call on it) down.
 async fn health_client(server: &TestServer) -> HealthClient<tonic::transport::Channel> {
