@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     // A vendored protoc keeps the build independent of what the machine has installed.
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // Stored formats encode maps in key order, so the same value always has the same bytes.
+    config.btree_map([".secureconnect.storage"]);
 
     tonic_prost_build::configure()
         // Undecodable requests are the caller's error: see src/codec.rs.

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod expiring_set;
+pub mod format;
 pub mod layers;
 pub mod mail;
 pub mod paging;

@@ -5,11 +5,10 @@
 //! from other nodes reach them from the store (resync on reconnect, and heartbeat checks)
 //! and live delivery resumes by itself when Redis is back.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use deadpool_redis::{Config as PoolConfig, Pool, Runtime, redis};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -19,8 +18,9 @@ use super::{
     routes::{self, Routes},
 };
 use crate::{
-    domain::{Event, Published, TypingSignal},
+    domain::{Published, TypingSignal},
     error::{Error, Result},
+    format::{self, BusPayload},
     redis_keys,
 };
 
@@ -30,25 +30,9 @@ const PUBLISH_QUEUE: usize = 10_000;
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// What travels between nodes, stamped with the sending node.
-#[derive(Serialize, Deserialize)]
-struct Envelope {
-    node: Uuid,
-    body: Wire,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Wire {
-    Event {
-        event: Box<Event>,
-        recipients: HashMap<Uuid, u64>,
-    },
-    SessionRevoked {
-        session: Uuid,
-    },
-    Typing(TypingSignal),
-}
+/// What travels between nodes (stamped with the sending node on the wire, in the
+/// versioned format of `crate::format`).
+type Wire = BusPayload;
 
 /// Redis-backed [`EventBus`].
 pub struct RedisBus {
@@ -141,10 +125,7 @@ impl RedisHandles {
 #[async_trait::async_trait]
 impl EventBus for RedisBus {
     fn publish(&self, event: Published) {
-        let wire = Wire::Event {
-            event: Box::new((*event.event).clone()),
-            recipients: event.recipients.clone(),
-        };
+        let wire = Wire::Event(event.clone());
         let _ = self.local.send(BusMessage::Event(Arc::new(event)));
         if self.outbox.try_send(wire).is_err() {
             tracing::warn!(
@@ -161,11 +142,7 @@ impl EventBus for RedisBus {
     }
 
     fn publish_revocation(&self, session: Uuid) {
-        if self
-            .outbox
-            .try_send(Wire::SessionRevoked { session })
-            .is_err()
-        {
+        if self.outbox.try_send(Wire::SessionRevoked(session)).is_err() {
             // Other nodes reload revocations from the database when they resync.
             tracing::warn!(%session, "redis publish queue full: revocation not broadcast");
         }
@@ -206,9 +183,9 @@ async fn refresh_routes(routes: Arc<Routes>, shutdown: CancellationToken) {
 /// Where a message goes: the nodes with streams of its recipients, or every node.
 async fn targets(body: &Wire, routes: &Routes, channels: &Channels) -> Vec<String> {
     let recipients: Vec<Uuid> = match body {
-        Wire::Event { recipients, .. } => recipients.keys().copied().collect(),
+        Wire::Event(published) => published.recipients.keys().copied().collect(),
         Wire::Typing(signal) => signal.recipients.clone(),
-        Wire::SessionRevoked { .. } => return vec![channels.broadcast.clone()],
+        Wire::SessionRevoked(_) => return vec![channels.broadcast.clone()],
     };
     if recipients.len() > routes::MAX_ROUTED_RECIPIENTS {
         return vec![channels.broadcast.clone()];
@@ -240,13 +217,7 @@ async fn publish_loop(
         if targets.is_empty() {
             continue; // No other node streams to any recipient.
         }
-        let payload = match serde_json::to_string(&Envelope { node, body }) {
-            Ok(payload) => payload,
-            Err(err) => {
-                tracing::error!(error = %err, "cannot encode a message for redis");
-                continue;
-            }
-        };
+        let payload = format::encode_bus(node, &body);
         let sent: Result<(), String> = async {
             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
             let mut pipe = redis::pipe();
@@ -304,7 +275,7 @@ async fn subscribe_loop(
                         _ = shutdown.cancelled() => return,
                     };
                     let Some(message) = message else { break };
-                    let Ok(payload) = message.get_payload::<String>() else {
+                    let Ok(payload) = message.get_payload::<Vec<u8>>() else {
                         continue;
                     };
                     if let Some(message) = decode(&payload, node) {
@@ -325,23 +296,20 @@ async fn subscribe_loop(
 
 /// What a message from Redis means for this node; `None` for its own (already applied
 /// here) and for undecodable ones.
-fn decode(payload: &str, this_node: Uuid) -> Option<BusMessage> {
-    let envelope = match serde_json::from_str::<Envelope>(payload) {
-        Ok(envelope) => envelope,
+fn decode(payload: &[u8], this_node: Uuid) -> Option<BusMessage> {
+    let (node, body) = match format::decode_bus(payload) {
+        Ok(decoded) => decoded,
         Err(err) => {
             tracing::warn!(error = %err, "undecodable message on the redis bus");
             return None;
         }
     };
-    if envelope.node == this_node {
+    if node == this_node {
         return None;
     }
-    Some(match envelope.body {
-        Wire::Event { event, recipients } => BusMessage::Event(Arc::new(Published {
-            event: Arc::from(event),
-            recipients,
-        })),
-        Wire::SessionRevoked { session } => BusMessage::SessionRevoked(session),
+    Some(match body {
+        Wire::Event(published) => BusMessage::Event(Arc::new(published)),
+        Wire::SessionRevoked(session) => BusMessage::SessionRevoked(session),
         Wire::Typing(signal) => BusMessage::Typing(Arc::new(signal)),
     })
 }

@@ -214,7 +214,7 @@ impl CqlHistory {
     /// Writes the message's state as of timeline event `at` (its own seq when sent,
     /// a later one for an edit or delete).
     async fn write_message(&self, message: &Message, at: u64) -> Result<()> {
-        let body = serde_json::to_string(message).map_err(Error::internal)?;
+        let body = crate::format::encode_message(message);
         let stamp = to_cql(at);
         let seq = to_cql(message.seq);
         // Two partitions, so two requests, sent together.
@@ -307,9 +307,9 @@ impl CqlHistory {
             .map_err(cql_error)?
             .into_rows_result()
             .map_err(Error::internal)?
-            .maybe_first_row::<(String,)>()
+            .maybe_first_row::<Stored>()
             .map_err(Error::internal)?;
-        body.map(|(body,)| parse(&body)).transpose()
+        body.map(parse).transpose()
     }
 
     /// Up to `limit` messages before (`Backward`, newest first; anchor 0 = from the end)
@@ -383,12 +383,9 @@ impl CqlHistory {
             .map_err(cql_error)?
             .into_rows_result()
             .map_err(Error::internal)?
-            .rows::<(String,)>()
+            .rows::<Stored>()
             .map_err(Error::internal)?
-            .map(|row| {
-                row.map_err(Error::internal)
-                    .and_then(|(body,)| parse(&body))
-            })
+            .map(|row| row.map_err(Error::internal).and_then(parse))
             .collect()
     }
 
@@ -453,8 +450,16 @@ impl CqlHistory {
     }
 }
 
-fn parse(body: &str) -> Result<Message> {
-    serde_json::from_str(body).map_err(Error::internal)
+/// A message row's two state columns: `body` (v0 JSON, rows written before formats were
+/// versioned) and `data` (a versioned format, since).
+type Stored = (Option<String>, Option<Vec<u8>>);
+
+fn parse((body, data): Stored) -> Result<Message> {
+    match (data, body) {
+        (Some(data), _) => crate::format::decode_message(&data),
+        (None, Some(body)) => crate::format::decode_message(body.as_bytes()),
+        (None, None) => Err(Error::internal("a stored message row without its state")),
+    }
 }
 
 fn consistency(level: CqlConsistency) -> Consistency {

@@ -8,14 +8,15 @@ use super::cql_error;
 use crate::{config::CqlConfig, error::Result};
 
 /// Migrations, oldest first: (version, statements). `{ks}` is the keyspace.
-const MIGRATIONS: &[(i32, &[&str])] = &[(
-    1,
-    &[
-        // Message state, newest first inside a partition. `bucket` = seq / BUCKET_SEQS
-        // keeps a busy conversation from growing one unbounded partition. `body` is the
-        // domain message as JSON (the same form the event feed uses); `sender_id` and
-        // `deleted` are columns because unread counting reads only them.
-        "CREATE TABLE IF NOT EXISTS {ks}.messages (
+const MIGRATIONS: &[(i32, &[&str])] = &[
+    (
+        1,
+        &[
+            // Message state, newest first inside a partition. `bucket` = seq / BUCKET_SEQS
+            // keeps a busy conversation from growing one unbounded partition. `body` is the
+            // domain message as JSON (the same form the event feed uses); `sender_id` and
+            // `deleted` are columns because unread counting reads only them.
+            "CREATE TABLE IF NOT EXISTS {ks}.messages (
             conversation_id uuid,
             bucket bigint,
             seq bigint,
@@ -25,21 +26,25 @@ const MIGRATIONS: &[(i32, &[&str])] = &[(
             body text,
             PRIMARY KEY ((conversation_id, bucket), seq)
         ) WITH CLUSTERING ORDER BY (seq DESC)",
-        // Message id → seq, for edits, deletes, replies and forwards.
-        "CREATE TABLE IF NOT EXISTS {ks}.message_ids (
+            // Message id → seq, for edits, deletes, replies and forwards.
+            "CREATE TABLE IF NOT EXISTS {ks}.message_ids (
             conversation_id uuid,
             id uuid,
             seq bigint,
             PRIMARY KEY ((conversation_id, id))
         )",
-        // How far the conversation's timeline has been applied here: every seq up to
-        // `applied_seq` is in `messages` (or was not a message event).
-        "CREATE TABLE IF NOT EXISTS {ks}.conversation_progress (
+            // How far the conversation's timeline has been applied here: every seq up to
+            // `applied_seq` is in `messages` (or was not a message event).
+            "CREATE TABLE IF NOT EXISTS {ks}.conversation_progress (
             conversation_id uuid PRIMARY KEY,
             applied_seq bigint
         )",
-    ],
-)];
+        ],
+    ),
+    // Message state in a versioned format (`crate::format`) in `data`; rows written
+    // before keep their v0 JSON in `body`.
+    (2, &["ALTER TABLE {ks}.messages ADD data blob"]),
+];
 
 /// The replication clause for a new keyspace.
 fn replication(config: &CqlConfig) -> Result<String> {
@@ -112,10 +117,18 @@ pub(super) async fn migrate(session: &Session, config: &CqlConfig) -> Result<()>
             continue;
         }
         for statement in *statements {
-            session
+            let applied = session
                 .query_unpaged(statement.replace("{ks}", ks), ())
-                .await
-                .map_err(cql_error)?;
+                .await;
+            // A node that died between an ALTER and recording it left the column added.
+            if let Err(err) = applied
+                && !(statement.starts_with("ALTER TABLE")
+                    && err
+                        .to_string()
+                        .contains("conflicts with an existing column"))
+            {
+                return Err(cql_error(err));
+            }
         }
         session
             .query_unpaged(

@@ -28,7 +28,7 @@ impl Statements {
         let prepare = |text: String| async move { session.prepare(text).await.map_err(cql_error) };
         Ok(Self {
             insert_message: prepare(format!(
-                "INSERT INTO {ks}.messages (conversation_id, bucket, seq, id, sender_id, deleted, body) \
+                "INSERT INTO {ks}.messages (conversation_id, bucket, seq, id, sender_id, deleted, data) \
                  VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
             ))
             .await?,
@@ -50,16 +50,16 @@ impl Statements {
             ))
             .await?,
             message_at: prepare(format!(
-                "SELECT body FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq = ?"
+                "SELECT body, data FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq = ?"
             ))
             .await?,
             newest_first: prepare(format!(
-                "SELECT body FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq < ? \
+                "SELECT body, data FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq < ? \
                  ORDER BY seq DESC LIMIT ?"
             ))
             .await?,
             oldest_first: prepare(format!(
-                "SELECT body FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq > ? \
+                "SELECT body, data FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq > ? \
                  ORDER BY seq ASC LIMIT ?"
             ))
             .await?,

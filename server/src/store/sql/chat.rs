@@ -743,19 +743,19 @@ impl ChatStore for SqlStore {
             .limit(limit)
             .all(&self.db)
             .await?;
-        let payloads: HashMap<i64, String> = events::Entity::find()
+        let payloads: HashMap<i64, (String, Option<Vec<u8>>)> = events::Entity::find()
             .filter(events::Column::Id.is_in(rows.iter().map(|r| r.event_id)))
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|row| (row.id, row.payload))
+            .map(|row| (row.id, (row.payload, row.body)))
             .collect();
         rows.into_iter()
             .map(|row| {
-                let payload = payloads
+                let (payload, body) = payloads
                     .get(&row.event_id)
                     .ok_or_else(|| Error::internal("feed row without its event"))?;
-                let event: Event = serde_json::from_str(payload).map_err(Error::internal)?;
+                let event = super::stored_event(payload, body.as_deref())?;
                 Ok(FeedItem {
                     feed_seq: convert::seq_from_db(row.feed_seq),
                     event: std::sync::Arc::new(event),

@@ -213,8 +213,11 @@ pub mod events {
         pub id: i64,
         pub conversation_id: Option<Uuid>,
         pub seq: Option<i64>,
-        /// The domain event as JSON.
+        /// The event as v0 JSON, for rows written before formats were versioned; empty
+        /// since (see `body`).
         pub payload: String,
+        /// The event in a versioned format (`crate::format`), since migration m0004.
+        pub body: Option<Vec<u8>>,
         pub create_time: DateTimeUtc,
     }
     no_relations!();

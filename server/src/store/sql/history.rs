@@ -93,9 +93,10 @@ impl Projector {
     async fn catch_up(&self, conversation: Uuid, mut applied: u64, last_seq: u64) -> Result<()> {
         while applied < last_seq {
             let upto = Ord::min(applied + CATCH_UP_BATCH, last_seq);
-            let payloads: Vec<String> = events::Entity::find()
+            let payloads: Vec<(String, Option<Vec<u8>>)> = events::Entity::find()
                 .select_only()
                 .column(events::Column::Payload)
+                .column(events::Column::Body)
                 .filter(events::Column::ConversationId.eq(conversation))
                 .filter(events::Column::Seq.gt(convert::seq_to_db(applied)))
                 .filter(events::Column::Seq.lte(convert::seq_to_db(upto)))
@@ -105,7 +106,7 @@ impl Projector {
                 .await?;
             let parsed: Vec<Event> = payloads
                 .iter()
-                .map(|payload| serde_json::from_str(payload).map_err(Error::internal))
+                .map(|(payload, body)| super::stored_event(payload, body.as_deref()))
                 .collect::<Result<_>>()?;
             let batch: Vec<Applied<'_>> = parsed
                 .iter()

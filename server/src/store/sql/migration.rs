@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(InitialSchema),
             Box::new(CqlMessageHistory),
             Box::new(RequestIdsPerUser),
+            Box::new(VersionedEventFormat),
         ]
     }
 }
@@ -219,6 +220,38 @@ impl MigrationTrait for RequestIdsPerUser {
             false,
         )
         .await
+    }
+}
+
+/// Events are stored in a versioned format (`crate::format`) in a new `body` column; old
+/// rows keep their v0 JSON in `payload`. (A database created after this migration was
+/// written already has the column, from the entity: hence the check.)
+struct VersionedEventFormat;
+
+impl MigrationName for VersionedEventFormat {
+    fn name(&self) -> &str {
+        "m0004_versioned_event_format"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for VersionedEventFormat {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        if manager.has_column("events", "body").await? {
+            return Ok(());
+        }
+        manager
+            .alter_table(
+                sea_orm_migration::sea_query::Table::alter()
+                    .table(events::Entity)
+                    .add_column(
+                        sea_orm_migration::sea_query::ColumnDef::new("body")
+                            .blob()
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await
     }
 }
 

@@ -96,6 +96,12 @@ impl SqlStore {
     }
 }
 
+/// A stored event row's event: `body` in a versioned format, or the v0 JSON `payload` of
+/// rows written before formats were versioned.
+fn stored_event(payload: &str, body: Option<&[u8]>) -> Result<Event> {
+    crate::format::decode_event(body.unwrap_or(payload.as_bytes()))
+}
+
 /// Stores `event` and appends it to each recipient's feed, in the caller's transaction.
 async fn append_event<C: ConnectionTrait>(
     txn: &C,
@@ -111,11 +117,12 @@ async fn append_event<C: ConnectionTrait>(
         } => (Some(*conversation_id), Some(convert::seq_to_db(*seq))),
         _ => (None, None),
     };
-    let payload = serde_json::to_string(&event).map_err(Error::internal)?;
+    let body = crate::format::encode_event(&event);
     let inserted = events::Entity::insert(events::ActiveModel {
         conversation_id: Set(conversation_id),
         seq: Set(seq),
-        payload: Set(payload),
+        payload: Set(String::new()),
+        body: Set(Some(body)),
         create_time: Set(now),
         ..Default::default()
     })

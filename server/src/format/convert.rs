@@ -1,0 +1,437 @@
+//! Domain types ⇄ `secureconnect.storage.v1`. Decoding checks what protobuf cannot (id
+//! lengths, known enum values) and fails with `INTERNAL`: a stored payload this node
+//! cannot make sense of is a bug or corruption, never the caller's fault.
+
+use std::{collections::HashMap, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use prost_types::Timestamp;
+use secureconnect_proto::storage::v1::{self as pb, bus_envelope, conversation_event, event};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        Change, ContactRequest, Content, ConversationKind, Details, Event, Forwarded, Member,
+        Message, Published, Role, Time, TypingSignal, User,
+    },
+    error::{Error, Result},
+};
+
+/// What travels between nodes on the bus.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BusPayload {
+    /// A committed event and each recipient's feed position.
+    Event(Published),
+    /// A session was revoked.
+    SessionRevoked(Uuid),
+    /// Someone is typing.
+    Typing(TypingSignal),
+}
+
+fn bad(what: &str) -> Error {
+    Error::internal(format!("stored payload: {what}"))
+}
+
+fn id(bytes: &[u8]) -> Result<Uuid> {
+    Uuid::from_slice(bytes).map_err(|_| bad("an id is not 16 bytes"))
+}
+
+fn optional_id(bytes: &[u8]) -> Result<Option<Uuid>> {
+    if bytes.is_empty() {
+        Ok(None)
+    } else {
+        id(bytes).map(Some)
+    }
+}
+
+fn id_bytes(id: Uuid) -> Vec<u8> {
+    id.as_bytes().to_vec()
+}
+
+fn time(t: Time) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    })
+}
+
+fn time_from(t: Option<Timestamp>) -> Result<Time> {
+    let t = t.ok_or_else(|| bad("a required time is missing"))?;
+    let nanos = u32::try_from(t.nanos).map_err(|_| bad("negative nanoseconds"))?;
+    DateTime::<Utc>::from_timestamp(t.seconds, nanos).ok_or_else(|| bad("time out of range"))
+}
+
+fn optional_time_from(t: Option<Timestamp>) -> Result<Option<Time>> {
+    t.map(|t| time_from(Some(t))).transpose()
+}
+
+fn role(role: Role) -> i32 {
+    match role {
+        Role::Member => pb::Role::Member as i32,
+        Role::Admin => pb::Role::Admin as i32,
+        Role::Owner => pb::Role::Owner as i32,
+    }
+}
+
+fn role_from(code: i32) -> Result<Role> {
+    match pb::Role::try_from(code) {
+        Ok(pb::Role::Member) => Ok(Role::Member),
+        Ok(pb::Role::Admin) => Ok(Role::Admin),
+        Ok(pb::Role::Owner) => Ok(Role::Owner),
+        _ => Err(bad("unknown role")),
+    }
+}
+
+fn member(m: &Member) -> pb::Member {
+    pb::Member {
+        user_id: id_bytes(m.user_id),
+        role: role(m.role),
+        join_time: time(m.join_time),
+    }
+}
+
+fn member_from(m: pb::Member) -> Result<Member> {
+    Ok(Member {
+        user_id: id(&m.user_id)?,
+        role: role_from(m.role)?,
+        join_time: time_from(m.join_time)?,
+    })
+}
+
+fn members_from(members: Vec<pb::Member>) -> Result<Vec<Member>> {
+    members.into_iter().map(member_from).collect()
+}
+
+fn details(d: &Details) -> pb::Details {
+    pb::Details {
+        title: d.title.clone(),
+        description: d.description.clone(),
+        avatar_url: d.avatar_url.clone(),
+    }
+}
+
+fn details_from(d: Option<pb::Details>) -> Details {
+    let d = d.unwrap_or_default();
+    Details {
+        title: d.title,
+        description: d.description,
+        avatar_url: d.avatar_url,
+    }
+}
+
+fn user(u: &User) -> pb::User {
+    pb::User {
+        id: id_bytes(u.id),
+        email: u.email.clone(),
+        username: u.username.clone(),
+        display_name: u.display_name.clone(),
+        avatar_url: u.avatar_url.clone(),
+        create_time: time(u.create_time),
+    }
+}
+
+fn user_from(u: Option<pb::User>) -> Result<User> {
+    let u = u.ok_or_else(|| bad("a user is missing"))?;
+    Ok(User {
+        id: id(&u.id)?,
+        email: u.email,
+        username: u.username,
+        display_name: u.display_name,
+        avatar_url: u.avatar_url,
+        create_time: time_from(u.create_time)?,
+    })
+}
+
+pub fn message_to_proto(m: &Message) -> pb::Message {
+    pb::Message {
+        id: id_bytes(m.id),
+        conversation_id: id_bytes(m.conversation_id),
+        seq: m.seq,
+        sender_id: id_bytes(m.sender_id),
+        content: m.content.as_ref().map(|c| match c {
+            Content::Text(text) => pb::message::Content::Text(text.clone()),
+            Content::Encrypted(bytes) => pb::message::Content::Encrypted(bytes.clone()),
+        }),
+        metadata: m.metadata.clone().into_iter().collect(),
+        reply_to: m.reply_to.map(id_bytes).unwrap_or_default(),
+        create_time: time(m.create_time),
+        edit_time: m.edit_time.and_then(time),
+        delete_time: m.delete_time.and_then(time),
+        forwarded_from: m.forwarded_from.map(|f| pb::Forwarded {
+            sender_id: id_bytes(f.sender_id),
+            create_time: time(f.create_time),
+        }),
+    }
+}
+
+pub fn message_from_proto(m: pb::Message) -> Result<Message> {
+    Ok(Message {
+        id: id(&m.id)?,
+        conversation_id: id(&m.conversation_id)?,
+        seq: m.seq,
+        sender_id: id(&m.sender_id)?,
+        content: m.content.map(|c| match c {
+            pb::message::Content::Text(text) => Content::Text(text),
+            pb::message::Content::Encrypted(bytes) => Content::Encrypted(bytes),
+        }),
+        metadata: m.metadata.into_iter().collect(),
+        reply_to: optional_id(&m.reply_to)?,
+        create_time: time_from(m.create_time)?,
+        edit_time: optional_time_from(m.edit_time)?,
+        delete_time: optional_time_from(m.delete_time)?,
+        forwarded_from: m
+            .forwarded_from
+            .map(|f| {
+                Ok::<_, Error>(Forwarded {
+                    sender_id: id(&f.sender_id)?,
+                    create_time: time_from(f.create_time)?,
+                })
+            })
+            .transpose()?,
+    })
+}
+
+fn change(c: &Change) -> conversation_event::Change {
+    use conversation_event::Change as P;
+    match c {
+        Change::MessageSent(m) => P::MessageSent(message_to_proto(m)),
+        Change::MessageEdited(m) => P::MessageEdited(message_to_proto(m)),
+        Change::MessageDeleted(m) => P::MessageDeleted(message_to_proto(m)),
+        Change::Created {
+            kind,
+            details: d,
+            end_to_end_encrypted,
+            members,
+        } => P::Created(pb::ConversationCreated {
+            kind: match kind {
+                ConversationKind::Direct => pb::ConversationKind::Direct as i32,
+                ConversationKind::Group => pb::ConversationKind::Group as i32,
+            },
+            details: Some(details(d)),
+            end_to_end_encrypted: *end_to_end_encrypted,
+            members: members.iter().map(member).collect(),
+        }),
+        Change::Updated(d) => P::Updated(details(d)),
+        Change::MembersAdded(members) => P::MembersAdded(pb::MembersAdded {
+            members: members.iter().map(member).collect(),
+        }),
+        Change::MemberRemoved { user_id, left } => P::MemberRemoved(pb::MemberRemoved {
+            user_id: id_bytes(*user_id),
+            left: *left,
+        }),
+        Change::RoleUpdated(m) => P::RoleUpdated(member(m)),
+        Change::Deleted => P::Deleted(pb::ConversationDeleted {}),
+    }
+}
+
+fn change_from(c: Option<conversation_event::Change>) -> Result<Change> {
+    use conversation_event::Change as P;
+    Ok(
+        match c.ok_or_else(|| bad("a conversation event without a change"))? {
+            P::MessageSent(m) => Change::MessageSent(message_from_proto(m)?),
+            P::MessageEdited(m) => Change::MessageEdited(message_from_proto(m)?),
+            P::MessageDeleted(m) => Change::MessageDeleted(message_from_proto(m)?),
+            P::Created(c) => Change::Created {
+                kind: match pb::ConversationKind::try_from(c.kind) {
+                    Ok(pb::ConversationKind::Direct) => ConversationKind::Direct,
+                    Ok(pb::ConversationKind::Group) => ConversationKind::Group,
+                    _ => return Err(bad("unknown conversation kind")),
+                },
+                details: details_from(c.details),
+                end_to_end_encrypted: c.end_to_end_encrypted,
+                members: members_from(c.members)?,
+            },
+            P::Updated(d) => Change::Updated(details_from(Some(d))),
+            P::MembersAdded(added) => Change::MembersAdded(members_from(added.members)?),
+            P::MemberRemoved(removed) => Change::MemberRemoved {
+                user_id: id(&removed.user_id)?,
+                left: removed.left,
+            },
+            P::RoleUpdated(m) => Change::RoleUpdated(member_from(m)?),
+            P::Deleted(_) => Change::Deleted,
+        },
+    )
+}
+
+pub fn event_to_proto(e: &Event) -> pb::Event {
+    let kind = match e {
+        Event::Conversation {
+            conversation_id,
+            seq,
+            actor,
+            time: t,
+            change: c,
+        } => event::Kind::Conversation(pb::ConversationEvent {
+            conversation_id: id_bytes(*conversation_id),
+            seq: *seq,
+            actor_id: id_bytes(*actor),
+            time: time(*t),
+            change: Some(change(c)),
+        }),
+        Event::ReadState {
+            conversation_id,
+            read_seq,
+            time: t,
+        } => event::Kind::ReadState(pb::ReadState {
+            conversation_id: id_bytes(*conversation_id),
+            read_seq: *read_seq,
+            time: time(*t),
+        }),
+        Event::ContactRequested(request) => event::Kind::ContactRequested(pb::ContactRequested {
+            from: Some(user(&request.from)),
+            to: Some(user(&request.to)),
+            message: request.message.clone(),
+            time: time(request.time),
+        }),
+        Event::ContactAdded { users, time: t } => event::Kind::ContactAdded(pb::ContactAdded {
+            users: users.iter().map(user).collect(),
+            time: time(*t),
+        }),
+        Event::ContactRemoved { users, time: t } => {
+            event::Kind::ContactRemoved(pb::ContactRemoved {
+                user_ids: users.iter().map(|u| id_bytes(*u)).collect(),
+                time: time(*t),
+            })
+        }
+    };
+    pb::Event { kind: Some(kind) }
+}
+
+fn pair<T>(items: Vec<T>) -> Result<[T; 2]> {
+    <[T; 2]>::try_from(items).map_err(|_| bad("a contact event without exactly two users"))
+}
+
+pub fn event_from_proto(e: pb::Event) -> Result<Event> {
+    Ok(
+        match e.kind.ok_or_else(|| bad("an event of unknown kind"))? {
+            event::Kind::Conversation(c) => Event::Conversation {
+                conversation_id: id(&c.conversation_id)?,
+                seq: c.seq,
+                actor: id(&c.actor_id)?,
+                time: time_from(c.time)?,
+                change: change_from(c.change)?,
+            },
+            event::Kind::ReadState(r) => Event::ReadState {
+                conversation_id: id(&r.conversation_id)?,
+                read_seq: r.read_seq,
+                time: time_from(r.time)?,
+            },
+            event::Kind::ContactRequested(r) => Event::ContactRequested(ContactRequest {
+                from: user_from(r.from)?,
+                to: user_from(r.to)?,
+                message: r.message,
+                time: time_from(r.time)?,
+            }),
+            event::Kind::ContactAdded(a) => Event::ContactAdded {
+                users: pair(
+                    a.users
+                        .into_iter()
+                        .map(|u| user_from(Some(u)))
+                        .collect::<Result<Vec<_>>>()?,
+                )?,
+                time: time_from(a.time)?,
+            },
+            event::Kind::ContactRemoved(r) => Event::ContactRemoved {
+                users: pair(
+                    r.user_ids
+                        .iter()
+                        .map(|u| id(u))
+                        .collect::<Result<Vec<_>>>()?,
+                )?,
+                time: time_from(r.time)?,
+            },
+        },
+    )
+}
+
+pub fn bus_to_proto(node: Uuid, payload: &BusPayload) -> pb::BusEnvelope {
+    let body = match payload {
+        BusPayload::Event(published) => bus_envelope::Body::Published(pb::Published {
+            event: Some(event_to_proto(&published.event)),
+            recipients: published
+                .recipients
+                .iter()
+                .map(|(user, feed_seq)| pb::Recipient {
+                    user_id: id_bytes(*user),
+                    feed_seq: *feed_seq,
+                })
+                .collect(),
+        }),
+        BusPayload::SessionRevoked(session) => {
+            bus_envelope::Body::RevokedSessionId(id_bytes(*session))
+        }
+        BusPayload::Typing(signal) => bus_envelope::Body::Typing(pb::Typing {
+            conversation_id: id_bytes(signal.conversation_id),
+            user_id: id_bytes(signal.user_id),
+            typing: signal.typing,
+            expire_time: signal.expire_time.and_then(time),
+            recipients: signal.recipients.iter().map(|u| id_bytes(*u)).collect(),
+        }),
+    };
+    pb::BusEnvelope {
+        node_id: id_bytes(node),
+        body: Some(body),
+    }
+}
+
+pub fn bus_from_proto(envelope: pb::BusEnvelope) -> Result<(Uuid, BusPayload)> {
+    let node = id(&envelope.node_id)?;
+    let payload = match envelope
+        .body
+        .ok_or_else(|| bad("a bus message of unknown kind"))?
+    {
+        bus_envelope::Body::Published(p) => BusPayload::Event(Published {
+            event: Arc::new(event_from_proto(
+                p.event
+                    .ok_or_else(|| bad("a published message without its event"))?,
+            )?),
+            recipients: p
+                .recipients
+                .into_iter()
+                .map(|r| Ok((id(&r.user_id)?, r.feed_seq)))
+                .collect::<Result<HashMap<_, _>>>()?,
+        }),
+        bus_envelope::Body::RevokedSessionId(session) => BusPayload::SessionRevoked(id(&session)?),
+        bus_envelope::Body::Typing(t) => BusPayload::Typing(TypingSignal {
+            conversation_id: id(&t.conversation_id)?,
+            user_id: id(&t.user_id)?,
+            typing: t.typing,
+            expire_time: optional_time_from(t.expire_time)?,
+            recipients: t.recipients.iter().map(|u| id(u)).collect::<Result<_>>()?,
+        }),
+    };
+    Ok((node, payload))
+}
+
+/// The v0 (JSON) bus envelope, as nodes wrote it before formats were versioned: read only.
+pub fn bus_from_v0_json(json: &[u8]) -> Result<(Uuid, BusPayload)> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        node: Uuid,
+        body: Wire,
+    }
+    #[derive(Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Wire {
+        Event {
+            event: Box<Event>,
+            recipients: HashMap<Uuid, u64>,
+        },
+        SessionRevoked {
+            session: Uuid,
+        },
+        Typing(TypingSignal),
+    }
+    let envelope: Envelope =
+        serde_json::from_slice(json).map_err(|e| bad(&format!("v0 bus message: {e}")))?;
+    let payload = match envelope.body {
+        Wire::Event { event, recipients } => BusPayload::Event(Published {
+            event: Arc::from(event),
+            recipients,
+        }),
+        Wire::SessionRevoked { session } => BusPayload::SessionRevoked(session),
+        Wire::Typing(signal) => BusPayload::Typing(signal),
+    };
+    Ok((envelope.node, payload))
+}
