@@ -148,10 +148,12 @@ async fn a_member_removed_while_sending_never_posts_after_the_removal() {
     let mut stream = alice.subscribe("").await;
     until_caught_up(&mut stream).await;
     // Bob sends from several tasks at once until the removal stops him.
+    let accepted_so_far = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let senders: Vec<_> = (0..8)
         .map(|task| {
             let client = bob.client.clone();
             let conversation = group.conversation_id.clone();
+            let accepted_so_far = std::sync::Arc::clone(&accepted_so_far);
             tokio::spawn(async move {
                 let mut accepted = Vec::new();
                 for i in 0.. {
@@ -165,7 +167,10 @@ async fn a_member_removed_while_sending_never_posts_after_the_removal() {
                         })
                         .await;
                     match sent {
-                        Ok(response) => accepted.extend(response.into_inner().message),
+                        Ok(response) => {
+                            accepted.extend(response.into_inner().message);
+                            accepted_so_far.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         Err(status) => {
                             assert_eq!(status.code(), Code::NotFound, "{status:?}");
                             return accepted;
@@ -176,7 +181,10 @@ async fn a_member_removed_while_sending_never_posts_after_the_removal() {
             })
         })
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    // Remove him while the sends are in full flow (however fast the backends are).
+    while accepted_so_far.load(std::sync::atomic::Ordering::Relaxed) < 16 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     alice
         .client
         .conversations()

@@ -72,6 +72,12 @@ fn replication(config: &CqlConfig) -> Result<String> {
 }
 
 /// Names we splice into CQL text (keyspace, datacenters) must not carry quotes or spaces.
+/// Whether an ALTER TABLE … ADD failed because the column is there already (Cassandra's
+/// and ScyllaDB's wordings).
+fn column_exists(error: &str) -> bool {
+    error.contains("already exists") || error.contains("conflicts with an existing column")
+}
+
 pub(super) fn is_identifier_like(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -120,12 +126,10 @@ pub(super) async fn migrate(session: &Session, config: &CqlConfig) -> Result<()>
             let applied = session
                 .query_unpaged(statement.replace("{ks}", ks), ())
                 .await;
-            // A node that died between an ALTER and recording it left the column added.
+            // Another node starting at the same moment, or one that died between the ALTER
+            // and recording it, added the column already: the goal is reached.
             if let Err(err) = applied
-                && !(statement.starts_with("ALTER TABLE")
-                    && err
-                        .to_string()
-                        .contains("conflicts with an existing column"))
+                && !(statement.starts_with("ALTER TABLE") && column_exists(&err.to_string()))
             {
                 return Err(cql_error(err));
             }
