@@ -66,7 +66,7 @@ impl Chat {
         let request = Fingerprint::of("send")
             .id(conversation_id)
             .part(&content_bytes(&content))
-            .part(&metadata_bytes(&input.metadata))
+            .map(&input.metadata)
             .optional_id(reply_to)
             .key(who.user_id, RequestKind::Message, input.request_id);
         // A retry of a committed send gets its message back before anything else is
@@ -405,17 +405,5 @@ fn content_bytes(content: &Content) -> Vec<u8> {
     };
     let mut out = vec![kind];
     out.extend_from_slice(bytes);
-    out
-}
-
-/// Metadata as fingerprinted: sorted entries (a `BTreeMap`), each length-prefixed.
-fn metadata_bytes(metadata: &BTreeMap<String, String>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (key, value) in metadata {
-        for part in [key, value] {
-            out.extend_from_slice(&(part.len() as u64).to_le_bytes());
-            out.extend_from_slice(part.as_bytes());
-        }
-    }
     out
 }

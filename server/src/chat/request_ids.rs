@@ -26,6 +26,14 @@ impl Fingerprint {
         self
     }
 
+    /// A map, entry by entry in key order (so equal maps hash the same), after its size.
+    pub fn map(self, map: &std::collections::BTreeMap<String, String>) -> Self {
+        map.iter().fold(
+            self.part(&(map.len() as u64).to_le_bytes()),
+            |print, (key, value)| print.part(key.as_bytes()).part(value.as_bytes()),
+        )
+    }
+
     pub fn id(self, id: Uuid) -> Self {
         self.part(id.as_bytes())
     }

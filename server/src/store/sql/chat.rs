@@ -27,6 +27,17 @@ use crate::{
 
 /// Takes the conversation's next `seq` and records the activity time.
 async fn next_seq<C: ConnectionTrait>(txn: &C, conversation: Uuid, now: Time) -> Result<u64> {
+    next_seq_and_kind(txn, conversation, now)
+        .await
+        .map(|(seq, _)| seq)
+}
+
+/// [`next_seq`], also returning the conversation's kind from the same row read.
+async fn next_seq_and_kind<C: ConnectionTrait>(
+    txn: &C,
+    conversation: Uuid,
+    now: Time,
+) -> Result<(u64, ConversationKind)> {
     conversations::Entity::update_many()
         .col_expr(
             conversations::Column::LastSeq,
@@ -36,13 +47,14 @@ async fn next_seq<C: ConnectionTrait>(txn: &C, conversation: Uuid, now: Time) ->
         .filter(conversations::Column::Id.eq(conversation))
         .exec(txn)
         .await?;
-    let seq: Option<i64> = conversations::Entity::find_by_id(conversation)
+    let row: Option<(i64, i16)> = conversations::Entity::find_by_id(conversation)
         .select_only()
         .column(conversations::Column::LastSeq)
+        .column(conversations::Column::Kind)
         .into_tuple()
         .one(txn)
         .await?;
-    seq.map(convert::seq_from_db)
+    row.map(|(seq, kind)| (convert::seq_from_db(seq), convert::kind_from_db(kind)))
         .ok_or(Error::NotFound("conversation"))
 }
 
@@ -81,21 +93,14 @@ async fn record_change_at<C: ConnectionTrait>(
 /// not blocked either way by the other member.
 async fn authorize_post<C: ConnectionTrait>(
     txn: &C,
-    conversation: Uuid,
+    kind: ConversationKind,
     sender: Uuid,
     members: &[Uuid],
 ) -> Result<()> {
     if !members.contains(&sender) {
         return Err(Error::NotFound("conversation"));
     }
-    let kind: Option<i16> = conversations::Entity::find_by_id(conversation)
-        .select_only()
-        .column(conversations::Column::Kind)
-        .into_tuple()
-        .one(txn)
-        .await?;
-    let direct = kind.map(convert::kind_from_db) == Some(ConversationKind::Direct);
-    if direct
+    if kind == ConversationKind::Direct
         && let Some(peer) = members.iter().find(|m| **m != sender)
         && accounts::blocked_between(txn, sender, *peer).await?
     {
@@ -659,7 +664,7 @@ impl ChatStore for SqlStore {
         let txn = self.db.begin().await?;
         // Numbering locks the conversation: a removal or block committed before this point
         // is seen below, one after it waits for this send.
-        let seq = next_seq(&txn, new.conversation_id, now).await?;
+        let (seq, kind) = next_seq_and_kind(&txn, new.conversation_id, now).await?;
         let message = Message {
             id: Uuid::now_v7(),
             conversation_id: new.conversation_id,
@@ -684,7 +689,7 @@ impl ChatStore for SqlStore {
             Err(err) => return Err(err.into()),
         }
         let recipients = member_ids(&txn, new.conversation_id).await?;
-        authorize_post(&txn, new.conversation_id, new.sender_id, &recipients).await?;
+        authorize_post(&txn, kind, new.sender_id, &recipients).await?;
         self.insert_message(&txn, &message, &new.request.id).await?;
         let change = Change::MessageSent(message.clone());
         let event = conversation_event(new.conversation_id, seq, new.sender_id, now, change);
