@@ -2,10 +2,10 @@
 
 use uuid::Uuid;
 
-use super::{Chat, insufficient_role, request_ids::Fingerprint};
+use super::{Chat, request_ids::Fingerprint};
 use crate::{
     auth::Principal,
-    domain::{Conversation, ConversationKind, ConversationView, Details, Member, Role},
+    domain::{ConversationKind, ConversationView, Details, DetailsChanges, Member, Role},
     error::{Error, Reason, Result},
     paging,
     store::{NewConversation, RequestKind},
@@ -25,14 +25,6 @@ pub struct CreateConversation {
     pub description: String,
     pub end_to_end_encrypted: bool,
     pub request_id: String,
-}
-
-/// Which group details an update touches.
-#[derive(Debug, Clone, Default)]
-pub struct DetailsChanges {
-    pub title: Option<String>,
-    pub description: Option<String>,
-    pub avatar_url: Option<String>,
 }
 
 fn parse_user_ids(v: &mut Violations, field: &str, raw: &[String]) -> Vec<Uuid> {
@@ -191,25 +183,14 @@ impl Chat {
         }
         v.finish()?;
         let id = id.ok_or(Error::NotFound("conversation"))?;
-        let (conversation, role) = self.group_for(who, id).await?;
-        if role < Role::Admin {
-            return Err(insufficient_role(
-                "only owners and admins can edit the group",
-            ));
-        }
-        let mut details = conversation.details;
-        if let Some(title) = changes.title {
-            details.title = title.trim().to_owned();
-        }
-        if let Some(description) = changes.description {
-            details.description = description;
-        }
-        if let Some(url) = changes.avatar_url {
-            details.avatar_url = url;
-        }
+        self.require_group(who, id).await?;
+        let changes = DetailsChanges {
+            title: changes.title.map(|title| title.trim().to_owned()),
+            ..changes
+        };
         let committed = self
             .store
-            .update_details(id, who.user_id, details, chrono::Utc::now())
+            .update_details(id, who.user_id, changes, chrono::Utc::now())
             .await?;
         self.publish(committed);
         self.view(who, id).await
@@ -217,10 +198,7 @@ impl Chat {
 
     pub async fn delete_conversation(&self, who: &Principal, id: &str) -> Result<()> {
         let id = parse_conversation_id(id)?;
-        let (_, role) = self.group_for(who, id).await?;
-        if role != Role::Owner {
-            return Err(insufficient_role("only owners can delete the group"));
-        }
+        self.require_group(who, id).await?;
         let committed = self
             .store
             .delete_conversation(id, who.user_id, chrono::Utc::now())
@@ -245,10 +223,7 @@ impl Chat {
         }
         v.finish()?;
         let id = id.ok_or(Error::NotFound("conversation"))?;
-        let (_, role) = self.group_for(who, id).await?;
-        if role < Role::Admin {
-            return Err(insufficient_role("only owners and admins can add members"));
-        }
+        self.require_group(who, id).await?;
         self.require_existing_users("user_ids", &users).await?;
         let committed = self
             .store
@@ -268,19 +243,7 @@ impl Chat {
         let (Some(id), Some(target)) = (id, target) else {
             return Err(Error::NotFound("conversation"));
         };
-        let (_, role) = self.group_for(who, id).await?;
-        let target_role = self
-            .store
-            .membership(id, target)
-            .await?
-            .ok_or(Error::NotFound("member"))?
-            .role;
-        let allowed = role == Role::Owner || (role == Role::Admin && target_role == Role::Member);
-        if !allowed {
-            return Err(insufficient_role(
-                "owners remove anyone; admins remove plain members",
-            ));
-        }
+        self.require_group(who, id).await?;
         let committed = self
             .store
             .remove_member(id, who.user_id, target, chrono::Utc::now())
@@ -291,16 +254,7 @@ impl Chat {
 
     pub async fn leave_conversation(&self, who: &Principal, id: &str) -> Result<()> {
         let id = parse_conversation_id(id)?;
-        let (conversation, role) = self.group_for(who, id).await?;
-        if role == Role::Owner && conversation.member_count > 1 {
-            let owners = self.owner_count(id).await?;
-            if owners <= 1 {
-                return Err(Error::FailedPrecondition {
-                    reason: Reason::LastOwner,
-                    message: "a group needs an owner: make someone else owner first",
-                });
-            }
-        }
+        self.require_group(who, id).await?;
         let committed = self
             .store
             .remove_member(id, who.user_id, who.user_id, chrono::Utc::now())
@@ -326,10 +280,7 @@ impl Chat {
         let (Some(id), Some(target), Some(role)) = (id, target, role) else {
             return Err(Error::NotFound("conversation"));
         };
-        let (_, caller_role) = self.group_for(who, id).await?;
-        if caller_role != Role::Owner {
-            return Err(insufficient_role("only owners can change roles"));
-        }
+        self.require_group(who, id).await?;
         let committed = self
             .store
             .set_role(id, who.user_id, target, role, chrono::Utc::now())
@@ -381,22 +332,18 @@ impl Chat {
             .ok_or(Error::NotFound("conversation"))
     }
 
-    /// The group and the caller's role in it; direct conversations are refused.
-    async fn group_for(&self, who: &Principal, id: Uuid) -> Result<(Conversation, Role)> {
-        let (conversation, membership) = self.as_member(id, who.user_id).await?;
+    /// Refuses direct conversations (`NOT_FOUND` for non-members, as everywhere). A
+    /// conversation's kind never changes, so checking it ahead of the write is safe; the
+    /// caller's role can change, so the store checks it in the write (`domain::rules`).
+    async fn require_group(&self, who: &Principal, id: Uuid) -> Result<()> {
+        let (conversation, _) = self.as_member(id, who.user_id).await?;
         if conversation.kind != ConversationKind::Group {
             return Err(Error::invalid(
                 "conversation_id",
                 "only groups have members to manage",
             ));
         }
-        Ok((conversation, membership.role))
-    }
-
-    async fn owner_count(&self, id: Uuid) -> Result<usize> {
-        // Groups are bounded in size, so reading the members is cheap enough here.
-        let members = self.store.members(id, None, u64::from(u32::MAX)).await?;
-        Ok(members.iter().filter(|m| m.role == Role::Owner).count())
+        Ok(())
     }
 
     async fn require_existing_users(&self, field: &str, ids: &[Uuid]) -> Result<()> {

@@ -8,7 +8,7 @@ use crate::{
     bus::EventBus,
     config::LimitsConfig,
     domain::{Conversation, Membership},
-    error::{Error, Reason, Result},
+    error::{Error, Result},
     ratelimit::RateLimiter,
     store::{ChatStore, Committed, UserStore},
 };
@@ -17,7 +17,8 @@ mod conversations;
 mod messages;
 mod request_ids;
 
-pub use conversations::{CreateConversation, DetailsChanges};
+pub use crate::domain::DetailsChanges;
+pub use conversations::CreateConversation;
 pub use messages::{ContentInput, ForwardMessage, MessagePage, SendMessage};
 
 /// The chat domain service. Every method checks membership first: to a non-member a
@@ -73,12 +74,5 @@ impl Chat {
     /// Publishes what a write committed and returns its value.
     fn publish<T>(&self, committed: Committed<T>) -> T {
         crate::bus::publish_committed(&*self.bus, committed)
-    }
-}
-
-fn insufficient_role(message: &'static str) -> Error {
-    Error::PermissionDenied {
-        reason: Reason::InsufficientRole,
-        message,
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub mod event;
+pub mod rules;
 
 pub use event::{Change, Contact, ContactRequest, Event, FeedItem, Published, TypingSignal};
 
@@ -76,6 +77,31 @@ pub struct Details {
     pub title: String,
     pub description: String,
     pub avatar_url: String,
+}
+
+/// Which group details an update touches; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetailsChanges {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+impl DetailsChanges {
+    /// The details after the change, applied to what is stored now (read in the write,
+    /// so two admins editing different fields at once both keep their change).
+    pub fn apply(self, mut details: Details) -> Details {
+        if let Some(title) = self.title {
+            details.title = title;
+        }
+        if let Some(description) = self.description {
+            details.description = description;
+        }
+        if let Some(avatar_url) = self.avatar_url {
+            details.avatar_url = avatar_url;
+        }
+        details
+    }
 }
 
 /// A conversation as stored.

@@ -8,7 +8,8 @@ use uuid::Uuid;
 use crate::{
     domain::{
         Contact, ContactRequest, Content, Conversation, ConversationKind, ConversationView,
-        Details, FeedItem, Member, Membership, Message, Published, Role, Session, Time, User,
+        Details, DetailsChanges, FeedItem, Member, Membership, Message, Published, Role, Session,
+        Time, User,
     },
     error::Result,
 };
@@ -339,11 +340,16 @@ pub trait ChatStore: Send + Sync {
         after: Option<(Time, Uuid)>,
         limit: u64,
     ) -> Result<Vec<Member>>;
+    /// Applies `changes` to the group's details.
+    ///
+    /// Every change below that names an `actor` checks, in the write itself after the
+    /// conversation is locked, that the actor may make it ([`crate::domain::rules::authorize`], with
+    /// `NOT_FOUND` for non-members): a removal or demotion that commits first always wins.
     async fn update_details(
         &self,
         conversation: Uuid,
         actor: Uuid,
-        details: Details,
+        changes: DetailsChanges,
         now: Time,
     ) -> Result<Committed<Conversation>>;
     /// Deletes a conversation with its members and messages; the members' feeds get a
@@ -362,6 +368,8 @@ pub trait ChatStore: Send + Sync {
         users: &[Uuid],
         now: Time,
     ) -> Result<Committed<Vec<Member>>>;
+    /// Removes `user`; when `user` is the `actor`, they leave (refused with `LAST_OWNER`
+    /// for a group's only owner while others remain).
     async fn remove_member(
         &self,
         conversation: Uuid,

@@ -1,6 +1,6 @@
 //! Request ids (AIP-155) and authorization at the moment of the write: a retry gets the
 //! original result whatever changed since, a reused id for a different request is refused,
-//! and a member removed while sending cannot slip a message in after the removal.
+//! and a member removed (or an admin demoted) while writing cannot slip a change in after.
 
 use crate::common::*;
 use secureconnect_sdk::proto::{
@@ -232,5 +232,96 @@ async fn a_member_removed_while_sending_never_posts_after_the_removal() {
         .expect("list")
         .into_inner();
     assert!(page.messages.is_empty(), "{:?}", page.messages);
+    server.shutdown().await;
+}
+
+/// Bob, an admin, renames the group from several tasks at once while Alice demotes him:
+/// every rename the server accepted sits before the demotion in the timeline.
+#[tokio::test]
+async fn an_admin_demoted_while_editing_never_edits_after_the_demotion() {
+    use secureconnect_sdk::proto::conversation::v1::{
+        Conversation, MemberRole, UpdateConversationRequest, UpdateMemberRoleRequest,
+    };
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let group = alice.group_with("team", &[&bob]).await;
+    let set_role = |role: MemberRole| UpdateMemberRoleRequest {
+        conversation_id: group.conversation_id.clone(),
+        user_id: bob.id.clone(),
+        role: role.into(),
+    };
+    alice
+        .client
+        .conversations()
+        .update_member_role(set_role(MemberRole::Admin))
+        .await
+        .expect("promote");
+    let mut stream = alice.subscribe("").await;
+    until_caught_up(&mut stream).await;
+
+    let accepted_so_far = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let editors: Vec<_> = (0..8)
+        .map(|task| {
+            let client = bob.client.clone();
+            let conversation_id = group.conversation_id.clone();
+            let accepted_so_far = std::sync::Arc::clone(&accepted_so_far);
+            tokio::spawn(async move {
+                let mut accepted = 0usize;
+                for i in 0.. {
+                    let renamed = client
+                        .conversations()
+                        .update_conversation(UpdateConversationRequest {
+                            conversation: Some(Conversation {
+                                conversation_id: conversation_id.clone(),
+                                title: format!("t{task}-{i}"),
+                                ..Default::default()
+                            }),
+                            update_mask: Some(prost_types::FieldMask {
+                                paths: vec!["title".into()],
+                            }),
+                        })
+                        .await;
+                    match renamed {
+                        Ok(_) => {
+                            accepted += 1;
+                            accepted_so_far.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(status) => {
+                            assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+                            return accepted;
+                        }
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    while accepted_so_far.load(std::sync::atomic::Ordering::Relaxed) < 16 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    alice
+        .client
+        .conversations()
+        .update_member_role(set_role(MemberRole::Member))
+        .await
+        .expect("demote");
+    let mut accepted = 0;
+    for editor in editors {
+        accepted += editor.await.expect("editor");
+    }
+    // Read the timeline until the demotion and every accepted rename are in.
+    let (mut renames_before, mut renames_after, mut demotion_seen) = (0, 0, false);
+    while !demotion_seen || renames_before + renames_after < accepted {
+        let (_, event) = next_conversation_event(&mut stream).await;
+        match event.change {
+            Some(Change::MemberRoleUpdated(_)) => demotion_seen = true,
+            Some(Change::ConversationUpdated(_)) if demotion_seen => renames_after += 1,
+            Some(Change::ConversationUpdated(_)) => renames_before += 1,
+            _ => {}
+        }
+    }
+    assert!(renames_before > 0, "bob renamed before the demotion");
+    assert_eq!(renames_after, 0, "renames accepted after the demotion");
     server.shutdown().await;
 }

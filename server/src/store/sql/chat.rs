@@ -18,8 +18,9 @@ use super::{
 };
 use crate::{
     domain::{
-        Change, Content, Conversation, ConversationKind, ConversationView, Details, Event,
+        Change, Content, Conversation, ConversationKind, ConversationView, DetailsChanges, Event,
         FeedItem, Member, Membership, Message, Role, Time,
+        rules::{self, Act},
     },
     error::{Error, Reason, Result},
     store::{ChatStore, Committed, Direction, FirstUse, NewConversation, NewMessage, RequestKey},
@@ -58,22 +59,10 @@ async fn next_seq_and_kind<C: ConnectionTrait>(
         .ok_or(Error::NotFound("conversation"))
 }
 
-/// Records `change` as the conversation's next timeline event, in the members' feeds
-/// (plus `also`, such as a member who just left).
+/// Records `change` as the conversation's timeline event number `seq` (taken with
+/// [`next_seq`] at the start of the write), in the members' feeds (plus `also`, such as a
+/// member who just left).
 async fn record_change<C: ConnectionTrait>(
-    txn: &C,
-    conversation: Uuid,
-    actor: Uuid,
-    now: Time,
-    also: Option<Uuid>,
-    change: Change,
-) -> Result<crate::domain::Published> {
-    let seq = next_seq(txn, conversation, now).await?;
-    record_change_at(txn, conversation, seq, actor, now, also, change).await
-}
-
-/// [`record_change`] with a `seq` the caller took already (with [`next_seq`]).
-async fn record_change_at<C: ConnectionTrait>(
     txn: &C,
     conversation: Uuid,
     seq: u64,
@@ -110,6 +99,36 @@ async fn authorize_post<C: ConnectionTrait>(
         });
     }
     Ok(())
+}
+
+/// `actor`'s role as it stands in this write; `NOT_FOUND` for non-members (see
+/// [`rules::member`]).
+async fn member_role<C: ConnectionTrait>(txn: &C, conversation: Uuid, actor: Uuid) -> Result<Role> {
+    rules::member(role_in(txn, conversation, actor).await?)
+}
+
+/// `user`'s role in the conversation (`None`: not a member).
+async fn role_in<C: ConnectionTrait>(
+    txn: &C,
+    conversation: Uuid,
+    user: Uuid,
+) -> Result<Option<Role>> {
+    let code: Option<i16> = members::Entity::find_by_id((conversation, user))
+        .select_only()
+        .column(members::Column::Role)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    Ok(code.map(Role::from_code))
+}
+
+async fn owner_count<C: ConnectionTrait>(txn: &C, conversation: Uuid) -> Result<usize> {
+    let owners = members::Entity::find()
+        .filter(members::Column::ConversationId.eq(conversation))
+        .filter(members::Column::Role.eq(Role::Owner.code()))
+        .count(txn)
+        .await?;
+    Ok(usize::try_from(owners).unwrap_or(usize::MAX))
 }
 
 async fn member_ids<C: ConnectionTrait>(txn: &C, conversation: Uuid) -> Result<Vec<Uuid>> {
@@ -433,11 +452,19 @@ impl ChatStore for SqlStore {
         &self,
         conversation: Uuid,
         actor: Uuid,
-        details: Details,
+        changes: DetailsChanges,
         now: Time,
     ) -> Result<Committed<Conversation>> {
         let _guard = self.write_guard().await;
         let txn = self.db.begin().await?;
+        // Every change below numbers itself first: that locks the conversation, so the
+        // checks that follow see every removal or demotion committed before, and one
+        // committing after waits for this write.
+        let seq = next_seq(&txn, conversation, now).await?;
+        let role = member_role(&txn, conversation, actor).await?;
+        rules::authorize(actor, role, Act::EditDetails)?;
+        let current = self.find_conversation(&txn, conversation).await?;
+        let details = changes.apply(current.details);
         conversations::Entity::update_many()
             .col_expr(conversations::Column::Title, details.title.clone().into())
             .col_expr(
@@ -451,15 +478,8 @@ impl ChatStore for SqlStore {
             .filter(conversations::Column::Id.eq(conversation))
             .exec(&txn)
             .await?;
-        let published = record_change(
-            &txn,
-            conversation,
-            actor,
-            now,
-            None,
-            Change::Updated(details),
-        )
-        .await?;
+        let change = Change::Updated(details);
+        let published = record_change(&txn, conversation, seq, actor, now, None, change).await?;
         let value = self.find_conversation(&txn, conversation).await?;
         txn.commit().await?;
         Ok(Committed {
@@ -476,8 +496,11 @@ impl ChatStore for SqlStore {
     ) -> Result<Committed<()>> {
         let _guard = self.write_guard().await;
         let txn = self.db.begin().await?;
+        let seq = next_seq(&txn, conversation, now).await?;
+        let role = member_role(&txn, conversation, actor).await?;
+        rules::authorize(actor, role, Act::DeleteGroup)?;
         let published =
-            record_change(&txn, conversation, actor, now, None, Change::Deleted).await?;
+            record_change(&txn, conversation, seq, actor, now, None, Change::Deleted).await?;
         self.delete_messages(&txn, conversation).await?;
         members::Entity::delete_many()
             .filter(members::Column::ConversationId.eq(conversation))
@@ -503,6 +526,9 @@ impl ChatStore for SqlStore {
     ) -> Result<Committed<Vec<Member>>> {
         let _guard = self.write_guard().await;
         let txn = self.db.begin().await?;
+        let seq = next_seq(&txn, conversation, now).await?;
+        let role = member_role(&txn, conversation, actor).await?;
+        rules::authorize(actor, role, Act::AddMembers)?;
         let current = member_ids(&txn, conversation).await?;
         let mut added: Vec<Member> = Vec::new();
         for user in users {
@@ -515,6 +541,7 @@ impl ChatStore for SqlStore {
             }
         }
         if added.is_empty() {
+            // Dropping the transaction gives the `seq` back.
             return Ok(Committed::unchanged(added));
         }
         members::Entity::insert_many(added.iter().map(|m| members::ActiveModel {
@@ -533,7 +560,7 @@ impl ChatStore for SqlStore {
         )
         .await?;
         let change = Change::MembersAdded(added.clone());
-        let published = record_change(&txn, conversation, actor, now, None, change).await?;
+        let published = record_change(&txn, conversation, seq, actor, now, None, change).await?;
         txn.commit().await?;
         Ok(Committed {
             value: added,
@@ -550,22 +577,32 @@ impl ChatStore for SqlStore {
     ) -> Result<Committed<()>> {
         let _guard = self.write_guard().await;
         let txn = self.db.begin().await?;
-        let removed = members::Entity::delete_many()
+        let seq = next_seq(&txn, conversation, now).await?;
+        let role = member_role(&txn, conversation, actor).await?;
+        let act = if actor == user {
+            let members = member_ids(&txn, conversation).await?.len();
+            let owners = owner_count(&txn, conversation).await?;
+            Act::Leave { owners, members }
+        } else {
+            let target = role_in(&txn, conversation, user)
+                .await?
+                .ok_or(Error::NotFound("member"))?;
+            Act::Remove { target }
+        };
+        rules::authorize(actor, role, act)?;
+        members::Entity::delete_many()
             .filter(members::Column::ConversationId.eq(conversation))
             .filter(members::Column::UserId.eq(user))
             .exec(&txn)
-            .await?
-            .rows_affected;
-        if removed == 0 {
-            return Err(Error::NotFound("member"));
-        }
+            .await?;
         change_member_count(&txn, conversation, -1).await?;
         let change = Change::MemberRemoved {
             user_id: user,
             left: actor == user,
         };
         // The removed user hears of their own removal: it is the last event they get.
-        let published = record_change(&txn, conversation, actor, now, Some(user), change).await?;
+        let published =
+            record_change(&txn, conversation, seq, actor, now, Some(user), change).await?;
         txn.commit().await?;
         Ok(Committed {
             value: (),
@@ -578,36 +615,33 @@ impl ChatStore for SqlStore {
         conversation: Uuid,
         actor: Uuid,
         user: Uuid,
-        role: Role,
+        new_role: Role,
         now: Time,
     ) -> Result<Committed<Member>> {
         let _guard = self.write_guard().await;
         let txn = self.db.begin().await?;
+        let seq = next_seq(&txn, conversation, now).await?;
+        let role = member_role(&txn, conversation, actor).await?;
         let row = members::Entity::find_by_id((conversation, user))
             .one(&txn)
             .await?
             .ok_or(Error::NotFound("member"))?;
-        if Role::from_code(row.role) == role {
+        let target = Role::from_code(row.role);
+        let owners = owner_count(&txn, conversation).await?;
+        let act = Act::SetRole {
+            target,
+            to: new_role,
+            owners,
+        };
+        rules::authorize(actor, role, act)?;
+        if target == new_role {
             return Ok(Committed::unchanged(member(&row)));
         }
-        if Role::from_code(row.role) == Role::Owner {
-            let owners = members::Entity::find()
-                .filter(members::Column::ConversationId.eq(conversation))
-                .filter(members::Column::Role.eq(Role::Owner.code()))
-                .count(&txn)
-                .await?;
-            if owners <= 1 {
-                return Err(Error::FailedPrecondition {
-                    reason: Reason::LastOwner,
-                    message: "a group needs an owner: make someone else owner first",
-                });
-            }
-        }
         let mut active = row.into_active_model();
-        active.role = Set(role.code());
+        active.role = Set(new_role.code());
         let updated = member(&active.update(&txn).await?);
         let change = Change::RoleUpdated(updated.clone());
-        let published = record_change(&txn, conversation, actor, now, None, change).await?;
+        let published = record_change(&txn, conversation, seq, actor, now, None, change).await?;
         txn.commit().await?;
         Ok(Committed {
             value: updated,
@@ -795,10 +829,18 @@ impl SqlStore {
         // Number the change first: that locks the conversation, so concurrent edits of one
         // message queue here and each sees the state the previous one left.
         let seq = next_seq(&txn, conversation, now).await?;
+        // Membership before the message: an outsider learns nothing about its messages.
+        let role = member_role(&txn, conversation, actor).await?;
         let current = self
             .message_at(&txn, conversation, id, seq - 1)
             .await?
             .ok_or(Error::NotFound("message"))?;
+        let author = current.sender_id;
+        let act = match content {
+            Some(_) => Act::EditMessage { author },
+            None => Act::DeleteMessage { author },
+        };
+        rules::authorize(actor, role, act)?;
         if current.delete_time.is_some() {
             if content.is_none() {
                 // Deleting twice is a no-op that returns the tombstone.
@@ -817,7 +859,7 @@ impl SqlStore {
         } else {
             Change::MessageEdited(message.clone())
         };
-        let published = record_change_at(&txn, conversation, seq, actor, now, None, change).await?;
+        let published = record_change(&txn, conversation, seq, actor, now, None, change).await?;
         txn.commit().await?;
         self.project(Some(&published)).await;
         Ok(Committed {
