@@ -248,6 +248,7 @@ impl SqlStore {
     ) -> Result<ConversationView> {
         let read_seq = convert::seq_from_db(row.read_seq);
         let (last_message, unread_count) = self
+            .history
             .last_and_unread(conversation.id, user, read_seq, conversation.last_seq)
             .await?;
         let peer_user_id = if conversation.kind == ConversationKind::Direct {
@@ -501,7 +502,7 @@ impl ChatStore for SqlStore {
         rules::authorize(actor, role, Act::DeleteGroup)?;
         let published =
             record_change(&txn, conversation, seq, actor, now, None, Change::Deleted).await?;
-        self.delete_messages(&txn, conversation).await?;
+        self.history.forget(&txn, conversation).await?;
         members::Entity::delete_many()
             .filter(members::Column::ConversationId.eq(conversation))
             .exec(&txn)
@@ -510,7 +511,7 @@ impl ChatStore for SqlStore {
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        self.project(Some(&published)).await;
+        self.history.committed(&published).await;
         Ok(Committed {
             value: (),
             published: Some(published),
@@ -724,12 +725,12 @@ impl ChatStore for SqlStore {
         }
         let recipients = member_ids(&txn, new.conversation_id).await?;
         authorize_post(&txn, kind, new.sender_id, &recipients).await?;
-        self.insert_message(&txn, &message, &new.request.id).await?;
+        self.history.insert(&txn, &message, &new.request.id).await?;
         let change = Change::MessageSent(message.clone());
         let event = conversation_event(new.conversation_id, seq, new.sender_id, now, change);
         let published = append_event(&txn, event, &recipients, now).await?;
         txn.commit().await?;
-        self.project(Some(&published)).await;
+        self.history.committed(&published).await;
         Ok(Committed {
             value: message,
             published: Some(published),
@@ -747,7 +748,9 @@ impl ChatStore for SqlStore {
         anchor_seq: u64,
         limit: u64,
     ) -> Result<Vec<Message>> {
-        self.list_messages(conversation, direction, anchor_seq, limit)
+        let last_seq = self.committed_seq(conversation).await?;
+        self.history
+            .messages(conversation, direction, anchor_seq, limit, last_seq)
             .await
     }
 
@@ -832,7 +835,8 @@ impl SqlStore {
         // Membership before the message: an outsider learns nothing about its messages.
         let role = member_role(&txn, conversation, actor).await?;
         let current = self
-            .message_at(&txn, conversation, id, seq - 1)
+            .history
+            .message_in(&txn, conversation, id, seq - 1)
             .await?
             .ok_or(Error::NotFound("message"))?;
         let author = current.sender_id;
@@ -853,7 +857,7 @@ impl SqlStore {
         }
         let deleting = content.is_none();
         let message = history::rewritten(current, content, now);
-        self.update_message(&txn, &message).await?;
+        self.history.update(&txn, &message).await?;
         let change = if deleting {
             Change::MessageDeleted(message.clone())
         } else {
@@ -861,7 +865,7 @@ impl SqlStore {
         };
         let published = record_change(&txn, conversation, seq, actor, now, None, change).await?;
         txn.commit().await?;
-        self.project(Some(&published)).await;
+        self.history.committed(&published).await;
         Ok(Committed {
             value: message,
             published: Some(published),

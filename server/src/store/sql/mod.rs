@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::cql::CqlHistory;
 use crate::{
     config::DatabaseConfig,
-    domain::{Event, Published, Time},
+    domain::{Event, Message, Published, Time},
     error::{Error, Result},
 };
 
@@ -30,6 +30,7 @@ mod retention;
 pub use retention::Trimmed;
 
 use entities::{events, feed, users};
+use history::{CqlProjection, MessageHistory, SqlHistory};
 
 /// The SQL implementation of every store trait.
 pub struct SqlStore {
@@ -39,8 +40,8 @@ pub struct SqlStore {
     /// `seq` allocation and feed fan-out trivially serial. `None` on PostgreSQL, where
     /// row locks do this job.
     writer: Option<Mutex<()>>,
-    /// Where message history lives when not in the `messages` table (cluster mode).
-    cql: Option<Arc<CqlHistory>>,
+    /// Where message history lives: the `messages` table, or CQL in cluster mode.
+    history: Arc<dyn MessageHistory>,
 }
 
 impl SqlStore {
@@ -77,7 +78,15 @@ impl SqlStore {
                 .await?;
         }
         migration::Migrator::up(&db, None).await?;
-        Ok(Arc::new(Self { db, writer, cql }))
+        let history: Arc<dyn MessageHistory> = match cql {
+            Some(cql) => Arc::new(CqlProjection::new(db.clone(), cql)),
+            None => Arc::new(SqlHistory::new(db.clone())),
+        };
+        Ok(Arc::new(Self {
+            db,
+            writer,
+            history,
+        }))
     }
 
     /// Whether the database answers, for health checks. (Not the CQL history: without
@@ -85,6 +94,26 @@ impl SqlStore {
     /// reporting it would take the whole cluster out of the load balancer.)
     pub async fn ping(&self) -> bool {
         self.db.ping().await.is_ok()
+    }
+
+    /// The conversation's latest committed `seq`, when the history needs it for reads
+    /// (0 otherwise, and when the conversation does not exist).
+    async fn committed_seq(&self, conversation: Uuid) -> Result<u64> {
+        if !self.history.is_projection() {
+            return Ok(0);
+        }
+        match self.find_conversation(&self.db, conversation).await {
+            Ok(found) => Ok(found.last_seq),
+            Err(Error::NotFound(_)) => Ok(0),
+            // Not 0: that would read as "no history" while the database is away.
+            Err(err) => Err(err),
+        }
+    }
+
+    /// A message by id, outside any write.
+    async fn find_message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>> {
+        let last_seq = self.committed_seq(conversation).await?;
+        self.history.message(conversation, id, last_seq).await
     }
 
     /// Held for the duration of a write (SQLite only).

@@ -58,49 +58,49 @@ impl SqlStore {
             ))
             .await?
             .rows_affected();
-        match &self.cql {
-            None => {
+        // A projected history may still need events no feed references: trim those only
+        // once applied.
+        if self.history.is_projection() {
+            let candidates = self
+                .db
+                .query_all_raw(Statement::from_string(
+                    backend,
+                    format!(
+                        "SELECT conversation_id, MAX(seq) AS max_seq FROM events \
+                         WHERE conversation_id IS NOT NULL AND {unreferenced} \
+                         GROUP BY conversation_id"
+                    ),
+                ))
+                .await?;
+            for row in candidates {
+                let conversation: uuid::Uuid = row.try_get("", "conversation_id")?;
+                let max_seq: i64 = row.try_get("", "max_seq")?;
+                let applied = self.history.applied_seq(conversation).await?;
+                let applied = convert::seq_to_db(applied);
                 events += self
                     .db
-                    .execute_raw(Statement::from_string(
+                    .execute_raw(Statement::from_sql_and_values(
                         backend,
-                        format!("DELETE FROM events WHERE {unreferenced}"),
+                        format!(
+                            "DELETE FROM events WHERE conversation_id = {} AND seq <= {} \
+                             AND {unreferenced}",
+                            param(1),
+                            param(2)
+                        ),
+                        [conversation.into(), Ord::min(max_seq, applied).into()],
                     ))
                     .await?
                     .rows_affected();
             }
-            Some(cql) => {
-                let candidates = self
-                    .db
-                    .query_all_raw(Statement::from_string(
-                        backend,
-                        format!(
-                            "SELECT conversation_id, MAX(seq) AS max_seq FROM events \
-                             WHERE conversation_id IS NOT NULL AND {unreferenced} \
-                             GROUP BY conversation_id"
-                        ),
-                    ))
-                    .await?;
-                for row in candidates {
-                    let conversation: uuid::Uuid = row.try_get("", "conversation_id")?;
-                    let max_seq: i64 = row.try_get("", "max_seq")?;
-                    let applied = convert::seq_to_db(cql.applied_seq(conversation).await?);
-                    events += self
-                        .db
-                        .execute_raw(Statement::from_sql_and_values(
-                            backend,
-                            format!(
-                                "DELETE FROM events WHERE conversation_id = {} AND seq <= {} \
-                                 AND {unreferenced}",
-                                param(1),
-                                param(2)
-                            ),
-                            [conversation.into(), Ord::min(max_seq, applied).into()],
-                        ))
-                        .await?
-                        .rows_affected();
-                }
-            }
+        } else {
+            events += self
+                .db
+                .execute_raw(Statement::from_string(
+                    backend,
+                    format!("DELETE FROM events WHERE {unreferenced}"),
+                ))
+                .await?
+                .rows_affected();
         }
         let cutoff =
             chrono::Utc::now() - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
