@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::{
     SqlStore, convert,
     entities::{blocks, contacts, members, one_time_codes, refresh_tokens, sessions, users},
+    paging::{self, Order},
 };
 use crate::{
     domain::{Session, Time, User},
@@ -258,23 +259,15 @@ impl UserStore for SqlStore {
         before: Option<(Time, Uuid)>,
         limit: u64,
     ) -> Result<Vec<(User, Time)>> {
-        let mut query = blocks::Entity::find()
-            .filter(blocks::Column::BlockerId.eq(blocker))
-            .order_by_desc(blocks::Column::CreateTime)
-            .order_by_desc(blocks::Column::BlockedId)
-            .limit(limit);
-        if let Some((time, id)) = before {
-            query = query.filter(
-                Condition::any()
-                    .add(blocks::Column::CreateTime.lt(time))
-                    .add(
-                        Condition::all()
-                            .add(blocks::Column::CreateTime.eq(time))
-                            .add(blocks::Column::BlockedId.lt(id)),
-                    ),
-            );
-        }
-        let rows = query.all(&self.db).await?;
+        let rows = paging::page(
+            blocks::Entity::find().filter(blocks::Column::BlockerId.eq(blocker)),
+            (blocks::Column::CreateTime, blocks::Column::BlockedId),
+            Order::NewestFirst,
+            before,
+            limit,
+        )
+        .all(&self.db)
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             if let Some(user) = self.user(row.blocked_id).await? {
@@ -491,23 +484,15 @@ impl SessionStore for SqlStore {
         before: Option<(Time, Uuid)>,
         limit: u64,
     ) -> Result<Vec<Session>> {
-        let mut query = sessions::Entity::find()
-            .filter(sessions::Column::UserId.eq(user))
-            .filter(sessions::Column::RevokeTime.is_null())
-            .order_by_desc(sessions::Column::CreateTime)
-            .order_by_desc(sessions::Column::Id)
-            .limit(limit);
-        if let Some((time, id)) = before {
-            query = query.filter(
-                Condition::any()
-                    .add(sessions::Column::CreateTime.lt(time))
-                    .add(
-                        Condition::all()
-                            .add(sessions::Column::CreateTime.eq(time))
-                            .add(sessions::Column::Id.lt(id)),
-                    ),
-            );
-        }
+        let query = paging::page(
+            sessions::Entity::find()
+                .filter(sessions::Column::UserId.eq(user))
+                .filter(sessions::Column::RevokeTime.is_null()),
+            (sessions::Column::CreateTime, sessions::Column::Id),
+            Order::NewestFirst,
+            before,
+            limit,
+        );
         Ok(query
             .all(&self.db)
             .await?

@@ -3,13 +3,14 @@
 use async_trait::async_trait;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, TransactionTrait,
 };
 use uuid::Uuid;
 
 use super::{
     SqlStore, append_event, convert,
     entities::{contact_requests, contacts, users},
+    paging::{self, Order},
 };
 use crate::{
     domain::{Contact, ContactRequest, Event, Time, User},
@@ -44,19 +45,6 @@ fn requests_between(a: Uuid, b: Uuid) -> Condition {
                 .add(contact_requests::Column::FromId.eq(b))
                 .add(contact_requests::Column::ToId.eq(a)),
         )
-}
-
-fn before_condition(
-    time_col: impl ColumnTrait,
-    id_col: impl ColumnTrait,
-    before: Option<(Time, Uuid)>,
-) -> Condition {
-    match before {
-        None => Condition::all(),
-        Some((time, id)) => Condition::any()
-            .add(time_col.lt(time))
-            .add(Condition::all().add(time_col.eq(time)).add(id_col.lt(id))),
-    }
 }
 
 impl SqlStore {
@@ -222,18 +210,15 @@ impl ContactStore for SqlStore {
                 contact_requests::Column::ToId,
             )
         };
-        let rows = contact_requests::Entity::find()
-            .filter(mine.eq(user))
-            .filter(before_condition(
-                contact_requests::Column::CreateTime,
-                other,
-                before,
-            ))
-            .order_by_desc(contact_requests::Column::CreateTime)
-            .order_by_desc(other)
-            .limit(limit)
-            .all(&self.db)
-            .await?;
+        let rows = paging::page(
+            contact_requests::Entity::find().filter(mine.eq(user)),
+            (contact_requests::Column::CreateTime, other),
+            Order::NewestFirst,
+            before,
+            limit,
+        )
+        .all(&self.db)
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let (Ok(from), Ok(to)) = (
@@ -258,18 +243,15 @@ impl ContactStore for SqlStore {
         before: Option<(Time, Uuid)>,
         limit: u64,
     ) -> Result<Vec<Contact>> {
-        let rows = contacts::Entity::find()
-            .filter(contacts::Column::UserId.eq(user))
-            .filter(before_condition(
-                contacts::Column::CreateTime,
-                contacts::Column::ContactId,
-                before,
-            ))
-            .order_by_desc(contacts::Column::CreateTime)
-            .order_by_desc(contacts::Column::ContactId)
-            .limit(limit)
-            .all(&self.db)
-            .await?;
+        let rows = paging::page(
+            contacts::Entity::find().filter(contacts::Column::UserId.eq(user)),
+            (contacts::Column::CreateTime, contacts::Column::ContactId),
+            Order::NewestFirst,
+            before,
+            limit,
+        )
+        .all(&self.db)
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             if let Ok(user) = self.live_user(&self.db, row.contact_id).await {

@@ -24,6 +24,7 @@ mod convert;
 pub mod entities;
 mod history;
 mod migration;
+mod paging;
 mod requests;
 mod retention;
 

@@ -1,0 +1,212 @@
+//! Sending, reading, editing and deleting messages (the content lives in the
+//! `MessageHistory`; the event in the timeline).
+
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use uuid::Uuid;
+
+use super::{
+    members::member_role,
+    timeline::{conversation_event, member_ids, next_seq, next_seq_and_kind, record_change},
+};
+use crate::{
+    domain::{
+        Change, Content, ConversationKind, Message, Time,
+        rules::{self, Act},
+    },
+    error::{Error, Reason, Result},
+    store::{
+        Committed, Direction, NewMessage, RequestKey,
+        sql::{SqlStore, accounts, append_event, convert, history, requests},
+    },
+};
+
+/// Checks, inside a write that has locked the conversation, that `sender` may post there
+/// now: a member (else `NOT_FOUND`, as for any non-member), and in a direct conversation
+/// not blocked either way by the other member.
+pub(super) async fn authorize_post<C: ConnectionTrait>(
+    txn: &C,
+    kind: ConversationKind,
+    sender: Uuid,
+    members: &[Uuid],
+) -> Result<()> {
+    if !members.contains(&sender) {
+        return Err(Error::NotFound("conversation"));
+    }
+    if kind == ConversationKind::Direct
+        && let Some(peer) = members.iter().find(|m| **m != sender)
+        && accounts::blocked_between(txn, sender, *peer).await?
+    {
+        return Err(Error::PermissionDenied {
+            reason: Reason::Blocked,
+            message: "you cannot message this user",
+        });
+    }
+    Ok(())
+}
+
+impl SqlStore {
+    /// After a racing retry recorded `request` first (`conflict`): its message, when
+    /// this is a retry of it.
+    pub(super) async fn replay_message(
+        &self,
+        request: &RequestKey,
+        conflict: sea_orm::DbErr,
+    ) -> Result<Committed<Message>> {
+        let first = self
+            .find_first_use(request)
+            .await?
+            .ok_or_else(|| Error::internal(conflict))?;
+        first.check_retry_of(request)?;
+        self.find_message(first.conversation_id, first.result_id)
+            .await?
+            .map(Committed::unchanged)
+            .ok_or(Error::NotFound("message"))
+    }
+
+    /// Edit (`Some(content)`) or delete (`None`) a message, as a new timeline event.
+    pub(super) async fn rewrite_message(
+        &self,
+        conversation: Uuid,
+        id: Uuid,
+        actor: Uuid,
+        content: Option<Content>,
+        now: Time,
+    ) -> Result<Committed<Message>> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        // Number the change first: that locks the conversation, so concurrent edits of one
+        // message queue here and each sees the state the previous one left.
+        let seq = next_seq(&txn, conversation, now).await?;
+        // Membership before the message: an outsider learns nothing about its messages.
+        let role = member_role(&txn, conversation, actor).await?;
+        let current = self
+            .history
+            .message_in(&txn, conversation, id, seq - 1)
+            .await?
+            .ok_or(Error::NotFound("message"))?;
+        let author = current.sender_id;
+        let act = match content {
+            Some(_) => Act::EditMessage { author },
+            None => Act::DeleteMessage { author },
+        };
+        rules::authorize(actor, role, act)?;
+        if current.delete_time.is_some() {
+            if content.is_none() {
+                // Deleting twice is a no-op that returns the tombstone.
+                return Ok(Committed::unchanged(current));
+            }
+            return Err(Error::FailedPrecondition {
+                reason: Reason::MessageDeleted,
+                message: "the message was deleted",
+            });
+        }
+        let deleting = content.is_none();
+        let message = history::rewritten(current, content, now);
+        self.history.update(&txn, &message).await?;
+        let change = if deleting {
+            Change::MessageDeleted(message.clone())
+        } else {
+            Change::MessageEdited(message.clone())
+        };
+        let published = record_change(&txn, conversation, seq, actor, now, None, change).await?;
+        txn.commit().await?;
+        self.history.committed(&published).await;
+        Ok(Committed {
+            value: message,
+            published: Some(published),
+        })
+    }
+}
+
+pub(super) async fn send(
+    store: &SqlStore,
+    new: NewMessage,
+    now: Time,
+) -> Result<Committed<Message>> {
+    let _guard = store.write_guard().await;
+    let txn = store.db.begin().await?;
+    // Numbering locks the conversation: a removal or block committed before this point
+    // is seen below, one after it waits for this send.
+    let (seq, kind) = next_seq_and_kind(&txn, new.conversation_id, now).await?;
+    let message = Message {
+        id: Uuid::now_v7(),
+        conversation_id: new.conversation_id,
+        seq,
+        sender_id: new.sender_id,
+        content: Some(new.content.clone()),
+        metadata: new.metadata.clone(),
+        reply_to: new.reply_to,
+        create_time: now,
+        edit_time: None,
+        delete_time: None,
+        forwarded_from: new.forwarded_from,
+    };
+    // The request id first: a retry of a committed send gets its message back even
+    // if the sender may no longer post.
+    match requests::record(&txn, &new.request, new.conversation_id, message.id, now).await {
+        Ok(()) => {}
+        Err(err) if convert::is_unique_violation(&err) => {
+            drop(txn);
+            return store.replay_message(&new.request, err).await;
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let recipients = member_ids(&txn, new.conversation_id).await?;
+    authorize_post(&txn, kind, new.sender_id, &recipients).await?;
+    store
+        .history
+        .insert(&txn, &message, &new.request.id)
+        .await?;
+    let change = Change::MessageSent(message.clone());
+    let event = conversation_event(new.conversation_id, seq, new.sender_id, now, change);
+    let published = append_event(&txn, event, &recipients, now).await?;
+    txn.commit().await?;
+    store.history.committed(&published).await;
+    Ok(Committed {
+        value: message,
+        published: Some(published),
+    })
+}
+
+pub(super) async fn get(store: &SqlStore, conversation: Uuid, id: Uuid) -> Result<Option<Message>> {
+    store.find_message(conversation, id).await
+}
+
+pub(super) async fn list(
+    store: &SqlStore,
+    conversation: Uuid,
+    direction: Direction,
+    anchor_seq: u64,
+    limit: u64,
+) -> Result<Vec<Message>> {
+    let last_seq = store.committed_seq(conversation).await?;
+    store
+        .history
+        .messages(conversation, direction, anchor_seq, limit, last_seq)
+        .await
+}
+
+pub(super) async fn edit(
+    store: &SqlStore,
+    conversation: Uuid,
+    id: Uuid,
+    actor: Uuid,
+    content: Content,
+    now: Time,
+) -> Result<Committed<Message>> {
+    store
+        .rewrite_message(conversation, id, actor, Some(content), now)
+        .await
+}
+
+pub(super) async fn delete(
+    store: &SqlStore,
+    conversation: Uuid,
+    id: Uuid,
+    actor: Uuid,
+    now: Time,
+) -> Result<Committed<Message>> {
+    store
+        .rewrite_message(conversation, id, actor, None, now)
+        .await
+}

@@ -1,0 +1,147 @@
+//! The timeline: numbering each change of a conversation (which locks it for the rest of
+//! the write) and fanning its event out to the members' feeds; reading feeds back.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr,
+};
+use uuid::Uuid;
+
+use crate::{
+    domain::{Change, ConversationKind, Event, FeedItem, Time},
+    error::{Error, Result},
+    store::sql::{
+        SqlStore, append_event, convert,
+        entities::{conversations, events, feed, members, users},
+    },
+};
+
+/// Takes the conversation's next `seq` and records the activity time.
+pub(super) async fn next_seq<C: ConnectionTrait>(
+    txn: &C,
+    conversation: Uuid,
+    now: Time,
+) -> Result<u64> {
+    next_seq_and_kind(txn, conversation, now)
+        .await
+        .map(|(seq, _)| seq)
+}
+
+/// [`next_seq`], also returning the conversation's kind from the same row read.
+pub(super) async fn next_seq_and_kind<C: ConnectionTrait>(
+    txn: &C,
+    conversation: Uuid,
+    now: Time,
+) -> Result<(u64, ConversationKind)> {
+    conversations::Entity::update_many()
+        .col_expr(
+            conversations::Column::LastSeq,
+            Expr::col(conversations::Column::LastSeq).add(1),
+        )
+        .col_expr(conversations::Column::LastActivityTime, now.into())
+        .filter(conversations::Column::Id.eq(conversation))
+        .exec(txn)
+        .await?;
+    let row: Option<(i64, i16)> = conversations::Entity::find_by_id(conversation)
+        .select_only()
+        .column(conversations::Column::LastSeq)
+        .column(conversations::Column::Kind)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    row.map(|(seq, kind)| (convert::seq_from_db(seq), convert::kind_from_db(kind)))
+        .ok_or(Error::NotFound("conversation"))
+}
+
+/// Records `change` as the conversation's timeline event number `seq` (taken with
+/// [`next_seq`] at the start of the write), in the members' feeds (plus `also`, such as a
+/// member who just left).
+pub(super) async fn record_change<C: ConnectionTrait>(
+    txn: &C,
+    conversation: Uuid,
+    seq: u64,
+    actor: Uuid,
+    now: Time,
+    also: Option<Uuid>,
+    change: Change,
+) -> Result<crate::domain::Published> {
+    let mut recipients = member_ids(txn, conversation).await?;
+    recipients.extend(also);
+    let event = conversation_event(conversation, seq, actor, now, change);
+    append_event(txn, event, &recipients, now).await
+}
+
+pub(super) fn conversation_event(
+    conversation_id: Uuid,
+    seq: u64,
+    actor: Uuid,
+    time: Time,
+    change: Change,
+) -> Event {
+    Event::Conversation {
+        conversation_id,
+        seq,
+        actor,
+        time,
+        change,
+    }
+}
+
+pub(super) async fn member_ids<C: ConnectionTrait>(
+    txn: &C,
+    conversation: Uuid,
+) -> Result<Vec<Uuid>> {
+    Ok(members::Entity::find()
+        .select_only()
+        .column(members::Column::UserId)
+        .filter(members::Column::ConversationId.eq(conversation))
+        .into_tuple()
+        .all(txn)
+        .await?)
+}
+
+pub(super) async fn feed(
+    store: &SqlStore,
+    user: Uuid,
+    after: u64,
+    limit: u64,
+) -> Result<Vec<FeedItem>> {
+    let rows = feed::Entity::find()
+        .filter(feed::Column::UserId.eq(user))
+        .filter(feed::Column::FeedSeq.gt(convert::seq_to_db(after)))
+        .order_by_asc(feed::Column::FeedSeq)
+        .limit(limit)
+        .all(&store.db)
+        .await?;
+    let payloads: HashMap<i64, (String, Option<Vec<u8>>)> = events::Entity::find()
+        .filter(events::Column::Id.is_in(rows.iter().map(|r| r.event_id)))
+        .all(&store.db)
+        .await?
+        .into_iter()
+        .map(|row| (row.id, (row.payload, row.body)))
+        .collect();
+    rows.into_iter()
+        .map(|row| {
+            let (payload, body) = payloads
+                .get(&row.event_id)
+                .ok_or_else(|| Error::internal("feed row without its event"))?;
+            let event = crate::store::sql::stored_event(payload, body.as_deref())?;
+            Ok(FeedItem {
+                feed_seq: convert::seq_from_db(row.feed_seq),
+                event: std::sync::Arc::new(event),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn feed_head(store: &SqlStore, user: Uuid) -> Result<u64> {
+    let head: Option<i64> = users::Entity::find_by_id(user)
+        .select_only()
+        .column(users::Column::FeedSeq)
+        .into_tuple()
+        .one(&store.db)
+        .await?;
+    Ok(head.map(convert::seq_from_db).unwrap_or(0))
+}
