@@ -85,13 +85,12 @@ pub async fn start(config: Config) -> Result<Running> {
         ))
     })?;
 
-    let history = if config.cql.contact_points.trim().is_empty() {
-        None
-    } else {
-        Some(CqlHistory::connect(&config.cql).await?)
+    let history = match &config.cql.contact_points {
+        None => None,
+        Some(_) => Some(CqlHistory::connect(&config.cql).await?),
     };
-    let store =
-        SqlStore::connect(&config.effective_database_url(), &config.database, history).await?;
+    let database_url = config.effective_database_url();
+    let store = SqlStore::connect(database_url.expose(), &config.database, history).await?;
     let health_store = store.clone();
     let user_store: Arc<dyn UserStore> = store.clone();
     let session_store: Arc<dyn SessionStore> = store.clone();
@@ -105,19 +104,20 @@ pub async fn start(config: Config) -> Result<Running> {
     let shutdown = CancellationToken::new();
     // One node: everything in-process. A cluster: Redis carries events, revocations,
     // rate-limit counters and presence between nodes.
-    let (bus, limiter, presence_store): Shared = if config.redis.url.is_empty() {
-        (
+    let (bus, limiter, presence_store): Shared = match &config.redis.url {
+        None => (
             Arc::new(LocalBus::new(BUS_CAPACITY)),
             Arc::new(LocalRateLimiter::default()),
             Arc::new(LocalPresence::default()),
-        )
-    } else {
-        let redis = RedisHandles::new(&config.redis.url, &config.redis.key_prefix)?;
-        (
-            RedisBus::start(&redis, BUS_CAPACITY, shutdown.clone()),
-            Arc::new(RedisRateLimiter::new(redis.pool.clone(), &redis.prefix)),
-            Arc::new(RedisPresence::new(redis.pool.clone(), &redis.prefix)),
-        )
+        ),
+        Some(url) => {
+            let redis = RedisHandles::new(url.expose(), &config.redis.key_prefix)?;
+            (
+                RedisBus::start(&redis, BUS_CAPACITY, shutdown.clone()),
+                Arc::new(RedisRateLimiter::new(redis.pool.clone(), &redis.prefix)),
+                Arc::new(RedisPresence::new(redis.pool.clone(), &redis.prefix)),
+            )
+        }
     };
 
     let mailer: Arc<dyn Mailer> = Arc::from(mail::from_config(&config.mail, &config.data_dir)?);

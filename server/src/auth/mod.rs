@@ -74,8 +74,8 @@ pub struct Auth {
     decoy_hash: String,
     refresh_ttl: Duration,
     mailer: Arc<dyn Mailer>,
-    /// Base URL of the app for links in mails (may be empty).
-    public_url: String,
+    /// Base URL of the app for links in mails, if known.
+    public_url: Option<String>,
     /// Carries revocations to the other nodes.
     bus: Arc<dyn EventBus>,
 }
@@ -91,7 +91,11 @@ pub struct AuthParts {
 }
 
 impl Auth {
-    pub async fn new(parts: AuthParts, config: &AuthConfig, public_url: String) -> Result<Self> {
+    pub async fn new(
+        parts: AuthParts,
+        config: &AuthConfig,
+        public_url: Option<String>,
+    ) -> Result<Self> {
         let AuthParts {
             users,
             sessions,

@@ -337,7 +337,7 @@ async fn postgres_and_cassandra() -> (String, secureconnect_server::config::CqlC
     let url = crate::common::fresh_database().await;
     let cql = crate::common::cql_config();
     assert!(
-        !url.is_empty() && !cql.contact_points.is_empty(),
+        !url.is_empty() && cql.contact_points.is_some(),
         "SC_TEST_POSTGRES_URL and SC_TEST_CQL_CONTACT_POINT must be set for this test"
     );
     (url, cql)
