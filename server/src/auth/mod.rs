@@ -161,7 +161,10 @@ impl Auth {
 
     /// Applies revocations that happened on other nodes (from the bus), and reloads them
     /// all from the database whenever the bus may have missed some. Runs until `shutdown`.
-    pub fn follow_revocations(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+    pub fn follow_revocations(
+        self: &Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         let auth = Arc::clone(self);
         let mut messages = self.bus.subscribe();
         tokio::spawn(async move {
@@ -185,7 +188,7 @@ impl Auth {
                     Err(RecvError::Closed) => return,
                 }
             }
-        });
+        })
     }
 
     /// The revoked-session set, shared with open event streams so they end with the session.
