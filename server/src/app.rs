@@ -1,5 +1,8 @@
 //! Start-up and teardown, top to bottom: storage → keys → bus → domain services →
-//! gRPC server (with gRPC-web, CORS, health and reflection) → graceful shutdown.
+//! background tasks → gRPC server (with gRPC-web, CORS, health and reflection) →
+//! graceful shutdown → background tasks stopped in a fixed order. Each stage is logged.
+
+mod background;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -16,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
+use self::background::Background;
 use crate::{
     api::{
         auth::AuthApi, conversation::ConversationApi, event::EventApi, message::MessageApi,
@@ -45,29 +49,67 @@ pub struct Running {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    /// Stopped once the server has drained.
+    background: Background,
 }
 
 impl Running {
-    /// Asks open streams to reconnect elsewhere, stops accepting, and waits for the end.
+    /// Asks open streams to reconnect elsewhere, stops accepting, waits for connections
+    /// to drain, then stops the background tasks.
     pub async fn shutdown(self) -> Result<()> {
         self.shutdown.cancel();
         self.wait().await
     }
 
-    /// Waits until the server stops (after [`Running::shutdown`] or a fatal error).
+    /// Waits until the server stops (after [`Running::shutdown`], a cancelled
+    /// [`Running::shutdown_token`] or a fatal error), then stops the background tasks.
     pub async fn wait(self) -> Result<()> {
-        match self.task.await {
+        self.finish(None).await
+    }
+
+    /// Like [`Running::wait`], but once shutdown has begun, waits at most `drain` for
+    /// connections to close; past it, the server is dropped with them still open.
+    pub async fn wait_draining(self, drain: Duration) -> Result<()> {
+        self.finish(Some(drain)).await
+    }
+
+    async fn finish(mut self, drain: Option<Duration>) -> Result<()> {
+        let served = tokio::select! {
+            biased;
+            served = &mut self.task => Some(served),
+            () = self.shutdown.cancelled() => None,
+        };
+        let served = match (served, drain) {
+            (Some(served), _) => served,
+            (None, None) => (&mut self.task).await,
+            (None, Some(drain)) => match tokio::time::timeout(drain, &mut self.task).await {
+                Ok(served) => served,
+                Err(_) => {
+                    tracing::warn!(
+                        ?drain,
+                        "connections still open after the drain deadline; closing them"
+                    );
+                    self.task.abort();
+                    Ok(Ok(()))
+                }
+            },
+        };
+        tracing::info!("gRPC server stopped; stopping background tasks");
+        self.background.stop().await;
+        match served {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(Error::internal(format!("server failed: {err}"))),
             Err(err) => Err(Error::internal(format!("server task failed: {err}"))),
         }
     }
 
-    /// Stops at once, like a crash: connections drop with no `closing` event and no drain.
+    /// Stops at once, like a crash: connections drop with no `closing` event and no drain,
+    /// and background tasks end wherever they are.
     /// (For fault tests; committed data is already durable, so nothing is lost.)
     pub fn abort(self) {
         self.task.abort();
         self.shutdown.cancel();
+        self.background.abort();
     }
 
     /// A token that, when cancelled, shuts the server down.
@@ -85,13 +127,22 @@ pub async fn start(config: Config) -> Result<Running> {
         ))
     })?;
 
-    let history = if config.cql.contact_points.trim().is_empty() {
-        None
-    } else {
-        Some(CqlHistory::connect(&config.cql).await?)
+    let history = match &config.cql.contact_points {
+        None => None,
+        Some(contact_points) => {
+            let history = CqlHistory::connect(&config.cql).await?;
+            tracing::info!(
+                contact_points,
+                keyspace = config.cql.keyspace,
+                "CQL connected and migrated: message history lives there"
+            );
+            Some(history)
+        }
     };
-    let store =
-        SqlStore::connect(&config.effective_database_url(), &config.database, history).await?;
+    let database_url = config.effective_database_url();
+    let store = SqlStore::connect(database_url.expose(), &config.database, history).await?;
+    // (The URL's Debug masks its password.)
+    tracing::info!(database = ?database_url, "database connected and migrated");
     let health_store = store.clone();
     let user_store: Arc<dyn UserStore> = store.clone();
     let session_store: Arc<dyn SessionStore> = store.clone();
@@ -102,25 +153,46 @@ pub async fn start(config: Config) -> Result<Running> {
         &config.root_key_path(),
         Duration::from_secs(config.auth.access_token_ttl_secs),
     )?;
+    tracing::info!(path = %config.root_key_path().display(), "token signing key loaded");
+    // Stops accepting calls and tells open streams to reconnect elsewhere.
     let shutdown = CancellationToken::new();
+    // Stops the Redis bus tasks, after the server has drained (see `Background`).
+    let bus_stop = CancellationToken::new();
+    let mut bus_tasks = None;
     // One node: everything in-process. A cluster: Redis carries events, revocations,
     // rate-limit counters and presence between nodes.
-    let (bus, limiter, presence_store): Shared = if config.redis.url.is_empty() {
-        (
-            Arc::new(LocalBus::new(BUS_CAPACITY)),
-            Arc::new(LocalRateLimiter::default()),
-            Arc::new(LocalPresence::default()),
-        )
-    } else {
-        let redis = RedisHandles::new(&config.redis.url, &config.redis.key_prefix)?;
-        (
-            RedisBus::start(&redis, BUS_CAPACITY, shutdown.clone()),
-            Arc::new(RedisRateLimiter::new(redis.pool.clone(), &redis.prefix)),
-            Arc::new(RedisPresence::new(redis.pool.clone(), &redis.prefix)),
-        )
+    let (bus, limiter, presence_store): Shared = match &config.redis.url {
+        None => {
+            tracing::info!("no Redis configured: events, rate limits and presence in-process");
+            (
+                Arc::new(LocalBus::new(BUS_CAPACITY)),
+                Arc::new(LocalRateLimiter::default()),
+                Arc::new(LocalPresence::default()),
+            )
+        }
+        Some(url) => {
+            let redis = RedisHandles::new(url.expose(), &config.redis.key_prefix)?;
+            let (bus, tasks) = RedisBus::start(&redis, BUS_CAPACITY, bus_stop.clone());
+            bus_tasks = Some(tasks);
+            // Connections are made, and retried, in the background: the bus logs when it
+            // has subscribed.
+            tracing::info!(redis = ?url, prefix = redis.prefix, "Redis bus started");
+            (
+                bus,
+                Arc::new(RedisRateLimiter::new(redis.pool.clone(), &redis.prefix)),
+                Arc::new(RedisPresence::new(redis.pool.clone(), &redis.prefix)),
+            )
+        }
     };
 
     let mailer: Arc<dyn Mailer> = Arc::from(mail::from_config(&config.mail, &config.data_dir)?);
+    match &config.mail.smtp_url {
+        Some(url) => tracing::info!(smtp = ?url, "mail goes out over SMTP"),
+        None => tracing::info!(
+            outbox = %config.data_dir.join("outbox").display(),
+            "no SMTP configured: mail is written to the outbox"
+        ),
+    }
     let parts = AuthParts {
         users: user_store.clone(),
         sessions: session_store,
@@ -130,7 +202,6 @@ pub async fn start(config: Config) -> Result<Running> {
         limiter: limiter.clone(),
     };
     let auth = Arc::new(Auth::new(parts, &config.auth, config.mail.public_url.clone()).await?);
-    auth.follow_revocations(shutdown.clone());
     let presence = Arc::new(Presence::new(
         presence_store,
         user_store.clone(),
@@ -162,12 +233,20 @@ pub async fn start(config: Config) -> Result<Running> {
     ));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    trim_feeds(
-        health_store.clone(),
-        config.stream.max_replay_events,
-        shutdown.clone(),
-    );
-    watch_health(health_store, health_reporter, shutdown.clone());
+    // Added in the order they are stopped: the periodic jobs, then what reads the bus,
+    // then the bus itself (its subscriber first, its publisher last).
+    let mut background = Background::default();
+    let keep = config.stream.max_replay_events;
+    let trimmed = health_store.clone();
+    background.start("feed trimming", |stop| trim_feeds(trimmed, keep, stop));
+    background.start("health watch", |stop| {
+        watch_health(health_store, health_reporter, stop)
+    });
+    background.start("revocation follower", |stop| auth.follow_revocations(stop));
+    for (name, handle) in bus_tasks.into_iter().flatten() {
+        background.add(name, bus_stop.clone(), handle);
+    }
+    tracing::info!(tasks = ?background.names(), "background tasks started");
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(secureconnect_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -242,6 +321,7 @@ pub async fn start(config: Config) -> Result<Running> {
         addr,
         shutdown,
         task,
+        background,
     })
 }
 
@@ -256,14 +336,12 @@ type Shared = (
 /// How often health follows the database.
 const HEALTH_PERIOD: Duration = Duration::from_secs(2);
 
-/// Keeps gRPC health (the overall service `""`) in step with the database, so a load
-/// balancer stops sending calls to a node that cannot serve them and resumes by itself.
 /// How often feeds are trimmed to what a device can still be replayed.
 const TRIM_PERIOD: Duration = Duration::from_secs(60);
 
 /// Keeps feeds to their replay window (see `store::sql::retention`), on every node: the
 /// deletes are idempotent, and a node that is down leaves the job to the others.
-fn trim_feeds(store: Arc<SqlStore>, keep: u64, shutdown: CancellationToken) {
+fn trim_feeds(store: Arc<SqlStore>, keep: u64, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -275,10 +353,16 @@ fn trim_feeds(store: Arc<SqlStore>, keep: u64, shutdown: CancellationToken) {
                 Err(err) => tracing::warn!(error = %err, "feed trimming failed; retrying later"),
             }
         }
-    });
+    })
 }
 
-fn watch_health(store: Arc<SqlStore>, reporter: HealthReporter, shutdown: CancellationToken) {
+/// Keeps gRPC health (the overall service `""`) in step with the database, so a load
+/// balancer stops sending calls to a node that cannot serve them and resumes by itself.
+fn watch_health(
+    store: Arc<SqlStore>,
+    reporter: HealthReporter,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut serving = None;
         loop {
@@ -300,5 +384,5 @@ fn watch_health(store: Arc<SqlStore>, reporter: HealthReporter, shutdown: Cancel
                 _ = shutdown.cancelled() => return,
             }
         }
-    });
+    })
 }

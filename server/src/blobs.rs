@@ -64,7 +64,7 @@ pub struct ObjectBlobStore {
 
 /// Builds the blob store the configuration asks for.
 pub fn from_config(config: &BlobsConfig, data_dir: &std::path::Path) -> Result<Arc<dyn BlobStore>> {
-    if config.s3_bucket.is_empty() {
+    let Some(bucket) = &config.s3_bucket else {
         let root = data_dir.join("blobs");
         std::fs::create_dir_all(&root)
             .map_err(|e| Error::internal(format!("{}: {e}", root.display())))?;
@@ -73,16 +73,16 @@ pub fn from_config(config: &BlobsConfig, data_dir: &std::path::Path) -> Result<A
             store: Arc::new(local),
             signer: None,
         }));
-    }
+    };
     let mut builder = AmazonS3Builder::new()
-        .with_bucket_name(&config.s3_bucket)
+        .with_bucket_name(bucket)
         .with_region(&config.s3_region)
         .with_access_key_id(&config.s3_access_key_id)
-        .with_secret_access_key(&config.s3_secret_access_key);
-    if !config.s3_endpoint.is_empty() {
+        .with_secret_access_key(config.s3_secret_access_key.expose());
+    if let Some(endpoint) = &config.s3_endpoint {
         builder = builder
-            .with_endpoint(&config.s3_endpoint)
-            .with_allow_http(config.s3_endpoint.starts_with("http://"))
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"))
             // Self-hosted S3 servers address buckets by path, not by subdomain.
             .with_virtual_hosted_style_request(false);
     }

@@ -1,6 +1,13 @@
 //! Typed configuration: defaults, then an optional TOML file, then `SECURECONNECT_*`
 //! environment variables (nested keys use `__`, e.g. `SECURECONNECT_AUTH__ACCESS_TOKEN_TTL_SECS`).
 //! Every field is documented in `deploy/config.example.toml`.
+//!
+//! Loading also reads secrets given as files (`*_file`, for mounted secrets) and checks
+//! every setting, so that a bad one stops the server at start-up with a message naming
+//! it instead of failing later, or silently, at first use.
+
+mod checks;
+mod secret;
 
 use std::{
     net::SocketAddr,
@@ -12,6 +19,9 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize};
+
+use self::secret::empty_as_none;
+pub use self::secret::{Secret, SecretUrl};
 
 /// Everything the server can be told.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,21 +57,27 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct MailConfig {
     /// SMTP server URL, e.g. `smtps://user:pass@smtp.example.com` or
-    /// `smtp://localhost:25`; empty writes each mail to `data_dir/outbox` instead.
-    pub smtp_url: String,
+    /// `smtp://localhost:25`; unset writes each mail to `data_dir/outbox` instead.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub smtp_url: Option<SecretUrl>,
+    /// A file holding `smtp_url` (a mounted secret); set this or `smtp_url`, not both.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub smtp_url_file: Option<PathBuf>,
     /// The sender shown on mails.
     pub from: String,
-    /// Base URL of the app, for links in mails (`{public_url}/reset?code=…`); empty
+    /// Base URL of the app, for links in mails (`{public_url}/reset?code=…`); unset
     /// sends the bare code.
-    pub public_url: String,
+    #[serde(deserialize_with = "empty_as_none")]
+    pub public_url: Option<String>,
 }
 
 impl Default for MailConfig {
     fn default() -> Self {
         Self {
-            smtp_url: String::new(),
+            smtp_url: None,
+            smtp_url_file: None,
             from: "SecureConnect <no-reply@localhost>".to_owned(),
-            public_url: String::new(),
+            public_url: None,
         }
     }
 }
@@ -70,8 +86,12 @@ impl Default for MailConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// `postgres://user:password@host:port/database`; empty means SQLite in `data_dir`.
-    pub url: String,
+    /// `postgres://user:password@host:port/database`; unset means SQLite in `data_dir`.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub url: Option<SecretUrl>,
+    /// A file holding `url` (a mounted secret); set this or `url`, not both.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub url_file: Option<PathBuf>,
     /// Most connections this node keeps open.
     pub max_connections: u32,
     /// Seconds to wait for a free connection before failing with `UNAVAILABLE`.
@@ -84,7 +104,8 @@ pub struct DatabaseConfig {
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
-            url: String::new(),
+            url: None,
+            url_file: None,
             max_connections: 16,
             acquire_timeout_secs: 5,
             statement_timeout_secs: 10,
@@ -96,9 +117,13 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// `redis://[:password@]host:port[/db]`; empty keeps event delivery in-process
+    /// `redis://[:password@]host:port[/db]`; unset keeps event delivery in-process
     /// (one node).
-    pub url: String,
+    #[serde(deserialize_with = "empty_as_none")]
+    pub url: Option<SecretUrl>,
+    /// A file holding `url` (a mounted secret); set this or `url`, not both.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub url_file: Option<PathBuf>,
     /// Start of every key and channel; deployments sharing one Redis need different ones
     /// (all nodes of one deployment the same).
     pub key_prefix: String,
@@ -107,7 +132,8 @@ pub struct RedisConfig {
 impl Default for RedisConfig {
     fn default() -> Self {
         Self {
-            url: String::new(),
+            url: None,
+            url_file: None,
             key_prefix: "sc".to_owned(),
         }
     }
@@ -117,26 +143,34 @@ impl Default for RedisConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BlobsConfig {
-    /// S3 bucket; empty stores blobs under `data_dir/blobs`.
-    pub s3_bucket: String,
-    /// S3 endpoint for self-hosted services (`http://host:8333`); empty means AWS.
-    pub s3_endpoint: String,
+    /// S3 bucket; unset stores blobs under `data_dir/blobs`.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub s3_bucket: Option<String>,
+    /// S3 endpoint for self-hosted services (`http://host:8333`); unset means AWS.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub s3_endpoint: Option<String>,
     /// S3 region.
     pub s3_region: String,
-    /// S3 access key id.
+    /// S3 access key id. (A plain string, not an `Option`: it is always handed to the S3
+    /// client, which treats "given empty" and "not given" differently.)
     pub s3_access_key_id: String,
-    /// S3 secret access key (secret: prefer the environment).
-    pub s3_secret_access_key: String,
+    /// S3 secret access key (secret: prefer the environment or `s3_secret_access_key_file`).
+    pub s3_secret_access_key: Secret,
+    /// A file holding `s3_secret_access_key` (a mounted secret); set this or
+    /// `s3_secret_access_key`, not both.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub s3_secret_access_key_file: Option<PathBuf>,
 }
 
 impl Default for BlobsConfig {
     fn default() -> Self {
         Self {
-            s3_bucket: String::new(),
-            s3_endpoint: String::new(),
+            s3_bucket: None,
+            s3_endpoint: None,
             s3_region: "us-east-1".to_owned(),
             s3_access_key_id: String::new(),
-            s3_secret_access_key: String::new(),
+            s3_secret_access_key: Secret::default(),
+            s3_secret_access_key_file: None,
         }
     }
 }
@@ -147,18 +181,21 @@ impl Default for BlobsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CqlConfig {
-    /// Comma-separated `host:port` of some nodes to discover the cluster from; empty keeps
+    /// Comma-separated `host:port` of some nodes to discover the cluster from; unset keeps
     /// message history in the relational database.
-    pub contact_points: String,
+    #[serde(deserialize_with = "empty_as_none")]
+    pub contact_points: Option<String>,
     /// Keyspace of the message tables; created with the replication below if missing.
     pub keyspace: String,
-    /// Replicas per datacenter: `"dc1:3,dc2:3"` (NetworkTopologyStrategy). Empty means
+    /// Replicas per datacenter: `"dc1:3,dc2:3"` (NetworkTopologyStrategy). Unset means
     /// SimpleStrategy with `replication_factor` (single-datacenter clusters).
-    pub datacenter_replication: String,
-    /// Replicas when `datacenter_replication` is empty.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub datacenter_replication: Option<String>,
+    /// Replicas when `datacenter_replication` is unset.
     pub replication_factor: u32,
-    /// Datacenter to send requests to first; empty means any.
-    pub local_datacenter: String,
+    /// Datacenter to send requests to first; unset means any.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub local_datacenter: Option<String>,
     /// Consistency of every read and write.
     pub consistency: CqlConsistency,
     /// Longest a single request may take, in seconds, before the call fails with
@@ -181,11 +218,11 @@ pub enum CqlConsistency {
 impl Default for CqlConfig {
     fn default() -> Self {
         Self {
-            contact_points: String::new(),
+            contact_points: None,
             keyspace: "secureconnect".to_owned(),
-            datacenter_replication: String::new(),
+            datacenter_replication: None,
             replication_factor: 3,
-            local_datacenter: String::new(),
+            local_datacenter: None,
             consistency: CqlConsistency::LocalQuorum,
             request_timeout_secs: 5,
         }
@@ -202,10 +239,11 @@ pub struct AuthConfig {
     pub refresh_token_ttl_secs: u64,
     /// Login attempts allowed per email address per minute.
     pub login_attempts_per_minute: u32,
-    /// PEM file of the Ed25519 key that signs access tokens; empty means
+    /// PEM file of the Ed25519 key that signs access tokens; unset means
     /// `data_dir/biscuit-root-key.pem`. Created on first start if missing. Every node of a
     /// cluster must use the same key, or tokens from one node fail on the others.
-    pub root_key_file: String,
+    #[serde(deserialize_with = "empty_as_none")]
+    pub root_key_file: Option<PathBuf>,
     /// Password hashes (argon2id, ~19 MiB and tens of ms each) computed at once; 0 means
     /// one per CPU core.
     pub password_hashing_concurrency: usize,
@@ -268,7 +306,7 @@ impl Default for AuthConfig {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             login_attempts_per_minute: 10,
-            root_key_file: String::new(),
+            root_key_file: None,
             password_hashing_concurrency: 0,
             password_hashing_queue: 16,
         }
@@ -298,42 +336,70 @@ impl Default for StreamConfig {
 }
 
 impl Config {
-    /// Loads defaults, then `file` (if given), then `SECURECONNECT_*` variables.
-    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+    /// Loads defaults, then `file` (if given), then `SECURECONNECT_*` variables; then reads
+    /// the secrets given as files and checks every setting (see [`Config::validate`]).
+    /// Every problem found is reported at once.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment
+        let mut config: Config = figment
             .merge(
                 Env::prefixed("SECURECONNECT_")
                     .ignore(&["config"])
                     .split("__"),
             )
             .extract()
-            .map_err(Box::new)
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        let mut problems = config.read_secret_files();
+        problems.extend(config.problems());
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Checks that every setting is within its range, listing every one that is not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
     }
 
     /// Where the token signing key lives.
     pub fn root_key_path(&self) -> PathBuf {
-        if self.auth.root_key_file.is_empty() {
-            self.data_dir.join("biscuit-root-key.pem")
-        } else {
-            PathBuf::from(&self.auth.root_key_file)
+        match &self.auth.root_key_file {
+            Some(file) => file.clone(),
+            None => self.data_dir.join("biscuit-root-key.pem"),
         }
     }
 
     /// The database URL actually used: the configured one or SQLite in `data_dir`.
-    pub fn effective_database_url(&self) -> String {
-        if self.database.url.is_empty() {
-            format!(
+    pub fn effective_database_url(&self) -> SecretUrl {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => SecretUrl::from(format!(
                 "sqlite://{}?mode=rwc",
                 self.data_dir.join("secureconnect.db").display()
-            )
-        } else {
-            self.database.url.clone()
+            )),
         }
     }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or the environment does not parse (figment's message names the key).
+    #[error(transparent)]
+    Parse(Box<figment::Error>),
+    /// Settings that parse but cannot work: one line per problem, each naming its key.
+    #[error("{} problem(s):\n  - {}", .0.len(), .0.join("\n  - "))]
+    Invalid(Vec<String>),
 }
 
 #[cfg(test)]
@@ -357,5 +423,164 @@ mod tests {
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "listen = \"127.0.0.1:1\"\nlisten_port = 5\n").expect("write");
         assert!(Config::load(Some(&path)).is_err());
+    }
+
+    /// Writes `toml` to a config file in `dir` and loads it.
+    fn load_toml(dir: &Path, toml: &str) -> Result<Config, ConfigError> {
+        let path = dir.join("config.toml");
+        std::fs::write(&path, toml).expect("write config");
+        Config::load(Some(&path))
+    }
+
+    fn problems(result: Result<Config, ConfigError>) -> Vec<String> {
+        match result {
+            Err(ConfigError::Invalid(problems)) => problems,
+            other => panic!("expected invalid settings, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn secrets_are_read_from_files_without_their_trailing_newline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secrets = [
+            ("db", "postgres://app:pw@db/sc\n"),
+            ("redis", "redis://:pw@redis\r\n"),
+            ("smtp", "smtps://me:pw@smtp.example.com"),
+            ("s3", "s3-secret\n\n"),
+        ];
+        for (name, contents) in secrets {
+            std::fs::write(dir.path().join(name), contents).expect("write secret");
+        }
+        let d = dir.path().display();
+        let config = load_toml(
+            dir.path(),
+            &format!(
+                "[database]\nurl_file = \"{d}/db\"\n[redis]\nurl_file = \"{d}/redis\"\n\
+                 [mail]\nsmtp_url_file = \"{d}/smtp\"\n\
+                 [blobs]\ns3_secret_access_key_file = \"{d}/s3\"\n"
+            ),
+        )
+        .expect("loads");
+        let expose = |url: &Option<SecretUrl>| url.as_ref().map(|u| u.expose().to_owned());
+        assert_eq!(
+            expose(&config.database.url).as_deref(),
+            Some("postgres://app:pw@db/sc")
+        );
+        assert_eq!(
+            expose(&config.redis.url).as_deref(),
+            Some("redis://:pw@redis")
+        );
+        assert_eq!(
+            expose(&config.mail.smtp_url).as_deref(),
+            Some("smtps://me:pw@smtp.example.com")
+        );
+        assert_eq!(config.blobs.s3_secret_access_key.expose(), "s3-secret");
+        assert_eq!(
+            config.effective_database_url().expose(),
+            "postgres://app:pw@db/sc"
+        );
+    }
+
+    #[test]
+    fn a_secret_given_both_directly_and_as_a_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("redis"), "redis://other").expect("write secret");
+        let d = dir.path().display();
+        let found = problems(load_toml(
+            dir.path(),
+            &format!("[redis]\nurl = \"redis://one\"\nurl_file = \"{d}/redis\"\n"),
+        ));
+        assert_eq!(
+            found,
+            ["redis.url and redis.url_file are both set: give the secret one way only"]
+        );
+    }
+
+    #[test]
+    fn a_missing_secret_file_names_its_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let found = problems(load_toml(
+            dir.path(),
+            "[database]\nurl_file = \"/nonexistent/sc-db-url\"\n",
+        ));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("database.url_file = /nonexistent/sc-db-url: cannot read it"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn every_setting_out_of_range_is_listed_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let result = load_toml(
+            dir.path(),
+            "request_timeout_secs = 0\n\
+             [database]\nmax_connections = 0\n\
+             [limits]\nmax_header_bytes = 10\nmax_request_bytes = 100000000\n\
+             [stream]\nheartbeat_secs = 0\n",
+        );
+        let message = result
+            .as_ref()
+            .map(|_| ())
+            .expect_err("invalid")
+            .to_string();
+        assert_eq!(
+            problems(result),
+            [
+                "request_timeout_secs = 0: must be from 1 to 3600",
+                "database.max_connections = 0: must be from 1 to 1000",
+                "limits.max_request_bytes = 100000000: must be from 4096 to 67108864",
+                "limits.max_header_bytes = 10: must be from 4096 to 1048576",
+                "stream.heartbeat_secs = 0: must be from 1 to 3600",
+            ]
+        );
+        assert!(
+            message.starts_with("5 problem(s):\n  - request_timeout_secs"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_request_limit_below_the_message_limits_is_refused() {
+        let mut config = Config::default();
+        config.limits.max_request_bytes = 8 * 1024;
+        let Err(ConfigError::Invalid(found)) = config.validate() else {
+            panic!("expected invalid settings")
+        };
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("at least limits.max_text_bytes (16384)"));
+        assert!(found[1].contains("at least limits.max_encrypted_payload_bytes (65536)"));
+        Config::default()
+            .validate()
+            .expect("the defaults are valid");
+    }
+
+    #[test]
+    fn empty_strings_still_mean_unset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = load_toml(
+            dir.path(),
+            "[database]\nurl = \"\"\nurl_file = \"\"\n[cql]\ncontact_points = \" \"\n",
+        )
+        .expect("loads");
+        assert!(config.database.url.is_none() && config.database.url_file.is_none());
+        assert!(config.cql.contact_points.is_none());
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let mut config = Config::default();
+        config.database.url = Some("postgres://app:db-pw@db:5432/sc".into());
+        config.redis.url = Some("redis://:redis-pw@redis:6379".into());
+        config.mail.smtp_url = Some("smtps://me:smtp-pw@smtp.example.com".into());
+        config.blobs.s3_secret_access_key = "s3-pw".into();
+        let shown = format!("{config:?} {:?}", config.effective_database_url());
+        for secret in ["db-pw", "redis-pw", "smtp-pw", "s3-pw"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        // What one needs to tell a connection problem apart is still there.
+        assert!(shown.contains("postgres://app:***@db:5432/sc"), "{shown}");
+        assert!(shown.contains("redis://:***@redis:6379"), "{shown}");
     }
 }

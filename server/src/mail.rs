@@ -35,13 +35,13 @@ pub fn from_config(config: &MailConfig, data_dir: &std::path::Path) -> Result<Bo
         .from
         .parse()
         .map_err(|e| Error::internal(format!("mail.from {:?}: {e}", config.from)))?;
-    if config.smtp_url.is_empty() {
+    let Some(smtp_url) = &config.smtp_url else {
         return Ok(Box::new(OutboxMailer {
             dir: data_dir.join("outbox"),
             from,
         }));
-    }
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.smtp_url)
+    };
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url.expose())
         .map_err(|e| Error::internal(format!("mail.smtp_url: {e}")))?
         .build();
     Ok(Box::new(SmtpMailer { transport, from }))

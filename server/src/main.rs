@@ -49,11 +49,11 @@ async fn main() -> ExitCode {
         )
         .init();
     let Command::Serve {
-        config,
+        config: config_file,
         listen,
         data_dir,
     } = Cli::parse().command;
-    let mut config = match Config::load(config.as_deref()) {
+    let mut config = match Config::load(config_file.as_deref()) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("invalid configuration: {err}");
@@ -66,6 +66,13 @@ async fn main() -> ExitCode {
     if let Some(data_dir) = data_dir {
         config.data_dir = data_dir;
     }
+    // (`listen`, not `addr`: the line with the bound address comes once it is bound.)
+    tracing::info!(
+        file = ?config_file,
+        listen = %config.listen,
+        data_dir = %config.data_dir.display(),
+        "configuration loaded"
+    );
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -82,20 +89,14 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 async fn run(config: Config) -> secureconnect_server::error::Result<()> {
     let running = app::start(config).await?;
     let stop = running.shutdown_token();
-    let signalled = tokio::spawn(async move {
+    tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: asking streams to reconnect, draining connections");
         stop.cancel();
     });
-    let mut serving = std::pin::pin!(running.wait());
-    tokio::select! {
-        result = &mut serving => return result,
-        _ = signalled => {}
-    }
-    match tokio::time::timeout(DRAIN_DEADLINE, serving).await {
-        Ok(result) => result?,
-        Err(_) => tracing::warn!("connections still open after the drain deadline; exiting anyway"),
-    }
+    // Returns once the server has stopped (by the signal, or a fatal error) and the
+    // background tasks after it, each logged as it stops.
+    running.wait_draining(DRAIN_DEADLINE).await?;
     tracing::info!("stopped");
     Ok(())
 }

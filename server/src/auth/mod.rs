@@ -74,8 +74,8 @@ pub struct Auth {
     decoy_hash: String,
     refresh_ttl: Duration,
     mailer: Arc<dyn Mailer>,
-    /// Base URL of the app for links in mails (may be empty).
-    public_url: String,
+    /// Base URL of the app for links in mails, if known.
+    public_url: Option<String>,
     /// Carries revocations to the other nodes.
     bus: Arc<dyn EventBus>,
 }
@@ -91,7 +91,11 @@ pub struct AuthParts {
 }
 
 impl Auth {
-    pub async fn new(parts: AuthParts, config: &AuthConfig, public_url: String) -> Result<Self> {
+    pub async fn new(
+        parts: AuthParts,
+        config: &AuthConfig,
+        public_url: Option<String>,
+    ) -> Result<Self> {
         let AuthParts {
             users,
             sessions,
@@ -157,7 +161,10 @@ impl Auth {
 
     /// Applies revocations that happened on other nodes (from the bus), and reloads them
     /// all from the database whenever the bus may have missed some. Runs until `shutdown`.
-    pub fn follow_revocations(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+    pub fn follow_revocations(
+        self: &Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         let auth = Arc::clone(self);
         let mut messages = self.bus.subscribe();
         tokio::spawn(async move {
@@ -181,7 +188,7 @@ impl Auth {
                     Err(RecvError::Closed) => return,
                 }
             }
-        });
+        })
     }
 
     /// The revoked-session set, shared with open event streams so they end with the session.

@@ -153,13 +153,12 @@ impl Auth {
 
     /// The sentence that hands the code over: a link when the app's URL is known.
     fn code_action(&self, path: &str, code: &str, what: &str) -> String {
-        if self.public_url.is_empty() {
-            format!("Your {what}: {code}")
-        } else {
-            format!(
+        match &self.public_url {
+            None => format!("Your {what}: {code}"),
+            Some(url) => format!(
                 "Open {}/{path}?code={code}\n(or enter the {what}: {code})",
-                self.public_url.trim_end_matches('/')
-            )
+                url.trim_end_matches('/')
+            ),
         }
     }
 

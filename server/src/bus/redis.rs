@@ -9,7 +9,10 @@ use std::{sync::Arc, time::Duration};
 
 use deadpool_redis::{Config as PoolConfig, Pool, Runtime, redis};
 use futures::StreamExt;
-use tokio::sync::{broadcast, mpsc};
+use tokio::{
+    sync::{broadcast, mpsc},
+    task::JoinHandle,
+};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -58,9 +61,14 @@ impl Channels {
 }
 
 impl RedisBus {
-    /// Starts the publisher and subscriber tasks on `redis`, which run until `shutdown`.
+    /// Starts the publisher and subscriber tasks on `redis`, which run until `shutdown`,
+    /// and returns them named, subscriber first, for an orderly teardown.
     /// An unreachable Redis is retried, never fatal.
-    pub fn start(redis: &RedisHandles, capacity: usize, shutdown: CancellationToken) -> Arc<Self> {
+    pub fn start(
+        redis: &RedisHandles,
+        capacity: usize,
+        shutdown: CancellationToken,
+    ) -> (Arc<Self>, [(&'static str, JoinHandle<()>); 3]) {
         let (client, pool) = (redis.client.clone(), redis.pool.clone());
         let node = Uuid::now_v7();
         let channels = Channels {
@@ -71,7 +79,7 @@ impl RedisBus {
         let routes = Arc::new(Routes::new(pool.clone(), &redis.prefix, node));
         let (local, _) = broadcast::channel(capacity.max(16));
         let (outbox, queue) = mpsc::channel(PUBLISH_QUEUE);
-        tokio::spawn(publish_loop(
+        let publisher = tokio::spawn(publish_loop(
             pool,
             channels.clone(),
             node,
@@ -79,7 +87,7 @@ impl RedisBus {
             queue,
             shutdown.clone(),
         ));
-        tokio::spawn(subscribe_loop(
+        let subscriber = tokio::spawn(subscribe_loop(
             client,
             channels,
             node,
@@ -87,12 +95,18 @@ impl RedisBus {
             local.clone(),
             shutdown.clone(),
         ));
-        tokio::spawn(refresh_routes(Arc::clone(&routes), shutdown));
-        Arc::new(Self {
+        let refresher = tokio::spawn(refresh_routes(Arc::clone(&routes), shutdown));
+        let bus = Arc::new(Self {
             local,
             outbox,
             routes,
-        })
+        });
+        let tasks = [
+            ("redis bus subscriber", subscriber),
+            ("redis route refresher", refresher),
+            ("redis bus publisher", publisher),
+        ];
+        (bus, tasks)
     }
 }
 

@@ -154,10 +154,10 @@ async fn s3_blob_store() {
         std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set for this test"))
     };
     let config = BlobsConfig {
-        s3_endpoint: var("SC_TEST_S3_ENDPOINT"),
-        s3_bucket: var("SC_TEST_S3_BUCKET"),
+        s3_endpoint: Some(var("SC_TEST_S3_ENDPOINT")),
+        s3_bucket: Some(var("SC_TEST_S3_BUCKET")),
         s3_access_key_id: var("SC_TEST_S3_ACCESS_KEY_ID"),
-        s3_secret_access_key: var("SC_TEST_S3_SECRET_ACCESS_KEY"),
+        s3_secret_access_key: var("SC_TEST_S3_SECRET_ACCESS_KEY").into(),
         ..BlobsConfig::default()
     };
     let dir = tempfile::tempdir().expect("dir");

@@ -115,10 +115,10 @@ async fn cluster_with(
         );
         nodes.push(
             TestServer::start_with(move |c| {
-                c.database.url = database;
-                c.redis.url = redis_url;
+                c.database.url = Some(database.into());
+                c.redis.url = Some(redis_url.into());
                 c.redis.key_prefix = prefix;
-                c.auth.root_key_file = key;
+                c.auth.root_key_file = Some(key.into());
                 // Long enough that the heartbeat's feed check cannot stand in for Redis:
                 // whatever arrives within a test's 10 s read deadline came over the bus
                 // (or from the resync it triggers on reconnecting).

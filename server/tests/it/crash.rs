@@ -27,7 +27,9 @@ fn spawn_node(dir: &std::path::Path, database: &str, redis: &str, key: &str) -> 
         .env("SECURECONNECT_REDIS__URL", redis)
         .env(
             "SECURECONNECT_CQL__CONTACT_POINTS",
-            crate::common::cql_config().contact_points,
+            crate::common::cql_config()
+                .contact_points
+                .unwrap_or_default(),
         )
         .env(
             "SECURECONNECT_CQL__KEYSPACE",

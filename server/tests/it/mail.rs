@@ -122,7 +122,7 @@ fn code_in(mail: &str) -> String {
 async fn a_password_reset_mail_lets_the_user_in_and_signs_out_everywhere() {
     let smtp = SmtpSink::start().await;
     let url = smtp.url();
-    let server = TestServer::start_with(move |c| c.mail.smtp_url = url).await;
+    let server = TestServer::start_with(move |c| c.mail.smtp_url = Some(url.into())).await;
     let alice = server.register("alice").await;
     let anonymous = server.client().await;
 
@@ -204,7 +204,7 @@ async fn a_password_reset_mail_lets_the_user_in_and_signs_out_everywhere() {
 async fn an_email_change_takes_effect_only_when_the_new_address_confirms() {
     let smtp = SmtpSink::start().await;
     let url = smtp.url();
-    let server = TestServer::start_with(move |c| c.mail.smtp_url = url).await;
+    let server = TestServer::start_with(move |c| c.mail.smtp_url = Some(url.into())).await;
     let alice = server.register("alice").await;
     let bob = server.register("bob").await;
     let auth = alice.client.auth();

@@ -109,9 +109,9 @@ impl CqlHistory {
         }
         let timeout = Duration::from_secs(config.request_timeout_secs.max(1));
         let mut policy = DefaultPolicy::builder().token_aware(true);
-        if !config.local_datacenter.is_empty() {
+        if let Some(datacenter) = &config.local_datacenter {
             policy = policy
-                .prefer_datacenter(config.local_datacenter.clone())
+                .prefer_datacenter(datacenter.clone())
                 .permit_dc_failover(true);
         }
         let profile = ExecutionProfile::builder()
@@ -123,6 +123,8 @@ impl CqlHistory {
             .known_nodes(
                 config
                     .contact_points
+                    .as_deref()
+                    .unwrap_or_default()
                     .split(',')
                     .map(str::trim)
                     .filter(|point| !point.is_empty()),

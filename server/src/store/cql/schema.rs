@@ -48,14 +48,14 @@ const MIGRATIONS: &[(i32, &[&str])] = &[
 
 /// The replication clause for a new keyspace.
 fn replication(config: &CqlConfig) -> Result<String> {
-    if config.datacenter_replication.trim().is_empty() {
+    let Some(per_datacenter) = &config.datacenter_replication else {
         return Ok(format!(
             "{{'class': 'SimpleStrategy', 'replication_factor': {}}}",
             config.replication_factor.max(1)
         ));
-    }
+    };
     let mut clause = String::from("{'class': 'NetworkTopologyStrategy'");
-    for entry in config.datacenter_replication.split(',') {
+    for entry in per_datacenter.split(',') {
         let parsed = entry
             .split_once(':')
             .and_then(|(dc, n)| Some((dc.trim(), n.trim().parse::<u32>().ok()?)))
@@ -161,12 +161,12 @@ mod tests {
             replication(&config).expect("simple"),
             "{'class': 'SimpleStrategy', 'replication_factor': 1}"
         );
-        config.datacenter_replication = "dc1:3, dc-2:2".into();
+        config.datacenter_replication = Some("dc1:3, dc-2:2".into());
         assert_eq!(
             replication(&config).expect("per dc"),
             "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc-2': 2}"
         );
-        config.datacenter_replication = "dc1'--:3".into();
+        config.datacenter_replication = Some("dc1'--:3".into());
         assert!(replication(&config).is_err(), "quotes are refused");
     }
 }

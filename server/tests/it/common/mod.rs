@@ -56,8 +56,12 @@ impl TestServer {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
-        config.database.url = fresh_database().await;
-        config.redis.url = std::env::var("SC_TEST_REDIS_URL").unwrap_or_default();
+        let database = fresh_database().await;
+        config.database.url = (!database.is_empty()).then(|| database.into());
+        config.redis.url = std::env::var("SC_TEST_REDIS_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+            .map(Into::into);
         config.cql = cql_config();
         // Test servers share the suite's Redis but are separate deployments: their events
         // and rate counters must not meet. (Cluster tests give their nodes one prefix.)
@@ -65,7 +69,12 @@ impl TestServer {
         // Tests send in bursts; the rate-limit tests set their own, low limit.
         config.limits.messages_per_second = 1_000_000;
         adjust(&mut config);
-        let database_url = config.database.url.clone();
+        let database_url = config
+            .database
+            .url
+            .as_ref()
+            .map(|url| url.expose().to_owned())
+            .unwrap_or_default();
         let running = app::start(config).await.expect("server starts");
         let endpoint = format!("http://{}", running.addr);
         Self {
@@ -87,7 +96,7 @@ impl TestServer {
         } else {
             self.database_url.clone()
         };
-        let history = if cql_config().contact_points.is_empty() {
+        let history = if cql_config().contact_points.is_none() {
             None
         } else {
             Some(
@@ -205,7 +214,9 @@ impl TestServerAt {
 /// by a random conversation id, so they cannot meet.
 pub fn cql_config() -> secureconnect_server::config::CqlConfig {
     secureconnect_server::config::CqlConfig {
-        contact_points: std::env::var("SC_TEST_CQL_CONTACT_POINT").unwrap_or_default(),
+        contact_points: std::env::var("SC_TEST_CQL_CONTACT_POINT")
+            .ok()
+            .filter(|points| !points.is_empty()),
         keyspace: "sc_test".into(),
         replication_factor: 1,
         ..Default::default()
