@@ -74,6 +74,17 @@ echo "PostgreSQL on $SC_TEST_POSTGRES_URL, Redis on $SC_TEST_REDIS_URL, S3 (Seaw
 step "cargo test (embedded default: SQLite, in-process bus, local files)"
 SC_TEST_POSTGRES_URL= SC_TEST_REDIS_URL= SC_TEST_CQL_CONTACT_POINT= cargo test --workspace --locked
 
+step "README walkthrough (grpcurl, as a newcomer runs it)"
+# grpcurl from the Go module proxy (quietly, once per version) and jq from apt.
+GRPCURL_VERSION=v1.9.3
+grpcurl_dir="${XDG_CACHE_HOME:-$HOME/.cache}/secureconnect/tools/grpcurl-$GRPCURL_VERSION"
+if [ ! -x "$grpcurl_dir/grpcurl" ]; then
+  GOBIN="$grpcurl_dir" go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION" 2>/dev/null ||
+    GOBIN="$grpcurl_dir" go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+fi
+apt_install jq
+PATH="$grpcurl_dir:$PATH" deploy/local/readme-walkthrough.sh "$CARGO_TARGET_DIR/debug/secureconnect"
+
 step "cargo test (server integration suite on PostgreSQL + Cassandra + Redis + S3, with cluster and fault tests)"
 # One test binary (server/tests/it); the Cassandra fault test pauses the shared Cassandra,
 # so it runs alone afterwards.

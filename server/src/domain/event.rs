@@ -81,6 +81,7 @@ pub struct FeedItem {
 /// A committed event with the feed position it took for each recipient. This is what
 /// travels over the bus to the streams.
 #[derive(Debug, Clone, PartialEq)]
+#[must_use = "a committed event reaches live streams only when published"]
 pub struct Published {
     pub event: Arc<Event>,
     pub recipients: HashMap<Uuid, u64>,

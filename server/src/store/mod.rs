@@ -287,8 +287,10 @@ impl FirstUse {
 }
 
 /// The result of a write, with the event to publish (none when the write was a no-op,
-/// such as an idempotent retry).
+/// such as an idempotent retry). Dropping it unpublished would leave live streams without
+/// the change until they resume, so the compiler insists it is used.
 #[derive(Debug, Clone)]
+#[must_use = "publish the committed change (bus::publish_committed), or streams miss it"]
 pub struct Committed<T> {
     pub value: T,
     pub published: Option<Published>,

@@ -5,6 +5,9 @@
 //! `deploy/local/test.sh` with `--include-ignored`. `cassandra_faults` pauses the shared
 //! Cassandra, so the script runs it on its own (`--skip cassandra_faults`, then alone).
 
+// A failing test should stop loudly where it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 mod auth;

@@ -11,6 +11,13 @@ use crate::{
 };
 
 /// SQL has no unsigned integers; sequence numbers never reach `i64::MAX`.
+/// `time` as the database keeps it: PostgreSQL stores microseconds, so a write that
+/// returned nanoseconds would answer a client differently from every later read (and
+/// from a retry of the same request).
+pub fn db_time(time: crate::domain::Time) -> crate::domain::Time {
+    chrono::SubsecRound::trunc_subsecs(time, 6)
+}
+
 pub fn seq_to_db(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }

@@ -1,6 +1,7 @@
 //! Conversations, members, messages and feeds on SQL. Every durable change takes the
 //! conversation's next `seq` first (which locks it), checks what it must in that write,
-//! and fans its event out to the members' feeds in the same transaction.
+//! and fans its event out to the members' feeds in the same transaction. Times are cut to
+//! what the database keeps (`db_time`) on the way in.
 //!
 //! By concern: [`timeline`] (numbering, feeds), [`conversations`], [`members`],
 //! [`messages`]; this file maps the `ChatStore` trait onto them.
@@ -8,7 +9,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::SqlStore;
+use super::{SqlStore, convert::db_time};
 use crate::{
     domain::{
         Content, Conversation, ConversationView, DetailsChanges, FeedItem, Member, Membership,
@@ -30,7 +31,7 @@ impl ChatStore for SqlStore {
         new: NewConversation,
         now: Time,
     ) -> Result<Committed<Conversation>> {
-        conversations::create(self, new, now).await
+        conversations::create(self, new, db_time(now)).await
     }
 
     async fn conversation(&self, id: Uuid) -> Result<Option<Conversation>> {
@@ -70,7 +71,7 @@ impl ChatStore for SqlStore {
         changes: DetailsChanges,
         now: Time,
     ) -> Result<Committed<Conversation>> {
-        conversations::update_details(self, conversation, actor, changes, now).await
+        conversations::update_details(self, conversation, actor, changes, db_time(now)).await
     }
 
     async fn delete_conversation(
@@ -79,7 +80,7 @@ impl ChatStore for SqlStore {
         actor: Uuid,
         now: Time,
     ) -> Result<Committed<()>> {
-        conversations::delete(self, conversation, actor, now).await
+        conversations::delete(self, conversation, actor, db_time(now)).await
     }
 
     async fn add_members(
@@ -89,7 +90,7 @@ impl ChatStore for SqlStore {
         users: &[Uuid],
         now: Time,
     ) -> Result<Committed<Vec<Member>>> {
-        members::add(self, conversation, actor, users, now).await
+        members::add(self, conversation, actor, users, db_time(now)).await
     }
 
     async fn remove_member(
@@ -99,7 +100,7 @@ impl ChatStore for SqlStore {
         user: Uuid,
         now: Time,
     ) -> Result<Committed<()>> {
-        members::remove(self, conversation, actor, user, now).await
+        members::remove(self, conversation, actor, user, db_time(now)).await
     }
 
     async fn set_role(
@@ -110,7 +111,7 @@ impl ChatStore for SqlStore {
         new_role: Role,
         now: Time,
     ) -> Result<Committed<Member>> {
-        members::set_role(self, conversation, actor, user, new_role, now).await
+        members::set_role(self, conversation, actor, user, new_role, db_time(now)).await
     }
 
     async fn mark_read(
@@ -120,7 +121,7 @@ impl ChatStore for SqlStore {
         seq: u64,
         now: Time,
     ) -> Result<Committed<u64>> {
-        members::mark_read(self, conversation, user, seq, now).await
+        members::mark_read(self, conversation, user, seq, db_time(now)).await
     }
 
     async fn first_use(&self, request: &RequestKey) -> Result<Option<FirstUse>> {
@@ -128,7 +129,7 @@ impl ChatStore for SqlStore {
     }
 
     async fn send_message(&self, new: NewMessage, now: Time) -> Result<Committed<Message>> {
-        messages::send(self, new, now).await
+        messages::send(self, new, db_time(now)).await
     }
 
     async fn message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>> {
@@ -153,7 +154,7 @@ impl ChatStore for SqlStore {
         content: Content,
         now: Time,
     ) -> Result<Committed<Message>> {
-        messages::edit(self, conversation, id, actor, content, now).await
+        messages::edit(self, conversation, id, actor, content, db_time(now)).await
     }
 
     async fn delete_message(
@@ -163,7 +164,7 @@ impl ChatStore for SqlStore {
         actor: Uuid,
         now: Time,
     ) -> Result<Committed<Message>> {
-        messages::delete(self, conversation, id, actor, now).await
+        messages::delete(self, conversation, id, actor, db_time(now)).await
     }
 
     async fn feed(&self, user: Uuid, after: u64, limit: u64) -> Result<Vec<FeedItem>> {
