@@ -1,4 +1,4 @@
-//! Users, blocks and sessions on SQL.
+//! Accounts, profiles and blocks on SQL.
 
 use async_trait::async_trait;
 use sea_orm::{
@@ -10,26 +10,16 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{
+use crate::store::sql::{
     SqlStore, convert,
-    entities::{blocks, contacts, members, one_time_codes, refresh_tokens, sessions, users},
+    entities::{blocks, contacts, members, users},
     paging::{self, Order},
 };
 use crate::{
-    domain::{Session, Time, User},
+    domain::{Time, User},
     error::{Error, Reason, Result},
-    store::{
-        CodePurpose, NewUser, OneTimeCode, ProfileUpdate, RefreshOutcome, RefreshRecord,
-        SessionStore, UserStore,
-    },
+    store::{NewUser, ProfileUpdate, UserStore},
 };
-
-fn purpose_code(purpose: CodePurpose) -> i16 {
-    match purpose {
-        CodePurpose::PasswordReset => 1,
-        CodePurpose::EmailChange => 2,
-    }
-}
 
 fn taken(reason: Reason) -> Error {
     let message = match reason {
@@ -354,216 +344,12 @@ impl UserStore for SqlStore {
     }
 }
 
-#[async_trait]
-impl SessionStore for SqlStore {
-    async fn create_session(&self, session: Session, refresh: RefreshRecord) -> Result<()> {
-        let _guard = self.write_guard().await;
-        let txn = self.db.begin().await?;
-        sessions::ActiveModel {
-            id: Set(session.id),
-            user_id: Set(session.user_id),
-            device_name: Set(session.device_name),
-            device_platform: Set(session.device_platform),
-            create_time: Set(session.create_time),
-            last_refresh_time: Set(session.last_refresh_time),
-            revoke_time: Set(None),
-        }
-        .insert(&txn)
-        .await?;
-        refresh_tokens::ActiveModel {
-            token_hash: Set(refresh.token_hash),
-            session_id: Set(session.id),
-            expire_time: Set(refresh.expire_time),
-            used: Set(false),
-        }
-        .insert(&txn)
-        .await?;
-        txn.commit().await?;
-        Ok(())
-    }
-
-    async fn rotate_refresh(
-        &self,
-        old_hash: &[u8],
-        new: RefreshRecord,
-        now: Time,
-    ) -> Result<RefreshOutcome> {
-        let _guard = self.write_guard().await;
-        let txn = self.db.begin().await?;
-        let Some(token) = refresh_tokens::Entity::find_by_id(old_hash.to_vec())
-            .one(&txn)
-            .await?
-        else {
-            return Ok(RefreshOutcome::Invalid);
-        };
-        let Some(session) = sessions::Entity::find_by_id(token.session_id)
-            .one(&txn)
-            .await?
-        else {
-            return Ok(RefreshOutcome::Invalid);
-        };
-        if session.revoke_time.is_some() || token.expire_time <= now {
-            return Ok(RefreshOutcome::Invalid);
-        }
-        // Only one caller can flip `used`; a second presentation is reuse.
-        let flipped = refresh_tokens::Entity::update_many()
-            .col_expr(refresh_tokens::Column::Used, true.into())
-            .filter(refresh_tokens::Column::TokenHash.eq(old_hash.to_vec()))
-            .filter(refresh_tokens::Column::Used.eq(false))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        if flipped == 0 {
-            let mut active = session.into_active_model();
-            active.revoke_time = Set(Some(now));
-            let session = active.update(&txn).await?;
-            txn.commit().await?;
-            return Ok(RefreshOutcome::Reused {
-                session_id: session.id,
-            });
-        }
-        refresh_tokens::ActiveModel {
-            token_hash: Set(new.token_hash),
-            session_id: Set(session.id),
-            expire_time: Set(new.expire_time),
-            used: Set(false),
-        }
-        .insert(&txn)
-        .await?;
-        let mut active = session.into_active_model();
-        active.last_refresh_time = Set(now);
-        let session = active.update(&txn).await?;
-        txn.commit().await?;
-        Ok(RefreshOutcome::Rotated(convert::session(session)))
-    }
-
-    async fn revoke_session(&self, user: Uuid, session: Uuid, now: Time) -> Result<bool> {
-        let _guard = self.write_guard().await;
-        let result = sessions::Entity::update_many()
-            .col_expr(sessions::Column::RevokeTime, Some(now).into())
-            .filter(sessions::Column::Id.eq(session))
-            .filter(sessions::Column::UserId.eq(user))
-            .filter(sessions::Column::RevokeTime.is_null())
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected > 0)
-    }
-
-    async fn revoke_other_sessions(
-        &self,
-        user: Uuid,
-        keep: Option<Uuid>,
-        now: Time,
-    ) -> Result<Vec<Uuid>> {
-        let _guard = self.write_guard().await;
-        let txn = self.db.begin().await?;
-        let mut query = sessions::Entity::find()
-            .select_only()
-            .column(sessions::Column::Id)
-            .filter(sessions::Column::UserId.eq(user));
-        if let Some(keep) = keep {
-            query = query.filter(sessions::Column::Id.ne(keep));
-        }
-        let ids: Vec<Uuid> = query
-            .filter(sessions::Column::RevokeTime.is_null())
-            .into_tuple()
-            .all(&txn)
-            .await?;
-        sessions::Entity::update_many()
-            .col_expr(sessions::Column::RevokeTime, Some(now).into())
-            .filter(sessions::Column::Id.is_in(ids.iter().copied()))
-            .exec(&txn)
-            .await?;
-        txn.commit().await?;
-        Ok(ids)
-    }
-
-    async fn sessions(
-        &self,
-        user: Uuid,
-        before: Option<(Time, Uuid)>,
-        limit: u64,
-    ) -> Result<Vec<Session>> {
-        let query = paging::page(
-            sessions::Entity::find()
-                .filter(sessions::Column::UserId.eq(user))
-                .filter(sessions::Column::RevokeTime.is_null()),
-            (sessions::Column::CreateTime, sessions::Column::Id),
-            Order::NewestFirst,
-            before,
-            limit,
-        );
-        Ok(query
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(convert::session)
-            .collect())
-    }
-
-    async fn create_code(&self, code: OneTimeCode) -> Result<()> {
-        let _guard = self.write_guard().await;
-        one_time_codes::ActiveModel {
-            code_hash: Set(code.code_hash),
-            purpose: Set(purpose_code(code.purpose)),
-            user_id: Set(code.user_id),
-            new_email: Set(code.new_email),
-            expire_time: Set(code.expire_time),
-            used: Set(false),
-        }
-        .insert(&self.db)
-        .await?;
-        Ok(())
-    }
-
-    async fn consume_code(
-        &self,
-        code_hash: &[u8],
-        purpose: CodePurpose,
-        now: Time,
-    ) -> Result<Option<OneTimeCode>> {
-        let _guard = self.write_guard().await;
-        let txn = self.db.begin().await?;
-        // Flipping `used` with all conditions in the WHERE makes the use single and atomic.
-        let used = one_time_codes::Entity::update_many()
-            .col_expr(one_time_codes::Column::Used, true.into())
-            .filter(one_time_codes::Column::CodeHash.eq(code_hash.to_vec()))
-            .filter(one_time_codes::Column::Purpose.eq(purpose_code(purpose)))
-            .filter(one_time_codes::Column::Used.eq(false))
-            .filter(one_time_codes::Column::ExpireTime.gt(now))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        if used == 0 {
-            return Ok(None);
-        }
-        let row = one_time_codes::Entity::find_by_id(code_hash.to_vec())
-            .one(&txn)
-            .await?
-            .ok_or_else(|| Error::internal("consumed code vanished"))?;
-        txn.commit().await?;
-        Ok(Some(OneTimeCode {
-            code_hash: row.code_hash,
-            purpose,
-            user_id: row.user_id,
-            new_email: row.new_email,
-            expire_time: row.expire_time,
-        }))
-    }
-
-    async fn revoked_since(&self, since: Time) -> Result<Vec<Uuid>> {
-        Ok(sessions::Entity::find()
-            .select_only()
-            .column(sessions::Column::Id)
-            .filter(sessions::Column::RevokeTime.gte(since))
-            .into_tuple()
-            .all(&self.db)
-            .await?)
-    }
-}
-
 /// Whether either user blocked the other (also used inside write transactions).
-pub(super) async fn blocked_between<C: ConnectionTrait>(db: &C, a: Uuid, b: Uuid) -> Result<bool> {
+pub(in crate::store::sql) async fn blocked_between<C: ConnectionTrait>(
+    db: &C,
+    a: Uuid,
+    b: Uuid,
+) -> Result<bool> {
     let hits = blocks::Entity::find()
         .filter(
             Condition::any()
