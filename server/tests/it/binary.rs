@@ -1,10 +1,12 @@
 //! The shipped binary, as the README runs it: `secureconnect serve` with no configuration
-//! starts the embedded default, keeps its state in `./data`, and stops cleanly on SIGTERM.
+//! starts the embedded default, keeps its state in `./data`, and stops cleanly on SIGTERM:
+//! start-up stages logged, then after the drain its background tasks stopped in order.
 
 use std::{
     io::{BufRead, BufReader},
     path::Path,
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -16,8 +18,11 @@ use secureconnect_sdk::{
     },
 };
 
-/// Starts the binary in `dir` and returns it with the address it reports.
-fn start(dir: &Path) -> (Child, String) {
+/// The server's log lines, as they come.
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// Starts the binary in `dir` and returns it with the address it reports and its log.
+fn start(dir: &Path) -> (Child, String, Log) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_secureconnect"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
@@ -29,12 +34,14 @@ fn start(dir: &Path) -> (Child, String) {
         .expect("spawn secureconnect");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
+    let log: Log = Arc::default();
     let addr = loop {
         let Some(Ok(line)) = lines.next() else {
             let _ = child.kill();
             let _ = child.wait();
             panic!("server exited before serving");
         };
+        log.lock().expect("log").push(line.clone());
         if let Some(rest) = line.split("addr=").nth(1) {
             break rest
                 .split_whitespace()
@@ -43,9 +50,14 @@ fn start(dir: &Path) -> (Child, String) {
                 .to_owned();
         }
     };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{addr}"))
+    // Keep reading the log so the server never blocks on a full pipe.
+    let kept = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().expect("log").push(line);
+        }
+    });
+    (child, format!("http://{addr}"), log)
 }
 
 /// SIGTERM, then wait (yielding, so this test's own client connections can see the
@@ -72,7 +84,7 @@ async fn stop(mut child: Child) {
 #[tokio::test]
 async fn serve_runs_the_embedded_default_and_keeps_state_across_restarts() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (server, endpoint) = start(dir.path());
+    let (server, endpoint, log) = start(dir.path());
     let client = Client::connect(endpoint).await.expect("connect");
     let registered = client
         .auth()
@@ -87,11 +99,25 @@ async fn serve_runs_the_embedded_default_and_keeps_state_across_restarts() {
         .into_inner();
     let token = registered.tokens.expect("tokens").access_token;
     stop(server).await;
+    assert_in_order(
+        &log,
+        &[
+            "configuration loaded",
+            "database connected and migrated",
+            "token signing key loaded",
+            "background tasks started",
+            "SecureConnect is serving",
+            "stopping background tasks",
+            "stopped feed trimming",
+            "stopped health watch",
+            "stopped revocation follower",
+        ],
+    );
     assert!(dir.path().join("data/secureconnect.db").exists());
     assert!(dir.path().join("data/biscuit-root-key.pem").exists());
 
     // Same data dir: the account and the signing key survive, so the old token still works.
-    let (server, endpoint) = start(dir.path());
+    let (server, endpoint, _) = start(dir.path());
     let client = Client::connect(endpoint).await.expect("connect");
     client.set_access_token(Some(token));
     let me = client
@@ -111,4 +137,32 @@ async fn serve_runs_the_embedded_default_and_keeps_state_across_restarts() {
         .await
         .expect("login after restart");
     stop(server).await;
+}
+
+/// Each of `expected` appears in the log, in this order (waiting a moment for the reader
+/// thread to take in the last lines of a server that just exited).
+fn assert_in_order(log: &Log, expected: &[&str]) {
+    let missing = |lines: &[String]| {
+        let mut from = 0;
+        for wanted in expected {
+            match lines[from..].iter().position(|line| line.contains(wanted)) {
+                Some(at) => from += at + 1,
+                None => return Some((*wanted, from)),
+            }
+        }
+        None
+    };
+    for _ in 0..50 {
+        if missing(&log.lock().expect("log")).is_none() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let lines = log.lock().expect("log").clone();
+    if let Some((wanted, from)) = missing(&lines) {
+        panic!(
+            "log lacks {wanted:?} after line {from}:\n{}",
+            lines.join("\n")
+        );
+    }
 }
