@@ -9,8 +9,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    members::member_role,
-    timeline::{conversation_event, member_ids, next_seq, record_change},
+    timeline::Locked,
+    timeline::{conversation_event, member_ids, record_change},
 };
 use crate::{
     domain::{
@@ -251,13 +251,12 @@ pub(super) async fn update_details(
     changes: DetailsChanges,
     now: Time,
 ) -> Result<Committed<Conversation>> {
-    let _guard = store.write_guard().await;
-    let txn = store.db.begin().await?;
-    // Every change below numbers itself first: that locks the conversation, so the
-    // checks that follow see every removal or demotion committed before, and one
-    // committing after waits for this write.
-    let seq = next_seq(&txn, conversation, now).await?;
-    let role = member_role(&txn, conversation, actor).await?;
+    let Locked {
+        _writer,
+        txn,
+        seq,
+        role,
+    } = store.begin_change(conversation, actor, now).await?;
     rules::authorize(actor, role, Act::EditDetails)?;
     let current = store.find_conversation(&txn, conversation).await?;
     let details = changes.apply(current.details);
@@ -290,10 +289,12 @@ pub(super) async fn delete(
     actor: Uuid,
     now: Time,
 ) -> Result<Committed<()>> {
-    let _guard = store.write_guard().await;
-    let txn = store.db.begin().await?;
-    let seq = next_seq(&txn, conversation, now).await?;
-    let role = member_role(&txn, conversation, actor).await?;
+    let Locked {
+        _writer,
+        txn,
+        seq,
+        role,
+    } = store.begin_change(conversation, actor, now).await?;
     rules::authorize(actor, role, Act::DeleteGroup)?;
     let published =
         record_change(&txn, conversation, seq, actor, now, None, Change::Deleted).await?;

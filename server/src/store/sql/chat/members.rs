@@ -7,7 +7,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::timeline::{member_ids, next_seq, record_change};
+use super::timeline::{Locked, member_ids, record_change};
 use crate::{
     domain::{
         Change, Event, Member, Membership, Role, Time,
@@ -120,10 +120,12 @@ pub(super) async fn add(
     users: &[Uuid],
     now: Time,
 ) -> Result<Committed<Vec<Member>>> {
-    let _guard = store.write_guard().await;
-    let txn = store.db.begin().await?;
-    let seq = next_seq(&txn, conversation, now).await?;
-    let role = member_role(&txn, conversation, actor).await?;
+    let Locked {
+        _writer,
+        txn,
+        seq,
+        role,
+    } = store.begin_change(conversation, actor, now).await?;
     rules::authorize(actor, role, Act::AddMembers)?;
     let current = member_ids(&txn, conversation).await?;
     let mut added: Vec<Member> = Vec::new();
@@ -171,10 +173,12 @@ pub(super) async fn remove(
     user: Uuid,
     now: Time,
 ) -> Result<Committed<()>> {
-    let _guard = store.write_guard().await;
-    let txn = store.db.begin().await?;
-    let seq = next_seq(&txn, conversation, now).await?;
-    let role = member_role(&txn, conversation, actor).await?;
+    let Locked {
+        _writer,
+        txn,
+        seq,
+        role,
+    } = store.begin_change(conversation, actor, now).await?;
     let act = if actor == user {
         let members = member_ids(&txn, conversation).await?.len();
         let owners = owner_count(&txn, conversation).await?;
@@ -213,10 +217,12 @@ pub(super) async fn set_role(
     new_role: Role,
     now: Time,
 ) -> Result<Committed<Member>> {
-    let _guard = store.write_guard().await;
-    let txn = store.db.begin().await?;
-    let seq = next_seq(&txn, conversation, now).await?;
-    let role = member_role(&txn, conversation, actor).await?;
+    let Locked {
+        _writer,
+        txn,
+        seq,
+        role,
+    } = store.begin_change(conversation, actor, now).await?;
     let row = members::Entity::find_by_id((conversation, user))
         .one(&txn)
         .await?

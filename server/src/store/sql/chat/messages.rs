@@ -5,8 +5,8 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 use uuid::Uuid;
 
 use super::{
-    members::member_role,
-    timeline::{conversation_event, member_ids, next_seq, next_seq_and_kind, record_change},
+    timeline::Locked,
+    timeline::{conversation_event, member_ids, next_seq_and_kind, record_change},
 };
 use crate::{
     domain::{
@@ -72,13 +72,13 @@ impl SqlStore {
         content: Option<Content>,
         now: Time,
     ) -> Result<Committed<Message>> {
-        let _guard = self.write_guard().await;
-        let txn = self.db.begin().await?;
-        // Number the change first: that locks the conversation, so concurrent edits of one
-        // message queue here and each sees the state the previous one left.
-        let seq = next_seq(&txn, conversation, now).await?;
-        // Membership before the message: an outsider learns nothing about its messages.
-        let role = member_role(&txn, conversation, actor).await?;
+        // Concurrent edits of one message queue here, each seeing what the previous left.
+        let Locked {
+            _writer,
+            txn,
+            seq,
+            role,
+        } = self.begin_change(conversation, actor, now).await?;
         let current = self
             .history
             .message_in(&txn, conversation, id, seq - 1)

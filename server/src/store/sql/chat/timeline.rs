@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
 
+use super::members::member_role;
+
 use crate::{
-    domain::{Change, ConversationKind, Event, FeedItem, Time},
+    domain::{Change, ConversationKind, Event, FeedItem, Role, Time},
     error::{Error, Result},
     store::sql::{
         SqlStore, append_event, convert,
@@ -144,4 +146,38 @@ pub(super) async fn feed_head(store: &SqlStore, user: Uuid) -> Result<u64> {
         .one(&store.db)
         .await?;
     Ok(head.map(convert::seq_from_db).unwrap_or(0))
+}
+
+/// A change to a conversation under way: the write's transaction (with SQLite's writer
+/// lock), the conversation locked by taking the change's `seq`, and the actor's role as
+/// it stands now.
+pub(super) struct Locked<'a> {
+    pub(super) _writer: Option<tokio::sync::MutexGuard<'a, ()>>,
+    pub(super) txn: DatabaseTransaction,
+    pub(super) seq: u64,
+    pub(super) role: Role,
+}
+
+impl SqlStore {
+    /// Starts `actor`'s change to `conversation`. Numbering it first locks the
+    /// conversation, so every check that follows sees each removal or demotion committed
+    /// before, and one committing after waits for this write. Non-members get
+    /// `NOT_FOUND`, before anything else of the conversation is read for them.
+    pub(super) async fn begin_change(
+        &self,
+        conversation: Uuid,
+        actor: Uuid,
+        now: Time,
+    ) -> Result<Locked<'_>> {
+        let writer = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let seq = next_seq(&txn, conversation, now).await?;
+        let role = member_role(&txn, conversation, actor).await?;
+        Ok(Locked {
+            _writer: writer,
+            txn,
+            seq,
+            role,
+        })
+    }
 }
