@@ -53,6 +53,16 @@ pub struct Group {
 
 impl Group {
     pub const TITLE: &str = "group";
+
+    /// The owner, the `N` members and the conversation as owned values, for tests that name
+    /// each person: `let (alice, [bob, carol], group) = server.group(3).await.into_parts();`.
+    pub fn into_parts<const N: usize>(self) -> (TestUser, [TestUser; N], Conversation) {
+        let count = self.members.len();
+        let Ok(members) = self.members.try_into() else {
+            panic!("the group has {count} members besides its owner, not {N}");
+        };
+        (self.owner, members, self.conversation)
+    }
 }
 
 /// The names fixtures give users, in order: tests read better with people than with
