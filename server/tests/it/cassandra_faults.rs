@@ -48,8 +48,7 @@ async fn a_cassandra_outage_delays_history_but_loses_nothing() {
     );
     // A CQL timeout well above the send budget, so the test tells the two apart.
     let server = TestServer::start_with(|c| c.cql.request_timeout_secs = 3).await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let chat = alice.direct_with(&bob).await;
     alice.send(&chat.conversation_id, "before").await;
     let mut stream = bob.subscribe("").await;

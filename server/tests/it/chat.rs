@@ -21,8 +21,7 @@ use tonic::Code;
 #[tokio::test]
 async fn two_users_chat_in_a_direct_conversation_that_is_never_duplicated() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
 
     let first = alice.direct_with(&bob).await;
     let again = alice.direct_with(&bob).await;
@@ -81,10 +80,8 @@ async fn two_users_chat_in_a_direct_conversation_that_is_never_duplicated() {
 #[tokio::test]
 async fn a_non_member_sees_nothing_of_a_group() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, [_bob], group) = server.group(2).await.into_parts();
     let carol = server.register("carol").await;
-    let group = alice.group_with("project", &[&bob]).await;
     assert_eq!(group.role, i32::from(MemberRole::Owner));
     assert_eq!(group.member_count, 2);
     let secret = alice.send(&group.conversation_id, "secret plans").await;
@@ -159,8 +156,7 @@ async fn a_non_member_sees_nothing_of_a_group() {
 #[tokio::test]
 async fn a_retried_send_returns_the_original_message() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let chat = alice.direct_with(&bob).await;
     let first = alice
         .try_send(&chat.conversation_id, "once", "req-1")
@@ -179,8 +175,7 @@ async fn a_retried_send_returns_the_original_message() {
 #[tokio::test]
 async fn edits_and_deletes_reach_the_other_member_live() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let chat = alice.direct_with(&bob).await;
     let mut stream = bob.subscribe("").await;
     until_caught_up(&mut stream).await;
@@ -280,8 +275,7 @@ async fn edits_and_deletes_reach_the_other_member_live() {
 #[tokio::test]
 async fn a_blocked_user_can_neither_open_a_direct_conversation_nor_message() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let carol = server.register("carol").await;
     let existing = alice.direct_with(&carol).await;
 
@@ -327,8 +321,7 @@ async fn a_blocked_user_can_neither_open_a_direct_conversation_nor_message() {
 #[tokio::test]
 async fn end_to_end_encrypted_conversations_carry_only_ciphertext() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let group = alice.create_group("sealed", &[&bob], true).await;
     let plain = alice
         .try_send(&group.conversation_id, "plain text", "r1")
@@ -377,10 +370,8 @@ async fn end_to_end_encrypted_conversations_carry_only_ciphertext() {
 #[tokio::test]
 async fn group_roles_are_enforced() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, [bob], group) = server.group(2).await.into_parts();
     let carol = server.register("carol").await;
-    let group = alice.group_with("roles", &[&bob]).await;
     let id = group.conversation_id.clone();
 
     let by_member = bob
@@ -501,8 +492,7 @@ async fn group_roles_are_enforced() {
 #[tokio::test]
 async fn messages_page_backwards_and_forwards_by_seq() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let chat = alice.direct_with(&bob).await;
     for i in 0..7 {
         alice.send(&chat.conversation_id, &format!("m{i}")).await;
@@ -551,10 +541,8 @@ async fn messages_page_backwards_and_forwards_by_seq() {
 #[tokio::test]
 async fn forwarding_copies_a_message_and_credits_its_author() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, [bob], source) = server.group(2).await.into_parts();
     let carol = server.register("carol").await;
-    let source = alice.group_with("source", &[&bob]).await;
     let target = bob.direct_with(&carol).await;
     let original = alice.send(&source.conversation_id, "worth sharing").await;
 
@@ -613,9 +601,7 @@ async fn forwarding_copies_a_message_and_credits_its_author() {
 #[tokio::test]
 async fn deleting_a_group_ends_it_for_every_member() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
-    let group = alice.group_with("short-lived", &[&bob]).await;
+    let (alice, [bob], group) = server.group(2).await.into_parts();
     alice.send(&group.conversation_id, "soon gone").await;
     let mut bob_stream = bob.subscribe("").await;
     until_caught_up(&mut bob_stream).await;
@@ -665,8 +651,7 @@ async fn deleting_a_group_ends_it_for_every_member() {
 #[tokio::test]
 async fn a_retried_group_creation_returns_the_first_group() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let create = |request_id: &str| CreateConversationRequest {
         r#type: ConversationType::Group.into(),
         member_user_ids: vec![bob.id.clone()],
@@ -722,8 +707,7 @@ async fn a_retried_group_creation_returns_the_first_group() {
 #[tokio::test]
 async fn listing_conversations_pages_through_every_one_exactly_once() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let mut created = std::collections::BTreeSet::new();
     for i in 0..7 {
         created.insert(
@@ -767,8 +751,7 @@ async fn listing_conversations_pages_through_every_one_exactly_once() {
 #[tokio::test]
 async fn sending_too_fast_is_refused_with_a_retry_delay_and_loses_nothing() {
     let server = TestServer::start_with(|c| c.limits.messages_per_second = 3).await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let chat = alice.direct_with(&bob).await;
     start_of_next_second().await;
     for i in 0..3 {

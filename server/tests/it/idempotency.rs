@@ -15,8 +15,7 @@ use tonic::Code;
 #[tokio::test]
 async fn a_request_id_reused_for_other_content_or_another_conversation_is_refused() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let carol = server.register("carol").await;
     let with_bob = alice.direct_with(&bob).await;
     let with_carol = alice.direct_with(&carol).await;
@@ -71,9 +70,7 @@ async fn a_request_id_reused_for_other_content_or_another_conversation_is_refuse
 #[tokio::test]
 async fn a_retry_of_a_committed_send_succeeds_while_rate_limited_or_after_leaving() {
     let server = TestServer::start_with(|c| c.limits.messages_per_second = 1).await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
-    let group = alice.group_with("retries", &[&bob]).await;
+    let (_alice, [bob], group) = server.group(2).await.into_parts();
     start_of_next_second().await;
     let sent = bob
         .try_send(&group.conversation_id, "once", "b-1")
@@ -112,8 +109,7 @@ async fn a_retry_of_a_committed_send_succeeds_while_rate_limited_or_after_leavin
 #[tokio::test]
 async fn a_conversation_request_id_reused_for_another_group_is_refused() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let create = |title: &str| CreateConversationRequest {
         r#type: ConversationType::Group.into(),
         member_user_ids: vec![bob.id.clone()],
@@ -142,9 +138,7 @@ async fn a_conversation_request_id_reused_for_another_group_is_refused() {
 #[tokio::test]
 async fn a_member_removed_while_sending_never_posts_after_the_removal() {
     let server = TestServer::start_with(|c| c.limits.messages_per_second = 10_000).await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
-    let group = alice.group_with("race", &[&bob]).await;
+    let (alice, [bob], group) = server.group(2).await.into_parts();
     let mut stream = alice.subscribe("").await;
     until_caught_up(&mut stream).await;
     // Bob sends from several tasks at once until the removal stops him.
@@ -243,9 +237,7 @@ async fn an_admin_demoted_while_editing_never_edits_after_the_demotion() {
         Conversation, MemberRole, UpdateConversationRequest, UpdateMemberRoleRequest,
     };
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
-    let group = alice.group_with("team", &[&bob]).await;
+    let (alice, [bob], group) = server.group(2).await.into_parts();
     let set_role = |role: MemberRole| UpdateMemberRoleRequest {
         conversation_id: group.conversation_id.clone(),
         user_id: bob.id.clone(),

@@ -205,8 +205,7 @@ async fn an_email_change_takes_effect_only_when_the_new_address_confirms() {
     let smtp = SmtpSink::start().await;
     let url = smtp.url();
     let server = TestServer::start_with(move |c| c.mail.smtp_url = Some(url.into())).await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let auth = alice.client.auth();
 
     let taken = auth

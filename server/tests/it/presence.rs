@@ -62,10 +62,8 @@ fn typing_of(item: &SubscribeResponse) -> Option<&Typing> {
 #[tokio::test]
 async fn typing_reaches_the_other_members_and_nobody_else() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, [bob], group) = server.group(2).await.into_parts();
     let carol = server.register("carol").await;
-    let group = alice.group_with("typing", &[&bob]).await;
     let other = bob.direct_with(&carol).await;
 
     let mut bobs = bob.subscribe("").await;
@@ -125,8 +123,7 @@ async fn typing_reaches_the_other_members_and_nobody_else() {
 #[tokio::test]
 async fn presence_follows_open_streams() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     alice.direct_with(&bob).await;
 
     let before = bob.presence_of(&[&alice]).await;
@@ -160,8 +157,7 @@ async fn presence_follows_open_streams() {
 #[tokio::test]
 async fn only_related_users_see_presence() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let stranger = server.register("stranger").await;
     alice.direct_with(&bob).await;
     let mut stream = alice.subscribe("").await;
@@ -191,8 +187,7 @@ async fn only_related_users_see_presence() {
 #[tokio::test]
 async fn typing_is_rate_limited() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let chat = alice.direct_with(&bob).await;
     for _ in 0..20 {
         alice
@@ -211,10 +206,7 @@ async fn typing_is_rate_limited() {
 #[tokio::test]
 async fn a_block_silences_typing_both_ways() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
-    let carol = server.register("carol").await;
-    let group = alice.group_with("three", &[&bob, &carol]).await;
+    let (alice, [bob, carol], group) = server.group(3).await.into_parts();
     let mut bobs = bob.subscribe("").await;
     until_caught_up(&mut bobs).await;
     bob.client

@@ -13,8 +13,7 @@ use tonic::Code;
 #[tokio::test]
 async fn resume_after_disconnect_delivers_every_missed_message_once_in_order() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let chat = alice.direct_with(&bob).await;
 
     let mut stream = bob.subscribe("").await;
@@ -67,13 +66,11 @@ async fn resume_after_disconnect_delivers_every_missed_message_once_in_order() {
 #[tokio::test]
 async fn concurrent_senders_never_duplicate_or_skip_a_seq() {
     let server = TestServer::start().await;
-    let owner = server.register("owner").await;
-    let mut others = Vec::new();
-    for name in ["writer_a", "writer_b", "writer_c"] {
-        others.push(server.register(name).await);
-    }
-    let refs: Vec<&TestUser> = others.iter().collect();
-    let group = owner.group_with("busy", &refs).await;
+    let Group {
+        owner,
+        members: others,
+        conversation: group,
+    } = server.group(4).await;
     let mut watcher = owner.subscribe("").await;
     until_caught_up(&mut watcher).await;
 
@@ -131,8 +128,7 @@ async fn concurrent_senders_never_duplicate_or_skip_a_seq() {
 #[tokio::test]
 async fn a_cursor_older_than_the_replay_limit_yields_a_gap() {
     let server = TestServer::start_with(|c| c.stream.max_replay_events = 5).await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let chat = alice.direct_with(&bob).await;
     let mut stream = bob.subscribe("").await;
     let start = until_caught_up(&mut stream).await;
@@ -286,8 +282,7 @@ async fn signing_out_ends_the_devices_stream() {
 #[tokio::test]
 async fn others_chatting_does_not_starve_an_idle_streams_heartbeats() {
     let server = TestServer::start_with(|c| c.stream.heartbeat_secs = 1).await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let carol = server.register("carol").await;
     let chat = alice.direct_with(&bob).await;
     let mut carol_stream = carol.subscribe("").await;
@@ -324,8 +319,7 @@ async fn others_chatting_does_not_starve_an_idle_streams_heartbeats() {
 #[tokio::test]
 async fn a_resume_whose_events_were_trimmed_meanwhile_gets_a_gap_not_a_silent_skip() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let chat = alice.direct_with(&bob).await;
     let mut stream = bob.subscribe("").await;
     let cursor = until_caught_up(&mut stream).await;

@@ -32,8 +32,7 @@ fn request(user_id: &str) -> SendContactRequestRequest {
 #[tokio::test]
 async fn a_contact_request_is_announced_accepted_and_removable() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let mut alice_stream = alice.subscribe("").await;
     let mut bob_stream = bob.subscribe("").await;
     until_caught_up(&mut alice_stream).await;
@@ -168,8 +167,7 @@ async fn a_contact_request_is_announced_accepted_and_removable() {
 #[tokio::test]
 async fn mutual_requests_connect_at_once_and_declines_leave_nothing() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     let carol = server.register("carol").await;
     alice
         .client
@@ -230,8 +228,7 @@ async fn mutual_requests_connect_at_once_and_declines_leave_nothing() {
 #[tokio::test]
 async fn blocking_ends_a_contact_and_stops_requests() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (alice, bob) = server.pair().await;
     alice
         .client
         .users()
@@ -271,9 +268,7 @@ async fn blocking_ends_a_contact_and_stops_requests() {
 #[tokio::test]
 async fn deleting_an_account_signs_out_leaves_groups_and_frees_the_email() {
     let server = TestServer::start().await;
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
-    let group = alice.group_with("alice's group", &[&bob]).await;
+    let (alice, [bob], group) = server.group(2).await.into_parts();
     alice.send(&group.conversation_id, "I was here").await;
     let mut bob_stream = bob.subscribe("").await;
     until_caught_up(&mut bob_stream).await;

@@ -41,6 +41,36 @@ pub struct TestUser {
     pub tokens: TokenPair,
 }
 
+/// A group conversation and its people, as [`TestServer::group`] sets them up.
+pub struct Group {
+    /// "alice", who created the group and owns it.
+    pub owner: TestUser,
+    /// The other members, in the order of [`CAST`] after alice ("bob", "carol", ...).
+    pub members: Vec<TestUser>,
+    /// The group as its creation returned it, titled [`Group::TITLE`].
+    pub conversation: Conversation,
+}
+
+impl Group {
+    pub const TITLE: &str = "group";
+
+    /// The owner, the `N` members and the conversation as owned values, for tests that name
+    /// each person: `let (alice, [bob, carol], group) = server.group(3).await.into_parts();`.
+    pub fn into_parts<const N: usize>(self) -> (TestUser, [TestUser; N], Conversation) {
+        let count = self.members.len();
+        let Ok(members) = self.members.try_into() else {
+            panic!("the group has {count} members besides its owner, not {N}");
+        };
+        (self.owner, members, self.conversation)
+    }
+}
+
+/// The names fixtures give users, in order: tests read better with people than with
+/// `user3`, and a failing assertion names someone a reader can find in the test.
+pub const CAST: [&str; 8] = [
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+];
+
 impl TestServer {
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
@@ -134,6 +164,36 @@ impl TestServer {
     /// Registers `name` (also the username) and returns a signed-in client.
     pub async fn register(&self, name: &str) -> TestUser {
         self.register_on(name, self.client().await).await
+    }
+
+    /// Two registered users, alice and bob: the cast of every two-party test.
+    pub async fn pair(&self) -> (TestUser, TestUser) {
+        let alice = self.register("alice").await;
+        let bob = self.register("bob").await;
+        (alice, bob)
+    }
+
+    /// A group of `n` (at least 1): alice, who creates and owns it, and `n - 1` members
+    /// named after her in [`CAST`] order (then `member9`, `member10`, ...).
+    pub async fn group(&self, n: usize) -> Group {
+        assert!(n >= 1, "a group has at least its owner");
+        let mut people = Vec::with_capacity(n);
+        for i in 0..n {
+            let name = CAST
+                .get(i)
+                .map_or_else(|| format!("member{}", i + 1), |name| (*name).to_owned());
+            people.push(self.register(&name).await);
+        }
+        let members = people.split_off(1);
+        let owner = people.pop().expect("the owner");
+        let conversation = owner
+            .group_with(Group::TITLE, &members.iter().collect::<Vec<_>>())
+            .await;
+        Group {
+            owner,
+            members,
+            conversation,
+        }
     }
 
     /// A client whose HTTP/2 flow-control windows are tiny, like a phone on a bad link:
