@@ -1,145 +1,190 @@
 //! Rust SDK for SecureConnect: typed clients for every service over one HTTP/2 channel,
-//! with the access token attached to each call.
+//! a session that stays signed in (tokens attached, refreshed before they expire and
+//! once more if the server refuses one, rotated refresh tokens handed to your
+//! [`TokenStore`]), and errors that say what went wrong ([`Error`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), secureconnect_sdk::Error> {
-//! use secureconnect_sdk::{
-//!     Client,
-//!     proto::{auth::v1::LoginRequest, user::v1::GetCurrentUserRequest},
-//! };
-//! let client = Client::connect("http://127.0.0.1:50051").await?;
-//! let login = client.auth().login(LoginRequest {
-//!     email: "ann@example.com".into(),
-//!     password: "correct horse battery".into(),
-//!     ..Default::default()
-//! }).await?.into_inner();
-//! client.set_access_token(login.tokens.map(|t| t.access_token));
+//! use secureconnect_sdk::{Client, proto::user::v1::GetCurrentUserRequest};
+//!
+//! let client = Client::builder("http://127.0.0.1:50051")
+//!     .user_agent("my-app/1.0")
+//!     .connect()
+//!     .await?;
+//! client.login("ann@example.com", "correct horse battery").await?;
 //! let me = client.users().get_current_user(GetCurrentUserRequest {}).await?;
+//! println!("signed in as {}", me.into_inner().user.map(|u| u.username).unwrap_or_default());
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
 // Unit tests may unwrap and panic: the house rule (workspace lints) is for request paths.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::{sync::Arc, time::SystemTime};
 
-mod errors;
+mod builder;
+mod error;
+mod events;
+mod helpers;
+mod session;
+mod transport;
 
-pub use errors::error_reason;
+pub use builder::ClientBuilder;
+pub use error::{ERROR_DOMAIN, Error, FieldViolation, RpcError, TokenStoreError, error_reason};
+pub use events::StreamEvent;
 use proto::{
-    auth::v1::auth_service_client::AuthServiceClient,
+    auth::v1::{
+        LoginRequest, LogoutRequest, RegisterRequest, auth_service_client::AuthServiceClient,
+    },
     conversation::v1::conversation_service_client::ConversationServiceClient,
     event::v1::event_service_client::EventServiceClient,
     message::v1::message_service_client::MessageServiceClient,
     presence::v1::presence_service_client::PresenceServiceClient,
     user::v1::user_service_client::UserServiceClient,
 };
+/// The generated messages and clients of every service.
 pub use secureconnect_proto as proto;
-use tonic::{
-    metadata::MetadataValue,
-    service::{Interceptor, interceptor::InterceptedService},
-    transport::{Channel, Endpoint},
-};
+pub use session::{MemoryTokenStore, Session, TokenStore};
+use tonic::transport::Channel;
+pub use transport::Authenticated;
+use transport::SessionState;
 
-/// Errors of the SDK itself (RPC errors are `tonic::Status`).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot connect: {0}")]
-    Connect(#[from] tonic::transport::Error),
-    #[error(transparent)]
-    Rpc(#[from] tonic::Status),
-}
-
-/// Attaches `authorization: Bearer <token>` when a token is set.
-#[derive(Clone, Default)]
-pub struct BearerAuth {
-    token: Arc<RwLock<Option<String>>>,
-}
-
-impl Interceptor for BearerAuth {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        let token = self
-            .token
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some(token) = token {
-            let value = MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
-                tonic::Status::invalid_argument("access token is not a valid header value")
-            })?;
-            request.metadata_mut().insert("authorization", value);
-        }
-        Ok(request)
-    }
-}
-
-/// The transport every service client of a [`Client`] uses.
-pub type Svc = InterceptedService<Channel, BearerAuth>;
-
-/// A connection to a SecureConnect server. Cheap to clone; clones share the token.
+/// A connection to a SecureConnect server and the session on it. Cheap to clone; clones
+/// share the connection and the session.
 #[derive(Clone)]
 pub struct Client {
-    channel: Channel,
-    auth: BearerAuth,
+    transport: Authenticated,
+    state: Arc<SessionState>,
 }
 
 impl Client {
-    /// Connects to `endpoint`, e.g. `http://127.0.0.1:50051`.
-    pub async fn connect(endpoint: impl Into<String>) -> Result<Self, Error> {
-        let channel = Endpoint::from_shared(endpoint.into())?.connect().await?;
-        Ok(Self::from_channel(channel))
+    /// Settings beyond the address: TLS roots, timeouts, user agent, token store.
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(url)
     }
 
-    /// Wraps an existing channel (custom TLS, timeouts, load balancing…).
+    /// Connects to `url` (e.g. `http://127.0.0.1:50051`) with the default settings.
+    pub async fn connect(url: impl Into<String>) -> Result<Self, Error> {
+        Self::builder(url).connect().await
+    }
+
+    /// Wraps an existing channel (custom load balancing…); the session lives in memory.
     pub fn from_channel(channel: Channel) -> Self {
+        Self::assemble(channel, Arc::new(MemoryTokenStore::default()), None)
+    }
+
+    pub(crate) fn assemble(
+        channel: Channel,
+        store: Arc<dyn TokenStore>,
+        session: Option<Session>,
+    ) -> Self {
+        let state = Arc::new(SessionState::new(store, session, channel.clone()));
         Self {
-            channel,
-            auth: BearerAuth::default(),
+            transport: Authenticated::new(channel, Arc::clone(&state)),
+            state,
         }
     }
 
-    /// Sets (or clears) the access token sent with every call.
+    /// Creates an account and signs in as it; the session goes to the token store.
+    pub async fn register(&self, request: RegisterRequest) -> Result<Session, Error> {
+        let answer = self.auth().register(request).await?.into_inner();
+        let tokens = answer.tokens.ok_or(Error::NotSignedIn)?;
+        self.start(Session::from_tokens(answer.user_id, tokens))
+    }
+
+    /// Signs in; the session goes to the token store.
+    pub async fn login(
+        &self,
+        email: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Result<Session, Error> {
+        let request = LoginRequest {
+            email: email.into(),
+            password: password.into(),
+            device: None,
+        };
+        self.login_with(request).await
+    }
+
+    /// [`Self::login`] with every field of the request (device name and platform).
+    pub async fn login_with(&self, request: LoginRequest) -> Result<Session, Error> {
+        let answer = self.auth().login(request).await?.into_inner();
+        let tokens = answer.tokens.ok_or(Error::NotSignedIn)?;
+        self.start(Session::from_tokens(answer.user_id, tokens))
+    }
+
+    /// Ends the session on the server and forgets it here.
+    pub async fn logout(&self) -> Result<(), Error> {
+        if self.state.current().is_none() {
+            return Err(Error::NotSignedIn);
+        }
+        self.auth().logout(LogoutRequest {}).await?;
+        self.state.replace(None).map_err(Error::TokenStore)
+    }
+
+    fn start(&self, session: Session) -> Result<Session, Error> {
+        self.state
+            .replace(Some(session.clone()))
+            .map_err(Error::TokenStore)?;
+        Ok(session)
+    }
+
+    /// The current session, if signed in.
+    pub fn session(&self) -> Option<Session> {
+        self.state.current()
+    }
+
+    /// Uses an access token obtained elsewhere (an attenuated bot token, a test), or
+    /// none. Such a token is not refreshed, nor given to the token store.
     pub fn set_access_token(&self, token: Option<String>) {
-        *self
-            .auth
-            .token
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = token;
+        self.state.set_unstored(token.map(|access_token| {
+            Session {
+                user_id: String::new(),
+                session_id: String::new(),
+                access_token,
+                // Its expiry is the server's business: never refresh it ahead of time.
+                access_token_expire_time: SystemTime::now()
+                    .checked_add(std::time::Duration::from_secs(100 * 365 * 86_400))
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
+                refresh_token: String::new(),
+                refresh_token_expire_time: SystemTime::UNIX_EPOCH,
+            }
+        }));
     }
 
-    /// The current access token, if any.
+    /// The access token sent with calls now, if any.
     pub fn access_token(&self) -> Option<String> {
-        self.auth
-            .token
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.state.current().map(|session| session.access_token)
     }
 
-    pub fn auth(&self) -> AuthServiceClient<Svc> {
-        AuthServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    /// Sign-in, sessions, passwords and email changes.
+    pub fn auth(&self) -> AuthServiceClient<Authenticated> {
+        AuthServiceClient::new(self.transport.clone())
     }
 
-    pub fn users(&self) -> UserServiceClient<Svc> {
-        UserServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    /// Profiles, search, blocks and contacts.
+    pub fn users(&self) -> UserServiceClient<Authenticated> {
+        UserServiceClient::new(self.transport.clone())
     }
 
-    pub fn conversations(&self) -> ConversationServiceClient<Svc> {
-        ConversationServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    /// Direct and group conversations and their members.
+    pub fn conversations(&self) -> ConversationServiceClient<Authenticated> {
+        ConversationServiceClient::new(self.transport.clone())
     }
 
-    pub fn messages(&self) -> MessageServiceClient<Svc> {
-        MessageServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    /// Sending, reading, editing and deleting messages.
+    pub fn messages(&self) -> MessageServiceClient<Authenticated> {
+        MessageServiceClient::new(self.transport.clone())
     }
 
-    pub fn events(&self) -> EventServiceClient<Svc> {
-        EventServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    /// The raw event stream (see [`Client::event_stream`] for the resuming one).
+    pub fn events(&self) -> EventServiceClient<Authenticated> {
+        EventServiceClient::new(self.transport.clone())
     }
 
-    pub fn presence(&self) -> PresenceServiceClient<Svc> {
-        PresenceServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    /// Who is online and who is typing.
+    pub fn presence(&self) -> PresenceServiceClient<Authenticated> {
+        PresenceServiceClient::new(self.transport.clone())
     }
 }

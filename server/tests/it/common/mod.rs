@@ -27,6 +27,8 @@ use tonic::{Code, Status, Streaming};
 
 pub struct TestServer {
     running: Option<Running>,
+    /// What it was started with (for [`TestServer::restart`]).
+    config: Config,
     pub endpoint: String,
     /// The PostgreSQL database URL, when running on PostgreSQL (else empty).
     pub database_url: String,
@@ -105,10 +107,12 @@ impl TestServer {
             .as_ref()
             .map(|url| url.expose().to_owned())
             .unwrap_or_default();
-        let running = app::start(config).await.expect("server starts");
+        let running = app::start(config.clone()).await.expect("server starts");
         let endpoint = format!("http://{}", running.addr);
+        config.listen = running.addr;
         Self {
             running: Some(running),
+            config,
             endpoint,
             database_url,
             _dir: dir,
@@ -207,6 +211,18 @@ impl TestServer {
             .await
             .expect("connect");
         Client::from_channel(channel)
+    }
+
+    /// Shuts down cleanly (streams get `closing`) and starts again on the same address,
+    /// data and database, as a deployment restarting the server process would.
+    pub async fn restart(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.expect("clean shutdown");
+        }
+        let running = app::start(self.config.clone())
+            .await
+            .expect("server restarts");
+        self.running = Some(running);
     }
 
     pub async fn shutdown(mut self) {
