@@ -100,10 +100,14 @@ async fn cassandra_history_has_no_holes_when_a_writer_dies_before_projecting() {
 
     // An edit on one node is what the other reads, and the retry of a send answered by
     // the other node is the same message.
+    // (One of `a`'s: only the author may edit, and the store checks.)
     let target = node_a
-        .messages(conversation, Direction::Forward, 0, 1)
+        .messages(conversation, Direction::Forward, 0, 100)
         .await
-        .expect("list")[0]
+        .expect("list")
+        .into_iter()
+        .find(|m| m.sender_id == a)
+        .expect("a message of a's")
         .id;
     node_a
         .edit_message(
