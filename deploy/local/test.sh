@@ -60,6 +60,11 @@ npx --yes "@bufbuild/buf@$BUF_VERSION" breaking --against proto/breaking-baselin
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "Rust SDK: documented and publishable"
+RUSTDOCFLAGS="-D warnings" cargo doc -p secureconnect-sdk --no-deps --locked --quiet
+# Packs the SDK with the contract crate it needs and builds both from the packed sources.
+cargo package -p secureconnect-proto -p secureconnect-sdk --locked --allow-dirty --quiet
+
 step "services"
 # A fresh state directory per run, removed on exit with everything in it.
 export SC_STACK_DIR="$(mktemp -d /tmp/secureconnect-test.XXXXXX)"

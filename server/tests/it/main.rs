@@ -25,6 +25,7 @@ mod postgres_faults;
 mod presence;
 mod presence_store;
 mod rate_limiter;
+mod sdk_examples;
 mod sdk_session;
 mod sdk_stream;
 mod store_suite;
