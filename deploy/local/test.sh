@@ -90,6 +90,19 @@ fi
 apt_install jq
 PATH="$grpcurl_dir:$PATH" deploy/local/readme-walkthrough.sh "$CARGO_TARGET_DIR/debug/secureconnect"
 
+step "TypeScript SDK (generated code current, strict build, Node tests against the server)"
+# Dependencies exactly as locked; protoc-gen-es and buf come from them, no download.
+(cd sdk-ts && npm ci --no-audit --no-fund --loglevel=error)
+(cd sdk-ts && npm run --silent generate)
+# Compared with what git holds (committed or staged): changed and new files both count.
+if ! git diff --quiet -- sdk-ts/src/gen || [ -n "$(git ls-files --others --exclude-standard -- sdk-ts/src/gen)" ]; then
+  git status --short -- sdk-ts/src/gen >&2
+  echo "sdk-ts/src/gen differs from what the contract generates: run 'npm run generate' in sdk-ts and commit" >&2
+  exit 1
+fi
+(cd sdk-ts && npm run --silent build)
+(cd sdk-ts && SC_SERVER_BIN="$CARGO_TARGET_DIR/debug/secureconnect" npm test --silent)
+
 step "cargo test (server integration suite on PostgreSQL + Cassandra + Redis + S3, with cluster and fault tests)"
 # One test binary (server/tests/it); the Cassandra fault test pauses the shared Cassandra,
 # so it runs alone afterwards.

@@ -1,0 +1,119 @@
+// The event stream as an app wants it: every event once, in order, across dropped
+// connections and server restarts. It reconnects with jittered backoff from the last
+// cursor, drops anything already delivered, reports `gap`, and ends with an error only
+// when going on cannot help (the session ended, the cursor is not one of ours).
+
+import { Code, type Client } from "@connectrpc/connect";
+import { SecureConnectError, SessionEndedError } from "./errors.js";
+import {
+  ClosingReason,
+  type ConversationEvent,
+  type EventService,
+  type Typing,
+  type UserEvent,
+} from "./gen/secureconnect/event/v1/event_pb.js";
+
+/** What the stream yields, with the cursor to store once it is handled. */
+export type StreamEvent =
+  | { kind: "conversation"; event: ConversationEvent; cursor: string }
+  | { kind: "user"; event: UserEvent; cursor: string }
+  | { kind: "typing"; typing: Typing; cursor: string }
+  /** Events were missed and cannot be replayed: re-read the conversations. */
+  | { kind: "gap"; cursor: string }
+  /** What follows is live (once per connection, so again after a reconnect). */
+  | { kind: "caughtUp"; cursor: string };
+
+const FIRST_BACKOFF_MS = 200;
+const MAX_BACKOFF_MS = 15_000;
+
+/** Errors after which reconnecting cannot help. */
+const FINAL = new Set([
+  Code.Unauthenticated,
+  Code.PermissionDenied,
+  Code.InvalidArgument,
+  Code.NotFound,
+  Code.Unimplemented,
+  Code.FailedPrecondition,
+]);
+
+/** Exponential backoff with jitter (half to all of the step). */
+export function backoffMs(failures: number): number {
+  const ceiling = Math.min(FIRST_BACKOFF_MS * 2 ** Math.min(failures, 16), MAX_BACKOFF_MS);
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+export async function* resumingStream(
+  events: Client<typeof EventService>,
+  startCursor: string,
+  signal?: AbortSignal,
+): AsyncGenerator<StreamEvent> {
+  let cursor = startCursor;
+  let failures = 0;
+  const delivered = new Map<string, bigint>();
+  while (!signal?.aborted) {
+    if (failures > 0) {
+      await sleep(backoffMs(failures), signal);
+    }
+    try {
+      for await (const item of events.subscribe({ cursor }, { signal })) {
+        failures = 0;
+        const previous = cursor;
+        if (item.cursor !== "") {
+          cursor = item.cursor;
+        }
+        const event = item.event;
+        switch (event.case) {
+          case "conversationEvent": {
+            const last = delivered.get(event.value.conversationId) ?? 0n;
+            if (event.value.seq <= last) {
+              continue; // Delivered already (a resume that overlapped).
+            }
+            delivered.set(event.value.conversationId, event.value.seq);
+            yield { kind: "conversation", event: event.value, cursor };
+            break;
+          }
+          case "userEvent":
+            yield { kind: "user", event: event.value, cursor };
+            break;
+          case "typing":
+            cursor = previous; // Ephemeral: never moves the cursor.
+            yield { kind: "typing", typing: event.value, cursor };
+            break;
+          case "gap":
+            yield { kind: "gap", cursor };
+            break;
+          case "caughtUp":
+            yield { kind: "caughtUp", cursor };
+            break;
+          case "closing":
+            if (event.value.reason === ClosingReason.SESSION_ENDED) {
+              throw new SessionEndedError();
+            }
+            break; // Slow consumer or shutdown: resume from the cursor.
+          default:
+            break; // Heartbeats, and kinds newer than this SDK.
+        }
+      }
+      failures += 1; // Ended without `closing` (a proxy, a dead node): resume.
+    } catch (thrown) {
+      if (thrown instanceof SessionEndedError || signal?.aborted) {
+        throw thrown;
+      }
+      const error = SecureConnectError.from(thrown);
+      if (FINAL.has(error.code)) {
+        throw error;
+      }
+      failures += 1;
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

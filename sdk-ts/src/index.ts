@@ -1,0 +1,148 @@
+// SecureConnect for browsers (gRPC-web, straight to the server) and Node: typed clients for
+// every service, a session that stays signed in, errors that say what went wrong, and a
+// resuming event stream.
+
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { SessionKeeper } from "./auth.js";
+import { SecureConnectError, TokenStoreError } from "./errors.js";
+import { resumingStream, type StreamEvent } from "./events.js";
+import { AuthService, type RegisterRequestSchema } from "./gen/secureconnect/auth/v1/auth_pb.js";
+import { ConversationService, type Conversation } from "./gen/secureconnect/conversation/v1/conversation_pb.js";
+import { EventService } from "./gen/secureconnect/event/v1/event_pb.js";
+import { MessageService, type Message } from "./gen/secureconnect/message/v1/message_pb.js";
+import { PresenceService } from "./gen/secureconnect/presence/v1/presence_pb.js";
+import { UserService } from "./gen/secureconnect/user/v1/user_pb.js";
+import { MemoryTokenStore, type Session, type TokenStore, sessionFrom } from "./session.js";
+
+export * from "./errors.js";
+export type { StreamEvent } from "./events.js";
+export { LocalStorageTokenStore, MemoryTokenStore, type Session, type TokenStore } from "./session.js";
+export { Code } from "@connectrpc/connect";
+export * as proto from "./proto.js";
+
+export interface Options {
+  /** The server, e.g. `http://127.0.0.1:50051` (gRPC-web is served on the same port). */
+  baseUrl: string;
+  /**
+   * How to reach it: the default is gRPC-web over `fetch` (browsers, and Node 18+); in
+   * Node, `createGrpcTransport` from `@connectrpc/connect-node` speaks native gRPC. Called
+   * with the interceptors the SDK needs (token handling first).
+   */
+  transport?: (interceptors: Parameters<typeof createGrpcWebTransport>[0]["interceptors"]) => Transport;
+  /** Where the session is kept between runs (default: memory only). */
+  tokenStore?: TokenStore;
+}
+
+/** A connection to SecureConnect and the session on it. */
+export interface SecureConnect {
+  readonly auth: Client<typeof AuthService>;
+  readonly users: Client<typeof UserService>;
+  readonly conversations: Client<typeof ConversationService>;
+  readonly messages: Client<typeof MessageService>;
+  readonly events: Client<typeof EventService>;
+  readonly presence: Client<typeof PresenceService>;
+  /** Creates an account and signs in as it (the session goes to the token store). */
+  register(request: MessageInitShape<typeof RegisterRequestSchema>): Promise<Session>;
+  /** Signs in (the session goes to the token store). */
+  login(email: string, password: string): Promise<Session>;
+  /** Ends the session on the server and forgets it here. */
+  logout(): Promise<void>;
+  /** The current session, if signed in. */
+  session(): Session | undefined;
+  /** The user's events from `cursor` ("" = from when iteration starts). */
+  eventStream(cursor?: string, signal?: AbortSignal): AsyncGenerator<StreamEvent>;
+  /** Sends text under a fresh request id (a retried call never posts twice). */
+  sendText(conversationId: string, text: string): Promise<Message>;
+  /** Every conversation, most recent activity first (what to re-read after a gap). */
+  allConversations(): Promise<Conversation[]>;
+}
+
+/** Connects (lazily) and loads any stored session. */
+export async function createSecureConnect(options: Options): Promise<SecureConnect> {
+  const store = options.tokenStore ?? new MemoryTokenStore();
+  const make =
+    options.transport ??
+    ((interceptors) => createGrpcWebTransport({ baseUrl: options.baseUrl, interceptors }));
+  let stored: Session | undefined;
+  try {
+    stored = await store.load();
+  } catch (cause) {
+    throw new TokenStoreError(cause);
+  }
+  const keeper = new SessionKeeper(store, make([]), stored);
+  const transport = make([keeper.interceptor()]);
+  const wrap = <T extends object>(client: T): T => withTypedErrors(client);
+  const auth = wrap(createClient(AuthService, transport));
+  const conversations = wrap(createClient(ConversationService, transport));
+  const messages = wrap(createClient(MessageService, transport));
+  const events = createClient(EventService, transport);
+  const start = async (userId: string, tokens: Parameters<typeof sessionFrom>[1]) => {
+    const session = sessionFrom(userId, tokens);
+    await keeper.replace(session);
+    return session;
+  };
+  return {
+    auth,
+    users: wrap(createClient(UserService, transport)),
+    conversations,
+    messages,
+    events,
+    presence: wrap(createClient(PresenceService, transport)),
+    async register(request) {
+      const answer = await auth.register(request);
+      return start(answer.userId, answer.tokens);
+    },
+    async login(email, password) {
+      const answer = await auth.login({ email, password });
+      return start(answer.userId, answer.tokens);
+    },
+    async logout() {
+      await auth.logout({});
+      await keeper.replace(undefined);
+    },
+    session: () => keeper.current,
+    eventStream: (cursor = "", signal) => resumingStream(events, cursor, signal),
+    async sendText(conversationId, text) {
+      const answer = await messages.sendMessage({
+        conversationId,
+        content: { body: { case: "text", value: text } },
+        requestId: crypto.randomUUID(),
+      });
+      if (answer.message === undefined) {
+        throw new SecureConnectError("SendMessage answered no message", 13, undefined, [], undefined);
+      }
+      return answer.message;
+    },
+    async allConversations() {
+      const all: Conversation[] = [];
+      let pageToken = "";
+      do {
+        const page = await conversations.listConversations({ pageSize: 100, pageToken });
+        all.push(...page.conversations);
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+      return all;
+    },
+  };
+}
+
+/** Makes every unary method of a generated client throw `SecureConnectError`. */
+function withTypedErrors<T extends object>(client: T): T {
+  return new Proxy(client, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver);
+      if (typeof value !== "function") {
+        return value;
+      }
+      return async (...args: unknown[]) => {
+        try {
+          return await value.apply(target, args);
+        } catch (thrown) {
+          throw SecureConnectError.from(thrown);
+        }
+      };
+    },
+  });
+}

@@ -1,0 +1,139 @@
+// The TypeScript SDK against a real server, over gRPC-web (what browsers use) and native
+// gRPC (Node): sessions, chat in real time, typing and presence, typed errors, and the
+// event stream resuming across a server restart.
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { Code, createSecureConnect, MemoryTokenStore, SecureConnectError } from "../dist/index.js";
+import { createSecureConnectNode } from "../dist/node.js";
+import { ErrorReason } from "../dist/gen/secureconnect/type/v1/type_pb.js";
+import { someone, TestServer } from "./server.mjs";
+
+const transports = {
+  "gRPC-web": (baseUrl, tokenStore) => createSecureConnect({ baseUrl, tokenStore }),
+  "native gRPC": (baseUrl, tokenStore) => createSecureConnectNode({ baseUrl, tokenStore }),
+};
+
+/** The next stream item satisfying `wanted`, within 15 s. */
+async function next(stream, wanted = () => true) {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const { value, done } = await Promise.race([
+      stream.next(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("no event within 15 s")), 15_000)),
+    ]);
+    assert.ok(!done, "the stream goes on");
+    if (wanted(value)) return value;
+  }
+  throw new Error("no matching event within 15 s");
+}
+
+const isText = (item) => item.kind === "conversation" && item.event.change.case === "messageSent";
+const textOf = (item) => item.event.change.value.content?.body.value;
+
+for (const [name, connect] of Object.entries(transports)) {
+  describe(`over ${name}`, () => {
+    let server;
+    before(async () => {
+      // Access tokens that live 5 s are always within the SDK's refresh margin: every call
+      // refreshes first, which exercises rotation on every call.
+      server = await TestServer.start({ SECURECONNECT_AUTH__ACCESS_TOKEN_TTL_SECS: "5" });
+    });
+    after(() => server.close());
+
+    test("register, sign in again, refresh with rotation, sign out", async () => {
+      const store = new MemoryTokenStore();
+      const app = await connect(server.baseUrl, store);
+      const who = someone("ann");
+      const first = await app.register(who);
+      assert.equal((await store.load())?.refreshToken, first.refreshToken);
+      const me = await app.users.getCurrentUser({});
+      assert.equal(me.user?.username, who.username);
+      assert.notEqual((await store.load())?.refreshToken, first.refreshToken, "rotated and stored");
+      // A restart of the app: the stored session signs it in.
+      const again = await connect(server.baseUrl, store);
+      assert.equal((await again.users.getCurrentUser({})).user?.username, who.username);
+      await again.logout();
+      assert.equal(await store.load(), undefined);
+      await assert.rejects(app.users.getCurrentUser({}), (e) => e.code === Code.Unauthenticated);
+    });
+
+    test("bad input arrives as typed errors", async () => {
+      const app = await connect(server.baseUrl);
+      const who = someone("bo");
+      await app.register(who);
+      const taken = await app.register(who).catch((e) => e);
+      assert.ok(taken instanceof SecureConnectError, String(taken));
+      assert.equal(taken.code, Code.AlreadyExists);
+      assert.equal(taken.reason, ErrorReason.EMAIL_TAKEN);
+      const bad = await app.messages.sendMessage({ conversationId: "nope" }).catch((e) => e);
+      assert.equal(bad.code, Code.InvalidArgument);
+      assert.ok(bad.fieldViolations.some((v) => v.field === "conversation_id"), JSON.stringify(bad.fieldViolations));
+    });
+
+    test("two users chat in real time, typing shows, text round-trips byte for byte", async () => {
+      const ann = await connect(server.baseUrl);
+      const bob = await connect(server.baseUrl);
+      await ann.register(someone("ann"));
+      const bobSession = await bob.register(someone("bob"));
+      const { conversation } = await ann.conversations.createConversation({
+        type: 1, // direct
+        memberUserIds: [bobSession.userId],
+      });
+      const id = conversation.conversationId;
+      const stream = bob.eventStream("");
+      await next(stream, (item) => item.kind === "caughtUp");
+      const text = "héllo 👋🏽 e\u0301 שלום عربى";
+      await ann.sendText(id, text);
+      const got = await next(stream, isText);
+      assert.equal(textOf(got), text);
+      assert.deepEqual(new TextEncoder().encode(textOf(got)), new TextEncoder().encode(text));
+      await ann.presence.setTyping({ conversationId: id, typing: true });
+      const typing = await next(stream, (item) => item.kind === "typing");
+      assert.equal(typing.typing.typing, true);
+      const presence = await ann.presence.getPresence({ userIds: [bobSession.userId] });
+      assert.equal(presence.presences[0]?.state, 1, "bob is online while his stream is open");
+      await stream.return(undefined);
+    });
+  });
+}
+
+test("the event stream resumes across a server restart: every message once, in order", async () => {
+  const server = await TestServer.start();
+  try {
+    const ann = await createSecureConnect({ baseUrl: server.baseUrl });
+    const bob = await createSecureConnect({ baseUrl: server.baseUrl });
+    await ann.register(someone("ann"));
+    const bobSession = await bob.register(someone("bob"));
+    const { conversation } = await ann.conversations.createConversation({
+      type: 1,
+      memberUserIds: [bobSession.userId],
+    });
+    const id = conversation.conversationId;
+    const stream = bob.eventStream("");
+    await next(stream, (item) => item.kind === "caughtUp");
+    const send = async (text) => {
+      for (let attempt = 0; attempt < 100; attempt += 1) {
+        try {
+          await ann.messages.sendMessage({ conversationId: id, content: { body: { case: "text", value: text } }, requestId: text });
+          return;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100)); // The server is restarting.
+        }
+      }
+      throw new Error(`could not send ${text}`);
+    };
+    const received = [];
+    for (let i = 0; i < 5; i += 1) await send(`m${i}`);
+    for (let i = 0; i < 5; i += 1) received.push(await next(stream, isText));
+    await server.restart();
+    for (let i = 5; i < 10; i += 1) await send(`m${i}`);
+    for (let i = 5; i < 10; i += 1) received.push(await next(stream, isText));
+    assert.deepEqual(received.map(textOf), Array.from({ length: 10 }, (_, i) => `m${i}`));
+    const seqs = received.map((item) => item.event.seq);
+    assert.ok(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]), `seqs increase: ${seqs}`);
+    await stream.return(undefined);
+  } finally {
+    await server.close();
+  }
+});
