@@ -90,7 +90,7 @@ fi
 apt_install jq
 PATH="$grpcurl_dir:$PATH" deploy/local/readme-walkthrough.sh "$CARGO_TARGET_DIR/debug/secureconnect"
 
-step "TypeScript SDK (generated code current, strict build, Node tests against the server)"
+step "TypeScript SDK and web demo (generated code current, strict build, Node and Chromium suites against the server)"
 # Dependencies exactly as locked; protoc-gen-es and buf come from them, no download.
 (cd sdk-ts && npm ci --no-audit --no-fund --loglevel=error)
 (cd sdk-ts && npm run --silent generate)
@@ -101,7 +101,11 @@ if ! git diff --quiet -- sdk-ts/src/gen || [ -n "$(git ls-files --others --exclu
   exit 1
 fi
 (cd sdk-ts && npm run --silent build)
-(cd sdk-ts && SC_SERVER_BIN="$CARGO_TARGET_DIR/debug/secureconnect" npm test --silent)
+# The web demo, type-checked and bundled; the browser suite drives it in Debian's Chromium.
+(cd sdk-ts && npx tsc -p examples/web/tsconfig.json && npm run --silent build:demo >/dev/null)
+apt_install chromium fonts-noto-color-emoji
+(cd sdk-ts && SC_SERVER_BIN="$CARGO_TARGET_DIR/debug/secureconnect" SC_CHROMIUM=/usr/bin/chromium npm test --silent)
+echo "browser screenshots: sdk-ts/test-results/"
 
 step "cargo test (server integration suite on PostgreSQL + Cassandra + Redis + S3, with cluster and fault tests)"
 # One test binary (server/tests/it); the Cassandra fault test pauses the shared Cassandra,

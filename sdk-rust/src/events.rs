@@ -16,6 +16,10 @@ use tonic::{Code, Streaming};
 
 use crate::{Client, Error};
 
+/// A stream silent this long is taken for dead and replaced: servers send heartbeats
+/// (every 15 s by default), and a connection a network change left hanging sends nothing.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+
 /// First wait before reconnecting; doubles per failed attempt, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
@@ -84,7 +88,11 @@ impl Resuming {
                 self.connect().await?;
                 continue;
             };
-            match stream.message().await {
+            let Ok(received) = tokio::time::timeout(IDLE_TIMEOUT, stream.message()).await else {
+                self.lost(); // Silent past every heartbeat: replace the connection.
+                continue;
+            };
+            match received {
                 Ok(Some(item)) => {
                     self.failures = 0;
                     if let Some(event) = self.accept(item)? {

@@ -23,6 +23,11 @@ export type StreamEvent =
   /** What follows is live (once per connection, so again after a reconnect). */
   | { kind: "caughtUp"; cursor: string };
 
+/**
+ * A stream silent this long is taken for dead and replaced: servers send heartbeats (every
+ * 15 s by default), and a connection a network change left hanging sends nothing at all.
+ */
+export const IDLE_TIMEOUT_MS = 45_000;
 const FIRST_BACKOFF_MS = 200;
 const MAX_BACKOFF_MS = 15_000;
 
@@ -46,6 +51,7 @@ export async function* resumingStream(
   events: Client<typeof EventService>,
   startCursor: string,
   signal?: AbortSignal,
+  idleTimeoutMs = IDLE_TIMEOUT_MS,
 ): AsyncGenerator<StreamEvent> {
   let cursor = startCursor;
   let failures = 0;
@@ -54,8 +60,22 @@ export async function* resumingStream(
     if (failures > 0) {
       await sleep(backoffMs(failures), signal);
     }
+    // This connection ends when the caller stops, when it goes silent, or when the device
+    // comes back online (a browser's `online` event: the old connection may be hanging).
+    const connection = new AbortController();
+    const stop = () => connection.abort();
+    let cameOnline = false;
+    const online = () => {
+      cameOnline = true;
+      connection.abort();
+    };
+    signal?.addEventListener("abort", stop);
+    globalThis.addEventListener?.("online", online);
+    let idle = setTimeout(stop, idleTimeoutMs);
     try {
-      for await (const item of events.subscribe({ cursor }, { signal })) {
+      for await (const item of events.subscribe({ cursor }, { signal: connection.signal })) {
+        clearTimeout(idle);
+        idle = setTimeout(stop, idleTimeoutMs);
         failures = 0;
         const previous = cursor;
         if (item.cursor !== "") {
@@ -99,11 +119,19 @@ export async function* resumingStream(
       if (thrown instanceof SessionEndedError || signal?.aborted) {
         throw thrown;
       }
+      if (connection.signal.aborted) {
+        failures = cameOnline ? 0 : failures + 1; // Back online: reconnect at once.
+        continue;
+      }
       const error = SecureConnectError.from(thrown);
       if (FINAL.has(error.code)) {
         throw error;
       }
       failures += 1;
+    } finally {
+      clearTimeout(idle);
+      signal?.removeEventListener("abort", stop);
+      globalThis.removeEventListener?.("online", online);
     }
   }
 }

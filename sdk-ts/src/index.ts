@@ -51,8 +51,13 @@ export interface SecureConnect {
   logout(): Promise<void>;
   /** The current session, if signed in. */
   session(): Session | undefined;
-  /** The user's events from `cursor` ("" = from when iteration starts). */
-  eventStream(cursor?: string, signal?: AbortSignal): AsyncGenerator<StreamEvent>;
+  /**
+   * The user's events from `cursor` ("" = from when iteration starts): every event once,
+   * in order, across reconnects. A connection silent for `idleTimeoutMs` (default 45 s;
+   * servers send heartbeats every 15 s) is replaced, as is one that a browser coming back
+   * online may have left hanging.
+   */
+  eventStream(cursor?: string, signal?: AbortSignal, idleTimeoutMs?: number): AsyncGenerator<StreamEvent>;
   /** Sends text under a fresh request id (a retried call never posts twice). */
   sendText(conversationId: string, text: string): Promise<Message>;
   /** Every conversation, most recent activity first (what to re-read after a gap). */
@@ -103,7 +108,8 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
       await keeper.replace(undefined);
     },
     session: () => keeper.current,
-    eventStream: (cursor = "", signal) => resumingStream(events, cursor, signal),
+    eventStream: (cursor = "", signal, idleTimeoutMs) =>
+      resumingStream(events, cursor, signal, idleTimeoutMs),
     async sendText(conversationId, text) {
       const answer = await messages.sendMessage({
         conversationId,

@@ -269,46 +269,59 @@ pub async fn start(config: Config) -> Result<Running> {
         max_request_bytes: config.limits.max_request_bytes,
     };
     let max_request = config.limits.max_request_bytes;
+    let mut routes = tonic::service::Routes::builder();
+    routes
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(
+            AuthServiceServer::new(AuthApi(auth.clone())).max_decoding_message_size(max_request),
+        )
+        .add_service(
+            UserServiceServer::new(UserApi {
+                auth: auth.clone(),
+                users,
+            })
+            .max_decoding_message_size(max_request),
+        )
+        .add_service(
+            ConversationServiceServer::new(ConversationApi {
+                auth: auth.clone(),
+                chat: chat.clone(),
+            })
+            .max_decoding_message_size(max_request),
+        )
+        .add_service(
+            MessageServiceServer::new(MessageApi {
+                auth: auth.clone(),
+                chat,
+            })
+            .max_decoding_message_size(max_request),
+        )
+        .add_service(
+            PresenceServiceServer::new(PresenceApi {
+                auth: auth.clone(),
+                presence,
+            })
+            .max_decoding_message_size(max_request),
+        )
+        .add_service(
+            EventServiceServer::new(EventApi { auth, events })
+                .max_decoding_message_size(max_request),
+        );
+    let routes = routes.routes();
+    let web = match &config.web.dir {
+        Some(dir) => {
+            tracing::info!(dir = %dir.display(), "serving the web app on the same port");
+            crate::web::StaticFilesLayer::serving(dir)?
+        }
+        None => crate::web::StaticFilesLayer::off(),
+    };
     let router = layers::server_builder(
         Duration::from_secs(config.request_timeout_secs.max(1)),
         limits,
+        web,
     )
-    .add_service(health_service)
-    .add_service(reflection)
-    .add_service(
-        AuthServiceServer::new(AuthApi(auth.clone())).max_decoding_message_size(max_request),
-    )
-    .add_service(
-        UserServiceServer::new(UserApi {
-            auth: auth.clone(),
-            users,
-        })
-        .max_decoding_message_size(max_request),
-    )
-    .add_service(
-        ConversationServiceServer::new(ConversationApi {
-            auth: auth.clone(),
-            chat: chat.clone(),
-        })
-        .max_decoding_message_size(max_request),
-    )
-    .add_service(
-        MessageServiceServer::new(MessageApi {
-            auth: auth.clone(),
-            chat,
-        })
-        .max_decoding_message_size(max_request),
-    )
-    .add_service(
-        PresenceServiceServer::new(PresenceApi {
-            auth: auth.clone(),
-            presence,
-        })
-        .max_decoding_message_size(max_request),
-    )
-    .add_service(
-        EventServiceServer::new(EventApi { auth, events }).max_decoding_message_size(max_request),
-    );
+    .add_routes(routes);
 
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {

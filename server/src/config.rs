@@ -50,6 +50,18 @@ pub struct Config {
     pub stream: StreamConfig,
     /// Outgoing mail (password reset, email change).
     pub mail: MailConfig,
+    /// A web app served on the same port (the built demo, or your own).
+    pub web: WebConfig,
+}
+
+/// Static files served beside the API.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// A directory of static files (`index.html` at its root) served for every request
+    /// that is not a gRPC or gRPC-web call; unset serves none.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Outgoing mail.
@@ -296,6 +308,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             stream: StreamConfig::default(),
             mail: MailConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }

@@ -15,7 +15,10 @@ use tower_http::{
 };
 use tracing::{Level, Span};
 
-use crate::request_limits::{HTTP2_HEADER_LIST_FACTOR, RequestLimitsLayer};
+use crate::{
+    request_limits::{HTTP2_HEADER_LIST_FACTOR, RequestLimitsLayer},
+    web::StaticFilesLayer,
+};
 
 /// Headers a browser must be allowed to read for gRPC-web errors to reach the SDK.
 const EXPOSED_HEADERS: [&str; 3] = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
@@ -28,20 +31,23 @@ type Layers = Stack<
     Stack<
         tonic_web::GrpcWebLayer,
         Stack<
-            CorsLayer,
+            StaticFilesLayer,
             Stack<
-                CatchPanicLayer<GrpcInternalOnPanic>,
+                CorsLayer,
                 Stack<
-                    TraceLayer<
-                        GrpcMakeClassifier,
-                        tower_http::trace::DefaultMakeSpan,
-                        tower_http::trace::DefaultOnRequest,
-                        tower_http::trace::DefaultOnResponse,
-                        tower_http::trace::DefaultOnBodyChunk,
-                        tower_http::trace::DefaultOnEos,
-                        LogFailureBySide,
+                    CatchPanicLayer<GrpcInternalOnPanic>,
+                    Stack<
+                        TraceLayer<
+                            GrpcMakeClassifier,
+                            tower_http::trace::DefaultMakeSpan,
+                            tower_http::trace::DefaultOnRequest,
+                            tower_http::trace::DefaultOnResponse,
+                            tower_http::trace::DefaultOnBodyChunk,
+                            tower_http::trace::DefaultOnEos,
+                            LogFailureBySide,
+                        >,
+                        Stack<SetSensitiveRequestHeadersLayer, Identity>,
                     >,
-                    Stack<SetSensitiveRequestHeadersLayer, Identity>,
                 >,
             >,
         >,
@@ -49,7 +55,11 @@ type Layers = Stack<
 >;
 
 /// A server builder with the stack applied; services are added by the caller.
-pub fn server_builder(request_timeout: Duration, limits: RequestLimitsLayer) -> Server<Layers> {
+pub fn server_builder(
+    request_timeout: Duration,
+    limits: RequestLimitsLayer,
+    web: StaticFilesLayer,
+) -> Server<Layers> {
     let header_list_limit = u32::try_from(limits.max_header_bytes)
         .unwrap_or(u32::MAX)
         .saturating_mul(HTTP2_HEADER_LIST_FACTOR);
@@ -80,6 +90,9 @@ pub fn server_builder(request_timeout: Duration, limits: RequestLimitsLayer) -> 
         // CORS before gRPC-web, so preflight OPTIONS requests are answered before anything
         // else looks at them. Tokens travel in a header, not cookies, so any origin may call.
         .layer(cors())
+        // A web app, when configured, answers everything that is not gRPC: before the
+        // gRPC-web translation, which refuses other HTTP/1.1 requests.
+        .layer(web)
         // Then translate gRPC-web to gRPC, so every service below speaks plain gRPC.
         .layer(tonic_web::GrpcWebLayer::new())
         // Innermost: size limits answered as gRPC statuses (plain gRPC by now, so one

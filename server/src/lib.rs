@@ -25,3 +25,4 @@ pub mod request_limits;
 pub mod store;
 pub mod users;
 pub mod validate;
+pub mod web;

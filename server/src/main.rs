@@ -38,6 +38,10 @@ enum Command {
         /// Data directory [default: ./data; env SECURECONNECT_DATA_DIR].
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Also serve this directory of static files (a web app) on the same port
+        /// [env SECURECONNECT_WEB__DIR].
+        #[arg(long)]
+        web_dir: Option<PathBuf>,
     },
 }
 
@@ -52,6 +56,7 @@ async fn main() -> ExitCode {
         config: config_file,
         listen,
         data_dir,
+        web_dir,
     } = Cli::parse().command;
     let mut config = match Config::load(config_file.as_deref()) {
         Ok(config) => config,
@@ -65,6 +70,9 @@ async fn main() -> ExitCode {
     }
     if let Some(data_dir) = data_dir {
         config.data_dir = data_dir;
+    }
+    if web_dir.is_some() {
+        config.web.dir = web_dir;
     }
     // (`listen`, not `addr`: the line with the bound address comes once it is bound.)
     tracing::info!(

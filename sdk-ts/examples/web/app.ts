@@ -1,0 +1,267 @@
+// The SecureConnect web demo: sign up or in, conversations with unread counts and presence,
+// a live chat with typing indicators, new direct chats and groups. It uses nothing but the
+// SDK, over gRPC-web to the server that serves this page (or `?server=URL`).
+
+import {
+  createSecureConnect,
+  LocalStorageTokenStore,
+  SecureConnectError,
+  SessionEndedError,
+  type SecureConnect,
+  type StreamEvent,
+} from "@secureconnect/sdk";
+import type { Conversation, Message } from "@secureconnect/sdk/proto";
+
+const server = new URLSearchParams(location.search).get("server") ?? location.origin;
+const app = document.getElementById("app") as HTMLElement;
+
+/** Builds an element: `h("div.name", {}, "text", child)`. */
+function h<K extends keyof HTMLElementTagNameMap>(
+  spec: K | `${K}.${string}`,
+  attrs: Record<string, string> = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
+  const [tag, ...classes] = spec.split(".") as [K, ...string[]];
+  const el = document.createElement(tag);
+  if (classes.length) el.className = classes.join(" ");
+  for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, value);
+  el.append(...children);
+  return el;
+}
+
+function explain(error: unknown): string {
+  const e = SecureConnectError.from(error);
+  return e.fieldViolations.length
+    ? e.fieldViolations.map((v) => `${v.field}: ${v.description}`).join("; ")
+    : e.message;
+}
+
+const sc: SecureConnect = await createSecureConnect({
+  baseUrl: server,
+  tokenStore: new LocalStorageTokenStore(),
+});
+
+if (sc.session()) {
+  await showChat();
+} else {
+  showSignIn();
+}
+
+function showSignIn(): void {
+  const email = h("input", { placeholder: "Email", type: "email", "data-testid": "email" });
+  const username = h("input", { placeholder: "Username (to sign up)", "data-testid": "username" });
+  const password = h("input", { placeholder: "Password", type: "password", "data-testid": "password" });
+  const error = h("div.error", { "data-testid": "auth-error" });
+  const run = (action: () => Promise<unknown>) => async () => {
+    error.textContent = "";
+    try {
+      await action();
+      await showChat();
+    } catch (e) {
+      error.textContent = explain(e);
+    }
+  };
+  const signUp = h("button", { "data-testid": "sign-up" }, "Sign up");
+  signUp.onclick = run(() =>
+    sc.register({ email: email.value, username: username.value, password: password.value }),
+  );
+  const signIn = h("button.ghost", { "data-testid": "sign-in" }, "Sign in");
+  signIn.onclick = run(() => sc.login(email.value, password.value));
+  app.replaceChildren(
+    h("section.auth", {}, h("h1", {}, "SecureConnect"), email, username, password, error,
+      h("div.row", {}, signUp, signIn)),
+  );
+}
+
+async function showChat(): Promise<void> {
+  const me = (await sc.users.getCurrentUser({})).user;
+  const names = new Map<string, string>();
+  const nameOf = async (id: string) => {
+    if (!names.has(id)) {
+      const user = await sc.users.getUser({ userId: id }).catch(() => undefined);
+      names.set(id, user?.user?.username ?? "someone");
+    }
+    return names.get(id) ?? "someone";
+  };
+  let conversations: Conversation[] = [];
+  let current: Conversation | undefined;
+  const online = new Set<string>();
+  const typingUntil = new Map<string, number>();
+
+  const list = h("div.list", { "data-testid": "conversations" });
+  const messages = h("div.messages", { "data-testid": "messages" });
+  const title = h("div", { "data-testid": "chat-title" });
+  const sub = h("div.sub", { "data-testid": "chat-status" });
+  const input = h("input", { placeholder: "Write a message", "data-testid": "composer" });
+  const send = h("button", { "data-testid": "send" }, "Send");
+  const composer = h("form.composer", {}, input, send);
+  const chat = h("section.chat", {}, h("header", {}, title, sub), messages, composer);
+  const who = h("input", { placeholder: "Username to chat with", "data-testid": "new-chat" });
+  const groupTitle = h("input", { placeholder: "New group: title", "data-testid": "group-title" });
+  const groupMembers = h("input", { placeholder: "Members: usernames, comma-separated", "data-testid": "group-members" });
+  const newError = h("div.error");
+  const start = h("button", { "data-testid": "start-chat" }, "Chat");
+  const makeGroup = h("button.ghost", { "data-testid": "create-group" }, "Create group");
+  const signOut = h("button.ghost", {}, "Sign out");
+  app.replaceChildren(
+    h("div.shell", {},
+      h("aside.sidebar", {},
+        h("div.me", { "data-testid": "me" }, me?.username ?? "", signOut),
+        h("div.new", {}, who, start, groupTitle, groupMembers, makeGroup, newError),
+        list),
+      chat),
+  );
+  messages.append(h("div.empty", {}, "Pick a conversation, or start one."));
+  composer.style.visibility = "hidden";
+
+  const idsOf = async (usernames: string[]) =>
+    Promise.all(usernames.map(async (name) => {
+      const found = await sc.users.searchUsers({ query: name, pageSize: 5 });
+      const user = found.users.find((u) => u.username === name);
+      if (!user) throw new Error(`no user named ${name}`);
+      return user.userId;
+    }));
+  const create = (make: () => Promise<Conversation | undefined>) => async () => {
+    newError.textContent = "";
+    try {
+      const made = await make();
+      await refresh();
+      if (made) await open(made.conversationId);
+    } catch (e) {
+      newError.textContent = e instanceof Error && !(e instanceof SecureConnectError) ? e.message : explain(e);
+    }
+  };
+  start.onclick = create(async () => (await sc.conversations.createConversation({
+    type: 1, memberUserIds: await idsOf([who.value.trim()]),
+  })).conversation);
+  makeGroup.onclick = create(async () => (await sc.conversations.createConversation({
+    type: 2,
+    title: groupTitle.value,
+    memberUserIds: await idsOf(groupMembers.value.split(",").map((s) => s.trim()).filter(Boolean)),
+  })).conversation);
+  signOut.onclick = async () => {
+    await sc.logout().catch(() => undefined);
+    localStorage.removeItem("secureconnect.cursor");
+    location.reload();
+  };
+
+  async function label(c: Conversation): Promise<string> {
+    return c.title || (c.peerUserId ? await nameOf(c.peerUserId) : "direct chat");
+  }
+
+  async function refresh(): Promise<void> {
+    conversations = await sc.allConversations();
+    const peers = conversations.map((c) => c.peerUserId).filter(Boolean);
+    if (peers.length) {
+      const presence = await sc.presence.getPresence({ userIds: peers });
+      for (const p of presence.presences) {
+        if (p.state === 1) online.add(p.userId); else online.delete(p.userId);
+      }
+    }
+    const rows = await Promise.all(conversations.map(async (c) => {
+      const last = c.lastMessage?.content?.body;
+      const row = h("div.conv", { "data-testid": "conversation", "data-id": c.conversationId },
+        h(c.peerUserId && online.has(c.peerUserId) ? "span.dot.online" : "span.dot"),
+        h("div", { style: "flex:1;min-width:0" },
+          h("div.name", {}, await label(c)),
+          h("div.preview", {}, last?.case === "text" ? last.value : "")),
+        ...(c.unreadCount > 0 && c.conversationId !== current?.conversationId
+          ? [h("span.badge", { "data-testid": "unread" }, String(c.unreadCount))] : []));
+      if (c.conversationId === current?.conversationId) row.classList.add("active");
+      row.onclick = () => void open(c.conversationId);
+      return row;
+    }));
+    list.replaceChildren(...rows);
+  }
+
+  async function bubble(m: Message): Promise<HTMLElement> {
+    const body = m.content?.body;
+    const text = body?.case === "text" ? body.value : body ? "(encrypted)" : "(deleted)";
+    const mine = m.senderUserId === me?.userId;
+    return h(mine ? "div.msg.mine" : "div.msg", { "data-testid": "message", "data-seq": String(m.seq) },
+      h("div.who", {}, mine ? "you" : await nameOf(m.senderUserId)), h("span.text", {}, text));
+  }
+
+  async function open(id: string): Promise<void> {
+    current = conversations.find((c) => c.conversationId === id);
+    if (!current) return;
+    title.textContent = await label(current);
+    composer.style.visibility = "visible";
+    const page = await sc.messages.listMessages({ conversationId: id, direction: 1, pageSize: 50 });
+    const bubbles = await Promise.all([...page.messages].reverse().map(bubble));
+    messages.replaceChildren(...bubbles);
+    messages.scrollTop = messages.scrollHeight;
+    if (current.lastSeq > 0n) await sc.conversations.markConversationRead({ conversationId: id, seq: current.lastSeq });
+    await refresh();
+    status();
+  }
+
+  function status(): void {
+    const peer = current?.peerUserId;
+    const typing = [...typingUntil].filter(([key, until]) => key.startsWith(`${current?.conversationId}/`) && until > Date.now());
+    sub.textContent = typing.length
+      ? `${typing.map(([key]) => names.get(key.split("/")[1] ?? "") ?? "someone").join(", ")} is typing…`
+      : peer ? (online.has(peer) ? "online" : "offline") : "";
+  }
+  setInterval(status, 1000);
+
+  let lastTyping = 0;
+  input.oninput = () => {
+    if (current && Date.now() - lastTyping > 3000) {
+      lastTyping = Date.now();
+      void sc.presence.setTyping({ conversationId: current.conversationId, typing: true });
+    }
+  };
+  composer.onsubmit = async (event) => {
+    event.preventDefault();
+    const text = input.value;
+    if (!current || !text.trim()) return;
+    input.value = "";
+    lastTyping = 0;
+    await sc.sendText(current.conversationId, text);
+  };
+
+  await refresh();
+  void listen();
+
+  async function listen(): Promise<void> {
+    const cursor = localStorage.getItem("secureconnect.cursor") ?? "";
+    try {
+      for await (const item of sc.eventStream(cursor)) {
+        // What an event triggers (re-reading the list, marking read) may fail while the
+        // network is away; the stream itself recovers, so neither may end it.
+        await handle(item).catch((e) => console.warn("could not apply an event:", e));
+        localStorage.setItem("secureconnect.cursor", item.cursor);
+      }
+    } catch (e) {
+      if (e instanceof SessionEndedError) {
+        showSignIn();
+        return;
+      }
+      sub.textContent = `disconnected: ${explain(e)}`;
+    }
+  }
+
+  async function handle(item: StreamEvent): Promise<void> {
+    if (item.kind === "conversation") {
+      const change = item.event.change;
+      if (change.case === "messageSent" && change.value.conversationId === current?.conversationId) {
+        messages.querySelector(".empty")?.remove();
+        messages.append(await bubble(change.value));
+        messages.scrollTop = messages.scrollHeight;
+        typingUntil.delete(`${current.conversationId}/${change.value.senderUserId}`);
+        status();
+        await sc.conversations.markConversationRead({ conversationId: current.conversationId, seq: item.event.seq });
+      }
+      await refresh();
+    } else if (item.kind === "typing") {
+      const key = `${item.typing.conversationId}/${item.typing.userId}`;
+      await nameOf(item.typing.userId);
+      typingUntil.set(key, item.typing.typing ? Date.now() + 6000 : 0);
+      status();
+    } else if (item.kind === "gap") {
+      await refresh();
+      if (current) await open(current.conversationId);
+    }
+  }
+}

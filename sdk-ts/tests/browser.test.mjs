@@ -1,0 +1,106 @@
+// The web demo in a real headless Chromium (Debian's, never a downloaded one), served by the
+// server itself, talking gRPC-web to it: two people sign up and chat in real time, text in
+// any script round-trips byte for byte, typing shows on the other side, a reload resumes
+// the stream, and 20 messages sent while one page is offline all arrive once, in order.
+
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { someone, TestServer } from "./server.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const artifacts = resolve(here, "../test-results");
+const CHROMIUM = process.env.SC_CHROMIUM ?? "/usr/bin/chromium";
+
+let server;
+let browser;
+before(async () => {
+  server = await TestServer.start({
+    SECURECONNECT_WEB__DIR: resolve(here, "../examples/web/dist"),
+    SECURECONNECT_LIMITS__MESSAGES_PER_SECOND: "1000",
+  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
+  mkdirSync(artifacts, { recursive: true });
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** A new browser profile with the demo open and a fresh account signed up in it. */
+async function signedUp(name) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+  const page = await context.newPage();
+  page.on("pageerror", (error) => console.error(`[${name}] page error:`, error));
+  await page.goto(server.baseUrl);
+  const who = someone(name);
+  await page.getByTestId("email").fill(who.email);
+  await page.getByTestId("username").fill(who.username);
+  await page.getByTestId("password").fill(who.password);
+  await page.getByTestId("sign-up").click();
+  await page.getByTestId("me").filter({ hasText: who.username }).waitFor();
+  return { context, page, ...who };
+}
+
+const texts = (page) => page.locator("[data-testid=message] .text").allTextContents();
+
+test("two people chat in the browser over gRPC-web", async () => {
+  const ann = await signedUp("ann");
+  const bob = await signedUp("bob");
+
+  // Ann starts a chat with Bob; Bob's list shows it live, with an unread count.
+  await ann.page.getByTestId("new-chat").fill(bob.username);
+  await ann.page.getByTestId("start-chat").click();
+  await ann.page.getByTestId("chat-title").filter({ hasText: bob.username }).waitFor();
+  const hello = "héllo 👋🏽 e\u0301 — שלום, مرحبا";
+  await ann.page.getByTestId("composer").fill(hello);
+  await ann.page.getByTestId("composer").press("Enter");
+  await bob.page.getByTestId("unread").filter({ hasText: "1" }).waitFor();
+  await bob.page.getByTestId("conversation").first().click();
+  await bob.page.locator("[data-testid=message] .text").filter({ hasText: "héllo" }).waitFor();
+  const seen = (await texts(bob.page)).at(-1);
+  assert.deepEqual(Buffer.from(seen ?? ""), Buffer.from(hello), "byte for byte");
+
+  // Typing shows on the other side.
+  await bob.page.getByTestId("composer").pressSequentially("typing…");
+  await ann.page.getByTestId("chat-status").filter({ hasText: "is typing" }).waitFor();
+  await bob.page.getByTestId("composer").press("Enter");
+  await ann.page.locator("[data-testid=message] .text").filter({ hasText: "typing…" }).waitFor();
+
+  // A reload resumes the stream from its cursor.
+  await bob.page.reload();
+  await bob.page.getByTestId("conversation").first().click();
+  await ann.page.getByTestId("composer").fill("after the reload");
+  await ann.page.getByTestId("composer").press("Enter");
+  await bob.page.locator("[data-testid=message] .text").filter({ hasText: "after the reload" }).waitFor();
+  await bob.page.screenshot({ path: join(artifacts, "chat.png") });
+
+  // Bob's network drops while Ann sends 20 messages; back online, all 20 arrive once, in order.
+  await bob.context.setOffline(true);
+  for (let i = 1; i <= 20; i += 1) {
+    await ann.page.getByTestId("composer").fill(`offline ${i}`);
+    await ann.page.getByTestId("composer").press("Enter");
+    await ann.page.locator("[data-testid=message] .text").filter({ hasText: new RegExp(`^offline ${i}$`) }).waitFor();
+  }
+  await bob.context.setOffline(false);
+  try {
+    await bob.page
+      .locator("[data-testid=message] .text")
+      .filter({ hasText: /^offline 20$/ })
+      .waitFor({ timeout: 40_000 });
+  } catch (error) {
+    await bob.page.screenshot({ path: join(artifacts, "bob-failed.png") });
+    console.error("bob's status:", await bob.page.getByTestId("chat-status").textContent());
+    throw error;
+  }
+  const offline = (await texts(bob.page)).filter((t) => t.startsWith("offline "));
+  assert.deepEqual(offline, Array.from({ length: 20 }, (_, i) => `offline ${i + 1}`));
+
+  await ann.page.screenshot({ path: join(artifacts, "ann.png") });
+  await bob.page.screenshot({ path: join(artifacts, "bob.png") });
+  await ann.context.close();
+  await bob.context.close();
+});
