@@ -104,7 +104,10 @@ fi
 # The web demo, type-checked and bundled; the browser suite drives it in Debian's Chromium.
 (cd sdk-ts && npx tsc -p examples/web/tsconfig.json && npm run --silent build:demo >/dev/null)
 apt_install chromium fonts-noto-color-emoji
-(cd sdk-ts && SC_SERVER_BIN="$CARGO_TARGET_DIR/debug/secureconnect" SC_CHROMIUM=/usr/bin/chromium npm test --silent)
+# The Rust client of the packed-SDK test: the Rust SDK's echo bot.
+cargo build -p secureconnect-sdk --example bot --locked --quiet
+(cd sdk-ts && SC_SERVER_BIN="$CARGO_TARGET_DIR/debug/secureconnect" SC_BOT_BIN="$CARGO_TARGET_DIR/debug/examples/bot" \
+  SC_CHROMIUM=/usr/bin/chromium npm test --silent)
 echo "browser screenshots: sdk-ts/test-results/"
 
 step "cargo test (server integration suite on PostgreSQL + Cassandra + Redis + S3, with cluster and fault tests)"

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Code, createSecureConnect, MemoryTokenStore, SecureConnectError } from "../dist/index.js";
+import { Code, createSecureConnect, MemoryTokenStore, SecureConnectError, TokenStoreError } from "../dist/index.js";
 import { createSecureConnectNode } from "../dist/node.js";
 import { ErrorReason } from "../dist/gen/secureconnect/type/v1/type_pb.js";
 import { someone, TestServer } from "./server.mjs";
@@ -69,6 +69,23 @@ for (const [name, connect] of Object.entries(transports)) {
       const bad = await app.messages.sendMessage({ conversationId: "nope" }).catch((e) => e);
       assert.equal(bad.code, Code.InvalidArgument);
       assert.ok(bad.fieldViolations.some((v) => v.field === "conversation_id"), JSON.stringify(bad.fieldViolations));
+    });
+
+    test("token store failures and unreachable servers are reported, not swallowed", async () => {
+      const failing = {
+        load: async () => undefined,
+        save: async () => { throw new Error("disk full"); },
+        clear: async () => undefined,
+      };
+      const app = await connect(server.baseUrl, failing);
+      const stored = await app.register(someone("cy")).catch((e) => e);
+      assert.ok(stored instanceof TokenStoreError, String(stored));
+      assert.match(stored.message, /disk full/);
+      // A server that is not there: the call fails with a typed error, once.
+      const nowhere = await connect("http://127.0.0.1:9");
+      const down = await nowhere.sendText("x", "y").catch((e) => e);
+      assert.ok(down instanceof SecureConnectError, String(down));
+      assert.ok([Code.Unavailable, Code.Unknown, Code.Internal].includes(down.code), `code ${down.code}`);
     });
 
     test("two users chat in real time, typing shows, text round-trips byte for byte", async () => {
