@@ -1,7 +1,8 @@
 // The web demo in a real headless Chromium (Debian's, never a downloaded one), served by the
 // server itself, talking gRPC-web to it: two people sign up and chat in real time, text in
 // any script round-trips byte for byte, typing shows on the other side, a reload resumes
-// the stream, and 20 messages sent while one page is offline all arrive once, in order.
+// the stream, 20 messages sent while one page is offline all arrive once, in order, and a
+// new group shows up live.
 
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -99,6 +100,16 @@ test("two people chat in the browser over gRPC-web", async () => {
   const offline = (await texts(bob.page)).filter((t) => t.startsWith("offline "));
   assert.deepEqual(offline, Array.from({ length: 20 }, (_, i) => `offline ${i + 1}`));
 
+  // A group: Ann creates it, it appears in Bob's list at once.
+  await ann.page.getByTestId("group-title").fill("Launch team");
+  await ann.page.getByTestId("group-members").fill(bob.username);
+  await ann.page.getByTestId("create-group").click();
+  await ann.page.getByTestId("chat-title").filter({ hasText: "Launch team" }).waitFor();
+  await bob.page.getByTestId("conversation").filter({ hasText: "Launch team" }).waitFor();
+
+  // Readable at phone width too.
+  await bob.page.setViewportSize({ width: 390, height: 844 });
+  await bob.page.screenshot({ path: join(artifacts, "bob-phone.png") });
   await ann.page.screenshot({ path: join(artifacts, "ann.png") });
   await bob.page.screenshot({ path: join(artifacts, "bob.png") });
   await ann.context.close();

@@ -28,6 +28,7 @@ mod rate_limiter;
 mod sdk_examples;
 mod sdk_session;
 mod sdk_stream;
+mod sdk_tls;
 mod store_suite;
 mod stream;
 mod transport;
