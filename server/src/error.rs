@@ -30,11 +30,13 @@ pub enum Reason {
     RequestIdReused,
     RequestTooLarge,
     ServerBusy,
+    PollClosed,
+    VoteFinal,
 }
 
 impl Reason {
     /// Every reason, for the tests that keep this list and the proto enum in step.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 18] = [
         Reason::InvalidToken,
         Reason::InvalidCredentials,
         Reason::RefreshTokenReused,
@@ -51,6 +53,8 @@ impl Reason {
         Reason::RequestIdReused,
         Reason::RequestTooLarge,
         Reason::ServerBusy,
+        Reason::PollClosed,
+        Reason::VoteFinal,
     ];
 
     /// The `ErrorInfo.reason` string: the proto enum value's name without its
@@ -73,6 +77,8 @@ impl Reason {
             Reason::RequestIdReused => "REQUEST_ID_REUSED",
             Reason::RequestTooLarge => "REQUEST_TOO_LARGE",
             Reason::ServerBusy => "SERVER_BUSY",
+            Reason::PollClosed => "POLL_CLOSED",
+            Reason::VoteFinal => "VOTE_FINAL",
         }
     }
 }
