@@ -18,6 +18,7 @@ pub mod format;
 pub mod layers;
 pub mod mail;
 pub mod paging;
+pub mod polls;
 pub mod presence;
 pub mod ratelimit;
 pub mod redis_keys;

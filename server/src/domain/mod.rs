@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub mod event;
+pub mod poll;
 pub mod rules;
 
 pub use event::{Change, Contact, ContactRequest, Event, FeedItem, Published, TypingSignal};

@@ -1,0 +1,4 @@
+//! Polls: the rules (what a valid poll and a valid vote are, who sees what) as pure
+//! functions; the service and its storage build on them.
+
+pub mod rules;
