@@ -70,6 +70,13 @@ pub fn check_new_poll(
             "from 2 to the number of options (0 for no limit)",
         );
     }
+    if settings.anonymous && settings.allow_vote_changes {
+        // The server keeps no anonymous voter's picks, so it could not undo one.
+        v.add(
+            "settings.allow_vote_changes",
+            "anonymous polls cannot allow changing a vote",
+        );
+    }
     if settings.close_time.is_some_and(|close| close <= now) {
         v.add("settings.close_time", "must be in the future");
     }
@@ -217,6 +224,8 @@ mod tests {
         let settings = PollSettings {
             multiple_choice: true,
             max_selections: Some(5),
+            anonymous: true,
+            allow_vote_changes: true,
             close_time: Some(chrono::Utc::now() - Duration::minutes(1)),
             ..Default::default()
         };
@@ -228,6 +237,7 @@ mod tests {
                 "question",
                 "options",
                 "settings.max_selections",
+                "settings.allow_vote_changes",
                 "settings.close_time"
             ]
         );
