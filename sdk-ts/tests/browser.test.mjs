@@ -107,8 +107,11 @@ test("two people chat in the browser over gRPC-web", async () => {
   await ann.page.getByTestId("chat-title").filter({ hasText: "Launch team" }).waitFor();
   await bob.page.getByTestId("conversation").filter({ hasText: "Launch team" }).waitFor();
 
-  // Readable at phone width too.
+  // Readable at phone width too (as a phone loads it: the new-chat panel folded).
   await bob.page.setViewportSize({ width: 390, height: 844 });
+  await bob.page.reload();
+  await bob.page.getByTestId("conversation").filter({ hasText: ann.username }).click();
+  await bob.page.locator("[data-testid=message] .text").filter({ hasText: /^offline 20$/ }).waitFor();
   await bob.page.screenshot({ path: join(artifacts, "bob-phone.png") });
   await ann.page.screenshot({ path: join(artifacts, "ann.png") });
   await bob.page.screenshot({ path: join(artifacts, "bob.png") });

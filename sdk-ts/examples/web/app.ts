@@ -103,11 +103,15 @@ async function showChat(): Promise<void> {
   const start = h("button", { "data-testid": "start-chat" }, "Chat");
   const makeGroup = h("button.ghost", { "data-testid": "create-group" }, "Create group");
   const signOut = h("button.ghost", {}, "Sign out");
+  // Open on wide screens; on a phone it folds away so the conversations have the room.
+  const newPanel = h("details.new-panel", matchMedia("(min-width: 701px)").matches ? { open: "" } : {},
+    h("summary", {}, "New chat or group"),
+    h("div.new", {}, who, start, groupTitle, groupMembers, makeGroup, newError));
   app.replaceChildren(
     h("div.shell", {},
       h("aside.sidebar", {},
         h("div.me", { "data-testid": "me" }, me?.username ?? "", signOut),
-        h("div.new", {}, who, start, groupTitle, groupMembers, makeGroup, newError),
+        newPanel,
         list),
       chat),
   );
