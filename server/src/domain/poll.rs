@@ -62,3 +62,26 @@ pub struct Tally {
     pub counts: Vec<(Uuid, u32)>,
     pub total_voters: u32,
 }
+
+/// A poll as stored: everything but who voted for what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollRecord {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub creator: Uuid,
+    pub question: String,
+    pub options: Vec<PollOption>,
+    pub settings: PollSettings,
+    pub state: PollState,
+    pub create_time: Time,
+    pub closed_time: Option<Time>,
+    pub tally: Tally,
+}
+
+/// One member's vote; `picks` is empty on anonymous polls (never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vote {
+    pub user: Uuid,
+    pub picks: Vec<Uuid>,
+    pub time: Time,
+}

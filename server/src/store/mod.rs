@@ -15,7 +15,10 @@ use crate::{
 };
 
 pub mod cql;
+pub mod polls;
 pub mod sql;
+
+pub use polls::{NewPoll, PollStore};
 
 /// Fields of a new account.
 #[derive(Debug, Clone)]

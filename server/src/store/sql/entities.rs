@@ -288,3 +288,75 @@ pub mod one_time_codes {
     }
     no_relations!();
 }
+
+pub mod polls {
+    use sea_orm::entity::prelude::*;
+
+    /// A poll in a conversation, with its settings and tally total.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "polls")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub conversation_id: Uuid,
+        pub creator_id: Uuid,
+        pub question: String,
+        pub multiple_choice: bool,
+        /// NULL: no limit.
+        pub max_selections: Option<i32>,
+        pub allow_vote_changes: bool,
+        pub anonymous: bool,
+        /// 1 always, 2 after voting, 3 after close.
+        pub results_visibility: i16,
+        pub members_can_add_options: bool,
+        /// When it closes by itself.
+        pub close_time: Option<DateTimeUtc>,
+        /// 1 open, 2 closed, 3 deleted.
+        pub state: i16,
+        pub create_time: DateTimeUtc,
+        pub closed_time: Option<DateTimeUtc>,
+        /// How many members voted (kept with the option counters, in the vote's write).
+        pub total_voters: i32,
+    }
+    no_relations!();
+}
+
+pub mod poll_options {
+    use sea_orm::entity::prelude::*;
+
+    /// One answer of a poll and its vote count.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "poll_options")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub poll_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub option_id: Uuid,
+        /// Display order.
+        pub position: i32,
+        pub text: String,
+        /// `polls::rules::option_key` of `text`, unique per poll.
+        pub key: String,
+        pub added_by: Uuid,
+        pub votes: i32,
+    }
+    no_relations!();
+}
+
+pub mod poll_votes {
+    use sea_orm::entity::prelude::*;
+
+    /// That a member voted, and — for public polls only — what they picked.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "poll_votes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub poll_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        /// Space-separated option ids; empty for anonymous polls (never stored).
+        pub option_ids: String,
+        pub vote_time: DateTimeUtc,
+    }
+    no_relations!();
+}

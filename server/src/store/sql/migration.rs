@@ -9,7 +9,8 @@ use sea_orm_migration::{
 
 use super::entities::{
     blocks, contact_requests, contacts, conversations, events, feed, members, message_requests,
-    messages, one_time_codes, refresh_tokens, request_ids, sessions, users,
+    messages, one_time_codes, poll_options, poll_votes, polls, refresh_tokens, request_ids,
+    sessions, users,
 };
 
 /// All migrations, oldest first. Never edit a released one: add a new one.
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(CqlMessageHistory),
             Box::new(RequestIdsPerUser),
             Box::new(VersionedEventFormat),
+            Box::new(Polls),
         ]
     }
 }
@@ -252,6 +254,49 @@ impl MigrationTrait for VersionedEventFormat {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// Polls, their options and their votes (see `store::sql::polls`).
+struct Polls;
+
+impl MigrationName for Polls {
+    fn name(&self) -> &str {
+        "m0005_polls"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Polls {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        let schema = Schema::new(manager.get_database_backend());
+        create(manager, &schema, polls::Entity).await?;
+        create(manager, &schema, poll_options::Entity).await?;
+        create(manager, &schema, poll_votes::Entity).await?;
+        index(
+            manager,
+            "idx_polls_conversation",
+            polls::Entity,
+            &["conversation_id", "create_time"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "idx_polls_due",
+            polls::Entity,
+            &["state", "close_time"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "idx_poll_options_key",
+            poll_options::Entity,
+            &["poll_id", "key"],
+            true,
+        )
+        .await
     }
 }
 

@@ -25,6 +25,7 @@ pub mod entities;
 mod history;
 mod migration;
 mod paging;
+mod polls;
 mod requests;
 mod retention;
 

@@ -1,5 +1,5 @@
 //! The contract every store implementation keeps, checked directly at the store traits
-//! (`ChatStore`, `UserStore`, `SessionStore`, `ContactStore`): one named test per
+//! (`ChatStore`, `UserStore`, `SessionStore`, `ContactStore`, `PollStore`): one named test per
 //! behaviour per backend, so a failure names both. Backends: `sqlite` (always),
 //! `postgres`, and `postgres_cassandra` (PostgreSQL with message history in Cassandra)
 //! on the services pass of `deploy/local/test.sh`. Each test gets its own fresh database.
@@ -15,16 +15,20 @@ use std::sync::Arc;
 
 use secureconnect_server::{
     config::DatabaseConfig,
-    store::{ChatStore, ContactStore, SessionStore, UserStore, cql::CqlHistory, sql::SqlStore},
+    store::{
+        ChatStore, ContactStore, PollStore, SessionStore, UserStore, cql::CqlHistory, sql::SqlStore,
+    },
 };
 
 mod accounts;
 mod cassandra;
 mod chat;
 mod fixtures;
+mod polls;
 
 use accounts::*;
 use chat::*;
+use polls::*;
 
 /// One backend's stores, seen through the traits the server uses.
 pub struct Stores {
@@ -32,6 +36,7 @@ pub struct Stores {
     pub users: Arc<dyn UserStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub contacts: Arc<dyn ContactStore>,
+    pub polls: Arc<dyn PollStore>,
     /// The same store, for what is not behind a trait (retention).
     pub sql: Arc<SqlStore>,
     _dir: Option<tempfile::TempDir>,
@@ -44,6 +49,7 @@ impl Stores {
             users: sql.clone(),
             sessions: sql.clone(),
             contacts: sql.clone(),
+            polls: sql.clone(),
             sql,
             _dir: dir,
         }
@@ -158,4 +164,9 @@ suite!(
     // ContactStore
     crossed_contact_requests_connect,
     removing_a_contact_removes_it_both_ways,
+    // PollStore
+    polls_are_for_members_only,
+    votes_follow_the_poll_rules,
+    anonymous_polls_keep_no_picks,
+    concurrent_votes_end_in_exact_tallies,
 );

@@ -1,0 +1,47 @@
+//! The poll store contract.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        Time,
+        poll::{PollRecord, PollSettings, Vote},
+    },
+    error::Result,
+};
+
+/// A poll to create (already checked with `polls::rules::check_new_poll`).
+#[derive(Debug, Clone)]
+pub struct NewPoll {
+    pub conversation_id: Uuid,
+    pub creator: Uuid,
+    pub question: String,
+    pub options: Vec<String>,
+    pub settings: PollSettings,
+}
+
+/// Polls, their options and votes. Every write checks, inside itself, that the caller is
+/// a member of the poll's conversation (`NOT_FOUND` otherwise) and what the poll's rules
+/// allow (`polls::rules`), with the poll locked: concurrent votes on one poll queue, so
+/// its counters always equal a recount of its votes.
+#[async_trait]
+pub trait PollStore: Send + Sync {
+    async fn create_poll(&self, new: NewPoll, now: Time) -> Result<PollRecord>;
+    /// The poll, unless it does not exist (deleted ones included, with their state).
+    async fn poll(&self, id: Uuid) -> Result<Option<PollRecord>>;
+    /// `user`'s vote on the poll, if any.
+    async fn vote(&self, poll: Uuid, user: Uuid) -> Result<Option<Vote>>;
+    /// Sets `user`'s picks (option ids as sent), replacing any earlier vote at once.
+    async fn cast_vote(
+        &self,
+        poll: Uuid,
+        user: Uuid,
+        picks: &[String],
+        now: Time,
+    ) -> Result<PollRecord>;
+    /// Withdraws `user`'s vote; nothing happens when there is none.
+    async fn retract_vote(&self, poll: Uuid, user: Uuid) -> Result<PollRecord>;
+    /// Every vote of a public poll (for recounts and voter lists).
+    async fn votes(&self, poll: Uuid) -> Result<Vec<Vote>>;
+}
