@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         Time,
-        poll::{PollOption, PollSettings, PollState, ResultsVisibility, Tally},
+        poll::{PollOption, PollRecord, PollSettings, PollState, ResultsVisibility, Tally},
     },
     error::{Error, Reason, Result},
     validate::Violations,
@@ -146,6 +146,27 @@ pub fn may_change_vote(state: PollState, settings: &PollSettings, voted: bool) -
         }
         PollState::Open => Ok(()),
     }
+}
+
+/// Whether `user` may add an option to `poll` now (a member: checked before).
+pub fn may_add_option(poll: &PollRecord, user: Uuid) -> Result<()> {
+    match poll.state {
+        PollState::Deleted => return Err(Error::NotFound("poll")),
+        PollState::Closed => {
+            return Err(Error::FailedPrecondition {
+                reason: Reason::PollClosed,
+                message: "the poll is closed",
+            });
+        }
+        PollState::Open => {}
+    }
+    if poll.creator != user && !poll.settings.members_can_add_options {
+        return Err(Error::PermissionDenied {
+            reason: Reason::InsufficientRole,
+            message: "only the poll's creator can add options to it",
+        });
+    }
+    Ok(())
 }
 
 /// Whether a member sees the tally now.

@@ -44,4 +44,16 @@ pub trait PollStore: Send + Sync {
     async fn retract_vote(&self, poll: Uuid, user: Uuid) -> Result<PollRecord>;
     /// Every vote of a public poll (for recounts and voter lists).
     async fn votes(&self, poll: Uuid) -> Result<Vec<Vote>>;
+    /// Adds an option to an open poll, by its creator or — when the poll allows it — any
+    /// member (`text` as sent; checked in the write against the options there).
+    async fn add_option(&self, poll: Uuid, user: Uuid, text: &str) -> Result<PollRecord>;
+    /// The conversation's polls (`open`: only open ones, only closed ones, or all when
+    /// `None`), newest first, strictly older than `before`; deleted ones never.
+    async fn polls(
+        &self,
+        conversation: Uuid,
+        open: Option<bool>,
+        before: Option<(Time, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<PollRecord>>;
 }

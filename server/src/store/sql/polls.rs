@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::{
     SqlStore,
     entities::{conversations, members, poll_options, poll_votes, polls},
+    paging::{self, Order},
 };
 use crate::{
     domain::{
@@ -343,6 +344,78 @@ impl PollStore for SqlStore {
             .ok_or(Error::NotFound("poll"))?;
         txn.commit().await?;
         Ok(after)
+    }
+
+    async fn add_option(&self, poll: Uuid, user: Uuid, text: &str) -> Result<PollRecord> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        let conversation = load(&txn, poll, false)
+            .await?
+            .ok_or(Error::NotFound("poll"))?
+            .conversation_id;
+        lock_as_member(&txn, conversation, user).await?;
+        let current = load(&txn, poll, true)
+            .await?
+            .ok_or(Error::NotFound("poll"))?;
+        rules::may_add_option(&current, user)?;
+        let mut v = Violations::new();
+        let text = rules::check_new_option(&mut v, text, &current.options);
+        v.finish()?;
+        poll_options::ActiveModel {
+            poll_id: Set(poll),
+            option_id: Set(Uuid::now_v7()),
+            position: Set(i32::try_from(current.options.len()).unwrap_or(i32::MAX)),
+            key: Set(rules::option_key(&text)),
+            text: Set(text),
+            added_by: Set(user),
+            votes: Set(0),
+        }
+        .insert(&txn)
+        .await?;
+        let after = load(&txn, poll, false)
+            .await?
+            .ok_or(Error::NotFound("poll"))?;
+        txn.commit().await?;
+        Ok(after)
+    }
+
+    async fn polls(
+        &self,
+        conversation: Uuid,
+        open: Option<bool>,
+        before: Option<(Time, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<PollRecord>> {
+        let mut query = polls::Entity::find()
+            .filter(polls::Column::ConversationId.eq(conversation))
+            .filter(polls::Column::State.ne(state_code(PollState::Deleted)));
+        if let Some(open) = open {
+            let state = if open {
+                PollState::Open
+            } else {
+                PollState::Closed
+            };
+            query = query.filter(polls::Column::State.eq(state_code(state)));
+        }
+        let rows = paging::page(
+            query,
+            (polls::Column::CreateTime, polls::Column::Id),
+            Order::NewestFirst,
+            before,
+            limit,
+        )
+        .all(&self.db)
+        .await?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            let options = poll_options::Entity::find()
+                .filter(poll_options::Column::PollId.eq(row.id))
+                .order_by_asc(poll_options::Column::Position)
+                .all(&self.db)
+                .await?;
+            found.push(record(row, options));
+        }
+        Ok(found)
     }
 
     async fn votes(&self, poll: Uuid) -> Result<Vec<Vote>> {

@@ -169,4 +169,6 @@ suite!(
     votes_follow_the_poll_rules,
     anonymous_polls_keep_no_picks,
     concurrent_votes_end_in_exact_tallies,
+    options_are_added_by_whom_the_poll_allows,
+    polls_are_listed_newest_first_page_by_page,
 );

@@ -266,3 +266,95 @@ pub async fn concurrent_votes_end_in_exact_tallies(stores: &Stores) {
     );
     assert!(!votes.is_empty());
 }
+
+pub async fn options_are_added_by_whom_the_poll_allows(stores: &Stores) {
+    let (a, b, conversation) = group(stores).await;
+    let creator_only = stores
+        .polls
+        .create_poll(
+            poll_in(conversation, a, PollSettings::default()),
+            Utc::now(),
+        )
+        .await
+        .expect("create");
+    let by_member = stores.polls.add_option(creator_only.id, b, "Tacos").await;
+    assert!(
+        matches!(
+            by_member,
+            Err(Error::PermissionDenied {
+                reason: Reason::InsufficientRole,
+                ..
+            })
+        ),
+        "{by_member:?}"
+    );
+    let added = stores
+        .polls
+        .add_option(creator_only.id, a, "  Tacos ")
+        .await
+        .expect("the creator adds");
+    assert_eq!(added.options.last().map(|o| o.text.as_str()), Some("Tacos"));
+    let duplicate = stores.polls.add_option(creator_only.id, a, "pizza").await;
+    assert!(
+        matches!(duplicate, Err(Error::InvalidArgument(_))),
+        "{duplicate:?}"
+    );
+    let open_to_all = stores
+        .polls
+        .create_poll(
+            poll_in(
+                conversation,
+                a,
+                PollSettings {
+                    members_can_add_options: true,
+                    ..Default::default()
+                },
+            ),
+            Utc::now(),
+        )
+        .await
+        .expect("create");
+    let by_b = stores
+        .polls
+        .add_option(open_to_all.id, b, "Curry")
+        .await
+        .expect("any member adds");
+    assert_eq!(by_b.options.len(), 4);
+    assert_eq!(by_b.options[3].added_by, b);
+}
+
+pub async fn polls_are_listed_newest_first_page_by_page(stores: &Stores) {
+    let (a, _, conversation) = group(stores).await;
+    let mut created = Vec::new();
+    for _ in 0..5 {
+        let poll = stores
+            .polls
+            .create_poll(
+                poll_in(conversation, a, PollSettings::default()),
+                Utc::now(),
+            )
+            .await
+            .expect("create");
+        created.push(poll.id);
+    }
+    created.reverse();
+    let first = stores
+        .polls
+        .polls(conversation, None, None, 3)
+        .await
+        .expect("page 1");
+    let last = first.last().map(|p| (p.create_time, p.id));
+    let second = stores
+        .polls
+        .polls(conversation, None, last, 3)
+        .await
+        .expect("page 2");
+    let listed: Vec<Uuid> = first.iter().chain(&second).map(|p| p.id).collect();
+    assert_eq!(listed, created);
+    let closed = stores
+        .polls
+        .polls(conversation, Some(false), None, 10)
+        .await
+        .expect("closed ones");
+    assert!(closed.is_empty());
+}
