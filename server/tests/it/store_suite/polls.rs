@@ -207,6 +207,10 @@ pub async fn concurrent_votes_end_in_exact_tallies(stores: &Stores) {
         .await
         .expect("create");
     let poll = Arc::new(poll);
+    // At most 50 in flight (about what a server's connection pool lets through at once;
+    // more would only queue for connections), launched in voter order so each member's
+    // five race each other.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(50));
     let mut tasks = Vec::new();
     // Each voter's five operations all at once (as from five devices): votes that change
     // and now and then a retraction — 1,000 in all, racing on the same vote rows.
@@ -214,7 +218,9 @@ pub async fn concurrent_votes_end_in_exact_tallies(stores: &Stores) {
         for steps in (0..5).map(|step| step..step + 1) {
             let polls = Arc::clone(&stores.polls);
             let poll = Arc::clone(&poll);
+            let in_flight = Arc::clone(&in_flight);
             tasks.push(tokio::spawn(async move {
+                let _slot = in_flight.acquire_owned().await.expect("semaphore");
                 for step in steps {
                     let result = if (n + step) % 4 == 3 {
                         polls.retract_vote(poll.id, voter).await
