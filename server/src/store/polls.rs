@@ -47,6 +47,11 @@ pub trait PollStore: Send + Sync {
     /// Adds an option to an open poll, by its creator or — when the poll allows it — any
     /// member (`text` as sent; checked in the write against the options there).
     async fn add_option(&self, poll: Uuid, user: Uuid, text: &str) -> Result<PollRecord>;
+    /// Closes open polls whose close time has come (at most `limit`), and returns those
+    /// this call closed: with several nodes calling it at once, each poll is closed — and
+    /// returned — by exactly one of them. (The timeline event joins this write when polls
+    /// reach the timeline.)
+    async fn close_due(&self, now: Time, limit: u64) -> Result<Vec<PollRecord>>;
     /// The conversation's polls (`open`: only open ones, only closed ones, or all when
     /// `None`), newest first, strictly older than `before`; deleted ones never.
     async fn polls(

@@ -379,6 +379,41 @@ impl PollStore for SqlStore {
         Ok(after)
     }
 
+    async fn close_due(&self, now: Time, limit: u64) -> Result<Vec<PollRecord>> {
+        let due: Vec<Uuid> = polls::Entity::find()
+            .select_only()
+            .column(polls::Column::Id)
+            .filter(polls::Column::State.eq(state_code(PollState::Open)))
+            .filter(polls::Column::CloseTime.lte(now))
+            .order_by_asc(polls::Column::CloseTime)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut closed = Vec::new();
+        for id in due {
+            let _guard = self.write_guard().await;
+            let txn = self.db.begin().await?;
+            // Only an open poll flips: of several nodes racing here, one sees a row changed.
+            let flipped = polls::Entity::update_many()
+                .col_expr(polls::Column::State, state_code(PollState::Closed).into())
+                .col_expr(polls::Column::ClosedTime, Some(now).into())
+                .filter(polls::Column::Id.eq(id))
+                .filter(polls::Column::State.eq(state_code(PollState::Open)))
+                .exec(&txn)
+                .await?
+                .rows_affected;
+            if flipped == 1 {
+                let poll = load(&txn, id, false)
+                    .await?
+                    .ok_or(Error::NotFound("poll"))?;
+                txn.commit().await?;
+                closed.push(poll);
+            }
+        }
+        Ok(closed)
+    }
+
     async fn polls(
         &self,
         conversation: Uuid,

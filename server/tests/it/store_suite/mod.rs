@@ -171,4 +171,5 @@ suite!(
     concurrent_votes_end_in_exact_tallies,
     options_are_added_by_whom_the_poll_allows,
     polls_are_listed_newest_first_page_by_page,
+    due_polls_close_exactly_once,
 );

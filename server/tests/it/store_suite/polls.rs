@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use secureconnect_server::{
-    domain::poll::{PollRecord, PollSettings},
+    domain::poll::{PollRecord, PollSettings, PollState},
     error::{Error, Reason},
     store::NewPoll,
 };
@@ -363,4 +363,86 @@ pub async fn polls_are_listed_newest_first_page_by_page(stores: &Stores) {
         .await
         .expect("closed ones");
     assert!(closed.is_empty());
+}
+
+/// Polls due to close are closed by exactly one of several nodes racing to close them, and
+/// polls not yet due stay open.
+pub async fn due_polls_close_exactly_once(stores: &Stores) {
+    let (a, b, conversation) = group(stores).await;
+    let now = Utc::now();
+    let mut due = Vec::new();
+    for i in 0..6 {
+        let settings = PollSettings {
+            close_time: Some(now + chrono::Duration::milliseconds(10 + i)),
+            ..Default::default()
+        };
+        let poll = stores
+            .polls
+            .create_poll(poll_in(conversation, a, settings), now)
+            .await
+            .expect("create");
+        due.push(poll.id);
+    }
+    let later = stores
+        .polls
+        .create_poll(
+            poll_in(
+                conversation,
+                a,
+                PollSettings {
+                    close_time: Some(now + chrono::Duration::hours(1)),
+                    ..Default::default()
+                },
+            ),
+            now,
+        )
+        .await
+        .expect("create");
+    let at = now + chrono::Duration::seconds(1);
+    // Four "nodes" at once.
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let polls = Arc::clone(&stores.polls);
+            tokio::spawn(async move { polls.close_due(at, 100).await.expect("close due") })
+        })
+        .collect();
+    let mut closed = Vec::new();
+    for racer in racers {
+        closed.extend(racer.await.expect("racer").into_iter().map(|p| p.id));
+    }
+    closed.sort();
+    due.sort();
+    assert_eq!(closed, due, "each due poll closed once, by one racer");
+    let after = stores
+        .polls
+        .poll(due[0])
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(after.state, PollState::Closed);
+    assert_eq!(
+        after.closed_time.map(|t| t.timestamp()),
+        Some(at.timestamp())
+    );
+    let still = stores
+        .polls
+        .poll(later.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(still.state, PollState::Open);
+    // A closed poll takes no votes.
+    let late = stores
+        .polls
+        .cast_vote(due[0], b, &[option(&after, 0)], Utc::now())
+        .await;
+    assert_eq!(reason_of(&late), Some(Reason::PollClosed));
+    assert!(
+        stores
+            .polls
+            .close_due(at, 100)
+            .await
+            .expect("again")
+            .is_empty()
+    );
 }
