@@ -3,7 +3,7 @@
 // resuming event stream.
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { Code, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { SessionKeeper } from "./auth.js";
 import { SecureConnectError, TokenStoreError } from "./errors.js";
@@ -117,7 +117,7 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
         requestId: crypto.randomUUID(),
       });
       if (answer.message === undefined) {
-        throw new SecureConnectError("SendMessage answered no message", 13, undefined, [], undefined);
+        throw new SecureConnectError("SendMessage answered no message", Code.Internal, undefined, [], undefined);
       }
       return answer.message;
     },

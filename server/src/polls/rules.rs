@@ -130,36 +130,33 @@ pub fn check_selection(
     ids
 }
 
-/// Whether a member who has (`voted`) or has not voted may cast or retract a vote now.
-pub fn may_change_vote(state: PollState, settings: &PollSettings, voted: bool) -> Result<()> {
+/// Ok while the poll takes changes: `NOT_FOUND` once deleted, `POLL_CLOSED` once closed.
+fn still_open(state: PollState) -> Result<()> {
     match state {
         PollState::Deleted => Err(Error::NotFound("poll")),
         PollState::Closed => Err(Error::FailedPrecondition {
             reason: Reason::PollClosed,
             message: "the poll is closed",
         }),
-        PollState::Open if voted && !settings.allow_vote_changes => {
-            Err(Error::FailedPrecondition {
-                reason: Reason::VoteFinal,
-                message: "this poll does not allow changing a vote",
-            })
-        }
         PollState::Open => Ok(()),
     }
 }
 
+/// Whether a member who has (`voted`) or has not voted may cast or retract a vote now.
+pub fn may_change_vote(state: PollState, settings: &PollSettings, voted: bool) -> Result<()> {
+    still_open(state)?;
+    if voted && !settings.allow_vote_changes {
+        return Err(Error::FailedPrecondition {
+            reason: Reason::VoteFinal,
+            message: "this poll does not allow changing a vote",
+        });
+    }
+    Ok(())
+}
+
 /// Whether `user` may add an option to `poll` now (a member: checked before).
 pub fn may_add_option(poll: &PollRecord, user: Uuid) -> Result<()> {
-    match poll.state {
-        PollState::Deleted => return Err(Error::NotFound("poll")),
-        PollState::Closed => {
-            return Err(Error::FailedPrecondition {
-                reason: Reason::PollClosed,
-                message: "the poll is closed",
-            });
-        }
-        PollState::Open => {}
-    }
+    still_open(poll.state)?;
     if poll.creator != user && !poll.settings.members_can_add_options {
         return Err(Error::PermissionDenied {
             reason: Reason::InsufficientRole,

@@ -3,6 +3,8 @@
 //! membership and the poll's rules, and moves the option counters in the same write: the
 //! counters always equal a recount of the votes.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
@@ -150,6 +152,28 @@ async fn lock_as_member<C: ConnectionTrait>(txn: &C, conversation: Uuid, user: U
         .ok_or(Error::NotFound("poll"))
 }
 
+/// Starts `user`'s write on `poll`: its conversation locked with `user` checked as a
+/// member (so an outsider learns nothing of the poll), then the poll locked and read.
+async fn lock_poll<C: ConnectionTrait>(txn: &C, poll: Uuid, user: Uuid) -> Result<PollRecord> {
+    let conversation: Uuid = polls::Entity::find_by_id(poll)
+        .select_only()
+        .column(polls::Column::ConversationId)
+        .into_tuple()
+        .one(txn)
+        .await?
+        .ok_or(Error::NotFound("poll"))?;
+    lock_as_member(txn, conversation, user).await?;
+    load(txn, poll, true).await?.ok_or(Error::NotFound("poll"))
+}
+
+fn vote(row: poll_votes::Model) -> Result<Vote> {
+    Ok(Vote {
+        user: row.user_id,
+        picks: picks_from_db(&row.option_ids)?,
+        time: row.vote_time,
+    })
+}
+
 /// Moves the counters of `picks` by `delta`.
 async fn count_picks<C: ConnectionTrait>(
     txn: &C,
@@ -241,13 +265,7 @@ impl PollStore for SqlStore {
         poll_votes::Entity::find_by_id((poll, user))
             .one(&self.db)
             .await?
-            .map(|row| {
-                Ok(Vote {
-                    user: row.user_id,
-                    picks: picks_from_db(&row.option_ids)?,
-                    time: row.vote_time,
-                })
-            })
+            .map(vote)
             .transpose()
     }
 
@@ -260,14 +278,7 @@ impl PollStore for SqlStore {
     ) -> Result<PollRecord> {
         let _guard = self.write_guard().await;
         let txn = self.db.begin().await?;
-        let conversation = load(&txn, poll, false)
-            .await?
-            .ok_or(Error::NotFound("poll"))?
-            .conversation_id;
-        lock_as_member(&txn, conversation, user).await?;
-        let current = load(&txn, poll, true)
-            .await?
-            .ok_or(Error::NotFound("poll"))?;
+        let current = lock_poll(&txn, poll, user).await?;
         let earlier = poll_votes::Entity::find_by_id((poll, user))
             .one(&txn)
             .await?;
@@ -319,14 +330,7 @@ impl PollStore for SqlStore {
     async fn retract_vote(&self, poll: Uuid, user: Uuid) -> Result<PollRecord> {
         let _guard = self.write_guard().await;
         let txn = self.db.begin().await?;
-        let conversation = load(&txn, poll, false)
-            .await?
-            .ok_or(Error::NotFound("poll"))?
-            .conversation_id;
-        lock_as_member(&txn, conversation, user).await?;
-        let current = load(&txn, poll, true)
-            .await?
-            .ok_or(Error::NotFound("poll"))?;
+        let current = lock_poll(&txn, poll, user).await?;
         let Some(earlier) = poll_votes::Entity::find_by_id((poll, user))
             .one(&txn)
             .await?
@@ -349,14 +353,7 @@ impl PollStore for SqlStore {
     async fn add_option(&self, poll: Uuid, user: Uuid, text: &str) -> Result<PollRecord> {
         let _guard = self.write_guard().await;
         let txn = self.db.begin().await?;
-        let conversation = load(&txn, poll, false)
-            .await?
-            .ok_or(Error::NotFound("poll"))?
-            .conversation_id;
-        lock_as_member(&txn, conversation, user).await?;
-        let current = load(&txn, poll, true)
-            .await?
-            .ok_or(Error::NotFound("poll"))?;
+        let current = lock_poll(&txn, poll, user).await?;
         rules::may_add_option(&current, user)?;
         let mut v = Violations::new();
         let text = rules::check_new_option(&mut v, text, &current.options);
@@ -441,16 +438,23 @@ impl PollStore for SqlStore {
         )
         .all(&self.db)
         .await?;
-        let mut found = Vec::with_capacity(rows.len());
-        for row in rows {
-            let options = poll_options::Entity::find()
-                .filter(poll_options::Column::PollId.eq(row.id))
-                .order_by_asc(poll_options::Column::Position)
-                .all(&self.db)
-                .await?;
-            found.push(record(row, options));
+        // The page's options in one query, not one per poll.
+        let mut options: HashMap<Uuid, Vec<poll_options::Model>> = HashMap::new();
+        for option in poll_options::Entity::find()
+            .filter(poll_options::Column::PollId.is_in(rows.iter().map(|row| row.id)))
+            .order_by_asc(poll_options::Column::Position)
+            .all(&self.db)
+            .await?
+        {
+            options.entry(option.poll_id).or_default().push(option);
         }
-        Ok(found)
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let own = options.remove(&row.id).unwrap_or_default();
+                record(row, own)
+            })
+            .collect())
     }
 
     async fn votes(&self, poll: Uuid) -> Result<Vec<Vote>> {
@@ -460,13 +464,7 @@ impl PollStore for SqlStore {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|row| {
-                Ok(Vote {
-                    user: row.user_id,
-                    picks: picks_from_db(&row.option_ids)?,
-                    time: row.vote_time,
-                })
-            })
+            .map(vote)
             .collect()
     }
 }

@@ -23,6 +23,20 @@ fn poll_in(conversation: Uuid, creator: Uuid, settings: PollSettings) -> NewPoll
     }
 }
 
+/// A poll by `creator` in `conversation`, asked now.
+async fn create(
+    stores: &Stores,
+    conversation: Uuid,
+    creator: Uuid,
+    settings: PollSettings,
+) -> PollRecord {
+    stores
+        .polls
+        .create_poll(poll_in(conversation, creator, settings), Utc::now())
+        .await
+        .expect("create")
+}
+
 fn option(poll: &PollRecord, i: usize) -> String {
     poll.options[i].id.to_string()
 }
@@ -45,14 +59,7 @@ pub async fn polls_are_for_members_only(stores: &Stores) {
         )
         .await;
     assert!(matches!(refused, Err(Error::NotFound(_))), "{refused:?}");
-    let poll = stores
-        .polls
-        .create_poll(
-            poll_in(conversation, a, PollSettings::default()),
-            Utc::now(),
-        )
-        .await
-        .expect("create");
+    let poll = create(stores, conversation, a, PollSettings::default()).await;
     let texts: Vec<&str> = poll.options.iter().map(|o| o.text.as_str()).collect();
     assert_eq!(texts, ["Pizza", "Sushi", "Salad"]);
     assert!(poll.tally.counts.iter().all(|(_, n)| *n == 0));
@@ -84,14 +91,7 @@ pub async fn polls_are_for_members_only(stores: &Stores) {
 
 pub async fn votes_follow_the_poll_rules(stores: &Stores) {
     let (a, b, conversation) = group(stores).await;
-    let poll = stores
-        .polls
-        .create_poll(
-            poll_in(conversation, a, PollSettings::default()),
-            Utc::now(),
-        )
-        .await
-        .expect("create");
+    let poll = create(stores, conversation, a, PollSettings::default()).await;
     let two = stores
         .polls
         .cast_vote(
@@ -148,11 +148,7 @@ pub async fn anonymous_polls_keep_no_picks(stores: &Stores) {
         anonymous: true,
         ..Default::default()
     };
-    let poll = stores
-        .polls
-        .create_poll(poll_in(conversation, a, anonymous), Utc::now())
-        .await
-        .expect("create");
+    let poll = create(stores, conversation, a, anonymous).await;
     for (voter, pick) in [(a, 2), (b, 2)] {
         stores
             .polls
@@ -201,11 +197,7 @@ pub async fn concurrent_votes_end_in_exact_tallies(stores: &Stores) {
         allow_vote_changes: true,
         ..Default::default()
     };
-    let poll = stores
-        .polls
-        .create_poll(poll_in(conversation, a, settings), Utc::now())
-        .await
-        .expect("create");
+    let poll = create(stores, conversation, a, settings).await;
     let poll = Arc::new(poll);
     // At most 50 in flight (about what a server's connection pool lets through at once;
     // more would only queue for connections), launched in voter order so each member's
@@ -275,14 +267,7 @@ pub async fn concurrent_votes_end_in_exact_tallies(stores: &Stores) {
 
 pub async fn options_are_added_by_whom_the_poll_allows(stores: &Stores) {
     let (a, b, conversation) = group(stores).await;
-    let creator_only = stores
-        .polls
-        .create_poll(
-            poll_in(conversation, a, PollSettings::default()),
-            Utc::now(),
-        )
-        .await
-        .expect("create");
+    let creator_only = create(stores, conversation, a, PollSettings::default()).await;
     let by_member = stores.polls.add_option(creator_only.id, b, "Tacos").await;
     assert!(
         matches!(
@@ -305,21 +290,16 @@ pub async fn options_are_added_by_whom_the_poll_allows(stores: &Stores) {
         matches!(duplicate, Err(Error::InvalidArgument(_))),
         "{duplicate:?}"
     );
-    let open_to_all = stores
-        .polls
-        .create_poll(
-            poll_in(
-                conversation,
-                a,
-                PollSettings {
-                    members_can_add_options: true,
-                    ..Default::default()
-                },
-            ),
-            Utc::now(),
-        )
-        .await
-        .expect("create");
+    let open_to_all = create(
+        stores,
+        conversation,
+        a,
+        PollSettings {
+            members_can_add_options: true,
+            ..Default::default()
+        },
+    )
+    .await;
     let by_b = stores
         .polls
         .add_option(open_to_all.id, b, "Curry")
@@ -333,14 +313,7 @@ pub async fn polls_are_listed_newest_first_page_by_page(stores: &Stores) {
     let (a, _, conversation) = group(stores).await;
     let mut created = Vec::new();
     for _ in 0..5 {
-        let poll = stores
-            .polls
-            .create_poll(
-                poll_in(conversation, a, PollSettings::default()),
-                Utc::now(),
-            )
-            .await
-            .expect("create");
+        let poll = create(stores, conversation, a, PollSettings::default()).await;
         created.push(poll.id);
     }
     created.reverse();

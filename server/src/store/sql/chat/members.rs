@@ -49,13 +49,18 @@ pub(super) async fn role_in<C: ConnectionTrait>(
     Ok(code.map(Role::from_code))
 }
 
-pub(super) async fn owner_count<C: ConnectionTrait>(txn: &C, conversation: Uuid) -> Result<usize> {
-    let owners = members::Entity::find()
-        .filter(members::Column::ConversationId.eq(conversation))
-        .filter(members::Column::Role.eq(Role::Owner.code()))
-        .count(txn)
-        .await?;
-    Ok(usize::try_from(owners).unwrap_or(usize::MAX))
+/// How many members the conversation has (with `role` only, when given).
+async fn count_members<C: ConnectionTrait>(
+    txn: &C,
+    conversation: Uuid,
+    role: Option<Role>,
+) -> Result<usize> {
+    let mut query =
+        members::Entity::find().filter(members::Column::ConversationId.eq(conversation));
+    if let Some(role) = role {
+        query = query.filter(members::Column::Role.eq(role.code()));
+    }
+    Ok(usize::try_from(query.count(txn).await?).unwrap_or(usize::MAX))
 }
 
 pub(super) async fn change_member_count<C: ConnectionTrait>(
@@ -180,8 +185,8 @@ pub(super) async fn remove(
         role,
     } = store.begin_change(conversation, actor, now).await?;
     let act = if actor == user {
-        let members = member_ids(&txn, conversation).await?.len();
-        let owners = owner_count(&txn, conversation).await?;
+        let members = count_members(&txn, conversation, None).await?;
+        let owners = count_members(&txn, conversation, Some(Role::Owner)).await?;
         Act::Leave { owners, members }
     } else {
         let target = role_in(&txn, conversation, user)
@@ -228,7 +233,7 @@ pub(super) async fn set_role(
         .await?
         .ok_or(Error::NotFound("member"))?;
     let target = Role::from_code(row.role);
-    let owners = owner_count(&txn, conversation).await?;
+    let owners = count_members(&txn, conversation, Some(Role::Owner)).await?;
     let act = Act::SetRole {
         target,
         to: new_role,
