@@ -145,6 +145,7 @@ impl Names {
         let text = match message.content.as_ref().and_then(|c| c.body.as_ref()) {
             Some(Body::Text(text)) => text.clone(),
             Some(Body::EncryptedPayload(_)) => "(encrypted)".into(),
+            Some(Body::Poll(poll)) => format!("(poll) {}", poll.question),
             None => "(deleted)".into(),
         };
         format!("{}: {text}", self.name(&message.sender_user_id).await)

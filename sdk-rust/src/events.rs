@@ -9,8 +9,8 @@ use std::{collections::HashMap, time::Duration};
 use futures::Stream;
 use rand::Rng;
 use secureconnect_proto::event::v1::{
-    ClosingReason, ConversationEvent, SubscribeRequest, SubscribeResponse, Typing, UserEvent,
-    subscribe_response::Event,
+    ClosingReason, ConversationEvent, PollTally, SubscribeRequest, SubscribeResponse, Typing,
+    UserEvent, subscribe_response::Event,
 };
 use tonic::{Code, Streaming};
 
@@ -24,8 +24,13 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
 
-/// What the stream yields. Heartbeats are handled inside.
+/// What the stream yields. Heartbeats are handled inside. New kinds may be added: match
+/// with a wildcard arm.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+// Each event is moved once, to the app: boxing the big variant would cost an allocation
+// per event and clumsier matching for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum StreamEvent {
     /// A durable change in one of the user's conversations.
     Conversation(ConversationEvent),
@@ -33,6 +38,10 @@ pub enum StreamEvent {
     User(UserEvent),
     /// Someone started or stopped typing (never replayed).
     Typing(Typing),
+    /// A poll's tally changed (never replayed; a replayed poll message carries the
+    /// current tally). Keep the one with the highest `results.version`:
+    /// [`crate::PollView`] does.
+    PollTally(PollTally),
     /// Events were missed and cannot be replayed: re-read the conversations (for
     /// instance with [`Client::all_conversations`]); later events follow.
     Gap,
@@ -151,6 +160,7 @@ impl Resuming {
             }
             Some(Event::UserEvent(event)) => Some(StreamEvent::User(event)),
             Some(Event::Typing(typing)) => Some(StreamEvent::Typing(typing)),
+            Some(Event::PollTally(tally)) => Some(StreamEvent::PollTally(tally)),
             Some(Event::Gap(_)) => Some(StreamEvent::Gap),
             Some(Event::CaughtUp(_)) => Some(StreamEvent::CaughtUp),
             Some(Event::Heartbeat(_)) | None => None, // None: a kind newer than this SDK.

@@ -27,12 +27,14 @@ mod builder;
 mod error;
 mod events;
 mod helpers;
+mod polls;
 mod session;
 mod transport;
 
 pub use builder::ClientBuilder;
 pub use error::{ERROR_DOMAIN, Error, FieldViolation, RpcError, TokenStoreError, error_reason};
 pub use events::StreamEvent;
+pub use polls::PollView;
 use proto::{
     auth::v1::{
         LoginRequest, LogoutRequest, RegisterRequest, auth_service_client::AuthServiceClient,
@@ -40,6 +42,7 @@ use proto::{
     conversation::v1::conversation_service_client::ConversationServiceClient,
     event::v1::event_service_client::EventServiceClient,
     message::v1::message_service_client::MessageServiceClient,
+    poll::v1::poll_service_client::PollServiceClient,
     presence::v1::presence_service_client::PresenceServiceClient,
     user::v1::user_service_client::UserServiceClient,
 };
@@ -176,6 +179,12 @@ impl Client {
     /// Sending, reading, editing and deleting messages.
     pub fn messages(&self) -> MessageServiceClient<Authenticated> {
         MessageServiceClient::new(self.transport.clone())
+    }
+
+    /// Polls in conversations: create, vote, close (see [`PollView`] for a poll kept
+    /// current from the event stream).
+    pub fn polls(&self) -> PollServiceClient<Authenticated> {
+        PollServiceClient::new(self.transport.clone())
     }
 
     /// The raw event stream (see [`Client::event_stream`] for the resuming one).

@@ -11,6 +11,7 @@ use secureconnect_proto::{
     conversation::v1::conversation_service_server::ConversationServiceServer,
     event::v1::event_service_server::EventServiceServer,
     message::v1::message_service_server::MessageServiceServer,
+    poll::v1::poll_service_server::PollServiceServer,
     presence::v1::presence_service_server::PresenceServiceServer,
     user::v1::user_service_server::UserServiceServer,
 };
@@ -23,7 +24,7 @@ use self::background::Background;
 use crate::{
     api::{
         auth::AuthApi, conversation::ConversationApi, event::EventApi, message::MessageApi,
-        presence::PresenceApi, user::UserApi,
+        poll::PollApi, presence::PresenceApi, user::UserApi,
     },
     auth::{Auth, AuthParts, TokenAuthority},
     bus::{EventBus, LocalBus, RedisBus, RedisHandles},
@@ -33,15 +34,21 @@ use crate::{
     events::Events,
     layers,
     mail::{self, Mailer},
+    polls::Polls,
     presence::{LocalPresence, Presence, PresenceStore, RedisPresence},
     ratelimit::{LocalRateLimiter, RateLimiter, RedisRateLimiter},
     request_limits::RequestLimitsLayer,
-    store::{ChatStore, ContactStore, SessionStore, UserStore, cql::CqlHistory, sql::SqlStore},
+    store::{
+        ChatStore, ContactStore, PollStore, SessionStore, UserStore, cql::CqlHistory, sql::SqlStore,
+    },
     users::Users,
 };
 
 /// How many events the in-process bus holds for streams that fall behind.
 const BUS_CAPACITY: usize = 4096;
+
+/// How often each node looks for polls whose close time came.
+const POLL_CLOSE_PERIOD: Duration = Duration::from_secs(1);
 
 /// A server that is accepting connections.
 pub struct Running {
@@ -147,6 +154,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let user_store: Arc<dyn UserStore> = store.clone();
     let session_store: Arc<dyn SessionStore> = store.clone();
     let contact_store: Arc<dyn ContactStore> = store.clone();
+    let poll_store: Arc<dyn PollStore> = store.clone();
     let chat_store: Arc<dyn ChatStore> = store;
 
     let tokens = TokenAuthority::load_or_create(
@@ -213,6 +221,13 @@ pub async fn start(config: Config) -> Result<Running> {
         chat_store.clone(),
         user_store.clone(),
         bus.clone(),
+        limiter.clone(),
+        config.limits.clone(),
+    ));
+    let polls = Arc::new(Polls::new(
+        poll_store,
+        chat_store.clone(),
+        bus.clone(),
         limiter,
         config.limits.clone(),
     ));
@@ -237,6 +252,8 @@ pub async fn start(config: Config) -> Result<Running> {
     // then the bus itself (its subscriber first, its publisher last).
     let mut background = Background::default();
     let keep = config.stream.max_replay_events;
+    let closing = polls.clone();
+    background.start("poll closing", |stop| close_due_polls(closing, stop));
     let trimmed = health_store.clone();
     background.start("feed trimming", |stop| trim_feeds(trimmed, keep, stop));
     background.start("health watch", |stop| {
@@ -287,6 +304,7 @@ pub async fn start(config: Config) -> Result<Running> {
             ConversationServiceServer::new(ConversationApi {
                 auth: auth.clone(),
                 chat: chat.clone(),
+                polls: polls.clone(),
             })
             .max_decoding_message_size(max_request),
         )
@@ -294,6 +312,14 @@ pub async fn start(config: Config) -> Result<Running> {
             MessageServiceServer::new(MessageApi {
                 auth: auth.clone(),
                 chat,
+                polls: polls.clone(),
+            })
+            .max_decoding_message_size(max_request),
+        )
+        .add_service(
+            PollServiceServer::new(PollApi {
+                auth: auth.clone(),
+                polls: polls.clone(),
             })
             .max_decoding_message_size(max_request),
         )
@@ -305,8 +331,12 @@ pub async fn start(config: Config) -> Result<Running> {
             .max_decoding_message_size(max_request),
         )
         .add_service(
-            EventServiceServer::new(EventApi { auth, events })
-                .max_decoding_message_size(max_request),
+            EventServiceServer::new(EventApi {
+                auth,
+                events,
+                polls,
+            })
+            .max_decoding_message_size(max_request),
         );
     let routes = routes.routes();
     let web = match &config.web.dir {
@@ -354,6 +384,25 @@ const TRIM_PERIOD: Duration = Duration::from_secs(60);
 
 /// Keeps feeds to their replay window (see `store::sql::retention`), on every node: the
 /// deletes are idempotent, and a node that is down leaves the job to the others.
+/// Closes polls whose close time came, once a second on every node (each poll closes on
+/// exactly one: see `PollStore::close_due`). The first round runs at start-up, so polls
+/// that came due while the servers were down close at once.
+fn close_due_polls(polls: Arc<Polls>, shutdown: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match polls.close_due(chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(closed) => tracing::debug!(closed, "polls closed at their close time"),
+                Err(err) => tracing::warn!(error = %err, "closing due polls failed; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POLL_CLOSE_PERIOD) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    })
+}
+
 fn trim_feeds(store: Arc<SqlStore>, keep: u64, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {

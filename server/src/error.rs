@@ -32,11 +32,14 @@ pub enum Reason {
     ServerBusy,
     PollClosed,
     VoteFinal,
+    PollMessage,
+    AnonymousPoll,
+    ResultsHidden,
 }
 
 impl Reason {
     /// Every reason, for the tests that keep this list and the proto enum in step.
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 21] = [
         Reason::InvalidToken,
         Reason::InvalidCredentials,
         Reason::RefreshTokenReused,
@@ -55,6 +58,9 @@ impl Reason {
         Reason::ServerBusy,
         Reason::PollClosed,
         Reason::VoteFinal,
+        Reason::PollMessage,
+        Reason::AnonymousPoll,
+        Reason::ResultsHidden,
     ];
 
     /// The `ErrorInfo.reason` string: the proto enum value's name without its
@@ -79,6 +85,9 @@ impl Reason {
             Reason::ServerBusy => "SERVER_BUSY",
             Reason::PollClosed => "POLL_CLOSED",
             Reason::VoteFinal => "VOTE_FINAL",
+            Reason::PollMessage => "POLL_MESSAGE",
+            Reason::AnonymousPoll => "ANONYMOUS_POLL",
+            Reason::ResultsHidden => "RESULTS_HIDDEN",
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::{
     auth::{Principal, RevokedSessions},
     bus::{BusMessage, EventBus},
     config::StreamConfig,
-    domain::{FeedItem, TypingSignal},
+    domain::{FeedItem, Signal},
     error::{Error, Result},
     presence::Presence,
     store::ChatStore,
@@ -44,8 +44,8 @@ pub enum StreamItem {
         cursor: u64,
     },
     /// Ephemeral: the cursor is the stream's position, unchanged by it.
-    Typing {
-        signal: Arc<TypingSignal>,
+    Signal {
+        signal: Arc<Signal>,
         cursor: u64,
     },
 }
@@ -251,8 +251,8 @@ impl Stream {
                         Ok(())
                     }
                     Ok(BusMessage::SessionRevoked(_)) => Ok(()),
-                    Ok(BusMessage::Typing(signal)) => {
-                        if signal.recipients.contains(&self.user) {
+                    Ok(BusMessage::Signal(signal)) => {
+                        if signal.recipients().contains(&self.user) {
                             self.send_ephemeral(signal);
                         }
                         Ok(())
@@ -373,9 +373,9 @@ impl Stream {
 
     /// Queues an ephemeral item if there is room to spare; otherwise drops it (it is
     /// not worth cutting a stream for, and never replayed anyway).
-    fn send_ephemeral(&mut self, signal: Arc<TypingSignal>) {
+    fn send_ephemeral(&mut self, signal: Arc<Signal>) {
         if self.out.capacity() > 2 {
-            let item = StreamItem::Typing {
+            let item = StreamItem::Signal {
                 signal,
                 cursor: self.last,
             };

@@ -7,15 +7,17 @@ use secureconnect_proto::conversation::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{convert, mask_paths, principal};
+use super::{convert, mask_paths, poll, principal};
 use crate::{
     auth::{Auth, Operation},
     chat::{Chat, CreateConversation, DetailsChanges},
+    polls::Polls,
 };
 
 pub struct ConversationApi {
     pub auth: Arc<Auth>,
     pub chat: Arc<Chat>,
+    pub polls: Arc<Polls>,
 }
 
 #[tonic::async_trait]
@@ -49,8 +51,10 @@ impl ConversationService for ConversationApi {
             .chat
             .get_conversation(&who, &req.into_inner().conversation_id)
             .await?;
+        let mut conversation = convert::conversation(view);
+        poll::with_polls(&self.polls, who.user_id, conversation.last_message.as_mut()).await;
         Ok(Response::new(pb::GetConversationResponse {
-            conversation: Some(convert::conversation(view)),
+            conversation: Some(conversation),
         }))
     }
 
@@ -64,8 +68,14 @@ impl ConversationService for ConversationApi {
             .chat
             .list_conversations(&who, r.page_size, &r.page_token)
             .await?;
+        let mut conversations: Vec<pb::Conversation> =
+            views.into_iter().map(convert::conversation).collect();
+        let last_messages = conversations
+            .iter_mut()
+            .filter_map(|c| c.last_message.as_mut());
+        poll::with_polls(&self.polls, who.user_id, last_messages).await;
         Ok(Response::new(pb::ListConversationsResponse {
-            conversations: views.into_iter().map(convert::conversation).collect(),
+            conversations,
             next_page_token,
         }))
     }

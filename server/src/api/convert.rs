@@ -3,14 +3,14 @@
 use prost_types::Timestamp;
 use secureconnect_proto::{
     auth::v1 as auth_pb, conversation::v1 as conv_pb, event::v1 as event_pb, message::v1 as msg_pb,
-    user::v1 as user_pb,
+    poll::v1 as poll_pb, user::v1 as user_pb,
 };
 
 use crate::{
     auth::Tokens,
     domain::{
         Change, Contact, ContactRequest, Content, ConversationKind, ConversationView, Details,
-        Event, Member, Message, Role, Session, Time, User,
+        Event, Member, Message, PollRef, Role, Session, Signal, Time, User, poll::Tally,
     },
     events::{ClosingReason, StreamItem, encode_cursor},
 };
@@ -127,17 +127,32 @@ pub fn content_from_proto(c: Option<msg_pb::MessageContent>) -> Option<Content> 
     match c?.body? {
         msg_pb::message_content::Body::Text(text) => Some(Content::Text(text)),
         msg_pb::message_content::Body::EncryptedPayload(bytes) => Some(Content::Encrypted(bytes)),
+        // Refused by the service with a field violation: polls are not sent as messages.
+        msg_pb::message_content::Body::Poll(poll) => Some(Content::Poll(PollRef {
+            poll_id: uuid::Uuid::nil(),
+            question: poll.question,
+        })),
     }
 }
 
+/// A message; a poll message carries only what the message itself knows of its poll (its
+/// id and question) until `api::poll::fill_polls` puts in the reader's view of it.
 pub fn message(m: Message) -> msg_pb::Message {
+    let (message_id, conversation_id) = (m.id.to_string(), m.conversation_id.to_string());
     let body = m.content.map(|c| match c {
         Content::Text(text) => msg_pb::message_content::Body::Text(text),
         Content::Encrypted(bytes) => msg_pb::message_content::Body::EncryptedPayload(bytes),
+        Content::Poll(poll) => msg_pb::message_content::Body::Poll(poll_pb::Poll {
+            poll_id: poll.poll_id.to_string(),
+            conversation_id: conversation_id.clone(),
+            message_id: message_id.clone(),
+            question: poll.question,
+            ..Default::default()
+        }),
     });
     msg_pb::Message {
-        message_id: m.id.to_string(),
-        conversation_id: m.conversation_id.to_string(),
+        message_id,
+        conversation_id,
         seq: m.seq,
         sender_user_id: m.sender_id.to_string(),
         content: body.map(|body| msg_pb::MessageContent { body: Some(body) }),
@@ -161,7 +176,7 @@ fn details(d: Details) -> event_pb::ConversationDetails {
     }
 }
 
-fn change(c: Change) -> event_pb::conversation_event::Change {
+fn change(c: Change, time: Time) -> event_pb::conversation_event::Change {
     use event_pb::conversation_event::Change as C;
     match c {
         Change::MessageSent(m) => C::MessageSent(message(m)),
@@ -192,6 +207,16 @@ fn change(c: Change) -> event_pb::conversation_event::Change {
         }),
         Change::RoleUpdated(m) => C::MemberRoleUpdated(event_pb::MemberRoleUpdated {
             member: Some(member(m)),
+        }),
+        Change::PollClosed {
+            poll_id,
+            message_id,
+            tally: t,
+        } => C::PollClosed(event_pb::PollClosed {
+            poll_id: poll_id.to_string(),
+            message_id: message_id.to_string(),
+            results: Some(tally(t)),
+            closed_time: Some(timestamp(time)),
         }),
         Change::Deleted => C::ConversationDeleted(event_pb::ConversationDeleted {}),
     }
@@ -239,7 +264,7 @@ fn event(e: &Event, viewer: uuid::Uuid) -> event_pb::subscribe_response::Event {
             seq,
             actor_user_id: actor.to_string(),
             create_time: Some(timestamp(time)),
-            change: Some(change(c)),
+            change: Some(change(c, time)),
         }),
         Event::ReadState {
             conversation_id,
@@ -301,18 +326,41 @@ pub fn stream_item(item: StreamItem, viewer: uuid::Uuid) -> event_pb::SubscribeR
                 }),
             )
         }
-        StreamItem::Typing { signal, cursor } => (
+        StreamItem::Signal { signal, cursor } => (
             cursor,
-            E::Typing(event_pb::Typing {
-                conversation_id: signal.conversation_id.to_string(),
-                user_id: signal.user_id.to_string(),
-                typing: signal.typing,
-                expire_time: signal.expire_time.map(timestamp),
-            }),
+            match &*signal {
+                Signal::Typing(signal) => E::Typing(event_pb::Typing {
+                    conversation_id: signal.conversation_id.to_string(),
+                    user_id: signal.user_id.to_string(),
+                    typing: signal.typing,
+                    expire_time: signal.expire_time.map(timestamp),
+                }),
+                Signal::PollTally(signal) => E::PollTally(event_pb::PollTally {
+                    conversation_id: signal.conversation_id.to_string(),
+                    poll_id: signal.poll_id.to_string(),
+                    results: Some(tally(signal.tally.clone())),
+                }),
+            },
         ),
     };
     event_pb::SubscribeResponse {
         cursor: encode_cursor(cursor),
         event: Some(event),
+    }
+}
+
+/// A poll's tally as the contract spells it.
+pub fn tally(t: Tally) -> poll_pb::PollResults {
+    poll_pb::PollResults {
+        counts: t
+            .counts
+            .into_iter()
+            .map(|(option, votes)| poll_pb::OptionCount {
+                option_id: option.to_string(),
+                votes,
+            })
+            .collect(),
+        total_voters: t.total_voters,
+        version: t.version,
     }
 }

@@ -7,15 +7,17 @@ use secureconnect_proto::event::v1::{self as pb, event_service_server::EventServ
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
-use super::{convert, principal};
+use super::{convert, poll, principal};
 use crate::{
     auth::{Auth, Operation},
     events::Events,
+    polls::Polls,
 };
 
 pub struct EventApi {
     pub auth: Arc<Auth>,
     pub events: Arc<Events>,
+    pub polls: Arc<Polls>,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
@@ -34,8 +36,19 @@ impl EventService for EventApi {
             .subscribe(&who, &req.into_inner().cursor)
             .await?;
         let viewer = who.user_id;
-        let stream =
-            ReceiverStream::new(items).map(move |item| Ok(convert::stream_item(item, viewer)));
+        let polls = self.polls.clone();
+        // A poll message shows the poll as the member sees it when it is delivered (so a
+        // replay carries the current tally): one read per poll message, none for others.
+        let stream = ReceiverStream::new(items).then(move |item| {
+            let polls = polls.clone();
+            async move {
+                let mut response = convert::stream_item(item, viewer);
+                if let Some(message) = poll::event_message(&mut response) {
+                    poll::with_polls(&polls, viewer, [message]).await;
+                }
+                Ok(response)
+            }
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -5,15 +5,17 @@ use std::sync::Arc;
 use secureconnect_proto::message::v1::{self as pb, message_service_server::MessageService};
 use tonic::{Request, Response, Status};
 
-use super::{convert, principal};
+use super::{convert, poll, principal};
 use crate::{
     auth::{Auth, Operation},
     chat::{Chat, ForwardMessage, MessagePage, SendMessage},
+    polls::Polls,
 };
 
 pub struct MessageApi {
     pub auth: Arc<Auth>,
     pub chat: Arc<Chat>,
+    pub polls: Arc<Polls>,
 }
 
 #[tonic::async_trait]
@@ -47,8 +49,10 @@ impl MessageService for MessageApi {
             .chat
             .get_message(&who, &r.conversation_id, &r.message_id)
             .await?;
+        let mut message = convert::message(message);
+        poll::with_polls(&self.polls, who.user_id, [&mut message]).await;
         Ok(Response::new(pb::GetMessageResponse {
-            message: Some(convert::message(message)),
+            message: Some(message),
         }))
     }
 
@@ -66,8 +70,10 @@ impl MessageService for MessageApi {
             page_token: r.page_token,
         };
         let (messages, next_page_token) = self.chat.list_messages(&who, page).await?;
+        let mut messages: Vec<pb::Message> = messages.into_iter().map(convert::message).collect();
+        poll::with_polls(&self.polls, who.user_id, &mut messages).await;
         Ok(Response::new(pb::ListMessagesResponse {
-            messages: messages.into_iter().map(convert::message).collect(),
+            messages,
             next_page_token,
         }))
     }

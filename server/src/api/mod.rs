@@ -18,6 +18,7 @@ pub mod conversation;
 pub mod convert;
 pub mod event;
 pub mod message;
+pub mod poll;
 pub mod presence;
 pub mod user;
 

@@ -184,7 +184,7 @@ impl Auth {
                             Err(err) => tracing::warn!(error = %err, "cannot reload revocations"),
                         }
                     }
-                    Ok(BusMessage::Event(_) | BusMessage::Typing(_)) => {}
+                    Ok(BusMessage::Event(_) | BusMessage::Signal(_)) => {}
                     Err(RecvError::Closed) => return,
                 }
             }

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::domain::{Published, TypingSignal};
+use crate::domain::{Published, Signal};
 
 mod redis;
 mod routes;
@@ -30,8 +30,9 @@ pub enum BusMessage {
     Resync,
     /// A session was revoked on another node: its tokens and streams must stop here too.
     SessionRevoked(uuid::Uuid),
-    /// Someone is typing (ephemeral: a stream that misses it loses nothing that matters).
-    Typing(Arc<TypingSignal>),
+    /// Something ephemeral (typing, a poll's tally): a stream that misses it loses
+    /// nothing that matters.
+    Signal(Arc<Signal>),
 }
 
 /// Fan-out of committed events to every open stream.
@@ -42,8 +43,8 @@ pub trait EventBus: Send + Sync {
     fn publish(&self, event: Published);
     /// Tells the other nodes that a session was revoked (this node already knows).
     fn publish_revocation(&self, session: uuid::Uuid);
-    /// Hands a typing indication to the recipients' streams on every node.
-    fn publish_typing(&self, signal: TypingSignal);
+    /// Hands an ephemeral signal to the recipients' streams on every node.
+    fn publish_signal(&self, signal: Signal);
     /// A receiver of everything published from now on.
     fn subscribe(&self) -> broadcast::Receiver<BusMessage>;
     /// A stream of `user` opened on this node: from now on other nodes send their events
@@ -84,8 +85,8 @@ impl EventBus for LocalBus {
         let _ = self.sender.send(BusMessage::Event(Arc::new(event)));
     }
 
-    fn publish_typing(&self, signal: TypingSignal) {
-        let _ = self.sender.send(BusMessage::Typing(Arc::new(signal)));
+    fn publish_signal(&self, signal: Signal) {
+        let _ = self.sender.send(BusMessage::Signal(Arc::new(signal)));
     }
 
     fn publish_revocation(&self, _session: uuid::Uuid) {

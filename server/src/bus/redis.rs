@@ -21,7 +21,7 @@ use super::{
     routes::{self, Routes},
 };
 use crate::{
-    domain::{Published, TypingSignal},
+    domain::{Published, Signal},
     error::{Error, Result},
     format::{self, BusPayload},
     redis_keys,
@@ -148,10 +148,10 @@ impl EventBus for RedisBus {
         }
     }
 
-    fn publish_typing(&self, signal: TypingSignal) {
-        let wire = Wire::Typing(signal.clone());
-        let _ = self.local.send(BusMessage::Typing(Arc::new(signal)));
-        // Dropped when the queue is full: a missed typing indication is harmless.
+    fn publish_signal(&self, signal: Signal) {
+        let wire = Wire::Signal(signal.clone());
+        let _ = self.local.send(BusMessage::Signal(Arc::new(signal)));
+        // Dropped when the queue is full: a missed signal is harmless.
         let _ = self.outbox.try_send(wire);
     }
 
@@ -198,7 +198,7 @@ async fn refresh_routes(routes: Arc<Routes>, shutdown: CancellationToken) {
 async fn targets(body: &Wire, routes: &Routes, channels: &Channels) -> Vec<String> {
     let recipients: Vec<Uuid> = match body {
         Wire::Event(published) => published.recipients.keys().copied().collect(),
-        Wire::Typing(signal) => signal.recipients.clone(),
+        Wire::Signal(signal) => signal.recipients().to_vec(),
         Wire::SessionRevoked(_) => return vec![channels.broadcast.clone()],
     };
     if recipients.len() > routes::MAX_ROUTED_RECIPIENTS {
@@ -324,6 +324,6 @@ fn decode(payload: &[u8], this_node: Uuid) -> Option<BusMessage> {
     Some(match body {
         Wire::Event(published) => BusMessage::Event(Arc::new(published)),
         Wire::SessionRevoked(session) => BusMessage::SessionRevoked(session),
-        Wire::Typing(signal) => BusMessage::Typing(Arc::new(signal)),
+        Wire::Signal(signal) => BusMessage::Signal(Arc::new(signal)),
     })
 }

@@ -131,12 +131,22 @@ impl Chat {
                 message: "a deleted message cannot be forwarded",
             });
         };
-        if matches!(content, Content::Encrypted(_)) {
+        match content {
             // Ciphertext is keyed to its conversation: only clients can re-encrypt it.
-            return Err(Error::FailedPrecondition {
-                reason: Reason::EncryptionMismatch,
-                message: "end-to-end encrypted messages are forwarded by re-encrypting on the client",
-            });
+            Content::Encrypted(_) => {
+                return Err(Error::FailedPrecondition {
+                    reason: Reason::EncryptionMismatch,
+                    message: "end-to-end encrypted messages are forwarded by re-encrypting on the client",
+                });
+            }
+            // A poll's votes belong to its conversation.
+            Content::Poll(_) => {
+                return Err(Error::FailedPrecondition {
+                    reason: Reason::PollMessage,
+                    message: "a poll cannot be forwarded: create a new poll",
+                });
+            }
+            Content::Text(_) => {}
         }
         self.limit_sends(who).await?;
         self.check_can_post(who, target, &content).await?;
@@ -306,6 +316,10 @@ impl Chat {
     fn check_content(&self, v: &mut Violations, field: &str, content: Option<&Content>) {
         match content {
             None => v.add(field, "required: text or encrypted_payload"),
+            Some(Content::Poll(_)) => v.add(
+                &format!("{field}.poll"),
+                "polls are created with PollService.CreatePoll",
+            ),
             Some(Content::Text(text)) => {
                 if text.trim().is_empty() {
                     v.add(&format!("{field}.text"), "must not be empty");
@@ -356,7 +370,8 @@ fn check_metadata(v: &mut Violations, metadata: &BTreeMap<String, String>) {
 /// End-to-end encrypted conversations carry only ciphertext, others only text.
 fn check_encryption(end_to_end_encrypted: bool, content: &Content) -> Result<()> {
     match (end_to_end_encrypted, content) {
-        (true, Content::Encrypted(_)) | (false, Content::Text(_)) => Ok(()),
+        // A poll is never encrypted (the server counts its votes), in any conversation.
+        (true, Content::Encrypted(_)) | (false, Content::Text(_)) | (_, Content::Poll(_)) => Ok(()),
         (true, Content::Text(_)) => Err(Error::FailedPrecondition {
             reason: Reason::EncryptionMismatch,
             message: "this conversation is end-to-end encrypted: send encrypted_payload",
@@ -381,6 +396,7 @@ fn content_bytes(content: &Content) -> Vec<u8> {
     let (kind, bytes): (u8, &[u8]) = match content {
         Content::Text(text) => (1, text.as_bytes()),
         Content::Encrypted(bytes) => (2, bytes),
+        Content::Poll(poll) => (3, poll.poll_id.as_bytes()),
     };
     let mut out = vec![kind];
     out.extend_from_slice(bytes);

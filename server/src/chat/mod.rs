@@ -15,7 +15,7 @@ use crate::{
 
 mod conversations;
 mod messages;
-mod request_ids;
+pub(crate) mod request_ids;
 
 pub use crate::domain::DetailsChanges;
 pub use conversations::CreateConversation;

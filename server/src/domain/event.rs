@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{ConversationKind, Details, Member, Message, Time, User};
+use super::{ConversationKind, Details, Member, Message, Time, User, poll::Tally};
 
 /// A durable event. Conversation events carry the conversation's `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +69,12 @@ pub enum Change {
     RoleUpdated(Member),
     /// The group was deleted: the last event of its timeline.
     Deleted,
+    /// A poll closed, with its final tally.
+    PollClosed {
+        poll_id: Uuid,
+        message_id: Uuid,
+        tally: Tally,
+    },
 }
 
 /// One event in one user's feed: `feed_seq` is dense per user and is the resume cursor.
@@ -106,4 +112,31 @@ pub struct TypingSignal {
     pub typing: bool,
     pub expire_time: Option<Time>,
     pub recipients: Vec<Uuid>,
+}
+
+/// A poll's tally changed: ephemeral, addressed to the members who may see it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TallySignal {
+    pub conversation_id: Uuid,
+    pub poll_id: Uuid,
+    pub tally: Tally,
+    pub recipients: Vec<Uuid>,
+}
+
+/// Something ephemeral for some users' streams: never stored and never replayed, so a
+/// stream that misses one loses nothing that matters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    Typing(TypingSignal),
+    PollTally(TallySignal),
+}
+
+impl Signal {
+    /// Whose streams it is for.
+    pub fn recipients(&self) -> &[Uuid] {
+        match self {
+            Signal::Typing(signal) => &signal.recipients,
+            Signal::PollTally(signal) => &signal.recipients,
+        }
+    }
 }

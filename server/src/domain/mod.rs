@@ -10,7 +10,9 @@ pub mod event;
 pub mod poll;
 pub mod rules;
 
-pub use event::{Change, Contact, ContactRequest, Event, FeedItem, Published, TypingSignal};
+pub use event::{
+    Change, Contact, ContactRequest, Event, FeedItem, Published, Signal, TallySignal, TypingSignal,
+};
 
 /// Point in time used everywhere in the domain.
 pub type Time = DateTime<Utc>;
@@ -150,6 +152,16 @@ pub enum Content {
     Text(String),
     /// End-to-end encrypted bytes the server never reads.
     Encrypted(#[serde(with = "base64_bytes")] Vec<u8>),
+    /// A poll; its options, votes and state live with the poll.
+    Poll(PollRef),
+}
+
+/// The poll a poll message carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollRef {
+    pub poll_id: Uuid,
+    /// Kept with the message for previews and history readers.
+    pub question: String,
 }
 
 /// A message; `content` is `None` once deleted (a tombstone).

@@ -61,6 +61,8 @@ pub struct PollOption {
 pub struct Tally {
     pub counts: Vec<(Uuid, u32)>,
     pub total_voters: u32,
+    /// Grows with every change: of two tallies of one poll, the higher is newer.
+    pub version: u64,
 }
 
 /// A poll as stored: everything but who voted for what.
@@ -68,6 +70,8 @@ pub struct Tally {
 pub struct PollRecord {
     pub id: Uuid,
     pub conversation_id: Uuid,
+    /// The timeline message that carries it.
+    pub message_id: Uuid,
     pub creator: Uuid,
     pub question: String,
     pub options: Vec<PollOption>,

@@ -36,6 +36,10 @@ pub enum Act {
     DeleteMessage {
         author: Uuid,
     },
+    /// Closing a poll created by `creator`.
+    ClosePoll {
+        creator: Uuid,
+    },
 }
 
 /// The first rule: only members act in a conversation (`role` is `None` for anyone
@@ -81,6 +85,12 @@ pub fn authorize(actor: Uuid, role: Role, act: Act) -> Result<()> {
             Err(Error::PermissionDenied {
                 reason: Reason::NotAuthor,
                 message: "only the author or a group admin can delete a message",
+            })
+        }
+        Act::ClosePoll { creator } if creator != actor && role < Role::Admin => {
+            Err(Error::PermissionDenied {
+                reason: Reason::NotAuthor,
+                message: "only the poll's creator or a group admin can close it",
             })
         }
         _ => Ok(()),

@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::{
     domain::{
         Change, ContactRequest, Content, ConversationKind, Details, Event, Forwarded, Member,
-        Message, Published, Role, Time, TypingSignal, User,
+        Message, PollRef, Published, Role, Signal, TallySignal, Time, TypingSignal, User,
+        poll::Tally,
     },
     error::{Error, Result},
 };
@@ -25,8 +26,8 @@ pub enum BusPayload {
     Event(Published),
     /// A session was revoked.
     SessionRevoked(Uuid),
-    /// Someone is typing.
-    Typing(TypingSignal),
+    /// Something ephemeral: typing, a poll's tally.
+    Signal(Signal),
 }
 
 fn bad(what: &str) -> Error {
@@ -152,6 +153,10 @@ pub fn message_to_proto(m: &Message) -> pb::Message {
         content: m.content.as_ref().map(|c| match c {
             Content::Text(text) => pb::message::Content::Text(text.clone()),
             Content::Encrypted(bytes) => pb::message::Content::Encrypted(bytes.clone()),
+            Content::Poll(poll) => pb::message::Content::Poll(pb::PollRef {
+                poll_id: id_bytes(poll.poll_id),
+                question: poll.question.clone(),
+            }),
         }),
         metadata: m.metadata.clone().into_iter().collect(),
         reply_to: m.reply_to.map(id_bytes).unwrap_or_default(),
@@ -171,10 +176,19 @@ pub fn message_from_proto(m: pb::Message) -> Result<Message> {
         conversation_id: id(&m.conversation_id)?,
         seq: m.seq,
         sender_id: id(&m.sender_id)?,
-        content: m.content.map(|c| match c {
-            pb::message::Content::Text(text) => Content::Text(text),
-            pb::message::Content::Encrypted(bytes) => Content::Encrypted(bytes),
-        }),
+        content: m
+            .content
+            .map(|c| {
+                Ok::<_, Error>(match c {
+                    pb::message::Content::Text(text) => Content::Text(text),
+                    pb::message::Content::Encrypted(bytes) => Content::Encrypted(bytes),
+                    pb::message::Content::Poll(poll) => Content::Poll(PollRef {
+                        poll_id: id(&poll.poll_id)?,
+                        question: poll.question,
+                    }),
+                })
+            })
+            .transpose()?,
         metadata: m.metadata.into_iter().collect(),
         reply_to: optional_id(&m.reply_to)?,
         create_time: time_from(m.create_time)?,
@@ -222,7 +236,44 @@ fn change(c: &Change) -> conversation_event::Change {
         }),
         Change::RoleUpdated(m) => P::RoleUpdated(member(m)),
         Change::Deleted => P::Deleted(pb::ConversationDeleted {}),
+        Change::PollClosed {
+            poll_id,
+            message_id,
+            tally: t,
+        } => P::PollClosed(pb::PollClosed {
+            poll_id: id_bytes(*poll_id),
+            message_id: id_bytes(*message_id),
+            tally: Some(tally(t)),
+        }),
     }
+}
+
+fn tally(t: &Tally) -> pb::Tally {
+    pb::Tally {
+        counts: t
+            .counts
+            .iter()
+            .map(|(option, votes)| pb::OptionCount {
+                option_id: id_bytes(*option),
+                votes: *votes,
+            })
+            .collect(),
+        total_voters: t.total_voters,
+        version: t.version,
+    }
+}
+
+fn tally_from(t: Option<pb::Tally>) -> Result<Tally> {
+    let t = t.ok_or_else(|| bad("a poll event without its tally"))?;
+    Ok(Tally {
+        counts: t
+            .counts
+            .into_iter()
+            .map(|c| Ok((id(&c.option_id)?, c.votes)))
+            .collect::<Result<_>>()?,
+        total_voters: t.total_voters,
+        version: t.version,
+    })
 }
 
 fn change_from(c: Option<conversation_event::Change>) -> Result<Change> {
@@ -250,6 +301,11 @@ fn change_from(c: Option<conversation_event::Change>) -> Result<Change> {
             },
             P::RoleUpdated(m) => Change::RoleUpdated(member_from(m)?),
             P::Deleted(_) => Change::Deleted,
+            P::PollClosed(closed) => Change::PollClosed {
+                poll_id: id(&closed.poll_id)?,
+                message_id: id(&closed.message_id)?,
+                tally: tally_from(closed.tally)?,
+            },
         },
     )
 }
@@ -361,13 +417,21 @@ pub fn bus_to_proto(node: Uuid, payload: &BusPayload) -> pb::BusEnvelope {
         BusPayload::SessionRevoked(session) => {
             bus_envelope::Body::RevokedSessionId(id_bytes(*session))
         }
-        BusPayload::Typing(signal) => bus_envelope::Body::Typing(pb::Typing {
+        BusPayload::Signal(Signal::Typing(signal)) => bus_envelope::Body::Typing(pb::Typing {
             conversation_id: id_bytes(signal.conversation_id),
             user_id: id_bytes(signal.user_id),
             typing: signal.typing,
             expire_time: signal.expire_time.and_then(time),
             recipients: signal.recipients.iter().map(|u| id_bytes(*u)).collect(),
         }),
+        BusPayload::Signal(Signal::PollTally(signal)) => {
+            bus_envelope::Body::PollTally(pb::PollTally {
+                conversation_id: id_bytes(signal.conversation_id),
+                poll_id: id_bytes(signal.poll_id),
+                tally: Some(tally(&signal.tally)),
+                recipients: signal.recipients.iter().map(|u| id_bytes(*u)).collect(),
+            })
+        }
     };
     pb::BusEnvelope {
         node_id: id_bytes(node),
@@ -393,13 +457,19 @@ pub fn bus_from_proto(envelope: pb::BusEnvelope) -> Result<(Uuid, BusPayload)> {
                 .collect::<Result<HashMap<_, _>>>()?,
         }),
         bus_envelope::Body::RevokedSessionId(session) => BusPayload::SessionRevoked(id(&session)?),
-        bus_envelope::Body::Typing(t) => BusPayload::Typing(TypingSignal {
+        bus_envelope::Body::Typing(t) => BusPayload::Signal(Signal::Typing(TypingSignal {
             conversation_id: id(&t.conversation_id)?,
             user_id: id(&t.user_id)?,
             typing: t.typing,
             expire_time: optional_time_from(t.expire_time)?,
             recipients: t.recipients.iter().map(|u| id(u)).collect::<Result<_>>()?,
-        }),
+        })),
+        bus_envelope::Body::PollTally(t) => BusPayload::Signal(Signal::PollTally(TallySignal {
+            conversation_id: id(&t.conversation_id)?,
+            poll_id: id(&t.poll_id)?,
+            tally: tally_from(t.tally)?,
+            recipients: t.recipients.iter().map(|u| id(u)).collect::<Result<_>>()?,
+        })),
     };
     Ok((node, payload))
 }
@@ -431,7 +501,7 @@ pub fn bus_from_v0_json(json: &[u8]) -> Result<(Uuid, BusPayload)> {
             recipients,
         }),
         Wire::SessionRevoked { session } => BusPayload::SessionRevoked(session),
-        Wire::Typing(signal) => BusPayload::Typing(signal),
+        Wire::Typing(signal) => BusPayload::Signal(Signal::Typing(signal)),
     };
     Ok((envelope.node, payload))
 }

@@ -3,3 +3,8 @@
 
 pub mod coalesce;
 pub mod rules;
+mod service;
+
+pub use service::{
+    CreatePoll, PollFilter, PollPage, PollView, Polls, TALLY_INTERVAL, Voter, VoterPage,
+};

@@ -176,7 +176,8 @@ pub fn sees_results(settings: &PollSettings, state: PollState, voted: bool) -> b
     }
 }
 
-/// Counts `votes` (each voter's picks) for `options`, in option order.
+/// Counts `votes` (each voter's picks) for `options`, in option order (a recount, to
+/// check the stored counters against).
 pub fn tally<'a>(options: &[PollOption], votes: impl IntoIterator<Item = &'a [Uuid]>) -> Tally {
     let mut counts: Vec<(Uuid, u32)> = options.iter().map(|o| (o.id, 0)).collect();
     let mut total_voters = 0u32;
@@ -194,6 +195,8 @@ pub fn tally<'a>(options: &[PollOption], votes: impl IntoIterator<Item = &'a [Uu
     Tally {
         counts,
         total_voters,
+        // A recount is not a change: it has no place in the poll's versions.
+        version: 0,
     }
 }
 

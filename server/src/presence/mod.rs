@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     auth::Principal,
     bus::EventBus,
-    domain::{Time, TypingSignal},
+    domain::{Signal, Time, TypingSignal},
     error::{Error, Result},
     ratelimit::{Limit, RateLimiter},
     store::{ChatStore, UserStore},
@@ -94,13 +94,13 @@ impl Presence {
         let recipients = self.users.related_users(who.user_id, &recipients).await?;
         let expire_time =
             typing.then(|| Utc::now() + chrono::Duration::from_std(TYPING_TTL).unwrap_or_default());
-        self.bus.publish_typing(TypingSignal {
+        self.bus.publish_signal(Signal::Typing(TypingSignal {
             conversation_id: conversation,
             user_id: who.user_id,
             typing,
             expire_time,
             recipients,
-        });
+        }));
         Ok(expire_time)
     }
 

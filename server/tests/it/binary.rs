@@ -108,6 +108,7 @@ async fn serve_runs_the_embedded_default_and_keeps_state_across_restarts() {
             "background tasks started",
             "SecureConnect is serving",
             "stopping background tasks",
+            "stopped poll closing",
             "stopped feed trimming",
             "stopped health watch",
             "stopped revocation follower",

@@ -21,6 +21,7 @@ mod crash;
 mod errors;
 mod idempotency;
 mod mail;
+mod polls;
 mod postgres_faults;
 mod presence;
 mod presence_store;

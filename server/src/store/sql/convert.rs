@@ -3,10 +3,14 @@
 use std::collections::BTreeMap;
 
 use sea_orm::{DbErr, SqlErr};
+use uuid::Uuid;
 
 use super::entities::{conversations, messages, sessions, users};
 use crate::{
-    domain::{Content, Conversation, ConversationKind, Details, Forwarded, Message, Session, User},
+    domain::{
+        Content, Conversation, ConversationKind, Details, Forwarded, Message, PollRef, Session,
+        User,
+    },
     error::{Error, Result},
 };
 
@@ -87,10 +91,14 @@ pub fn conversation(row: conversations::Model) -> Conversation {
 }
 
 pub fn message(row: messages::Model) -> Result<Message> {
-    let content = match (row.text, row.encrypted_payload) {
-        (Some(text), _) => Some(Content::Text(text)),
-        (None, Some(bytes)) => Some(Content::Encrypted(bytes)),
-        (None, None) => None,
+    let content = match (row.poll_id, row.text, row.encrypted_payload) {
+        (Some(poll_id), question, _) => Some(Content::Poll(PollRef {
+            poll_id,
+            question: question.unwrap_or_default(),
+        })),
+        (None, Some(text), _) => Some(Content::Text(text)),
+        (None, None, Some(bytes)) => Some(Content::Encrypted(bytes)),
+        (None, None, None) => None,
     };
     let metadata: BTreeMap<String, String> =
         serde_json::from_str(&row.metadata).map_err(Error::internal)?;
@@ -114,11 +122,29 @@ pub fn message(row: messages::Model) -> Result<Message> {
     })
 }
 
-/// Splits content into the two nullable columns.
-pub fn content_columns(content: Option<&Content>) -> (Option<String>, Option<Vec<u8>>) {
+/// Content as its nullable columns (a poll keeps its question in `text`).
+#[derive(Default)]
+pub struct ContentColumns {
+    pub text: Option<String>,
+    pub encrypted_payload: Option<Vec<u8>>,
+    pub poll_id: Option<Uuid>,
+}
+
+pub fn content_columns(content: Option<&Content>) -> ContentColumns {
     match content {
-        Some(Content::Text(text)) => (Some(text.clone()), None),
-        Some(Content::Encrypted(bytes)) => (None, Some(bytes.clone())),
-        None => (None, None),
+        Some(Content::Text(text)) => ContentColumns {
+            text: Some(text.clone()),
+            ..ContentColumns::default()
+        },
+        Some(Content::Encrypted(bytes)) => ContentColumns {
+            encrypted_payload: Some(bytes.clone()),
+            ..ContentColumns::default()
+        },
+        Some(Content::Poll(poll)) => ContentColumns {
+            text: Some(poll.question.clone()),
+            poll_id: Some(poll.poll_id),
+            ..ContentColumns::default()
+        },
+        None => ContentColumns::default(),
     }
 }

@@ -142,8 +142,11 @@ pub mod messages {
         pub seq: i64,
         pub sender_id: Uuid,
         pub request_id: String,
+        /// The text; for a poll message, the poll's question.
         pub text: Option<String>,
         pub encrypted_payload: Option<Vec<u8>>,
+        /// Set on a poll message.
+        pub poll_id: Option<Uuid>,
         /// JSON object of string to string.
         pub metadata: String,
         pub reply_to: Option<Uuid>,
@@ -299,6 +302,8 @@ pub mod polls {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: Uuid,
         pub conversation_id: Uuid,
+        /// The timeline message that carries it.
+        pub message_id: Uuid,
         pub creator_id: Uuid,
         pub question: String,
         pub multiple_choice: bool,
@@ -317,6 +322,8 @@ pub mod polls {
         pub closed_time: Option<DateTimeUtc>,
         /// How many members voted (kept with the option counters, in the vote's write).
         pub total_voters: i32,
+        /// Grows with every change of the tally (so streams can order tallies).
+        pub tally_version: i64,
     }
     no_relations!();
 }

@@ -25,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(RequestIdsPerUser),
             Box::new(VersionedEventFormat),
             Box::new(Polls),
+            Box::new(PollsInTimeline),
         ]
     }
 }
@@ -269,35 +270,84 @@ impl MigrationName for Polls {
 #[async_trait::async_trait]
 impl MigrationTrait for Polls {
     async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
-        let schema = Schema::new(manager.get_database_backend());
-        create(manager, &schema, polls::Entity).await?;
-        create(manager, &schema, poll_options::Entity).await?;
-        create(manager, &schema, poll_votes::Entity).await?;
-        index(
-            manager,
-            "idx_polls_conversation",
-            polls::Entity,
-            &["conversation_id", "create_time"],
-            false,
-        )
-        .await?;
-        index(
-            manager,
-            "idx_polls_due",
-            polls::Entity,
-            &["state", "close_time"],
-            false,
-        )
-        .await?;
-        index(
-            manager,
-            "idx_poll_options_key",
-            poll_options::Entity,
-            &["poll_id", "key"],
-            true,
-        )
-        .await
+        create_poll_tables(manager).await
     }
+}
+
+/// Polls join the timeline: a poll message (`messages.poll_id`), the poll's message and
+/// a tally version (`polls.message_id`, `polls.tally_version`). Before this migration no
+/// RPC could create a poll, so poll tables made by m0005 are empty and are made again.
+/// (A database created after this was written already has the columns: hence the checks.)
+struct PollsInTimeline;
+
+impl MigrationName for PollsInTimeline {
+    fn name(&self) -> &str {
+        "m0006_polls_in_timeline"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PollsInTimeline {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        if !manager.has_column("messages", "poll_id").await? {
+            manager
+                .alter_table(
+                    sea_orm_migration::sea_query::Table::alter()
+                        .table(messages::Entity)
+                        .add_column(
+                            sea_orm_migration::sea_query::ColumnDef::new("poll_id")
+                                .uuid()
+                                .null(),
+                        )
+                        .to_owned(),
+                )
+                .await?;
+        }
+        if !manager.has_column("polls", "message_id").await? {
+            for table in ["poll_votes", "poll_options", "polls"] {
+                manager
+                    .drop_table(
+                        sea_orm_migration::sea_query::Table::drop()
+                            .table(sea_orm_migration::sea_query::Alias::new(table))
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+            create_poll_tables(manager).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn create_poll_tables(manager: &SchemaManager<'_>) -> Result<(), sea_orm::DbErr> {
+    let schema = Schema::new(manager.get_database_backend());
+    create(manager, &schema, polls::Entity).await?;
+    create(manager, &schema, poll_options::Entity).await?;
+    create(manager, &schema, poll_votes::Entity).await?;
+    index(
+        manager,
+        "idx_polls_conversation",
+        polls::Entity,
+        &["conversation_id", "create_time"],
+        false,
+    )
+    .await?;
+    index(
+        manager,
+        "idx_polls_due",
+        polls::Entity,
+        &["state", "close_time"],
+        false,
+    )
+    .await?;
+    index(
+        manager,
+        "idx_poll_options_key",
+        poll_options::Entity,
+        &["poll_id", "key"],
+        true,
+    )
+    .await
 }
 
 async fn create<E: EntityTrait>(

@@ -14,6 +14,7 @@ mod auth;
 mod conversations;
 mod events;
 mod messages;
+mod polls;
 mod presence;
 mod users;
 

@@ -216,9 +216,15 @@ impl TestServer {
     /// Shuts down cleanly (streams get `closing`) and starts again on the same address,
     /// data and database, as a deployment restarting the server process would.
     pub async fn restart(&mut self) {
+        self.restart_after(Duration::ZERO).await;
+    }
+
+    /// [`TestServer::restart`], staying down for `pause` first.
+    pub async fn restart_after(&mut self, pause: Duration) {
         if let Some(running) = self.running.take() {
             running.shutdown().await.expect("clean shutdown");
         }
+        tokio::time::sleep(pause).await;
         let running = app::start(self.config.clone())
             .await
             .expect("server restarts");
@@ -435,7 +441,7 @@ pub fn text_content(text: &str) -> MessageContent {
 pub fn text_of(message: &Message) -> Option<&str> {
     match message.content.as_ref()?.body.as_ref()? {
         Body::Text(text) => Some(text),
-        Body::EncryptedPayload(_) => None,
+        Body::EncryptedPayload(_) | Body::Poll(_) => None,
     }
 }
 

@@ -5,9 +5,12 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use secureconnect_server::{
-    domain::poll::{PollRecord, PollSettings, PollState},
+    domain::{
+        Change, Event,
+        poll::{PollRecord, PollSettings, PollState},
+    },
     error::{Error, Reason},
-    store::NewPoll,
+    store::{NewPoll, RequestKey, RequestKind},
 };
 use uuid::Uuid;
 
@@ -23,6 +26,16 @@ fn poll_in(conversation: Uuid, creator: Uuid, settings: PollSettings) -> NewPoll
     }
 }
 
+/// A fresh request id of `user` for creating a poll.
+fn poll_request(user: Uuid) -> RequestKey {
+    request(
+        user,
+        RequestKind::Message,
+        &Uuid::new_v4().to_string(),
+        "poll",
+    )
+}
+
 /// A poll by `creator` in `conversation`, asked now.
 async fn create(
     stores: &Stores,
@@ -32,9 +45,14 @@ async fn create(
 ) -> PollRecord {
     stores
         .polls
-        .create_poll(poll_in(conversation, creator, settings), Utc::now())
+        .create_poll(
+            poll_in(conversation, creator, settings),
+            poll_request(creator),
+            Utc::now(),
+        )
         .await
         .expect("create")
+        .value
 }
 
 fn option(poll: &PollRecord, i: usize) -> String {
@@ -55,6 +73,7 @@ pub async fn polls_are_for_members_only(stores: &Stores) {
         .polls
         .create_poll(
             poll_in(conversation, outsider, PollSettings::default()),
+            poll_request(outsider),
             Utc::now(),
         )
         .await;
@@ -268,7 +287,10 @@ pub async fn concurrent_votes_end_in_exact_tallies(stores: &Stores) {
 pub async fn options_are_added_by_whom_the_poll_allows(stores: &Stores) {
     let (a, b, conversation) = group(stores).await;
     let creator_only = create(stores, conversation, a, PollSettings::default()).await;
-    let by_member = stores.polls.add_option(creator_only.id, b, "Tacos").await;
+    let by_member = stores
+        .polls
+        .add_option(creator_only.id, b, "Tacos", Utc::now())
+        .await;
     assert!(
         matches!(
             by_member,
@@ -281,11 +303,15 @@ pub async fn options_are_added_by_whom_the_poll_allows(stores: &Stores) {
     );
     let added = stores
         .polls
-        .add_option(creator_only.id, a, "  Tacos ")
+        .add_option(creator_only.id, a, "  Tacos ", Utc::now())
         .await
-        .expect("the creator adds");
+        .expect("the creator adds")
+        .value;
     assert_eq!(added.options.last().map(|o| o.text.as_str()), Some("Tacos"));
-    let duplicate = stores.polls.add_option(creator_only.id, a, "pizza").await;
+    let duplicate = stores
+        .polls
+        .add_option(creator_only.id, a, "pizza", Utc::now())
+        .await;
     assert!(
         matches!(duplicate, Err(Error::InvalidArgument(_))),
         "{duplicate:?}"
@@ -302,9 +328,10 @@ pub async fn options_are_added_by_whom_the_poll_allows(stores: &Stores) {
     .await;
     let by_b = stores
         .polls
-        .add_option(open_to_all.id, b, "Curry")
+        .add_option(open_to_all.id, b, "Curry", Utc::now())
         .await
-        .expect("any member adds");
+        .expect("any member adds")
+        .value;
     assert_eq!(by_b.options.len(), 4);
     assert_eq!(by_b.options[3].added_by, b);
 }
@@ -351,9 +378,10 @@ pub async fn due_polls_close_exactly_once(stores: &Stores) {
         };
         let poll = stores
             .polls
-            .create_poll(poll_in(conversation, a, settings), now)
+            .create_poll(poll_in(conversation, a, settings), poll_request(a), now)
             .await
-            .expect("create");
+            .expect("create")
+            .value;
         due.push(poll.id);
     }
     let later = stores
@@ -367,10 +395,12 @@ pub async fn due_polls_close_exactly_once(stores: &Stores) {
                     ..Default::default()
                 },
             ),
+            poll_request(a),
             now,
         )
         .await
-        .expect("create");
+        .expect("create")
+        .value;
     let at = now + chrono::Duration::seconds(1);
     // Four "nodes" at once.
     let racers: Vec<_> = (0..4)
@@ -381,11 +411,25 @@ pub async fn due_polls_close_exactly_once(stores: &Stores) {
         .collect();
     let mut closed = Vec::new();
     for racer in racers {
-        closed.extend(racer.await.expect("racer").into_iter().map(|p| p.id));
+        closed.extend(racer.await.expect("racer").into_iter().map(|p| p.value.id));
     }
     closed.sort();
     due.sort();
     assert_eq!(closed, due, "each due poll closed once, by one racer");
+    // Each close is one timeline event, in every member's feed.
+    let feed = stores.chat.feed(b, 0, 1000).await.expect("feed");
+    let mut announced: Vec<Uuid> = feed
+        .iter()
+        .filter_map(|item| match &*item.event {
+            Event::Conversation {
+                change: Change::PollClosed { poll_id, .. },
+                ..
+            } => Some(*poll_id),
+            _ => None,
+        })
+        .collect();
+    announced.sort();
+    assert_eq!(announced, due, "one PollClosed event per poll");
     let after = stores
         .polls
         .poll(due[0])

@@ -299,6 +299,7 @@ pub(super) async fn delete(
     let published =
         record_change(&txn, conversation, seq, actor, now, None, Change::Deleted).await?;
     store.history.forget(&txn, conversation).await?;
+    crate::store::sql::polls::forget(&txn, conversation).await?;
     members::Entity::delete_many()
         .filter(members::Column::ConversationId.eq(conversation))
         .exec(&txn)

@@ -15,8 +15,8 @@ use crate::{
     },
     error::{Error, Reason, Result},
     store::{
-        Committed, Direction, NewMessage, RequestKey,
-        sql::{SqlStore, accounts, append_event, convert, history, requests},
+        Committed, Direction, NewMessage, NewPoll, RequestKey,
+        sql::{SqlStore, accounts, append_event, convert, history, polls, requests},
     },
 };
 
@@ -90,6 +90,16 @@ impl SqlStore {
             None => Act::DeleteMessage { author },
         };
         rules::authorize(actor, role, act)?;
+        let carried_poll = match &current.content {
+            Some(Content::Poll(poll)) => Some(poll.poll_id),
+            _ => None,
+        };
+        if carried_poll.is_some() && content.is_some() {
+            return Err(Error::FailedPrecondition {
+                reason: Reason::PollMessage,
+                message: "a poll's message is not edited: use the poll's own RPCs",
+            });
+        }
         if current.delete_time.is_some() {
             if content.is_none() {
                 // Deleting twice is a no-op that returns the tombstone.
@@ -101,6 +111,9 @@ impl SqlStore {
             });
         }
         let deleting = content.is_none();
+        if let Some(poll) = carried_poll {
+            polls::mark_deleted(&txn, poll).await?;
+        }
         let message = history::rewritten(current, content, now);
         self.history.update(&txn, &message).await?;
         let change = if deleting {
@@ -118,9 +131,11 @@ impl SqlStore {
     }
 }
 
-pub(super) async fn send(
+/// Sends `new`; with `poll`, the poll it carries is created in the same write.
+pub(in crate::store::sql) async fn send(
     store: &SqlStore,
     new: NewMessage,
+    poll: Option<&NewPoll>,
     now: Time,
 ) -> Result<Committed<Message>> {
     let _guard = store.write_guard().await;
@@ -153,6 +168,9 @@ pub(super) async fn send(
     }
     let recipients = member_ids(&txn, new.conversation_id).await?;
     authorize_post(&txn, kind, new.sender_id, &recipients).await?;
+    if let (Some(poll), Some(Content::Poll(carried))) = (poll, &message.content) {
+        polls::insert(&txn, carried.poll_id, message.id, poll, now).await?;
+    }
     store
         .history
         .insert(&txn, &message, &new.request.id)

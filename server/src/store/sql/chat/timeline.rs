@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// Takes the conversation's next `seq` and records the activity time.
-pub(super) async fn next_seq<C: ConnectionTrait>(
+pub(in crate::store::sql) async fn next_seq<C: ConnectionTrait>(
     txn: &C,
     conversation: Uuid,
     now: Time,
@@ -32,7 +32,7 @@ pub(super) async fn next_seq<C: ConnectionTrait>(
 }
 
 /// [`next_seq`], also returning the conversation's kind from the same row read.
-pub(super) async fn next_seq_and_kind<C: ConnectionTrait>(
+pub(in crate::store::sql) async fn next_seq_and_kind<C: ConnectionTrait>(
     txn: &C,
     conversation: Uuid,
     now: Time,
@@ -60,7 +60,7 @@ pub(super) async fn next_seq_and_kind<C: ConnectionTrait>(
 /// Records `change` as the conversation's timeline event number `seq` (taken with
 /// [`next_seq`] at the start of the write), in the members' feeds (plus `also`, such as a
 /// member who just left).
-pub(super) async fn record_change<C: ConnectionTrait>(
+pub(in crate::store::sql) async fn record_change<C: ConnectionTrait>(
     txn: &C,
     conversation: Uuid,
     seq: u64,
@@ -75,7 +75,7 @@ pub(super) async fn record_change<C: ConnectionTrait>(
     append_event(txn, event, &recipients, now).await
 }
 
-pub(super) fn conversation_event(
+pub(in crate::store::sql) fn conversation_event(
     conversation_id: Uuid,
     seq: u64,
     actor: Uuid,
@@ -91,7 +91,7 @@ pub(super) fn conversation_event(
     }
 }
 
-pub(super) async fn member_ids<C: ConnectionTrait>(
+pub(in crate::store::sql) async fn member_ids<C: ConnectionTrait>(
     txn: &C,
     conversation: Uuid,
 ) -> Result<Vec<Uuid>> {
@@ -104,7 +104,7 @@ pub(super) async fn member_ids<C: ConnectionTrait>(
         .await?)
 }
 
-pub(super) async fn feed(
+pub(in crate::store::sql) async fn feed(
     store: &SqlStore,
     user: Uuid,
     after: u64,
@@ -138,7 +138,7 @@ pub(super) async fn feed(
         .collect()
 }
 
-pub(super) async fn feed_head(store: &SqlStore, user: Uuid) -> Result<u64> {
+pub(in crate::store::sql) async fn feed_head(store: &SqlStore, user: Uuid) -> Result<u64> {
     let head: Option<i64> = users::Entity::find_by_id(user)
         .select_only()
         .column(users::Column::FeedSeq)
@@ -151,11 +151,11 @@ pub(super) async fn feed_head(store: &SqlStore, user: Uuid) -> Result<u64> {
 /// A change to a conversation under way: the write's transaction (with SQLite's writer
 /// lock), the conversation locked by taking the change's `seq`, and the actor's role as
 /// it stands now.
-pub(super) struct Locked<'a> {
-    pub(super) _writer: Option<tokio::sync::MutexGuard<'a, ()>>,
-    pub(super) txn: DatabaseTransaction,
-    pub(super) seq: u64,
-    pub(super) role: Role,
+pub(in crate::store::sql) struct Locked<'a> {
+    pub(in crate::store::sql) _writer: Option<tokio::sync::MutexGuard<'a, ()>>,
+    pub(in crate::store::sql) txn: DatabaseTransaction,
+    pub(in crate::store::sql) seq: u64,
+    pub(in crate::store::sql) role: Role,
 }
 
 impl SqlStore {
@@ -163,7 +163,7 @@ impl SqlStore {
     /// conversation, so every check that follows sees each removal or demotion committed
     /// before, and one committing after waits for this write. Non-members get
     /// `NOT_FOUND`, before anything else of the conversation is read for them.
-    pub(super) async fn begin_change(
+    pub(in crate::store::sql) async fn begin_change(
         &self,
         conversation: Uuid,
         actor: Uuid,

@@ -45,7 +45,7 @@ impl MessageHistory for SqlHistory {
         message: &Message,
         request_id: &str,
     ) -> Result<()> {
-        let (text, encrypted_payload) = convert::content_columns(message.content.as_ref());
+        let columns = convert::content_columns(message.content.as_ref());
         let metadata = serde_json::to_string(&message.metadata).map_err(Error::internal)?;
         messages::ActiveModel {
             id: Set(message.id),
@@ -53,8 +53,9 @@ impl MessageHistory for SqlHistory {
             seq: Set(convert::seq_to_db(message.seq)),
             sender_id: Set(message.sender_id),
             request_id: Set(request_id.to_owned()),
-            text: Set(text),
-            encrypted_payload: Set(encrypted_payload),
+            text: Set(columns.text),
+            encrypted_payload: Set(columns.encrypted_payload),
+            poll_id: Set(columns.poll_id),
             metadata: Set(metadata),
             reply_to: Set(message.reply_to),
             forwarded_sender_id: Set(message.forwarded_from.map(|f| f.sender_id)),
@@ -73,10 +74,11 @@ impl MessageHistory for SqlHistory {
             .one(txn)
             .await?
             .ok_or(Error::NotFound("message"))?;
-        let (text, encrypted_payload) = convert::content_columns(message.content.as_ref());
+        let columns = convert::content_columns(message.content.as_ref());
         let mut active = row.into_active_model();
-        active.text = Set(text);
-        active.encrypted_payload = Set(encrypted_payload);
+        active.text = Set(columns.text);
+        active.encrypted_payload = Set(columns.encrypted_payload);
+        active.poll_id = Set(columns.poll_id);
         active.metadata = Set(serde_json::to_string(&message.metadata).map_err(Error::internal)?);
         active.edit_time = Set(message.edit_time);
         active.delete_time = Set(message.delete_time);

@@ -10,6 +10,8 @@ import type { ConversationSettings, ConversationType, Member } from "../../conve
 import { file_secureconnect_conversation_v1_conversation } from "../../conversation/v1/conversation_pb.js";
 import type { Message as Message$1 } from "../../message/v1/message_pb.js";
 import { file_secureconnect_message_v1_message } from "../../message/v1/message_pb.js";
+import type { PollResults } from "../../poll/v1/poll_pb.js";
+import { file_secureconnect_poll_v1_poll } from "../../poll/v1/poll_pb.js";
 import type { Contact, ContactRequest } from "../../user/v1/user_pb.js";
 import { file_secureconnect_user_v1_user } from "../../user/v1/user_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -18,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file secureconnect/event/v1/event.proto.
  */
 export const file_secureconnect_event_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("CiJzZWN1cmVjb25uZWN0L2V2ZW50L3YxL2V2ZW50LnByb3RvEhZzZWN1cmVjb25uZWN0LmV2ZW50LnYxIiIKEFN1YnNjcmliZVJlcXVlc3QSDgoGY3Vyc29yGAEgASgJIq8DChFTdWJzY3JpYmVSZXNwb25zZRIOCgZjdXJzb3IYASABKAkSNQoJY2F1Z2h0X3VwGAIgASgLMiAuc2VjdXJlY29ubmVjdC5ldmVudC52MS5DYXVnaHRVcEgAEjYKCWhlYXJ0YmVhdBgDIAEoCzIhLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuSGVhcnRiZWF0SAASKgoDZ2FwGAQgASgLMhsuc2VjdXJlY29ubmVjdC5ldmVudC52MS5HYXBIABJHChJjb252ZXJzYXRpb25fZXZlbnQYBSABKAsyKS5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvbkV2ZW50SAASNwoKdXNlcl9ldmVudBgGIAEoCzIhLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuVXNlckV2ZW50SAASMgoHY2xvc2luZxgHIAEoCzIfLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuQ2xvc2luZ0gAEjAKBnR5cGluZxgIIAEoCzIeLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuVHlwaW5nSABCBwoFZXZlbnQicwoGVHlwaW5nEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg4KBnR5cGluZxgDIAEoCBIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiCgoIQ2F1Z2h0VXAiCwoJSGVhcnRiZWF0IgUKA0dhcCJACgdDbG9zaW5nEjUKBnJlYXNvbhgBIAEoDjIlLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuQ2xvc2luZ1JlYXNvbiLyBQoRQ29udmVyc2F0aW9uRXZlbnQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEgsKA3NlcRgCIAEoBBIVCg1hY3Rvcl91c2VyX2lkGAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5CgxtZXNzYWdlX3NlbnQYCiABKAsyIS5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZUgAEjsKDm1lc3NhZ2VfZWRpdGVkGAsgASgLMiEuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLk1lc3NhZ2VIABI8Cg9tZXNzYWdlX2RlbGV0ZWQYDCABKAsyIS5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZUgAEksKFGNvbnZlcnNhdGlvbl9jcmVhdGVkGA0gASgLMisuc2VjdXJlY29ubmVjdC5ldmVudC52MS5Db252ZXJzYXRpb25DcmVhdGVkSAASSwoUY29udmVyc2F0aW9uX3VwZGF0ZWQYDiABKAsyKy5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvblVwZGF0ZWRIABI9Cg1tZW1iZXJzX2FkZGVkGA8gASgLMiQuc2VjdXJlY29ubmVjdC5ldmVudC52MS5NZW1iZXJzQWRkZWRIABI/Cg5tZW1iZXJfcmVtb3ZlZBgQIAEoCzIlLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuTWVtYmVyUmVtb3ZlZEgAEkgKE21lbWJlcl9yb2xlX3VwZGF0ZWQYESABKAsyKS5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLk1lbWJlclJvbGVVcGRhdGVkSAASSwoUY29udmVyc2F0aW9uX2RlbGV0ZWQYEiABKAsyKy5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvbkRlbGV0ZWRIAEIICgZjaGFuZ2UiTQoTQ29udmVyc2F0aW9uRGV0YWlscxINCgV0aXRsZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRISCgphdmF0YXJfdXJsGAMgASgJIpECChNDb252ZXJzYXRpb25DcmVhdGVkEj0KBHR5cGUYASABKA4yLy5zZWN1cmVjb25uZWN0LmNvbnZlcnNhdGlvbi52MS5Db252ZXJzYXRpb25UeXBlEjwKB2RldGFpbHMYAiABKAsyKy5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvbkRldGFpbHMSRQoIc2V0dGluZ3MYAyABKAsyMy5zZWN1cmVjb25uZWN0LmNvbnZlcnNhdGlvbi52MS5Db252ZXJzYXRpb25TZXR0aW5ncxI2CgdtZW1iZXJzGAQgAygLMiUuc2VjdXJlY29ubmVjdC5jb252ZXJzYXRpb24udjEuTWVtYmVyIlMKE0NvbnZlcnNhdGlvblVwZGF0ZWQSPAoHZGV0YWlscxgBIAEoCzIrLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuQ29udmVyc2F0aW9uRGV0YWlscyJGCgxNZW1iZXJzQWRkZWQSNgoHbWVtYmVycxgBIAMoCzIlLnNlY3VyZWNvbm5lY3QuY29udmVyc2F0aW9uLnYxLk1lbWJlciIuCg1NZW1iZXJSZW1vdmVkEg8KB3VzZXJfaWQYASABKAkSDAoEbGVmdBgCIAEoCCIVChNDb252ZXJzYXRpb25EZWxldGVkIkoKEU1lbWJlclJvbGVVcGRhdGVkEjUKBm1lbWJlchgBIAEoCzIlLnNlY3VyZWNvbm5lY3QuY29udmVyc2F0aW9uLnYxLk1lbWJlciLVAgoJVXNlckV2ZW50Ei8KC2NyZWF0ZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJGChJyZWFkX3N0YXRlX3VwZGF0ZWQYCiABKAsyKC5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLlJlYWRTdGF0ZVVwZGF0ZWRIABJJChhjb250YWN0X3JlcXVlc3RfcmVjZWl2ZWQYCyABKAsyJS5zZWN1cmVjb25uZWN0LnVzZXIudjEuQ29udGFjdFJlcXVlc3RIABI3Cg1jb250YWN0X2FkZGVkGAwgASgLMh4uc2VjdXJlY29ubmVjdC51c2VyLnYxLkNvbnRhY3RIABJBCg9jb250YWN0X3JlbW92ZWQYDSABKAsyJi5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnRhY3RSZW1vdmVkSABCCAoGY2hhbmdlIiEKDkNvbnRhY3RSZW1vdmVkEg8KB3VzZXJfaWQYASABKAkiPQoQUmVhZFN0YXRlVXBkYXRlZBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEAoIcmVhZF9zZXEYAiABKAQqkAEKDUNsb3NpbmdSZWFzb24SHgoaQ0xPU0lOR19SRUFTT05fVU5TUEVDSUZJRUQQABIgChxDTE9TSU5HX1JFQVNPTl9TTE9XX0NPTlNVTUVSEAESGwoXQ0xPU0lOR19SRUFTT05fU0hVVERPV04QAhIgChxDTE9TSU5HX1JFQVNPTl9TRVNTSU9OX0VOREVEEAMycgoMRXZlbnRTZXJ2aWNlEmIKCVN1YnNjcmliZRIoLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuU3Vic2NyaWJlUmVxdWVzdBopLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuU3Vic2NyaWJlUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_secureconnect_conversation_v1_conversation, file_secureconnect_message_v1_message, file_secureconnect_user_v1_user]);
+  fileDesc("CiJzZWN1cmVjb25uZWN0L2V2ZW50L3YxL2V2ZW50LnByb3RvEhZzZWN1cmVjb25uZWN0LmV2ZW50LnYxIiIKEFN1YnNjcmliZVJlcXVlc3QSDgoGY3Vyc29yGAEgASgJIugDChFTdWJzY3JpYmVSZXNwb25zZRIOCgZjdXJzb3IYASABKAkSNQoJY2F1Z2h0X3VwGAIgASgLMiAuc2VjdXJlY29ubmVjdC5ldmVudC52MS5DYXVnaHRVcEgAEjYKCWhlYXJ0YmVhdBgDIAEoCzIhLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuSGVhcnRiZWF0SAASKgoDZ2FwGAQgASgLMhsuc2VjdXJlY29ubmVjdC5ldmVudC52MS5HYXBIABJHChJjb252ZXJzYXRpb25fZXZlbnQYBSABKAsyKS5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvbkV2ZW50SAASNwoKdXNlcl9ldmVudBgGIAEoCzIhLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuVXNlckV2ZW50SAASMgoHY2xvc2luZxgHIAEoCzIfLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuQ2xvc2luZ0gAEjAKBnR5cGluZxgIIAEoCzIeLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuVHlwaW5nSAASNwoKcG9sbF90YWxseRgJIAEoCzIhLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuUG9sbFRhbGx5SABCBwoFZXZlbnQiagoJUG9sbFRhbGx5EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRIPCgdwb2xsX2lkGAIgASgJEjMKB3Jlc3VsdHMYAyABKAsyIi5zZWN1cmVjb25uZWN0LnBvbGwudjEuUG9sbFJlc3VsdHMicwoGVHlwaW5nEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg4KBnR5cGluZxgDIAEoCBIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiCgoIQ2F1Z2h0VXAiCwoJSGVhcnRiZWF0IgUKA0dhcCJACgdDbG9zaW5nEjUKBnJlYXNvbhgBIAEoDjIlLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuQ2xvc2luZ1JlYXNvbiKtBgoRQ29udmVyc2F0aW9uRXZlbnQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEgsKA3NlcRgCIAEoBBIVCg1hY3Rvcl91c2VyX2lkGAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5CgxtZXNzYWdlX3NlbnQYCiABKAsyIS5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZUgAEjsKDm1lc3NhZ2VfZWRpdGVkGAsgASgLMiEuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLk1lc3NhZ2VIABI8Cg9tZXNzYWdlX2RlbGV0ZWQYDCABKAsyIS5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZUgAEksKFGNvbnZlcnNhdGlvbl9jcmVhdGVkGA0gASgLMisuc2VjdXJlY29ubmVjdC5ldmVudC52MS5Db252ZXJzYXRpb25DcmVhdGVkSAASSwoUY29udmVyc2F0aW9uX3VwZGF0ZWQYDiABKAsyKy5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvblVwZGF0ZWRIABI9Cg1tZW1iZXJzX2FkZGVkGA8gASgLMiQuc2VjdXJlY29ubmVjdC5ldmVudC52MS5NZW1iZXJzQWRkZWRIABI/Cg5tZW1iZXJfcmVtb3ZlZBgQIAEoCzIlLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuTWVtYmVyUmVtb3ZlZEgAEkgKE21lbWJlcl9yb2xlX3VwZGF0ZWQYESABKAsyKS5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLk1lbWJlclJvbGVVcGRhdGVkSAASSwoUY29udmVyc2F0aW9uX2RlbGV0ZWQYEiABKAsyKy5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvbkRlbGV0ZWRIABI5Cgtwb2xsX2Nsb3NlZBgTIAEoCzIiLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuUG9sbENsb3NlZEgAQggKBmNoYW5nZSKXAQoKUG9sbENsb3NlZBIPCgdwb2xsX2lkGAEgASgJEhIKCm1lc3NhZ2VfaWQYAiABKAkSMwoHcmVzdWx0cxgDIAEoCzIiLnNlY3VyZWNvbm5lY3QucG9sbC52MS5Qb2xsUmVzdWx0cxIvCgtjbG9zZWRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTQoTQ29udmVyc2F0aW9uRGV0YWlscxINCgV0aXRsZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRISCgphdmF0YXJfdXJsGAMgASgJIpECChNDb252ZXJzYXRpb25DcmVhdGVkEj0KBHR5cGUYASABKA4yLy5zZWN1cmVjb25uZWN0LmNvbnZlcnNhdGlvbi52MS5Db252ZXJzYXRpb25UeXBlEjwKB2RldGFpbHMYAiABKAsyKy5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvbkRldGFpbHMSRQoIc2V0dGluZ3MYAyABKAsyMy5zZWN1cmVjb25uZWN0LmNvbnZlcnNhdGlvbi52MS5Db252ZXJzYXRpb25TZXR0aW5ncxI2CgdtZW1iZXJzGAQgAygLMiUuc2VjdXJlY29ubmVjdC5jb252ZXJzYXRpb24udjEuTWVtYmVyIlMKE0NvbnZlcnNhdGlvblVwZGF0ZWQSPAoHZGV0YWlscxgBIAEoCzIrLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuQ29udmVyc2F0aW9uRGV0YWlscyJGCgxNZW1iZXJzQWRkZWQSNgoHbWVtYmVycxgBIAMoCzIlLnNlY3VyZWNvbm5lY3QuY29udmVyc2F0aW9uLnYxLk1lbWJlciIuCg1NZW1iZXJSZW1vdmVkEg8KB3VzZXJfaWQYASABKAkSDAoEbGVmdBgCIAEoCCIVChNDb252ZXJzYXRpb25EZWxldGVkIkoKEU1lbWJlclJvbGVVcGRhdGVkEjUKBm1lbWJlchgBIAEoCzIlLnNlY3VyZWNvbm5lY3QuY29udmVyc2F0aW9uLnYxLk1lbWJlciLVAgoJVXNlckV2ZW50Ei8KC2NyZWF0ZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJGChJyZWFkX3N0YXRlX3VwZGF0ZWQYCiABKAsyKC5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLlJlYWRTdGF0ZVVwZGF0ZWRIABJJChhjb250YWN0X3JlcXVlc3RfcmVjZWl2ZWQYCyABKAsyJS5zZWN1cmVjb25uZWN0LnVzZXIudjEuQ29udGFjdFJlcXVlc3RIABI3Cg1jb250YWN0X2FkZGVkGAwgASgLMh4uc2VjdXJlY29ubmVjdC51c2VyLnYxLkNvbnRhY3RIABJBCg9jb250YWN0X3JlbW92ZWQYDSABKAsyJi5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnRhY3RSZW1vdmVkSABCCAoGY2hhbmdlIiEKDkNvbnRhY3RSZW1vdmVkEg8KB3VzZXJfaWQYASABKAkiPQoQUmVhZFN0YXRlVXBkYXRlZBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEAoIcmVhZF9zZXEYAiABKAQqkAEKDUNsb3NpbmdSZWFzb24SHgoaQ0xPU0lOR19SRUFTT05fVU5TUEVDSUZJRUQQABIgChxDTE9TSU5HX1JFQVNPTl9TTE9XX0NPTlNVTUVSEAESGwoXQ0xPU0lOR19SRUFTT05fU0hVVERPV04QAhIgChxDTE9TSU5HX1JFQVNPTl9TRVNTSU9OX0VOREVEEAMycgoMRXZlbnRTZXJ2aWNlEmIKCVN1YnNjcmliZRIoLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuU3Vic2NyaWJlUmVxdWVzdBopLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuU3Vic2NyaWJlUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_secureconnect_conversation_v1_conversation, file_secureconnect_message_v1_message, file_secureconnect_poll_v1_poll, file_secureconnect_user_v1_user]);
 
 /**
  * Request for `Subscribe`.
@@ -118,6 +120,19 @@ export type SubscribeResponse = Message<"secureconnect.event.v1.SubscribeRespons
      */
     value: Typing;
     case: "typing";
+  } | {
+    /**
+     * A poll's tally changed. Sent only to members who may see the tally
+     * now (see `PollSettings.results_visibility`), at most a few times a
+     * second per poll: each carries the whole tally, so a missed one is
+     * never a loss. Ephemeral like `typing`: a resumed stream does not
+     * replay them, and a poll message it replays or `ListMessages` returns
+     * carries the current tally.
+     *
+     * @generated from field: secureconnect.event.v1.PollTally poll_tally = 9;
+     */
+    value: PollTally;
+    case: "pollTally";
   } | { case: undefined; value?: undefined };
 };
 
@@ -127,6 +142,42 @@ export type SubscribeResponse = Message<"secureconnect.event.v1.SubscribeRespons
  */
 export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE__*/
   messageDesc(file_secureconnect_event_v1_event, 1);
+
+/**
+ * Payload of a `poll_tally` event.
+ *
+ * @generated from message secureconnect.event.v1.PollTally
+ */
+export type PollTally = Message<"secureconnect.event.v1.PollTally"> & {
+  /**
+   * The poll's conversation.
+   *
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * The poll.
+   *
+   * @generated from field: string poll_id = 2;
+   */
+  pollId: string;
+
+  /**
+   * The tally now. Tallies of one poll can arrive out of order from
+   * different servers: keep the one with the highest `version`.
+   *
+   * @generated from field: secureconnect.poll.v1.PollResults results = 3;
+   */
+  results?: PollResults | undefined;
+};
+
+/**
+ * Describes the message secureconnect.event.v1.PollTally.
+ * Use `create(PollTallySchema)` to create a new message.
+ */
+export const PollTallySchema: GenMessage<PollTally> = /*@__PURE__*/
+  messageDesc(file_secureconnect_event_v1_event, 2);
 
 /**
  * Payload of a `typing` event.
@@ -168,7 +219,7 @@ export type Typing = Message<"secureconnect.event.v1.Typing"> & {
  * Use `create(TypingSchema)` to create a new message.
  */
 export const TypingSchema: GenMessage<Typing> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 2);
+  messageDesc(file_secureconnect_event_v1_event, 3);
 
 /**
  * Sent exactly once per stream, when everything before it was delivered and
@@ -185,7 +236,7 @@ export type CaughtUp = Message<"secureconnect.event.v1.CaughtUp"> & {
  * Use `create(CaughtUpSchema)` to create a new message.
  */
 export const CaughtUpSchema: GenMessage<CaughtUp> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 3);
+  messageDesc(file_secureconnect_event_v1_event, 4);
 
 /**
  * Keeps idle connections open through proxies.
@@ -200,7 +251,7 @@ export type Heartbeat = Message<"secureconnect.event.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 4);
+  messageDesc(file_secureconnect_event_v1_event, 5);
 
 /**
  * The cursor was too old (or the backlog too large) to replay. The client
@@ -217,7 +268,7 @@ export type Gap = Message<"secureconnect.event.v1.Gap"> & {
  * Use `create(GapSchema)` to create a new message.
  */
 export const GapSchema: GenMessage<Gap> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 5);
+  messageDesc(file_secureconnect_event_v1_event, 6);
 
 /**
  * The last event on a stream that the server ends on purpose.
@@ -238,7 +289,7 @@ export type Closing = Message<"secureconnect.event.v1.Closing"> & {
  * Use `create(ClosingSchema)` to create a new message.
  */
 export const ClosingSchema: GenMessage<Closing> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 6);
+  messageDesc(file_secureconnect_event_v1_event, 7);
 
 /**
  * A durable change to a conversation's timeline. `seq` is strictly
@@ -354,6 +405,14 @@ export type ConversationEvent = Message<"secureconnect.event.v1.ConversationEven
      */
     value: ConversationDeleted;
     case: "conversationDeleted";
+  } | {
+    /**
+     * A poll closed, by hand or at its close time.
+     *
+     * @generated from field: secureconnect.event.v1.PollClosed poll_closed = 19;
+     */
+    value: PollClosed;
+    case: "pollClosed";
   } | { case: undefined; value?: undefined };
 };
 
@@ -362,7 +421,49 @@ export type ConversationEvent = Message<"secureconnect.event.v1.ConversationEven
  * Use `create(ConversationEventSchema)` to create a new message.
  */
 export const ConversationEventSchema: GenMessage<ConversationEvent> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 7);
+  messageDesc(file_secureconnect_event_v1_event, 8);
+
+/**
+ * Payload of a `poll_closed` event.
+ *
+ * @generated from message secureconnect.event.v1.PollClosed
+ */
+export type PollClosed = Message<"secureconnect.event.v1.PollClosed"> & {
+  /**
+   * The poll.
+   *
+   * @generated from field: string poll_id = 1;
+   */
+  pollId: string;
+
+  /**
+   * The message that carries it.
+   *
+   * @generated from field: string message_id = 2;
+   */
+  messageId: string;
+
+  /**
+   * The final tally (after a close every member may see it).
+   *
+   * @generated from field: secureconnect.poll.v1.PollResults results = 3;
+   */
+  results?: PollResults | undefined;
+
+  /**
+   * When it closed.
+   *
+   * @generated from field: google.protobuf.Timestamp closed_time = 4;
+   */
+  closedTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message secureconnect.event.v1.PollClosed.
+ * Use `create(PollClosedSchema)` to create a new message.
+ */
+export const PollClosedSchema: GenMessage<PollClosed> = /*@__PURE__*/
+  messageDesc(file_secureconnect_event_v1_event, 9);
 
 /**
  * The group's details as of a change.
@@ -397,7 +498,7 @@ export type ConversationDetails = Message<"secureconnect.event.v1.ConversationDe
  * Use `create(ConversationDetailsSchema)` to create a new message.
  */
 export const ConversationDetailsSchema: GenMessage<ConversationDetails> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 8);
+  messageDesc(file_secureconnect_event_v1_event, 10);
 
 /**
  * Payload of a `conversation_created` event.
@@ -439,7 +540,7 @@ export type ConversationCreated = Message<"secureconnect.event.v1.ConversationCr
  * Use `create(ConversationCreatedSchema)` to create a new message.
  */
 export const ConversationCreatedSchema: GenMessage<ConversationCreated> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 9);
+  messageDesc(file_secureconnect_event_v1_event, 11);
 
 /**
  * Payload of a `conversation_updated` event.
@@ -460,7 +561,7 @@ export type ConversationUpdated = Message<"secureconnect.event.v1.ConversationUp
  * Use `create(ConversationUpdatedSchema)` to create a new message.
  */
 export const ConversationUpdatedSchema: GenMessage<ConversationUpdated> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 10);
+  messageDesc(file_secureconnect_event_v1_event, 12);
 
 /**
  * Payload of a `members_added` event.
@@ -481,7 +582,7 @@ export type MembersAdded = Message<"secureconnect.event.v1.MembersAdded"> & {
  * Use `create(MembersAddedSchema)` to create a new message.
  */
 export const MembersAddedSchema: GenMessage<MembersAdded> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 11);
+  messageDesc(file_secureconnect_event_v1_event, 13);
 
 /**
  * Payload of a `member_removed` event.
@@ -509,7 +610,7 @@ export type MemberRemoved = Message<"secureconnect.event.v1.MemberRemoved"> & {
  * Use `create(MemberRemovedSchema)` to create a new message.
  */
 export const MemberRemovedSchema: GenMessage<MemberRemoved> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 12);
+  messageDesc(file_secureconnect_event_v1_event, 14);
 
 /**
  * Payload of a `conversation_deleted` event.
@@ -524,7 +625,7 @@ export type ConversationDeleted = Message<"secureconnect.event.v1.ConversationDe
  * Use `create(ConversationDeletedSchema)` to create a new message.
  */
 export const ConversationDeletedSchema: GenMessage<ConversationDeleted> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 13);
+  messageDesc(file_secureconnect_event_v1_event, 15);
 
 /**
  * Payload of a `member_role_updated` event.
@@ -545,7 +646,7 @@ export type MemberRoleUpdated = Message<"secureconnect.event.v1.MemberRoleUpdate
  * Use `create(MemberRoleUpdatedSchema)` to create a new message.
  */
 export const MemberRoleUpdatedSchema: GenMessage<MemberRoleUpdated> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 14);
+  messageDesc(file_secureconnect_event_v1_event, 16);
 
 /**
  * A change that concerns only the receiving user.
@@ -605,7 +706,7 @@ export type UserEvent = Message<"secureconnect.event.v1.UserEvent"> & {
  * Use `create(UserEventSchema)` to create a new message.
  */
 export const UserEventSchema: GenMessage<UserEvent> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 15);
+  messageDesc(file_secureconnect_event_v1_event, 17);
 
 /**
  * Payload of a `contact_removed` event.
@@ -626,7 +727,7 @@ export type ContactRemoved = Message<"secureconnect.event.v1.ContactRemoved"> & 
  * Use `create(ContactRemovedSchema)` to create a new message.
  */
 export const ContactRemovedSchema: GenMessage<ContactRemoved> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 16);
+  messageDesc(file_secureconnect_event_v1_event, 18);
 
 /**
  * Payload of a `read_state_updated` event.
@@ -654,7 +755,7 @@ export type ReadStateUpdated = Message<"secureconnect.event.v1.ReadStateUpdated"
  * Use `create(ReadStateUpdatedSchema)` to create a new message.
  */
 export const ReadStateUpdatedSchema: GenMessage<ReadStateUpdated> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 17);
+  messageDesc(file_secureconnect_event_v1_event, 19);
 
 /**
  * Why the server ends a stream.
