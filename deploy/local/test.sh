@@ -63,7 +63,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "Rust SDK: documented and publishable"
 RUSTDOCFLAGS="-D warnings" cargo doc -p secureconnect-sdk --no-deps --locked --quiet
 # Packs the SDK with the contract crate it needs and builds both from the packed sources.
-cargo package -p secureconnect-proto -p secureconnect-sdk --locked --allow-dirty --quiet
+# The SDK is verified against the packed contract crate, which Cargo treats as a registry
+# crate: it never re-checks a registry crate's sources, so a contract changed since the
+# last run would build stale. Verification gets a target dir of its own whose contract
+# builds are dropped each time (the rest of it stays warm).
+package_target="$CARGO_TARGET_DIR/package-check"
+rm -rf "$package_target"/debug/.fingerprint/secureconnect-proto-*
+cargo package -p secureconnect-proto -p secureconnect-sdk --locked --allow-dirty --quiet \
+  --target-dir "$package_target"
 
 step "services"
 # A fresh state directory per run, removed on exit with everything in it.

@@ -9,6 +9,7 @@ import {
   ClosingReason,
   type ConversationEvent,
   type EventService,
+  type PollTally,
   type Typing,
   type UserEvent,
 } from "./gen/secureconnect/event/v1/event_pb.js";
@@ -18,6 +19,8 @@ export type StreamEvent =
   | { kind: "conversation"; event: ConversationEvent; cursor: string }
   | { kind: "user"; event: UserEvent; cursor: string }
   | { kind: "typing"; typing: Typing; cursor: string }
+  /** A poll's tally changed (never replayed: a replayed poll message carries the current one). */
+  | { kind: "pollTally"; tally: PollTally; cursor: string }
   /** Events were missed and cannot be replayed: re-read the conversations. */
   | { kind: "gap"; cursor: string }
   /** What follows is live (once per connection, so again after a reconnect). */
@@ -98,6 +101,10 @@ export async function* resumingStream(
           case "typing":
             cursor = previous; // Ephemeral: never moves the cursor.
             yield { kind: "typing", typing: event.value, cursor };
+            break;
+          case "pollTally":
+            cursor = previous;
+            yield { kind: "pollTally", tally: event.value, cursor };
             break;
           case "gap":
             yield { kind: "gap", cursor };

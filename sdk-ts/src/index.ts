@@ -12,12 +12,14 @@ import { AuthService, type RegisterRequestSchema } from "./gen/secureconnect/aut
 import { ConversationService, type Conversation } from "./gen/secureconnect/conversation/v1/conversation_pb.js";
 import { EventService } from "./gen/secureconnect/event/v1/event_pb.js";
 import { MessageService, type Message } from "./gen/secureconnect/message/v1/message_pb.js";
+import { PollService, type Poll, type PollSettingsSchema } from "./gen/secureconnect/poll/v1/poll_pb.js";
 import { PresenceService } from "./gen/secureconnect/presence/v1/presence_pb.js";
 import { UserService } from "./gen/secureconnect/user/v1/user_pb.js";
 import { MemoryTokenStore, type Session, type TokenStore, sessionFrom } from "./session.js";
 
 export * from "./errors.js";
 export type { StreamEvent } from "./events.js";
+export { PollView, pollOf } from "./polls.js";
 export { LocalStorageTokenStore, MemoryTokenStore, type Session, type TokenStore } from "./session.js";
 export { Code } from "@connectrpc/connect";
 export * as proto from "./proto.js";
@@ -41,6 +43,8 @@ export interface SecureConnect {
   readonly users: Client<typeof UserService>;
   readonly conversations: Client<typeof ConversationService>;
   readonly messages: Client<typeof MessageService>;
+  /** Polls in conversations (see `PollView` for one kept live from the event stream). */
+  readonly polls: Client<typeof PollService>;
   readonly events: Client<typeof EventService>;
   readonly presence: Client<typeof PresenceService>;
   /** Creates an account and signs in as it (the session goes to the token store). */
@@ -62,6 +66,13 @@ export interface SecureConnect {
   sendText(conversationId: string, text: string): Promise<Message>;
   /** Every conversation, most recent activity first (what to re-read after a gap). */
   allConversations(): Promise<Conversation[]>;
+  /** Creates a poll under a fresh request id (a retried call never posts twice). */
+  createPoll(
+    conversationId: string,
+    question: string,
+    options: string[],
+    settings?: MessageInitShape<typeof PollSettingsSchema>,
+  ): Promise<Poll>;
 }
 
 /** Connects (lazily) and loads any stored session. */
@@ -82,6 +93,7 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
   const auth = wrap(createClient(AuthService, transport));
   const conversations = wrap(createClient(ConversationService, transport));
   const messages = wrap(createClient(MessageService, transport));
+  const polls = wrap(createClient(PollService, transport));
   const events = createClient(EventService, transport);
   const start = async (userId: string, tokens: Parameters<typeof sessionFrom>[1]) => {
     const session = sessionFrom(userId, tokens);
@@ -93,6 +105,7 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
     users: wrap(createClient(UserService, transport)),
     conversations,
     messages,
+    polls,
     events,
     presence: wrap(createClient(PresenceService, transport)),
     async register(request) {
@@ -120,6 +133,19 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
         throw new SecureConnectError("SendMessage answered no message", Code.Internal, undefined, [], undefined);
       }
       return answer.message;
+    },
+    async createPoll(conversationId, question, options, settings) {
+      const answer = await polls.createPoll({
+        conversationId,
+        question,
+        options,
+        settings,
+        requestId: crypto.randomUUID(),
+      });
+      if (answer.poll === undefined) {
+        throw new SecureConnectError("CreatePoll answered no poll", Code.Internal, undefined, [], undefined);
+      }
+      return answer.poll;
     },
     async allConversations() {
       const all: Conversation[] = [];

@@ -118,3 +118,43 @@ test("two people chat in the browser over gRPC-web", async () => {
   await ann.context.close();
   await bob.context.close();
 });
+
+test("a poll's tally moves live on the creator's page as the other votes", async () => {
+  const ann = await signedUp("pollster");
+  const bob = await signedUp("voter");
+  await ann.page.getByTestId("group-title").fill("Lunch club");
+  await ann.page.getByTestId("group-members").fill(bob.username);
+  await ann.page.getByTestId("create-group").click();
+  await ann.page.getByTestId("chat-title").filter({ hasText: "Lunch club" }).waitFor();
+
+  // Ann creates a poll from the composer.
+  await ann.page.getByTestId("poll-toggle").click();
+  await ann.page.getByTestId("poll-question").fill("Lunch?");
+  await ann.page.getByTestId("poll-options").fill("Pizza, Sushi, Salad");
+  await ann.page.getByTestId("poll-create").click();
+  const annsPoll = ann.page.getByTestId("poll").filter({ hasText: "Lunch?" });
+  await annsPoll.waitFor();
+  await annsPoll.getByTestId("poll-total").filter({ hasText: "0 voted" }).waitFor();
+
+  // Bob opens the group, sees the poll and votes for Sushi.
+  await bob.page.getByTestId("conversation").filter({ hasText: "Lunch club" }).click();
+  const bobsPoll = bob.page.getByTestId("poll").filter({ hasText: "Lunch?" });
+  await bobsPoll.getByTestId("poll-option").filter({ hasText: "Sushi" }).click();
+  await bobsPoll.getByTestId("poll-total").filter({ hasText: "1 voted" }).waitFor();
+
+  // Ann's page moves without a reload: a live tally from the stream.
+  const sushi = annsPoll.getByTestId("poll-option").filter({ hasText: "Sushi" });
+  await sushi.getByTestId("poll-count").filter({ hasText: /^1$/ }).waitFor();
+  await annsPoll.getByTestId("poll-total").filter({ hasText: "1 voted" }).waitFor();
+  const pizza = annsPoll.getByTestId("poll-option").filter({ hasText: "Pizza" });
+  assert.equal(await pizza.getByTestId("poll-count").textContent(), "0");
+
+  // Bob changes his mind; Ann sees the bars move again.
+  await bobsPoll.getByTestId("poll-option").filter({ hasText: "Pizza" }).click();
+  await pizza.getByTestId("poll-count").filter({ hasText: /^1$/ }).waitFor();
+  await sushi.getByTestId("poll-count").filter({ hasText: /^0$/ }).waitFor();
+  await ann.page.screenshot({ path: join(artifacts, "poll-ann.png") });
+  await bob.page.screenshot({ path: join(artifacts, "poll-bob.png") });
+  await ann.context.close();
+  await bob.context.close();
+});

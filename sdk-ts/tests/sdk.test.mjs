@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Code, createSecureConnect, MemoryTokenStore, SecureConnectError, TokenStoreError } from "../dist/index.js";
+import { Code, createSecureConnect, MemoryTokenStore, PollView, SecureConnectError, TokenStoreError } from "../dist/index.js";
 import { createSecureConnectNode } from "../dist/node.js";
 import { ErrorReason } from "../dist/gen/secureconnect/type/v1/type_pb.js";
 import { someone, TestServer } from "./server.mjs";
@@ -86,6 +86,34 @@ for (const [name, connect] of Object.entries(transports)) {
       const down = await nowhere.sendText("x", "y").catch((e) => e);
       assert.ok(down instanceof SecureConnectError, String(down));
       assert.ok([Code.Unavailable, Code.Unknown, Code.Internal].includes(down.code), `code ${down.code}`);
+    });
+
+    test("a poll kept live from the stream: tallies, the close, typed poll errors", async () => {
+      const ann = await connect(server.baseUrl);
+      const bob = await connect(server.baseUrl);
+      await ann.register(someone("ann"));
+      const bobSession = await bob.register(someone("bob"));
+      const { conversation } = await ann.conversations.createConversation({
+        type: 2, // group
+        title: "lunch",
+        memberUserIds: [bobSession.userId],
+      });
+      const stream = ann.eventStream("");
+      await next(stream, (item) => item.kind === "caughtUp");
+      const poll = await ann.createPoll(conversation.conversationId, "Lunch?", ["Pizza", "Sushi"]);
+      const view = new PollView(poll);
+      const sushi = poll.options[1].optionId;
+      await bob.polls.castVote({ pollId: poll.pollId, optionIds: [sushi] });
+      await next(stream, (item) => view.apply(item) && view.poll.results?.totalVoters === 1);
+      assert.equal(view.poll.results?.counts[1].votes, 1);
+      await ann.polls.closePoll({ pollId: poll.pollId });
+      await next(stream, (item) => view.apply(item) && view.poll.state === 2);
+      assert.equal(view.poll.results?.counts[1].votes, 1, "the final tally");
+      await assert.rejects(
+        bob.polls.castVote({ pollId: poll.pollId, optionIds: [sushi] }),
+        (e) => e instanceof SecureConnectError && e.code === Code.FailedPrecondition && e.reason === ErrorReason.POLL_CLOSED,
+      );
+      await stream.return(undefined);
     });
 
     test("two users chat in real time, typing shows, text round-trips byte for byte", async () => {

@@ -1,16 +1,18 @@
 // The SecureConnect web demo: sign up or in, conversations with unread counts and presence,
-// a live chat with typing indicators, new direct chats and groups. It uses nothing but the
+// a live chat with typing indicators, new direct chats and groups, polls with live bars. It uses nothing but the
 // SDK, over gRPC-web to the server that serves this page (or `?server=URL`).
 
 import {
   createSecureConnect,
   LocalStorageTokenStore,
+  PollView,
+  pollOf,
   SecureConnectError,
   SessionEndedError,
   type SecureConnect,
   type StreamEvent,
 } from "@secureconnect/sdk";
-import type { Conversation, Message } from "@secureconnect/sdk/proto";
+import { type Conversation, type Message, type Poll, PollState } from "@secureconnect/sdk/proto";
 
 const server = new URLSearchParams(location.search).get("server") ?? location.origin;
 const app = document.getElementById("app") as HTMLElement;
@@ -94,8 +96,15 @@ async function showChat(): Promise<void> {
   const sub = h("div.sub", { "data-testid": "chat-status" });
   const input = h("input", { placeholder: "Write a message", "data-testid": "composer" });
   const send = h("button", { "data-testid": "send" }, "Send");
-  const composer = h("form.composer", {}, input, send);
-  const chat = h("section.chat", {}, h("header", {}, title, sub), messages, composer);
+  const pollToggle = h("button.ghost", { type: "button", "data-testid": "poll-toggle", title: "New poll" }, "Poll");
+  const composer = h("form.composer", {}, pollToggle, input, send);
+  const pollQuestion = h("input", { placeholder: "Question", "data-testid": "poll-question" });
+  const pollOptions = h("input", { placeholder: "Options, comma-separated", "data-testid": "poll-options" });
+  const pollCreate = h("button", { type: "button", "data-testid": "poll-create" }, "Create poll");
+  const pollError = h("div.error", { "data-testid": "poll-error" });
+  const pollForm = h("div.poll-form", {}, pollQuestion, pollOptions, pollCreate, pollError);
+  pollForm.hidden = true;
+  const chat = h("section.chat", {}, h("header", {}, title, sub), messages, pollForm, composer);
   const who = h("input", { placeholder: "Username to chat with", "data-testid": "new-chat" });
   const groupTitle = h("input", { placeholder: "New group: title", "data-testid": "group-title" });
   const groupMembers = h("input", { placeholder: "Members: usernames, comma-separated", "data-testid": "group-members" });
@@ -168,7 +177,7 @@ async function showChat(): Promise<void> {
         h(c.peerUserId && online.has(c.peerUserId) ? "span.dot.online" : "span.dot"),
         h("div", { style: "flex:1;min-width:0" },
           h("div.name", {}, await label(c)),
-          h("div.preview", {}, last?.case === "text" ? last.value : "")),
+          h("div.preview", {}, last?.case === "text" ? last.value : last?.case === "poll" ? `Poll: ${last.value.question}` : "")),
         ...(c.unreadCount > 0 && c.conversationId !== current?.conversationId
           ? [h("span.badge", { "data-testid": "unread" }, String(c.unreadCount))] : []));
       if (c.conversationId === current?.conversationId) row.classList.add("active");
@@ -178,12 +187,61 @@ async function showChat(): Promise<void> {
     list.replaceChildren(...rows);
   }
 
+  // Polls on screen, each kept live from the stream, with the card that shows it.
+  const polls = new Map<string, { view: PollView; card: HTMLElement }>();
+
+  function renderPoll(entry: { view: PollView; card: HTMLElement }): void {
+    const poll = entry.view.poll;
+    const open = poll.state === PollState.OPEN;
+    const results = poll.results;
+    const counts = new Map(results?.counts.map((c) => [c.optionId, c.votes]) ?? []);
+    const total = results?.totalVoters ?? 0;
+    const rows = poll.options.map((option) => {
+      const votes = counts.get(option.optionId) ?? 0;
+      const share = results && total > 0 ? Math.round((100 * votes) / total) : 0;
+      const picked = poll.myOptionIds.includes(option.optionId);
+      const row = h(picked ? "button.poll-option.picked" : "button.poll-option",
+        { type: "button", "data-testid": "poll-option", "data-option": option.optionId },
+        h("span.bar", { style: `width:${share}%` }),
+        h("span.label", {}, option.text),
+        h("span.count", { "data-testid": "poll-count" }, results ? String(votes) : ""));
+      row.disabled = !open;
+      row.onclick = async () => {
+        try {
+          const answer = await sc.polls.castVote({ pollId: poll.pollId, optionIds: [option.optionId] });
+          if (answer.poll) entry.view.replace(answer.poll);
+          renderPoll(entry);
+        } catch (e) {
+          entry.card.querySelector(".error")?.replaceChildren(explain(e));
+        }
+      };
+      return row;
+    });
+    const state = poll.state === PollState.DELETED ? "deleted"
+      : open ? (results ? `${total} voted` : "results after voting") : `closed · ${total} voted`;
+    entry.card.replaceChildren(
+      h("div.poll-question", {}, poll.question || "(deleted poll)"),
+      ...rows,
+      h("div.poll-total", { "data-testid": "poll-total" }, state),
+      h("div.error"));
+  }
+
+  function pollCard(poll: Poll): HTMLElement {
+    const card = h("div.poll", { "data-testid": "poll", "data-poll": poll.pollId });
+    const entry = { view: new PollView(poll), card };
+    polls.set(poll.pollId, entry);
+    renderPoll(entry);
+    return card;
+  }
+
   async function bubble(m: Message): Promise<HTMLElement> {
     const body = m.content?.body;
-    const text = body?.case === "text" ? body.value : body ? "(encrypted)" : "(deleted)";
+    const poll = pollOf(m);
+    const text = body?.case === "text" ? body.value : poll ? "" : body ? "(encrypted)" : "(deleted)";
     const mine = m.senderUserId === me?.userId;
     return h(mine ? "div.msg.mine" : "div.msg", { "data-testid": "message", "data-seq": String(m.seq) },
-      h("div.who", {}, mine ? "you" : await nameOf(m.senderUserId)), h("span.text", {}, text));
+      h("div.who", {}, mine ? "you" : await nameOf(m.senderUserId)),
+      poll ? pollCard(poll) : h("span.text", {}, text));
   }
 
   async function open(id: string): Promise<void> {
@@ -214,6 +272,22 @@ async function showChat(): Promise<void> {
     if (current && Date.now() - lastTyping > 3000) {
       lastTyping = Date.now();
       void sc.presence.setTyping({ conversationId: current.conversationId, typing: true });
+    }
+  };
+  pollToggle.onclick = () => {
+    pollForm.hidden = !pollForm.hidden;
+  };
+  pollCreate.onclick = async () => {
+    if (!current) return;
+    pollError.textContent = "";
+    try {
+      const options = pollOptions.value.split(",").map((s) => s.trim()).filter(Boolean);
+      await sc.createPoll(current.conversationId, pollQuestion.value, options, { allowVoteChanges: true });
+      pollQuestion.value = "";
+      pollOptions.value = "";
+      pollForm.hidden = true;
+    } catch (e) {
+      pollError.textContent = explain(e);
     }
   };
   composer.onsubmit = async (event) => {
@@ -247,6 +321,10 @@ async function showChat(): Promise<void> {
   }
 
   async function handle(item: StreamEvent): Promise<void> {
+    for (const entry of polls.values()) {
+      if (entry.view.apply(item)) renderPoll(entry);
+    }
+    if (item.kind === "pollTally") return;
     if (item.kind === "conversation") {
       const change = item.event.change;
       if (change.case === "messageSent" && change.value.conversationId === current?.conversationId) {
