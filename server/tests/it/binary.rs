@@ -23,10 +23,15 @@ type Log = Arc<Mutex<Vec<String>>>;
 
 /// Starts the binary in `dir` and returns it with the address it reports and its log.
 fn start(dir: &Path) -> (Child, String, Log) {
+    start_logging(dir, "info")
+}
+
+/// [`start`] with the log at `level` (`RUST_LOG`).
+fn start_logging(dir: &Path, level: &str) -> (Child, String, Log) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_secureconnect"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", level)
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -165,5 +170,90 @@ fn assert_in_order(log: &Log, expected: &[&str]) {
             "log lacks {wanted:?} after line {from}:\n{}",
             lines.join("\n")
         );
+    }
+}
+
+/// An anonymous poll's voters appear in no log line, even at `debug` (where every refused
+/// call is logged with its message).
+#[tokio::test]
+async fn anonymous_votes_leave_no_voter_in_the_log() {
+    use secureconnect_sdk::proto::{
+        conversation::v1::{ConversationType, CreateConversationRequest},
+        poll::v1::{CastVoteRequest, ListPollVotersRequest, PollSettings},
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, endpoint, log) = start_logging(dir.path(), "debug");
+    let mut people = Vec::new();
+    for name in ["ann", "bob", "carol"] {
+        let client = Client::connect(endpoint.clone()).await.expect("connect");
+        let session = client
+            .register(RegisterRequest {
+                email: format!("{name}@example.com"),
+                password: "correct horse".into(),
+                username: name.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("register");
+        people.push((client, session.user_id));
+    }
+    let (ann, _) = &people[0];
+    let group = ann
+        .conversations()
+        .create_conversation(CreateConversationRequest {
+            r#type: ConversationType::Group.into(),
+            title: "secret ballot".into(),
+            member_user_ids: people[1..].iter().map(|(_, id)| id.clone()).collect(),
+            ..Default::default()
+        })
+        .await
+        .expect("group")
+        .into_inner()
+        .conversation
+        .expect("conversation");
+    let poll = ann
+        .create_poll(
+            &group.conversation_id,
+            "Chair?",
+            ["Bob", "Carol"],
+            PollSettings {
+                anonymous: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("poll");
+    let before_votes = log.lock().expect("log").len();
+    for (i, (voter, _)) in people[1..].iter().enumerate() {
+        let vote = CastVoteRequest {
+            poll_id: poll.poll_id.clone(),
+            option_ids: vec![poll.options[i].option_id.clone()],
+        };
+        voter.polls().cast_vote(vote.clone()).await.expect("vote");
+        // Refused (votes are final): logged at debug with its message.
+        assert!(voter.polls().cast_vote(vote).await.is_err());
+    }
+    let listed = ann
+        .polls()
+        .list_poll_voters(ListPollVotersRequest {
+            poll_id: poll.poll_id.clone(),
+            ..Default::default()
+        })
+        .await;
+    assert!(listed.is_err(), "anonymous: no voter list");
+    stop(server).await;
+    let log = log.lock().expect("log");
+    let after: Vec<&String> = log[before_votes..].iter().collect();
+    assert!(
+        after.iter().any(|line| line.contains("call failed")),
+        "the refused calls were logged: {after:#?}"
+    );
+    for (_, voter) in &people[1..] {
+        for line in &after {
+            assert!(
+                !line.contains(voter.as_str()),
+                "a voter's id in the log: {line}"
+            );
+        }
     }
 }
