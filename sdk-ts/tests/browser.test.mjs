@@ -154,6 +154,11 @@ test("a poll's tally moves live on the creator's page as the other votes", async
   await pizza.getByTestId("poll-count").filter({ hasText: /^1$/ }).waitFor();
   await sushi.getByTestId("poll-count").filter({ hasText: /^0$/ }).waitFor();
   await ann.page.screenshot({ path: join(artifacts, "poll-ann.png") });
+
+  // Ann closes it; Bob's page shows it closed, and his options no longer take votes.
+  await annsPoll.getByTestId("poll-close").click();
+  await bobsPoll.getByTestId("poll-total").filter({ hasText: "closed · 1 voted" }).waitFor();
+  assert.ok(await bobsPoll.getByTestId("poll-option").first().isDisabled());
   await bob.page.screenshot({ path: join(artifacts, "poll-bob.png") });
   await ann.context.close();
   await bob.context.close();

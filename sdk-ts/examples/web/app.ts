@@ -219,10 +219,25 @@ async function showChat(): Promise<void> {
     });
     const state = poll.state === PollState.DELETED ? "deleted"
       : open ? (results ? `${total} voted` : "results after voting") : `closed · ${total} voted`;
+    const footer = h("div.poll-footer", {}, h("span.poll-total", { "data-testid": "poll-total" }, state));
+    if (open && poll.creatorUserId === me?.userId) {
+      // Its creator closes it (so may a group admin, through the API).
+      const close = h("button.ghost.small", { type: "button", "data-testid": "poll-close" }, "Close poll");
+      close.onclick = async () => {
+        try {
+          const answer = await sc.polls.closePoll({ pollId: poll.pollId });
+          if (answer.poll) entry.view.replace(answer.poll);
+          renderPoll(entry);
+        } catch (e) {
+          entry.card.querySelector(".error")?.replaceChildren(explain(e));
+        }
+      };
+      footer.append(close);
+    }
     entry.card.replaceChildren(
       h("div.poll-question", {}, poll.question || "(deleted poll)"),
       ...rows,
-      h("div.poll-total", { "data-testid": "poll-total" }, state),
+      footer,
       h("div.error"));
   }
 

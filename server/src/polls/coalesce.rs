@@ -31,6 +31,29 @@ where
         // A closed task means the server is shutting down: nothing left to update.
         let _ = self.marks.send(key);
     }
+
+    /// A handle that marks keys without keeping the task alive (for whatever reads the
+    /// task's output: holding a `Coalescer` there would keep both running forever).
+    pub fn downgrade(&self) -> WeakCoalescer<K> {
+        WeakCoalescer {
+            marks: self.marks.downgrade(),
+        }
+    }
+}
+
+/// A [`Coalescer`] that does not keep its task alive.
+#[derive(Clone)]
+pub struct WeakCoalescer<K> {
+    marks: mpsc::WeakUnboundedSender<K>,
+}
+
+impl<K> WeakCoalescer<K> {
+    /// `key` changed (nothing happens once every `Coalescer` is gone).
+    pub fn mark(&self, key: K) {
+        if let Some(marks) = self.marks.upgrade() {
+            let _ = marks.send(key);
+        }
+    }
 }
 
 struct Slot {

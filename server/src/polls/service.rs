@@ -7,7 +7,10 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{coalesce::Coalescer, rules};
+use super::{
+    coalesce::{Coalescer, WeakCoalescer},
+    rules,
+};
 use crate::{
     bus::EventBus,
     chat::request_ids::Fingerprint,
@@ -25,6 +28,14 @@ use crate::{
 
 /// At most one tally update per poll per this interval on the streams (per node).
 pub const TALLY_INTERVAL: Duration = Duration::from_millis(250);
+
+/// At most one tally update per poll per interval across the cluster (each node also
+/// coalesces its own votes; this keeps several nodes from adding up their updates).
+const TALLY_LIMIT: Limit = Limit {
+    name: "poll-tally",
+    max: 1,
+    window: TALLY_INTERVAL,
+};
 
 /// More members than any conversation may have.
 const MAX_RECIPIENTS: u64 = 1_000_000;
@@ -111,9 +122,13 @@ impl Polls {
         let (tallies, changed) = Coalescer::start(TALLY_INTERVAL);
         tokio::spawn(publish_tallies(
             changed,
-            store.clone(),
-            chat.clone(),
-            bus.clone(),
+            tallies.downgrade(),
+            TallyPublisher {
+                store: store.clone(),
+                chat: chat.clone(),
+                bus: bus.clone(),
+                limiter: limiter.clone(),
+            },
         ));
         Self {
             store,
@@ -398,20 +413,45 @@ fn parse_poll_id(raw: &str) -> Result<Uuid> {
     id.ok_or(Error::NotFound("poll"))
 }
 
+/// What the tally publisher works with.
+struct TallyPublisher {
+    store: Arc<dyn PollStore>,
+    chat: Arc<dyn ChatStore>,
+    bus: Arc<dyn EventBus>,
+    limiter: Arc<dyn RateLimiter>,
+}
+
 /// Sends each changed poll's current tally to the members who may see it now: every
 /// member while results are always visible, those who voted when they show after voting,
 /// nobody before the close when they show after it (the close event carries the final
 /// tally). Reading the tally here, after the coalescing, means the last update a burst
-/// causes carries its final state.
+/// causes carries its final state. When another node sent this poll's tally within the
+/// interval, this node tries again once it is over (`remark`): every change is followed
+/// by an update that includes it.
 async fn publish_tallies(
     mut changed: mpsc::UnboundedReceiver<Uuid>,
-    store: Arc<dyn PollStore>,
-    chat: Arc<dyn ChatStore>,
-    bus: Arc<dyn EventBus>,
+    remark: WeakCoalescer<Uuid>,
+    publisher: TallyPublisher,
 ) {
     while let Some(poll) = changed.recv().await {
-        match tally_signal(poll, &*store, &*chat).await {
-            Ok(Some(signal)) => bus.publish_signal(Signal::PollTally(signal)),
+        match publisher
+            .limiter
+            .check(TALLY_LIMIT, &poll.to_string())
+            .await
+        {
+            Ok(()) => {}
+            Err(Error::RateLimited { retry_after }) => {
+                let remark = remark.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(retry_after).await;
+                    remark.mark(poll);
+                });
+                continue;
+            }
+            Err(err) => tracing::warn!(error = %err, %poll, "tally rate not checked"),
+        }
+        match tally_signal(poll, &*publisher.store, &*publisher.chat).await {
+            Ok(Some(signal)) => publisher.bus.publish_signal(Signal::PollTally(signal)),
             Ok(None) => {}
             // The next change sends the tally again; a missed update loses nothing.
             Err(err) => tracing::warn!(error = %err, %poll, "cannot publish a poll's tally"),

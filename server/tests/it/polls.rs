@@ -239,14 +239,43 @@ async fn outsiders_see_no_poll() {
         })
         .await;
     assert_code(listed, Code::NotFound);
-    let closed = outsider
-        .client
-        .polls()
+    let polls = outsider.client.polls();
+    let poll_id = poll.poll_id.clone();
+    let closed = polls
+        .clone()
         .close_poll(ClosePollRequest {
-            poll_id: poll.poll_id.clone(),
+            poll_id: poll_id.clone(),
         })
         .await;
     assert_code(closed, Code::NotFound);
+    let retracted = polls
+        .clone()
+        .retract_vote(RetractVoteRequest {
+            poll_id: poll_id.clone(),
+        })
+        .await;
+    assert_code(retracted, Code::NotFound);
+    let added = polls
+        .clone()
+        .add_poll_option(AddPollOptionRequest {
+            poll_id: poll_id.clone(),
+            text: "Mine".into(),
+        })
+        .await;
+    assert_code(added, Code::NotFound);
+    let voters = polls
+        .clone()
+        .list_poll_voters(ListPollVotersRequest {
+            poll_id: poll_id.clone(),
+            ..Default::default()
+        })
+        .await;
+    assert_code(voters, Code::NotFound);
+    let deleted = polls
+        .clone()
+        .delete_poll(DeletePollRequest { poll_id })
+        .await;
+    assert_code(deleted, Code::NotFound);
     let created = outsider
         .client
         .create_poll(
@@ -258,6 +287,59 @@ async fn outsiders_see_no_poll() {
         .await;
     assert_eq!(created.expect_err("not a member").code(), Code::NotFound);
     assert_eq!(total_seen(&bob, &poll).await, Some(0));
+    server.shutdown().await;
+}
+
+/// A stream resumed from before a poll replays its message with the tally as it is now,
+/// and replays no tally updates.
+#[tokio::test]
+async fn a_resumed_stream_gets_the_current_tally_not_every_vote() {
+    let server = TestServer::start().await;
+    let (alice, [bob, carol, dave], group) = server.group(4).await.into_parts();
+    let mut bobs = bob.subscribe("").await;
+    let cursor = until_caught_up(&mut bobs).await;
+    drop(bobs);
+    let poll = create(
+        &alice,
+        &group.conversation_id,
+        settings(ResultsVisibility::Always),
+    )
+    .await;
+    for (voter, option) in [(&carol, 0), (&dave, 1), (&alice, 1)] {
+        vote(voter, &poll, option).await.expect("vote");
+    }
+    vote(&carol, &poll, 1)
+        .await
+        .expect("carol changes her vote");
+    let mut bobs = bob.subscribe(&cursor).await;
+    let mut replayed = Vec::new();
+    loop {
+        let item = next(&mut bobs).await;
+        match item.event {
+            Some(Event::CaughtUp(_)) => break,
+            Some(event) => replayed.push(event),
+            None => {}
+        }
+    }
+    assert!(
+        !replayed.iter().any(|e| matches!(e, Event::PollTally(_))),
+        "no tally is replayed: {replayed:?}"
+    );
+    let shown = replayed
+        .iter()
+        .find_map(|e| match e {
+            Event::ConversationEvent(event) => poll_of(&event.change).cloned(),
+            _ => None,
+        })
+        .expect("the poll message is replayed");
+    let counts: Vec<u32> = shown
+        .results
+        .expect("results")
+        .counts
+        .iter()
+        .map(|c| c.votes)
+        .collect();
+    assert_eq!(counts, [0, 3, 0], "the tally as it is now");
     server.shutdown().await;
 }
 
@@ -681,27 +763,44 @@ async fn a_poll_due_while_the_server_was_down_closes_at_start_up() {
     server.shutdown().await;
 }
 
+/// Two nodes sharing one fresh PostgreSQL database and one signing key (kept in `keys`),
+/// and the suite's Redis when `redis` (one deployment: one key prefix).
+async fn two_nodes(keys: &tempfile::TempDir, redis: bool) -> Vec<TestServer> {
+    let database = fresh_database().await;
+    assert!(!database.is_empty(), "needs SC_TEST_POSTGRES_URL");
+    let key = keys.path().join("root-key.pem").display().to_string();
+    let redis_url = std::env::var("SC_TEST_REDIS_URL").ok().filter(|_| redis);
+    assert!(!redis || redis_url.is_some(), "needs SC_TEST_REDIS_URL");
+    let prefix = format!("p{}", uuid::Uuid::new_v4().simple());
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let (database, key, redis_url, prefix) = (
+            database.clone(),
+            key.clone(),
+            redis_url.clone(),
+            prefix.clone(),
+        );
+        nodes.push(
+            TestServer::start_with(move |c| {
+                c.database.url = Some(database.into());
+                c.auth.root_key_file = Some(key.into());
+                c.redis.url = redis_url.map(Into::into);
+                c.redis.key_prefix = prefix;
+            })
+            .await,
+        );
+    }
+    nodes
+}
+
 /// Two nodes on one database, each closing due polls once a second: every poll closes
 /// exactly once, with exactly one `poll_closed` event.
 #[tokio::test]
 #[ignore = "needs PostgreSQL; run by deploy/local/test.sh"]
 async fn scheduled_closes_fire_exactly_once_with_two_nodes() {
-    let database = fresh_database().await;
-    assert!(!database.is_empty(), "needs SC_TEST_POSTGRES_URL");
     let keys = tempfile::tempdir().expect("dir");
-    let key = keys.path().join("root-key.pem").display().to_string();
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        let (database, key) = (database.clone(), key.clone());
-        nodes.push(
-            TestServer::start_with(move |c| {
-                c.database.url = Some(database.into());
-                c.auth.root_key_file = Some(key.into());
-                c.redis.url = None;
-            })
-            .await,
-        );
-    }
+    // No Redis: the closes meet in the database alone.
+    let nodes = two_nodes(&keys, false).await;
     let (alice, bob) = nodes[0].pair().await;
     let group = alice.group_with("polls", &[&bob]).await;
     let mut bobs = bob.subscribe("").await;
@@ -745,6 +844,69 @@ async fn scheduled_closes_fire_exactly_once_with_two_nodes() {
     closed.sort();
     polls.sort();
     assert_eq!(closed, polls, "each poll closed exactly once");
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// Votes arriving through two nodes at once: the members' streams still get a few tally
+/// updates per second in all (the nodes share one allowance per poll through Redis), and
+/// the last one carries the final state.
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Redis; run by deploy/local/test.sh"]
+async fn tallies_stay_coalesced_across_nodes() {
+    let keys = tempfile::tempdir().expect("dir");
+    let nodes = two_nodes(&keys, true).await;
+    let alice = nodes[0].register("alice").await;
+    let mut voters = Vec::new();
+    for i in 0..30 {
+        voters.push(nodes[i % 2].register(&format!("voter{i}")).await);
+    }
+    let refs: Vec<&TestUser> = voters.iter().collect();
+    let group = alice.group_with("cluster poll", &refs).await;
+    let poll = create(
+        &alice,
+        &group.conversation_id,
+        settings(ResultsVisibility::Always),
+    )
+    .await;
+    let mut alices = alice.subscribe("").await;
+    until_caught_up(&mut alices).await;
+    let started = std::time::Instant::now();
+    // Changes through both nodes for about three seconds, so each would send its full
+    // share of updates if the nodes did not share the allowance.
+    for round in 0..12 {
+        let votes = voters.iter().map(|v| vote(v, &poll, (round + 1) % 3));
+        for result in futures::future::join_all(votes).await {
+            result.expect("vote");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    alice.send(&group.conversation_id, "after").await;
+    let (tallies, _) = tallies_until(
+        &mut alices,
+        |change| matches!(change, Some(Change::MessageSent(m)) if text_of(m) == Some("after")),
+    )
+    .await;
+    let window = started.elapsed().as_secs_f64();
+    let allowed = (window / 0.25).ceil() as usize + 3;
+    assert!(
+        !tallies.is_empty() && tallies.len() <= allowed,
+        "{} tallies in {window:.2} s from two nodes (at most {allowed})",
+        tallies.len()
+    );
+    let last = tallies
+        .iter()
+        .filter_map(|t| t.results.as_ref())
+        .max_by_key(|r| r.version)
+        .expect("results");
+    let counts: Vec<u32> = last.counts.iter().map(|c| c.votes).collect();
+    assert_eq!(
+        counts,
+        [30, 0, 0],
+        "the newest update carries the final state"
+    );
     for node in nodes {
         node.shutdown().await;
     }

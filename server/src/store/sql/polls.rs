@@ -458,17 +458,18 @@ impl PollStore for SqlStore {
         }
         count_picks(&txn, poll, &previous, -1).await?;
         count_picks(&txn, poll, &chosen, 1).await?;
-        // Anonymous polls keep that the member voted, never what they picked.
-        let stored = if current.settings.anonymous {
-            String::new()
+        // Anonymous polls keep that the member voted, never what they picked, nor when
+        // (a vote time could be matched with the tally's changes).
+        let (stored, when) = if current.settings.anonymous {
+            (String::new(), current.create_time)
         } else {
-            picks_to_db(&chosen)
+            (picks_to_db(&chosen), now)
         };
         match earlier {
             Some(row) => {
                 let mut active = row.into_active_model();
                 active.option_ids = Set(stored);
-                active.vote_time = Set(now);
+                active.vote_time = Set(when);
                 active.update(&txn).await?;
                 count_voters(&txn, poll, 0).await?;
             }
@@ -477,7 +478,7 @@ impl PollStore for SqlStore {
                     poll_id: Set(poll),
                     user_id: Set(user),
                     option_ids: Set(stored),
-                    vote_time: Set(now),
+                    vote_time: Set(when),
                 }
                 .insert(&txn)
                 .await?;

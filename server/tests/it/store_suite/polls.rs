@@ -189,6 +189,10 @@ pub async fn anonymous_polls_keep_no_picks(stores: &Stores) {
         votes.iter().all(|v| v.picks.is_empty()),
         "what they picked is not: {votes:?}"
     );
+    assert!(
+        votes.iter().all(|v| v.time == poll.create_time),
+        "nor when they voted: {votes:?}"
+    );
     let twice = stores
         .polls
         .cast_vote(poll.id, b, &[option(&poll, 0)], Utc::now())
