@@ -4,9 +4,17 @@ use uuid::Uuid;
 
 use crate::error::{Error, FieldViolation, Result};
 
-/// Collects field violations so a client learns of all its mistakes at once.
+/// The most violations one error lists. They travel in a trailer, and a request of a
+/// thousand bad ids must not answer with a trailer too large for clients to read.
+pub const MAX_VIOLATIONS: usize = 32;
+
+/// Collects field violations so a client learns of all its mistakes at once (up to
+/// [`MAX_VIOLATIONS`], then how many more there were).
 #[derive(Debug, Default)]
-pub struct Violations(Vec<FieldViolation>);
+pub struct Violations {
+    listed: Vec<FieldViolation>,
+    more: usize,
+}
 
 impl Violations {
     pub fn new() -> Self {
@@ -15,19 +23,30 @@ impl Violations {
 
     /// Records a violation of `field`.
     pub fn add(&mut self, field: &str, description: impl Into<String>) {
-        self.0.push(FieldViolation {
+        if self.listed.len() >= MAX_VIOLATIONS {
+            self.more += 1;
+            return;
+        }
+        self.listed.push(FieldViolation {
             field: field.to_owned(),
             description: description.into(),
         });
     }
 
     /// `INVALID_ARGUMENT` with every violation, or `Ok` when there is none.
-    pub fn finish(self) -> Result<()> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::InvalidArgument(self.0))
+    pub fn finish(mut self) -> Result<()> {
+        if self.listed.is_empty() {
+            return Ok(());
         }
+        if self.more > 0
+            && let Some(last) = self.listed.last_mut()
+        {
+            last.description = format!(
+                "{} (and {} more violations not listed)",
+                last.description, self.more
+            );
+        }
+        Err(Error::InvalidArgument(self.listed))
     }
 
     /// Parses a required id; records a violation and returns `None` if absent or malformed.
@@ -151,6 +170,24 @@ pub fn request_id(v: &mut Violations, field: &str, raw: &str, required: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_of_violations_lists_a_few_and_counts_the_rest() {
+        let mut v = Violations::new();
+        for i in 0..1000 {
+            v.add(&format!("ids[{i}]"), "not an id");
+        }
+        let Err(Error::InvalidArgument(listed)) = v.finish() else {
+            panic!("expected INVALID_ARGUMENT");
+        };
+        assert_eq!(listed.len(), MAX_VIOLATIONS);
+        assert_eq!(listed[0].field, "ids[0]");
+        assert!(
+            listed[MAX_VIOLATIONS - 1].description.contains("968 more"),
+            "{:?}",
+            listed.last()
+        );
+    }
 
     #[test]
     fn emails_are_normalised_and_checked() {

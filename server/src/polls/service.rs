@@ -29,13 +29,18 @@ use crate::{
 /// At most one tally update per poll per this interval on the streams (per node).
 pub const TALLY_INTERVAL: Duration = Duration::from_millis(250);
 
-/// At most one tally update per poll per interval across the cluster (each node also
-/// coalesces its own votes; this keeps several nodes from adding up their updates).
+/// At most one tally update per poll per 200 ms across the cluster (each node also
+/// coalesces its own votes, to one per [`TALLY_INTERVAL`]; this keeps several nodes from
+/// adding up their updates). A little under the interval, so that a node's own updates,
+/// an interval apart by its clock, are not refused for the time the check itself took.
 const TALLY_LIMIT: Limit = Limit {
     name: "poll-tally",
     max: 1,
-    window: TALLY_INTERVAL,
+    window: Duration::from_millis(200),
 };
+
+/// Polls whose last published version a node remembers (then it starts over).
+const REMEMBERED_TALLIES: usize = 10_000;
 
 /// More members than any conversation may have.
 const MAX_RECIPIENTS: u64 = 1_000_000;
@@ -433,6 +438,9 @@ async fn publish_tallies(
     remark: WeakCoalescer<Uuid>,
     publisher: TallyPublisher,
 ) {
+    // The version each poll's tally had when this node last sent it: a later round that
+    // finds nothing newer (its change went out with an earlier update) sends nothing.
+    let mut sent: HashMap<Uuid, u64> = HashMap::new();
     while let Some(poll) = changed.recv().await {
         match publisher
             .limiter
@@ -451,8 +459,14 @@ async fn publish_tallies(
             Err(err) => tracing::warn!(error = %err, %poll, "tally rate not checked"),
         }
         match tally_signal(poll, &*publisher.store, &*publisher.chat).await {
-            Ok(Some(signal)) => publisher.bus.publish_signal(Signal::PollTally(signal)),
-            Ok(None) => {}
+            Ok(Some(signal)) if sent.get(&poll) < Some(&signal.tally.version) => {
+                if sent.len() >= REMEMBERED_TALLIES {
+                    sent.clear();
+                }
+                sent.insert(poll, signal.tally.version);
+                publisher.bus.publish_signal(Signal::PollTally(signal));
+            }
+            Ok(_) => {}
             // The next change sends the tally again; a missed update loses nothing.
             Err(err) => tracing::warn!(error = %err, %poll, "cannot publish a poll's tally"),
         }

@@ -258,6 +258,16 @@ async fn cast_vote() {
     for (what, r, field) in cases {
         invalid(what, polls.clone().cast_vote(r).await, field);
     }
+    // A thousand bad ids: the error lists a readable few and says how many more.
+    let flood = cast(vec![NOT_AN_ID.to_owned(); 1000]);
+    let status = polls.clone().cast_vote(flood).await.expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields = violated_fields(&status);
+    assert!(
+        (2..=32).contains(&fields.len()),
+        "{} violations listed",
+        fields.len()
+    );
     assert_untouched(&alice, &poll).await;
     server.shutdown().await;
 }
