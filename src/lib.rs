@@ -46,6 +46,8 @@ domain_package! {
     event => "secureconnect.event.v1",
     /// Who is online and who is typing (`secureconnect.presence.v1`).
     presence => "secureconnect.presence.v1",
+    /// The cloud drive (`secureconnect.drive.v1`).
+    drive => "secureconnect.drive.v1",
     /// Polls and voting (`secureconnect.poll.v1`).
     poll => "secureconnect.poll.v1",
     /// Internal: what nodes store and send each other (`secureconnect.storage.v1`); never

@@ -109,10 +109,13 @@ seaweedfs_up() {
   cat > "$dir/s3.json" <<JSON
 {"identities":[{"name":"secureconnect-test","credentials":[{"accessKey":"$S3_ACCESS_KEY","secretKey":"$S3_SECRET_KEY"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
 JSON
-  # Ports from 17000 up: SeaweedFS also listens on each port + 10000 for gRPC.
+  # Ports from 17000 up: SeaweedFS also listens on each port + 10000 for gRPC. Volumes of
+  # 64 MB, up to 100 of them: the drive tests write a few hundred MB (the default of 8
+  # volumes ran out, and every PUT then failed with 500).
   nohup "$SEAWEEDFS_BIN" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$dir/data" \
     -master.port=17333 -volume.port=17080 -filer -filer.port=17888 \
     -s3 -s3.port="$S3_PORT" -s3.config="$dir/s3.json" -master.volumeSizeLimitMB=64 \
+    -volume.max=100 \
     >"$dir/weed.log" 2>&1 &
   echo $! > "$dir/weed.pid"
   # Not a job of this shell: stopping it later must not print "Killed".

@@ -40,6 +40,7 @@ use proto::{
         LoginRequest, LogoutRequest, RegisterRequest, auth_service_client::AuthServiceClient,
     },
     conversation::v1::conversation_service_client::ConversationServiceClient,
+    drive::v1::drive_service_client::DriveServiceClient,
     event::v1::event_service_client::EventServiceClient,
     message::v1::message_service_client::MessageServiceClient,
     poll::v1::poll_service_client::PollServiceClient,
@@ -179,6 +180,11 @@ impl Client {
     /// Sending, reading, editing and deleting messages.
     pub fn messages(&self) -> MessageServiceClient<Authenticated> {
         MessageServiceClient::new(self.transport.clone())
+    }
+
+    /// The user's drive: uploads, downloads, folders, trash and quota.
+    pub fn drive(&self) -> DriveServiceClient<Authenticated> {
+        DriveServiceClient::new(self.transport.clone())
     }
 
     /// Polls in conversations: create, vote, close (see [`PollView`] for a poll kept

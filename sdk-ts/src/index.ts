@@ -10,6 +10,7 @@ import { SecureConnectError, TokenStoreError } from "./errors.js";
 import { resumingStream, type StreamEvent } from "./events.js";
 import { AuthService, type RegisterRequestSchema } from "./gen/secureconnect/auth/v1/auth_pb.js";
 import { ConversationService, type Conversation } from "./gen/secureconnect/conversation/v1/conversation_pb.js";
+import { DriveService } from "./gen/secureconnect/drive/v1/drive_pb.js";
 import { EventService } from "./gen/secureconnect/event/v1/event_pb.js";
 import { MessageService, type Message } from "./gen/secureconnect/message/v1/message_pb.js";
 import { PollService, type Poll, type PollSettingsSchema } from "./gen/secureconnect/poll/v1/poll_pb.js";
@@ -43,6 +44,8 @@ export interface SecureConnect {
   readonly users: Client<typeof UserService>;
   readonly conversations: Client<typeof ConversationService>;
   readonly messages: Client<typeof MessageService>;
+  /** The user's drive: uploads (in chunks), downloads, folders, trash and quota. */
+  readonly drive: Client<typeof DriveService>;
   /** Polls in conversations (see `PollView` for one kept live from the event stream). */
   readonly polls: Client<typeof PollService>;
   readonly events: Client<typeof EventService>;
@@ -105,6 +108,7 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
     users: wrap(createClient(UserService, transport)),
     conversations,
     messages,
+    drive: wrap(createClient(DriveService, transport)),
     polls,
     events,
     presence: wrap(createClient(PresenceService, transport)),
@@ -160,7 +164,11 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
   };
 }
 
-/** Makes every unary method of a generated client throw `SecureConnectError`. */
+/**
+ * Makes every method of a generated client throw `SecureConnectError`: unary calls through
+ * their promise, server-streaming ones (such as `DriveService.downloadFile`) through their
+ * async iterable.
+ */
 function withTypedErrors<T extends object>(client: T): T {
   return new Proxy(client, {
     get(target, key, receiver) {
@@ -168,13 +176,37 @@ function withTypedErrors<T extends object>(client: T): T {
       if (typeof value !== "function") {
         return value;
       }
-      return async (...args: unknown[]) => {
+      return (...args: unknown[]) => {
+        let result: unknown;
         try {
-          return await value.apply(target, args);
+          result = value.apply(target, args);
         } catch (thrown) {
           throw SecureConnectError.from(thrown);
         }
+        if (isStream(result)) {
+          return typedStream(result);
+        }
+        return Promise.resolve(result).catch((thrown: unknown) => {
+          throw SecureConnectError.from(thrown);
+        });
       };
     },
   });
+}
+
+function isStream(value: unknown): value is AsyncIterable<unknown> {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    Symbol.asyncIterator in value &&
+    !("then" in value)
+  );
+}
+
+async function* typedStream<T>(stream: AsyncIterable<T>): AsyncGenerator<T> {
+  try {
+    yield* stream;
+  } catch (thrown) {
+    throw SecureConnectError.from(thrown);
+  }
 }

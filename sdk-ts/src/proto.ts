@@ -1,6 +1,7 @@
 // The generated messages, enums and services, for apps that build requests by hand.
 export * from "./gen/secureconnect/auth/v1/auth_pb.js";
 export * from "./gen/secureconnect/conversation/v1/conversation_pb.js";
+export * from "./gen/secureconnect/drive/v1/drive_pb.js";
 export * from "./gen/secureconnect/event/v1/event_pb.js";
 export * from "./gen/secureconnect/message/v1/message_pb.js";
 export * from "./gen/secureconnect/poll/v1/poll_pb.js";

@@ -116,6 +116,31 @@ for (const [name, connect] of Object.entries(transports)) {
       await stream.return(undefined);
     });
 
+    test("the drive: a chunked upload completes and downloads back byte for byte", async () => {
+      const app = await connect(server.baseUrl);
+      await app.register(someone("dee"));
+      const bytes = new Uint8Array(3 * 1024 * 1024 + 7).map((_, i) => (i * 31 + 7) & 0xff);
+      const digest = Buffer.from(await crypto.subtle.digest("SHA-256", bytes)).toString("hex");
+      const { upload } = await app.drive.createUpload({ name: "photo.raw", size: BigInt(bytes.length), sha256: digest });
+      let offset = 0;
+      while (offset < bytes.length) {
+        const data = bytes.subarray(offset, offset + 1024 * 1024);
+        const answer = await app.drive.uploadChunk({ uploadId: upload.uploadId, offset: BigInt(offset), data });
+        offset = Number(answer.receivedBytes);
+      }
+      const { file } = await app.drive.completeUpload({ uploadId: upload.uploadId });
+      assert.equal(file.sha256, digest);
+      const parts = [];
+      for await (const chunk of app.drive.downloadFile({ fileId: file.fileId })) {
+        parts.push(chunk.data);
+      }
+      assert.deepEqual(Buffer.concat(parts), Buffer.from(bytes));
+      await assert.rejects(
+        app.drive.uploadChunk({ uploadId: upload.uploadId, offset: 0n, data: bytes.subarray(0, 1) }),
+        (e) => e instanceof SecureConnectError && e.code === Code.NotFound,
+      );
+    });
+
     test("two users chat in real time, typing shows, text round-trips byte for byte", async () => {
       const ann = await connect(server.baseUrl);
       const bob = await connect(server.baseUrl);

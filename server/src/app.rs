@@ -9,6 +9,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use secureconnect_proto::{
     auth::v1::auth_service_server::AuthServiceServer,
     conversation::v1::conversation_service_server::ConversationServiceServer,
+    drive::v1::drive_service_server::DriveServiceServer,
     event::v1::event_service_server::EventServiceServer,
     message::v1::message_service_server::MessageServiceServer,
     poll::v1::poll_service_server::PollServiceServer,
@@ -23,13 +24,14 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use self::background::Background;
 use crate::{
     api::{
-        auth::AuthApi, conversation::ConversationApi, event::EventApi, message::MessageApi,
-        poll::PollApi, presence::PresenceApi, user::UserApi,
+        auth::AuthApi, conversation::ConversationApi, drive::DriveApi, event::EventApi,
+        message::MessageApi, poll::PollApi, presence::PresenceApi, user::UserApi,
     },
     auth::{Auth, AuthParts, TokenAuthority},
     bus::{EventBus, LocalBus, RedisBus, RedisHandles},
     chat::Chat,
     config::Config,
+    drive::Drive,
     error::{Error, Result},
     events::Events,
     layers,
@@ -39,7 +41,8 @@ use crate::{
     ratelimit::{LocalRateLimiter, RateLimiter, RedisRateLimiter},
     request_limits::RequestLimitsLayer,
     store::{
-        ChatStore, ContactStore, PollStore, SessionStore, UserStore, cql::CqlHistory, sql::SqlStore,
+        ChatStore, ContactStore, DriveStore, PollStore, SessionStore, UserStore, cql::CqlHistory,
+        sql::SqlStore,
     },
     users::Users,
 };
@@ -49,6 +52,9 @@ const BUS_CAPACITY: usize = 4096;
 
 /// How often each node looks for polls whose close time came.
 const POLL_CLOSE_PERIOD: Duration = Duration::from_secs(1);
+
+/// How often each node looks for expired uploads.
+const UPLOAD_EXPIRY_PERIOD: Duration = Duration::from_secs(60);
 
 /// A server that is accepting connections.
 pub struct Running {
@@ -155,6 +161,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let session_store: Arc<dyn SessionStore> = store.clone();
     let contact_store: Arc<dyn ContactStore> = store.clone();
     let poll_store: Arc<dyn PollStore> = store.clone();
+    let drive_store: Arc<dyn DriveStore> = store.clone();
     let chat_store: Arc<dyn ChatStore> = store;
 
     let tokens = TokenAuthority::load_or_create(
@@ -228,8 +235,20 @@ pub async fn start(config: Config) -> Result<Running> {
         poll_store,
         chat_store.clone(),
         bus.clone(),
-        limiter,
+        limiter.clone(),
         config.limits.clone(),
+    ));
+    let blobs = crate::blobs::from_config(&config.blobs, &config.data_dir)?;
+    tracing::info!(
+        s3_bucket = config.blobs.s3_bucket.as_deref().unwrap_or("(local files)"),
+        "blob store ready"
+    );
+    let drive = Arc::new(Drive::new(
+        drive_store,
+        blobs,
+        limiter,
+        config.drive.clone(),
+        config.limits.max_request_bytes,
     ));
     let users = Arc::new(Users::new(
         user_store,
@@ -254,6 +273,8 @@ pub async fn start(config: Config) -> Result<Running> {
     let keep = config.stream.max_replay_events;
     let closing = polls.clone();
     background.start("poll closing", |stop| close_due_polls(closing, stop));
+    let expiring = drive.clone();
+    background.start("upload expiry", |stop| expire_uploads(expiring, stop));
     let trimmed = health_store.clone();
     background.start("feed trimming", |stop| trim_feeds(trimmed, keep, stop));
     background.start("health watch", |stop| {
@@ -313,6 +334,13 @@ pub async fn start(config: Config) -> Result<Running> {
                 auth: auth.clone(),
                 chat,
                 polls: polls.clone(),
+            })
+            .max_decoding_message_size(max_request),
+        )
+        .add_service(
+            DriveServiceServer::new(DriveApi {
+                auth: auth.clone(),
+                drive,
             })
             .max_decoding_message_size(max_request),
         )
@@ -397,6 +425,24 @@ fn close_due_polls(polls: Arc<Polls>, shutdown: CancellationToken) -> JoinHandle
             }
             tokio::select! {
                 _ = tokio::time::sleep(POLL_CLOSE_PERIOD) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    })
+}
+
+/// Removes uploads that expired, once a minute on every node (each upload goes once: see
+/// `DriveStore::expire_uploads`); the first round at start-up.
+fn expire_uploads(drive: Arc<Drive>, shutdown: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match drive.expire_uploads(chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(expired) => tracing::info!(expired, "expired uploads removed"),
+                Err(err) => tracing::warn!(error = %err, "removing expired uploads failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(UPLOAD_EXPIRY_PERIOD) => {}
                 _ = shutdown.cancelled() => return,
             }
         }

@@ -37,6 +37,8 @@ pub struct Config {
     pub redis: RedisConfig,
     /// Where file contents are stored.
     pub blobs: BlobsConfig,
+    /// The drive: quotas and upload limits.
+    pub drive: DriveConfig,
     /// ScyllaDB/Cassandra, for message history in cluster mode.
     pub cql: CqlConfig,
     /// Longest time a call may take to produce its response, in seconds (event streams
@@ -147,6 +149,32 @@ impl Default for RedisConfig {
             url: None,
             url_file: None,
             key_prefix: "sc".to_owned(),
+        }
+    }
+}
+
+/// The drive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriveConfig {
+    /// Each user's storage, in bytes (files and trash).
+    pub quota_bytes: u64,
+    /// The largest file, in bytes.
+    pub max_file_bytes: u64,
+    /// How long an upload lasts without receiving a chunk before it expires and its
+    /// reservation is released, in seconds.
+    pub upload_ttl_secs: u64,
+    /// Uploads one user may start per minute, across all nodes.
+    pub uploads_per_minute: u32,
+}
+
+impl Default for DriveConfig {
+    fn default() -> Self {
+        Self {
+            quota_bytes: 10 << 30,
+            max_file_bytes: 2 << 30,
+            upload_ttl_secs: 24 * 60 * 60,
+            uploads_per_minute: 120,
         }
     }
 }
@@ -302,6 +330,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             blobs: BlobsConfig::default(),
+            drive: DriveConfig::default(),
             cql: CqlConfig::default(),
             request_timeout_secs: 30,
             auth: AuthConfig::default(),
@@ -332,7 +361,8 @@ impl Default for LimitsConfig {
             max_text_bytes: 16 * 1024,
             max_encrypted_payload_bytes: 64 * 1024,
             messages_per_second: 20,
-            max_request_bytes: 4 * 1024 * 1024,
+            // A 4 MiB upload chunk and the rest of its request.
+            max_request_bytes: 4 * 1024 * 1024 + 64 * 1024,
             max_header_bytes: 16 * 1024,
         }
     }

@@ -35,11 +35,16 @@ pub enum Reason {
     PollMessage,
     AnonymousPoll,
     ResultsHidden,
+    QuotaExceeded,
+    UploadOffsetMismatch,
+    UploadIncomplete,
+    NameTaken,
+    FolderCycle,
 }
 
 impl Reason {
     /// Every reason, for the tests that keep this list and the proto enum in step.
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 26] = [
         Reason::InvalidToken,
         Reason::InvalidCredentials,
         Reason::RefreshTokenReused,
@@ -61,6 +66,11 @@ impl Reason {
         Reason::PollMessage,
         Reason::AnonymousPoll,
         Reason::ResultsHidden,
+        Reason::QuotaExceeded,
+        Reason::UploadOffsetMismatch,
+        Reason::UploadIncomplete,
+        Reason::NameTaken,
+        Reason::FolderCycle,
     ];
 
     /// The `ErrorInfo.reason` string: the proto enum value's name without its
@@ -88,6 +98,11 @@ impl Reason {
             Reason::PollMessage => "POLL_MESSAGE",
             Reason::AnonymousPoll => "ANONYMOUS_POLL",
             Reason::ResultsHidden => "RESULTS_HIDDEN",
+            Reason::QuotaExceeded => "QUOTA_EXCEEDED",
+            Reason::UploadOffsetMismatch => "UPLOAD_OFFSET_MISMATCH",
+            Reason::UploadIncomplete => "UPLOAD_INCOMPLETE",
+            Reason::NameTaken => "NAME_TAKEN",
+            Reason::FolderCycle => "FOLDER_CYCLE",
         }
     }
 }
@@ -136,6 +151,10 @@ pub enum Error {
         message: &'static str,
         retry_after: std::time::Duration,
     },
+    #[error("{message}")]
+    QuotaExceeded { message: String },
+    #[error("the upload has {received} bytes")]
+    OffsetMismatch { received: u64 },
     #[error("a backend is unavailable")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -251,6 +270,25 @@ impl From<Error> for Status {
                 let mut details = info(Reason::ServerBusy);
                 details.set_retry_info(Some(retry_after));
                 Status::with_error_details(Code::ResourceExhausted, message, details)
+            }
+            Error::QuotaExceeded { message } => Status::with_error_details(
+                Code::ResourceExhausted,
+                message,
+                info(Reason::QuotaExceeded),
+            ),
+            Error::OffsetMismatch { received } => {
+                let details = ErrorDetails::with_error_info(
+                    Reason::UploadOffsetMismatch.as_str(),
+                    ERROR_DOMAIN,
+                    [("received_bytes".to_owned(), received.to_string())],
+                );
+                Status::with_error_details(
+                    Code::FailedPrecondition,
+                    format!(
+                        "the upload has received {received} bytes: send the chunk at that offset"
+                    ),
+                    details,
+                )
             }
             Error::Unavailable(cause) => {
                 tracing::warn!(%cause, "backend unavailable");

@@ -11,6 +11,7 @@ pub mod bus;
 pub mod chat;
 pub mod config;
 pub mod domain;
+pub mod drive;
 pub mod error;
 pub mod events;
 pub mod expiring_set;

@@ -16,6 +16,7 @@ use crate::{
 pub mod auth;
 pub mod conversation;
 pub mod convert;
+pub mod drive;
 pub mod event;
 pub mod message;
 pub mod poll;

@@ -121,6 +121,13 @@ impl Config {
             }
         }
 
+        let drive = &self.drive;
+        p.range("drive.quota_bytes", drive.quota_bytes, 0, 1 << 50);
+        p.range("drive.max_file_bytes", drive.max_file_bytes, 1, 1 << 40);
+        p.range("drive.upload_ttl_secs", drive.upload_ttl_secs, 60, 30 * DAY);
+        let uploads = drive.uploads_per_minute;
+        p.range("drive.uploads_per_minute", uploads, 1, 1_000_000);
+
         let stream = &self.stream;
         p.range("stream.heartbeat_secs", stream.heartbeat_secs, 1, HOUR);
         p.range("stream.buffer_events", stream.buffer_events, 1, 1_000_000);

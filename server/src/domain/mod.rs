@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub mod drive;
 pub mod event;
 pub mod poll;
 pub mod rules;

@@ -15,9 +15,11 @@ use crate::{
 };
 
 pub mod cql;
+pub mod drive;
 pub mod polls;
 pub mod sql;
 
+pub use drive::{DriveStore, NewUpload};
 pub use polls::{NewPoll, PollStore};
 
 /// Fields of a new account.

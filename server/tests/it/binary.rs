@@ -114,6 +114,7 @@ async fn serve_runs_the_embedded_default_and_keeps_state_across_restarts() {
             "SecureConnect is serving",
             "stopping background tasks",
             "stopped poll closing",
+            "stopped upload expiry",
             "stopped feed trimming",
             "stopped health watch",
             "stopped revocation follower",

@@ -18,6 +18,7 @@ mod cassandra_faults;
 mod chat;
 mod cluster;
 mod crash;
+mod drive;
 mod errors;
 mod idempotency;
 mod mail;

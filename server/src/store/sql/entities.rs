@@ -367,3 +367,86 @@ pub mod poll_votes {
     }
     no_relations!();
 }
+
+pub mod drive_files {
+    use sea_orm::entity::prelude::*;
+
+    /// A file or folder in a user's drive.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "drive_files")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub owner_id: Uuid,
+        /// NULL: the top folder.
+        pub parent_id: Option<Uuid>,
+        pub name: String,
+        /// 1 file, 2 folder.
+        pub kind: i16,
+        pub size: i64,
+        pub sha256: String,
+        pub content_type: String,
+        pub blob_key: Option<String>,
+        pub create_time: DateTimeUtc,
+        pub update_time: DateTimeUtc,
+        /// Set on everything in the trash.
+        pub trash_time: Option<DateTimeUtc>,
+        /// On everything in the trash: the file or folder the user deleted (itself, or
+        /// the folder it went with).
+        pub trash_root: Option<Uuid>,
+    }
+    no_relations!();
+}
+
+pub mod drive_uploads {
+    use sea_orm::entity::prelude::*;
+
+    /// An upload in progress; its bytes are parts in the blob store until it completes.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "drive_uploads")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub owner_id: Uuid,
+        pub parent_id: Option<Uuid>,
+        pub name: String,
+        pub size: i64,
+        pub sha256: Option<String>,
+        pub received: i64,
+        pub expire_time: DateTimeUtc,
+        pub create_time: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod drive_upload_parts {
+    use sea_orm::entity::prelude::*;
+
+    /// One received chunk of an upload.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "drive_upload_parts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub upload_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub offset: i64,
+        pub size: i64,
+    }
+    no_relations!();
+}
+
+pub mod drive_usage {
+    use sea_orm::entity::prelude::*;
+
+    /// A user's storage: every drive write locks this row first, so one user's writes
+    /// queue and the quota check cannot race.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "drive_usage")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        pub used: i64,
+        pub reserved: i64,
+    }
+    no_relations!();
+}

@@ -8,9 +8,9 @@ use sea_orm_migration::{
 };
 
 use super::entities::{
-    blocks, contact_requests, contacts, conversations, events, feed, members, message_requests,
-    messages, one_time_codes, poll_options, poll_votes, polls, refresh_tokens, request_ids,
-    sessions, users,
+    blocks, contact_requests, contacts, conversations, drive_files, drive_upload_parts,
+    drive_uploads, drive_usage, events, feed, members, message_requests, messages, one_time_codes,
+    poll_options, poll_votes, polls, refresh_tokens, request_ids, sessions, users,
 };
 
 /// All migrations, oldest first. Never edit a released one: add a new one.
@@ -26,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(VersionedEventFormat),
             Box::new(Polls),
             Box::new(PollsInTimeline),
+            Box::new(Drive),
         ]
     }
 }
@@ -316,6 +317,54 @@ impl MigrationTrait for PollsInTimeline {
             create_poll_tables(manager).await?;
         }
         Ok(())
+    }
+}
+
+/// The drive: files and folders, uploads in progress and their parts, and each user's
+/// storage (see `store::sql::drive`).
+struct Drive;
+
+impl MigrationName for Drive {
+    fn name(&self) -> &str {
+        "m0007_drive"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Drive {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        let schema = Schema::new(manager.get_database_backend());
+        create(manager, &schema, drive_files::Entity).await?;
+        create(manager, &schema, drive_uploads::Entity).await?;
+        create(manager, &schema, drive_upload_parts::Entity).await?;
+        create(manager, &schema, drive_usage::Entity).await?;
+        // A folder's listing, and the names taken in it.
+        index(
+            manager,
+            "idx_drive_files_folder",
+            drive_files::Entity,
+            &["owner_id", "parent_id", "name"],
+            false,
+        )
+        .await?;
+        // The trash, and what a trashed folder took with it.
+        index(
+            manager,
+            "idx_drive_files_trash",
+            drive_files::Entity,
+            &["owner_id", "trash_root"],
+            false,
+        )
+        .await?;
+        // Uploads that expired.
+        index(
+            manager,
+            "idx_drive_uploads_expiry",
+            drive_uploads::Entity,
+            &["expire_time"],
+            false,
+        )
+        .await
     }
 }
 

@@ -21,6 +21,7 @@ mod accounts;
 mod chat;
 mod contacts;
 mod convert;
+mod drive;
 pub mod entities;
 mod history;
 mod migration;

@@ -12,6 +12,7 @@ use crate::common::violated_fields;
 
 mod auth;
 mod conversations;
+mod drive;
 mod events;
 mod messages;
 mod polls;

@@ -95,6 +95,7 @@ impl TestServer {
             .filter(|url| !url.is_empty())
             .map(Into::into);
         config.cql = cql_config();
+        config.blobs = blobs_config();
         // Test servers share the suite's Redis but are separate deployments: their events
         // and rate counters must not meet. (Cluster tests give their nodes one prefix.)
         config.redis.key_prefix = format!("t{}", uuid::Uuid::new_v4().simple());
@@ -150,9 +151,28 @@ impl TestServer {
 
     /// Stops at once, like a crash (see `Running::abort`).
     pub fn crash(mut self) {
+        self.crash_in_place();
+    }
+
+    /// Crashes (see [`TestServer::crash`]) and starts again on the same address, data and
+    /// database: what a node killed by the OOM killer and restarted by its supervisor does.
+    pub async fn crash_and_restart(&mut self) {
+        self.crash_in_place();
+        let running = app::start(self.config.clone())
+            .await
+            .expect("server restarts");
+        self.running = Some(running);
+    }
+
+    fn crash_in_place(&mut self) {
         if let Some(running) = self.running.take() {
             running.abort();
         }
+    }
+
+    /// What the server was started with.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {
@@ -302,6 +322,25 @@ pub fn cql_config() -> secureconnect_server::config::CqlConfig {
         keyspace: "sc_test".into(),
         replication_factor: 1,
         ..Default::default()
+    }
+}
+
+/// File contents in the suite's S3 server (SeaweedFS) when it runs with `SC_TEST_S3_*` (the
+/// services pass); else in local files. Test servers share the bucket: every key holds a
+/// random id, so they cannot meet.
+pub fn blobs_config() -> secureconnect_server::config::BlobsConfig {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match var("SC_TEST_S3_ENDPOINT") {
+        None => Default::default(),
+        Some(endpoint) => secureconnect_server::config::BlobsConfig {
+            s3_endpoint: Some(endpoint),
+            s3_bucket: var("SC_TEST_S3_BUCKET"),
+            s3_access_key_id: var("SC_TEST_S3_ACCESS_KEY_ID").unwrap_or_default(),
+            s3_secret_access_key: var("SC_TEST_S3_SECRET_ACCESS_KEY")
+                .unwrap_or_default()
+                .into(),
+            ..Default::default()
+        },
     }
 }
 

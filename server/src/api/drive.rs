@@ -1,0 +1,287 @@
+//! `secureconnect.drive.v1.DriveService`.
+
+use std::{pin::Pin, sync::Arc};
+
+use futures::{Stream, StreamExt};
+use secureconnect_proto::drive::v1::{self as pb, drive_service_server::DriveService};
+use tonic::{Request, Response, Status};
+
+use super::{convert, mask_paths, principal};
+use crate::{
+    auth::{Auth, Operation},
+    domain::drive::{DriveFile, FileKind, FileOrder, Upload},
+    drive::{CreateUpload, Drive, FilePage},
+};
+
+pub struct DriveApi {
+    pub auth: Arc<Auth>,
+    pub drive: Arc<Drive>,
+}
+
+type DownloadStream = Pin<Box<dyn Stream<Item = Result<pb::DownloadFileResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl DriveService for DriveApi {
+    type DownloadFileStream = DownloadStream;
+
+    async fn create_upload(
+        &self,
+        req: Request<pb::CreateUploadRequest>,
+    ) -> Result<Response<pb::CreateUploadResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let r = req.into_inner();
+        let input = CreateUpload {
+            parent_id: r.parent_id,
+            name: r.name,
+            size: r.size,
+            sha256: r.sha256,
+        };
+        let upload = self
+            .drive
+            .create_upload(who.user_id, input, chrono::Utc::now())
+            .await?;
+        Ok(Response::new(pb::CreateUploadResponse {
+            upload: Some(upload_pb(upload)),
+        }))
+    }
+
+    async fn upload_chunk(
+        &self,
+        req: Request<pb::UploadChunkRequest>,
+    ) -> Result<Response<pb::UploadChunkResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let r = req.into_inner();
+        let received_bytes = self
+            .drive
+            .upload_chunk(
+                who.user_id,
+                &r.upload_id,
+                r.offset,
+                r.data.into(),
+                chrono::Utc::now(),
+            )
+            .await?;
+        Ok(Response::new(pb::UploadChunkResponse { received_bytes }))
+    }
+
+    async fn get_upload(
+        &self,
+        req: Request<pb::GetUploadRequest>,
+    ) -> Result<Response<pb::GetUploadResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Read)?;
+        let upload = self
+            .drive
+            .upload(who.user_id, &req.get_ref().upload_id)
+            .await?;
+        Ok(Response::new(pb::GetUploadResponse {
+            upload: Some(upload_pb(upload)),
+        }))
+    }
+
+    async fn complete_upload(
+        &self,
+        req: Request<pb::CompleteUploadRequest>,
+    ) -> Result<Response<pb::CompleteUploadResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let file = self
+            .drive
+            .complete_upload(who.user_id, &req.get_ref().upload_id, chrono::Utc::now())
+            .await?;
+        Ok(Response::new(pb::CompleteUploadResponse {
+            file: Some(file_pb(file)),
+        }))
+    }
+
+    async fn abort_upload(
+        &self,
+        req: Request<pb::AbortUploadRequest>,
+    ) -> Result<Response<pb::AbortUploadResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        self.drive
+            .abort_upload(who.user_id, &req.get_ref().upload_id)
+            .await?;
+        Ok(Response::new(pb::AbortUploadResponse {}))
+    }
+
+    async fn download_file(
+        &self,
+        req: Request<pb::DownloadFileRequest>,
+    ) -> Result<Response<DownloadStream>, Status> {
+        let who = principal(&self.auth, &req, Operation::Read)?;
+        let r = req.into_inner();
+        let (file, chunks) = self
+            .drive
+            .download(who.user_id, &r.file_id, r.offset, r.length)
+            .await?;
+        let mut first = Some(file_pb(file));
+        let stream = chunks.map(move |chunk| {
+            let (offset, data) = chunk?;
+            Ok(pb::DownloadFileResponse {
+                file: first.take(),
+                offset,
+                data: data.into(),
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn create_folder(
+        &self,
+        req: Request<pb::CreateFolderRequest>,
+    ) -> Result<Response<pb::CreateFolderResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let r = req.into_inner();
+        let folder = self
+            .drive
+            .create_folder(who.user_id, &r.parent_id, &r.name, chrono::Utc::now())
+            .await?;
+        Ok(Response::new(pb::CreateFolderResponse {
+            folder: Some(file_pb(folder)),
+        }))
+    }
+
+    async fn get_file(
+        &self,
+        req: Request<pb::GetFileRequest>,
+    ) -> Result<Response<pb::GetFileResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Read)?;
+        let file = self.drive.file(who.user_id, &req.get_ref().file_id).await?;
+        Ok(Response::new(pb::GetFileResponse {
+            file: Some(file_pb(file)),
+        }))
+    }
+
+    async fn list_files(
+        &self,
+        req: Request<pb::ListFilesRequest>,
+    ) -> Result<Response<pb::ListFilesResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Read)?;
+        let r = req.into_inner();
+        let order = match pb::FileOrder::try_from(r.order_by) {
+            Ok(pb::FileOrder::Size) => FileOrder::Size,
+            Ok(pb::FileOrder::UpdateTime) => FileOrder::UpdateTime,
+            _ => FileOrder::Name,
+        };
+        let page = FilePage {
+            parent_id: r.parent_id,
+            order,
+            trashed: r.trashed,
+            page_size: r.page_size,
+            page_token: r.page_token,
+        };
+        let (files, next_page_token) = self.drive.list(who.user_id, page).await?;
+        Ok(Response::new(pb::ListFilesResponse {
+            files: files.into_iter().map(file_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_file(
+        &self,
+        req: Request<pb::UpdateFileRequest>,
+    ) -> Result<Response<pb::UpdateFileResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let r = req.into_inner();
+        let paths = mask_paths(r.update_mask, &["name", "parent_id"])?;
+        let file = r.file.unwrap_or_default();
+        let has = |path: &str| paths.iter().any(|p| p == path);
+        let updated = self
+            .drive
+            .update_file(
+                who.user_id,
+                &file.file_id,
+                has("name").then_some(file.name.as_str()),
+                has("parent_id").then_some(file.parent_id.as_str()),
+                chrono::Utc::now(),
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateFileResponse {
+            file: Some(file_pb(updated)),
+        }))
+    }
+
+    async fn delete_file(
+        &self,
+        req: Request<pb::DeleteFileRequest>,
+    ) -> Result<Response<pb::DeleteFileResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let file = self
+            .drive
+            .trash(who.user_id, &req.get_ref().file_id, chrono::Utc::now())
+            .await?;
+        Ok(Response::new(pb::DeleteFileResponse {
+            file: Some(file_pb(file)),
+        }))
+    }
+
+    async fn restore_file(
+        &self,
+        req: Request<pb::RestoreFileRequest>,
+    ) -> Result<Response<pb::RestoreFileResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let file = self
+            .drive
+            .restore(who.user_id, &req.get_ref().file_id, chrono::Utc::now())
+            .await?;
+        Ok(Response::new(pb::RestoreFileResponse {
+            file: Some(file_pb(file)),
+        }))
+    }
+
+    async fn empty_trash(
+        &self,
+        req: Request<pb::EmptyTrashRequest>,
+    ) -> Result<Response<pb::EmptyTrashResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let emptied = self.drive.empty_trash(who.user_id).await?;
+        Ok(Response::new(pb::EmptyTrashResponse {
+            deleted_count: emptied.count,
+            freed_bytes: emptied.freed,
+        }))
+    }
+
+    async fn get_quota(
+        &self,
+        req: Request<pb::GetQuotaRequest>,
+    ) -> Result<Response<pb::GetQuotaResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Read)?;
+        let (usage, total) = self.drive.quota(who.user_id).await?;
+        Ok(Response::new(pb::GetQuotaResponse {
+            used_bytes: usage.used,
+            reserved_bytes: usage.reserved,
+            total_bytes: total,
+        }))
+    }
+}
+
+fn file_pb(f: DriveFile) -> pb::File {
+    pb::File {
+        file_id: f.id.to_string(),
+        parent_id: f.parent.map(|p| p.to_string()).unwrap_or_default(),
+        name: f.name,
+        kind: match f.kind {
+            FileKind::File => pb::FileKind::File,
+            FileKind::Folder => pb::FileKind::Folder,
+        }
+        .into(),
+        size: f.size,
+        sha256: f.sha256,
+        content_type: f.content_type,
+        owner_user_id: f.owner.to_string(),
+        create_time: Some(convert::timestamp(f.create_time)),
+        update_time: Some(convert::timestamp(f.update_time)),
+        trash_time: f.trash_time.map(convert::timestamp),
+    }
+}
+
+fn upload_pb(u: Upload) -> pb::Upload {
+    pb::Upload {
+        upload_id: u.id.to_string(),
+        parent_id: u.parent.map(|p| p.to_string()).unwrap_or_default(),
+        name: u.name,
+        size: u.size,
+        sha256: u.sha256.unwrap_or_default(),
+        received_bytes: u.received,
+        expire_time: Some(convert::timestamp(u.expire_time)),
+    }
+}

@@ -1,0 +1,83 @@
+//! The drive in the domain: files, folders, uploads in progress and quotas.
+
+use uuid::Uuid;
+
+use super::Time;
+
+/// A file with contents, or a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Folder,
+}
+
+/// A file or folder as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriveFile {
+    pub id: Uuid,
+    pub owner: Uuid,
+    /// `None`: the drive's top folder.
+    pub parent: Option<Uuid>,
+    pub name: String,
+    pub kind: FileKind,
+    pub size: u64,
+    /// Lowercase hex (files).
+    pub sha256: String,
+    /// Recognised from the first bytes (files).
+    pub content_type: String,
+    /// Where the bytes are in the blob store (files): chosen by the server, never derived
+    /// from anything a client sent.
+    pub blob_key: Option<String>,
+    pub create_time: Time,
+    pub update_time: Time,
+    /// Set while it is in the trash (on everything a trashed folder holds, too).
+    pub trash_time: Option<Time>,
+}
+
+/// An upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub id: Uuid,
+    pub owner: Uuid,
+    pub parent: Option<Uuid>,
+    pub name: String,
+    pub size: u64,
+    /// The SHA-256 the bytes must have (lowercase hex), when declared.
+    pub sha256: Option<String>,
+    pub received: u64,
+    pub expire_time: Time,
+}
+
+/// One stored chunk of an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub offset: u64,
+    pub size: u64,
+}
+
+impl Upload {
+    /// Where the chunk at `offset` is kept while the upload lasts.
+    pub fn part_key(&self, offset: u64) -> String {
+        format!("uploads/{}/{offset:020}", self.id)
+    }
+}
+
+/// A user's storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Bytes of their files, trash included.
+    pub used: u64,
+    /// Bytes reserved by uploads in progress.
+    pub reserved: u64,
+}
+
+/// How a folder's listing is ordered (folders always first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FileOrder {
+    #[default]
+    Name,
+    /// Largest first.
+    Size,
+    /// Newest change first.
+    UpdateTime,
+}

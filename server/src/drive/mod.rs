@@ -1,0 +1,523 @@
+//! The drive: each user's files and folders, resumable uploads, downloads, the trash and
+//! the quota. Metadata lives in the `DriveStore`, bytes in the `BlobStore` under keys the
+//! server chooses (`files/<id>`, `uploads/<id>/<offset>`), never under anything a client
+//! sent. A file or upload that is not the caller's does not exist for them (`NOT_FOUND`).
+
+use std::{
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    blobs::BlobStore,
+    config::DriveConfig,
+    domain::{
+        Time,
+        drive::{DriveFile, FileKind, FileOrder, Part, Upload, Usage},
+    },
+    error::{Error, Reason, Result},
+    paging,
+    ratelimit::{Limit, RateLimiter},
+    store::{
+        DriveStore, NewUpload,
+        drive::{CompletedFile, Emptied},
+    },
+    validate::Violations,
+};
+
+pub mod names;
+
+/// The largest chunk, unless the server's request limit is lower.
+pub const MAX_CHUNK_BYTES: usize = 4 << 20;
+/// Download chunks.
+pub const DOWNLOAD_CHUNK_BYTES: u64 = 1 << 20;
+/// How many bytes the content type is recognised from.
+const SNIFF_BYTES: usize = 8 << 10;
+
+/// Input of `create_upload`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateUpload {
+    pub parent_id: String,
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Input of `list`.
+#[derive(Debug, Clone, Default)]
+pub struct FilePage {
+    pub parent_id: String,
+    pub order: FileOrder,
+    pub trashed: bool,
+    pub page_size: i32,
+    pub page_token: String,
+}
+
+/// A download: the file, then its bytes as (offset, chunk).
+pub type Download = (
+    DriveFile,
+    Pin<Box<dyn Stream<Item = Result<(u64, Bytes)>> + Send>>,
+);
+
+pub struct Drive {
+    store: Arc<dyn DriveStore>,
+    blobs: Arc<dyn BlobStore>,
+    limiter: Arc<dyn RateLimiter>,
+    config: DriveConfig,
+    max_chunk: usize,
+}
+
+impl Drive {
+    /// `max_request_bytes` bounds chunks: a chunk and the rest of its request must fit.
+    pub fn new(
+        store: Arc<dyn DriveStore>,
+        blobs: Arc<dyn BlobStore>,
+        limiter: Arc<dyn RateLimiter>,
+        config: DriveConfig,
+        max_request_bytes: usize,
+    ) -> Self {
+        Self {
+            store,
+            blobs,
+            limiter,
+            config,
+            max_chunk: MAX_CHUNK_BYTES.min(max_request_bytes.saturating_sub(1024)),
+        }
+    }
+
+    pub async fn create_upload(&self, who: Uuid, input: CreateUpload, now: Time) -> Result<Upload> {
+        let mut v = Violations::new();
+        let parent = v.optional_id("parent_id", &input.parent_id);
+        let name = names::check_name(&mut v, "name", &input.name);
+        if input.size > self.config.max_file_bytes {
+            v.add(
+                "size",
+                format!("at most {} bytes", self.config.max_file_bytes),
+            );
+        }
+        let sha256 = check_sha256(&mut v, &input.sha256);
+        v.finish()?;
+        let limit = Limit {
+            name: "upload",
+            max: self.config.uploads_per_minute,
+            window: Duration::from_secs(60),
+        };
+        self.limiter.check(limit, &who.to_string()).await?;
+        let new = NewUpload {
+            owner: who,
+            parent,
+            name,
+            size: input.size,
+            sha256,
+            expire_time: now + self.ttl(),
+        };
+        self.store
+            .create_upload(new, self.config.quota_bytes, now)
+            .await
+    }
+
+    pub async fn upload_chunk(
+        &self,
+        who: Uuid,
+        upload_id: &str,
+        offset: u64,
+        data: Bytes,
+        now: Time,
+    ) -> Result<u64> {
+        let mut v = Violations::new();
+        let id = v.id("upload_id", upload_id);
+        if data.is_empty() {
+            v.add("data", "1 byte or more");
+        } else if data.len() > self.max_chunk {
+            v.add("data", format!("at most {} bytes", self.max_chunk));
+        }
+        v.finish()?;
+        let upload = self.own_upload(who, id).await?;
+        let end = offset.saturating_add(data.len() as u64);
+        if end > upload.size {
+            return Err(Error::invalid(
+                "data",
+                format!("ends past the declared size ({} bytes)", upload.size),
+            ));
+        }
+        if end <= upload.received {
+            return Ok(upload.received); // Received already: a repeat changes nothing.
+        }
+        if offset != upload.received {
+            return Err(Error::OffsetMismatch {
+                received: upload.received,
+            });
+        }
+        // The bytes first, under a key of this offset: a copy of this chunk racing here
+        // writes the same bytes, and the record below lets only one of them count.
+        self.blobs
+            .put(&upload.part_key(offset), data.clone())
+            .await?;
+        let received = self
+            .store
+            .record_chunk(upload.id, offset, data.len() as u64, now + self.ttl())
+            .await?;
+        Ok(received)
+    }
+
+    pub async fn upload(&self, who: Uuid, upload_id: &str) -> Result<Upload> {
+        let id = parse_id("upload_id", upload_id)?;
+        self.own_upload(who, Some(id)).await
+    }
+
+    /// Checks the bytes and makes the file. Its blob is written before the metadata
+    /// commits: a crash in between leaves the upload as it was (complete it again), never
+    /// a file without its bytes.
+    pub async fn complete_upload(
+        &self,
+        who: Uuid,
+        upload_id: &str,
+        now: Time,
+    ) -> Result<DriveFile> {
+        let id = parse_id("upload_id", upload_id)?;
+        let upload = self.own_upload(who, Some(id)).await?;
+        if upload.received < upload.size {
+            return Err(Error::FailedPrecondition {
+                reason: Reason::UploadIncomplete,
+                message: "the upload has not received all its bytes: see GetUpload",
+            });
+        }
+        let parts = self.store.parts(upload.id).await?;
+        let file_id = Uuid::now_v7();
+        let blob_key = format!("files/{file_id}");
+        let (sha256, head) = match self.assemble(&upload, &parts, &blob_key).await {
+            Ok(done) => done,
+            Err(err) => {
+                self.forget_blob(&blob_key).await;
+                return Err(err);
+            }
+        };
+        if upload.sha256.as_ref().is_some_and(|want| *want != sha256) {
+            // The bytes are not the declared ones: nothing is kept, the quota is freed.
+            self.forget_blob(&blob_key).await;
+            if let Some((dropped, parts)) = self.store.drop_upload(upload.id).await? {
+                self.forget_parts(&dropped, &parts).await;
+            }
+            return Err(Error::invalid(
+                "sha256",
+                format!("the bytes received have SHA-256 {sha256}: the upload is discarded"),
+            ));
+        }
+        let completed = CompletedFile {
+            id: file_id,
+            sha256,
+            content_type: content_type(&head),
+            blob_key: blob_key.clone(),
+        };
+        match self.store.complete_upload(upload.id, completed, now).await {
+            Ok(file) => {
+                self.forget_parts(&upload, &parts).await;
+                Ok(file)
+            }
+            Err(err) => {
+                self.forget_blob(&blob_key).await;
+                Err(err)
+            }
+        }
+    }
+
+    pub async fn abort_upload(&self, who: Uuid, upload_id: &str) -> Result<()> {
+        let id = parse_id("upload_id", upload_id)?;
+        match self.store.upload(id).await? {
+            None => Ok(()), // Gone already (aborted, completed or expired).
+            Some(upload) if upload.owner != who => Err(Error::NotFound("upload")),
+            Some(_) => {
+                if let Some((dropped, parts)) = self.store.drop_upload(id).await? {
+                    self.forget_parts(&dropped, &parts).await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes uploads that expired, releasing their reservations and their bytes.
+    pub async fn expire_uploads(&self, now: Time) -> Result<usize> {
+        let expired = self.store.expire_uploads(now, 100).await?;
+        for (upload, parts) in &expired {
+            self.forget_parts(upload, parts).await;
+        }
+        Ok(expired.len())
+    }
+
+    pub async fn download(
+        &self,
+        who: Uuid,
+        file_id: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Download> {
+        let id = parse_id("file_id", file_id)?;
+        let file = self.own_file(who, id).await?;
+        let Some(key) = file
+            .blob_key
+            .clone()
+            .filter(|_| file.kind == FileKind::File)
+        else {
+            return Err(Error::invalid(
+                "file_id",
+                "a folder has no bytes to download",
+            ));
+        };
+        if offset > file.size {
+            return Err(Error::invalid(
+                "offset",
+                format!("past the end of the file ({} bytes)", file.size),
+            ));
+        }
+        let end = match length {
+            0 => file.size,
+            n => offset.saturating_add(n).min(file.size),
+        };
+        let blobs = Arc::clone(&self.blobs);
+        // (at, first): an empty file or range still sends one (empty) chunk, which
+        // carries the file.
+        let chunks = futures::stream::unfold((offset, true), move |(at, first)| {
+            let (blobs, key) = (Arc::clone(&blobs), key.clone());
+            async move {
+                if at >= end {
+                    return first.then(|| (Ok((at, Bytes::new())), (at, false)));
+                }
+                let to = (at + DOWNLOAD_CHUNK_BYTES).min(end);
+                let chunk = blobs.get_range(&key, at..to).await.map(|b| (at, b));
+                Some((chunk, (to, false)))
+            }
+        });
+        Ok((file, Box::pin(chunks)))
+    }
+
+    pub async fn create_folder(
+        &self,
+        who: Uuid,
+        parent_id: &str,
+        name: &str,
+        now: Time,
+    ) -> Result<DriveFile> {
+        let mut v = Violations::new();
+        let parent = v.optional_id("parent_id", parent_id);
+        let name = names::check_name(&mut v, "name", name);
+        v.finish()?;
+        self.store.create_folder(who, parent, &name, now).await
+    }
+
+    pub async fn file(&self, who: Uuid, file_id: &str) -> Result<DriveFile> {
+        let id = parse_id("file_id", file_id)?;
+        self.own_file(who, id).await
+    }
+
+    pub async fn list(&self, who: Uuid, page: FilePage) -> Result<(Vec<DriveFile>, String)> {
+        let mut v = Violations::new();
+        let parent = v.optional_id("parent_id", &page.parent_id);
+        let size = v.page_size("page_size", page.page_size, 50, 200);
+        v.finish()?;
+        let skip = match paging::decode_text_key("page_token", &page.page_token)? {
+            Some(skip) => skip
+                .parse::<u64>()
+                .map_err(|_| Error::invalid("page_token", "not a token this server gave"))?,
+            None => 0,
+        };
+        let files = if page.trashed {
+            self.store.trash(who, skip, size).await?
+        } else {
+            self.store
+                .files(who, parent, page.order, skip, size)
+                .await?
+        };
+        let next = paging::next_token(&files, size, |_| {
+            paging::encode_text_key(&(skip + size).to_string())
+        });
+        Ok((files, next))
+    }
+
+    /// Renames and/or moves (`parent_id`: `Some("")` is the top folder).
+    pub async fn update_file(
+        &self,
+        who: Uuid,
+        file_id: &str,
+        name: Option<&str>,
+        parent_id: Option<&str>,
+        now: Time,
+    ) -> Result<DriveFile> {
+        let mut v = Violations::new();
+        let id = v.id("file.file_id", file_id);
+        let name = name.map(|n| names::check_name(&mut v, "file.name", n));
+        let parent = parent_id.map(|p| v.optional_id("file.parent_id", p));
+        v.finish()?;
+        let id = id.ok_or(Error::NotFound("file"))?;
+        self.store.update_file(who, id, name, parent, now).await
+    }
+
+    pub async fn trash(&self, who: Uuid, file_id: &str, now: Time) -> Result<DriveFile> {
+        let id = parse_id("file_id", file_id)?;
+        self.store.trash_file(who, id, now).await
+    }
+
+    pub async fn restore(&self, who: Uuid, file_id: &str, now: Time) -> Result<DriveFile> {
+        let id = parse_id("file_id", file_id)?;
+        self.store.restore_file(who, id, now).await
+    }
+
+    pub async fn empty_trash(&self, who: Uuid) -> Result<Emptied> {
+        let emptied = self.store.empty_trash(who).await?;
+        for key in &emptied.blob_keys {
+            self.forget_blob(key).await;
+        }
+        Ok(emptied)
+    }
+
+    /// The caller's usage and quota.
+    pub async fn quota(&self, who: Uuid) -> Result<(Usage, u64)> {
+        Ok((self.store.usage(who).await?, self.config.quota_bytes))
+    }
+
+    fn ttl(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.config.upload_ttl_secs).unwrap_or(i64::MAX))
+    }
+
+    async fn own_upload(&self, who: Uuid, id: Option<Uuid>) -> Result<Upload> {
+        let id = id.ok_or(Error::NotFound("upload"))?;
+        match self.store.upload(id).await? {
+            Some(upload) if upload.owner == who => Ok(upload),
+            _ => Err(Error::NotFound("upload")),
+        }
+    }
+
+    async fn own_file(&self, who: Uuid, id: Uuid) -> Result<DriveFile> {
+        match self.store.file(id).await? {
+            Some(file) if file.owner == who => Ok(file),
+            _ => Err(Error::NotFound("file")),
+        }
+    }
+
+    /// Streams the upload's parts into the blob at `key`, hashing them on the way; the
+    /// SHA-256 (hex) and the first bytes (to recognise the content type).
+    async fn assemble(
+        &self,
+        upload: &Upload,
+        parts: &[Part],
+        key: &str,
+    ) -> Result<(String, Vec<u8>)> {
+        struct Seen {
+            hasher: Sha256,
+            head: Vec<u8>,
+            failed: Option<Error>,
+        }
+        let seen = Arc::new(Mutex::new(Seen {
+            hasher: Sha256::new(),
+            head: Vec::new(),
+            failed: None,
+        }));
+        let keys: Vec<String> = parts.iter().map(|p| upload.part_key(p.offset)).collect();
+        let blobs = Arc::clone(&self.blobs);
+        let watcher = Arc::clone(&seen);
+        let chunks = futures::stream::iter(keys)
+            .then(move |part| {
+                let blobs = Arc::clone(&blobs);
+                async move { blobs.get(&part).await }
+            })
+            .scan(watcher, |seen, got| {
+                let mut seen_now = seen.lock().unwrap_or_else(PoisonError::into_inner);
+                let item = match got {
+                    Ok(bytes) => {
+                        seen_now.hasher.update(&bytes);
+                        let room = SNIFF_BYTES.saturating_sub(seen_now.head.len());
+                        let head = &bytes[..room.min(bytes.len())];
+                        seen_now.head.extend_from_slice(head);
+                        Some(bytes)
+                    }
+                    Err(err) => {
+                        seen_now.failed = Some(err);
+                        None // Ends the stream: the blob written is discarded below.
+                    }
+                };
+                futures::future::ready(item)
+            });
+        if parts.is_empty() {
+            self.blobs.put(key, Bytes::new()).await?;
+        } else {
+            self.blobs.put_stream(key, Box::pin(chunks)).await?;
+        }
+        let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(err) = seen.failed.take() {
+            return Err(err);
+        }
+        let digest = std::mem::take(&mut seen.hasher).finalize();
+        Ok((hex::encode(digest), std::mem::take(&mut seen.head)))
+    }
+
+    /// Deletes a blob nothing refers to any more; a failure only leaves an orphan behind.
+    async fn forget_blob(&self, key: &str) {
+        if let Err(err) = self.blobs.delete(key).await {
+            tracing::warn!(error = %err, key, "could not delete an unused blob");
+        }
+    }
+
+    async fn forget_parts(&self, upload: &Upload, parts: &[Part]) {
+        for part in parts {
+            self.forget_blob(&upload.part_key(part.offset)).await;
+        }
+    }
+}
+
+fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
+    let mut v = Violations::new();
+    let id = v.id(field, raw);
+    v.finish()?;
+    id.ok_or(Error::NotFound("file"))
+}
+
+/// A declared SHA-256: empty, or 64 hex digits (stored lowercase).
+fn check_sha256(v: &mut Violations, raw: &str) -> Option<String> {
+    if raw.is_empty() {
+        return None;
+    }
+    let lower = raw.to_ascii_lowercase();
+    if lower.len() != 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+        v.add("sha256", "64 hexadecimal digits");
+        return None;
+    }
+    Some(lower)
+}
+
+/// The content type the first bytes show, never the one a client claimed.
+fn content_type(head: &[u8]) -> String {
+    infer::get(head)
+        .map(|kind| kind.mime_type().to_owned())
+        .unwrap_or_else(|| "application/octet-stream".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_come_from_the_bytes() {
+        let png = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0];
+        assert_eq!(content_type(&png), "image/png");
+        assert_eq!(content_type(b"%PDF-1.7\n"), "application/pdf");
+        assert_eq!(content_type(b"just some text"), "application/octet-stream");
+    }
+
+    #[test]
+    fn declared_hashes_are_64_hex_digits() {
+        let mut v = Violations::new();
+        let upper = "AB".repeat(32);
+        assert_eq!(check_sha256(&mut v, &upper), Some("ab".repeat(32)));
+        assert_eq!(check_sha256(&mut v, ""), None);
+        assert!(v.finish().is_ok());
+        let mut v = Violations::new();
+        check_sha256(&mut v, "abc");
+        check_sha256(&mut Violations::new(), &"zz".repeat(32));
+        assert!(v.finish().is_err());
+    }
+}

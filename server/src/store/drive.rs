@@ -1,0 +1,118 @@
+//! The drive store contract: metadata in SQL (bytes live in the blob store). Every write
+//! locks the owner's usage row first, so one user's drive changes queue: the quota check
+//! and the "is this name free" check cannot race.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        Time,
+        drive::{DriveFile, FileOrder, Part, Upload, Usage},
+    },
+    error::Result,
+};
+
+/// An upload to start (already checked).
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    pub owner: Uuid,
+    pub parent: Option<Uuid>,
+    pub name: String,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub expire_time: Time,
+}
+
+/// The file a completed upload becomes (its bytes already in the blob store).
+#[derive(Debug, Clone)]
+pub struct CompletedFile {
+    pub id: Uuid,
+    pub sha256: String,
+    pub content_type: String,
+    pub blob_key: String,
+}
+
+/// What emptying the trash removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Emptied {
+    pub count: u32,
+    pub freed: u64,
+    /// Blobs to delete now that no file refers to them.
+    pub blob_keys: Vec<String>,
+}
+
+#[async_trait]
+pub trait DriveStore: Send + Sync {
+    /// Starts an upload into `parent` (a folder of the owner's, not in the trash: else
+    /// `NOT_FOUND`), reserving its size: `RESOURCE_EXHAUSTED` when used + reserved +
+    /// size would pass `quota`.
+    async fn create_upload(&self, new: NewUpload, quota: u64, now: Time) -> Result<Upload>;
+    /// The upload, if it exists.
+    async fn upload(&self, id: Uuid) -> Result<Option<Upload>>;
+    /// Records the chunk at `offset` (its bytes already stored at the part key) when the
+    /// upload has received exactly `offset` bytes; returns the bytes received after it.
+    /// A chunk that lost a race with a copy of itself changes nothing.
+    async fn record_chunk(
+        &self,
+        id: Uuid,
+        offset: u64,
+        size: u64,
+        expire_time: Time,
+    ) -> Result<u64>;
+    /// The upload's parts, in order.
+    async fn parts(&self, id: Uuid) -> Result<Vec<Part>>;
+    /// Turns the upload into a file (named as it asked, or numbered when the name is
+    /// taken; into the top folder if its folder went away), moving its reservation to
+    /// the owner's usage; the upload and its parts are gone after. `NOT_FOUND` if the
+    /// upload is.
+    async fn complete_upload(&self, id: Uuid, file: CompletedFile, now: Time) -> Result<DriveFile>;
+    /// Removes the upload and releases its reservation; the upload as it was (with its
+    /// parts), or `None` when it was gone already.
+    async fn drop_upload(&self, id: Uuid) -> Result<Option<(Upload, Vec<Part>)>>;
+    /// Removes uploads that expired before `now` (at most `limit`), as `drop_upload`
+    /// does: with several nodes at it, each upload is removed — and returned — once.
+    async fn expire_uploads(&self, now: Time, limit: u64) -> Result<Vec<(Upload, Vec<Part>)>>;
+    /// Creates a folder (numbered when the name is taken).
+    async fn create_folder(
+        &self,
+        owner: Uuid,
+        parent: Option<Uuid>,
+        name: &str,
+        now: Time,
+    ) -> Result<DriveFile>;
+    /// The file or folder, if it exists.
+    async fn file(&self, id: Uuid) -> Result<Option<DriveFile>>;
+    /// A page of a folder of the owner's (not in the trash: else `NOT_FOUND`), folders
+    /// first, skipping `skip`.
+    async fn files(
+        &self,
+        owner: Uuid,
+        parent: Option<Uuid>,
+        order: FileOrder,
+        skip: u64,
+        limit: u64,
+    ) -> Result<Vec<DriveFile>>;
+    /// A page of what the owner deleted (each deleted file or folder once, without what
+    /// a folder took with it), newest first.
+    async fn trash(&self, owner: Uuid, skip: u64, limit: u64) -> Result<Vec<DriveFile>>;
+    /// Renames (`name`) and/or moves (`parent`: `Some(None)` is the top folder) a file or
+    /// folder of the owner's: `ALREADY_EXISTS` when the name is taken there,
+    /// `FAILED_PRECONDITION` when a folder would go into itself.
+    async fn update_file(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        name: Option<String>,
+        parent: Option<Option<Uuid>>,
+        now: Time,
+    ) -> Result<DriveFile>;
+    /// Moves a file or folder (with everything in it) to the trash.
+    async fn trash_file(&self, owner: Uuid, id: Uuid, now: Time) -> Result<DriveFile>;
+    /// Brings a trashed file or folder back (with what it took along).
+    async fn restore_file(&self, owner: Uuid, id: Uuid, now: Time) -> Result<DriveFile>;
+    /// Deletes everything in the owner's trash for good.
+    async fn empty_trash(&self, owner: Uuid) -> Result<Emptied>;
+    /// The owner's storage.
+    async fn usage(&self, owner: Uuid) -> Result<Usage>;
+}

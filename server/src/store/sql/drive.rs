@@ -1,0 +1,678 @@
+//! The drive on SQL. Every write starts by locking the owner's usage row (PostgreSQL;
+//! SQLite writes one at a time anyway), so one user's drive changes queue: the quota and
+//! the free-name checks below hold until the write commits.
+
+use async_trait::async_trait;
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    ExprTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    TransactionTrait,
+    sea_query::{Expr, OnConflict},
+};
+use uuid::Uuid;
+
+use super::{
+    SqlStore,
+    convert::db_time,
+    entities::{drive_files, drive_upload_parts, drive_uploads, drive_usage},
+};
+use crate::{
+    domain::{
+        Time,
+        drive::{DriveFile, FileKind, FileOrder, Part, Upload, Usage},
+    },
+    drive::names,
+    error::{Error, Reason, Result},
+    store::drive::{CompletedFile, DriveStore, Emptied, NewUpload},
+};
+
+/// How many numbered names to try before giving up on a taken one.
+const MAX_NUMBERED: u32 = 1_000;
+
+fn kind_code(kind: FileKind) -> i16 {
+    match kind {
+        FileKind::File => 1,
+        FileKind::Folder => 2,
+    }
+}
+
+fn bytes(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn db_bytes(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn file(row: drive_files::Model) -> DriveFile {
+    DriveFile {
+        id: row.id,
+        owner: row.owner_id,
+        parent: row.parent_id,
+        name: row.name,
+        kind: if row.kind == 2 {
+            FileKind::Folder
+        } else {
+            FileKind::File
+        },
+        size: bytes(row.size),
+        sha256: row.sha256,
+        content_type: row.content_type,
+        blob_key: row.blob_key,
+        create_time: row.create_time,
+        update_time: row.update_time,
+        trash_time: row.trash_time,
+    }
+}
+
+fn upload(row: drive_uploads::Model) -> Upload {
+    Upload {
+        id: row.id,
+        owner: row.owner_id,
+        parent: row.parent_id,
+        name: row.name,
+        size: bytes(row.size),
+        sha256: row.sha256,
+        received: bytes(row.received),
+        expire_time: row.expire_time,
+    }
+}
+
+fn part(row: drive_upload_parts::Model) -> Part {
+    Part {
+        offset: bytes(row.offset),
+        size: bytes(row.size),
+    }
+}
+
+/// `parent_id` is `parent` (`None`: the top folder).
+fn in_folder(parent: Option<Uuid>) -> Condition {
+    let column = drive_files::Column::ParentId;
+    Condition::all().add(match parent {
+        Some(id) => column.eq(id),
+        None => column.is_null(),
+    })
+}
+
+/// Starts `owner`'s drive write: the usage row made if missing, then locked.
+async fn begin(store: &SqlStore, owner: Uuid) -> Result<(DatabaseTransaction, drive_usage::Model)> {
+    let txn = store.db.begin().await?;
+    drive_usage::Entity::insert(drive_usage::ActiveModel {
+        user_id: Set(owner),
+        used: Set(0),
+        reserved: Set(0),
+    })
+    .on_conflict(
+        OnConflict::column(drive_usage::Column::UserId)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    let mut query = drive_usage::Entity::find_by_id(owner);
+    if txn.get_database_backend() == DbBackend::Postgres {
+        query = query.lock_exclusive();
+    }
+    let usage = query
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::internal("a usage row vanished in its own write"))?;
+    Ok((txn, usage))
+}
+
+/// Moves the owner's usage counters by the given amounts.
+async fn count<C: ConnectionTrait>(txn: &C, owner: Uuid, used: i64, reserved: i64) -> Result<()> {
+    drive_usage::Entity::update_many()
+        .col_expr(
+            drive_usage::Column::Used,
+            Expr::col(drive_usage::Column::Used).add(used),
+        )
+        .col_expr(
+            drive_usage::Column::Reserved,
+            Expr::col(drive_usage::Column::Reserved).add(reserved),
+        )
+        .filter(drive_usage::Column::UserId.eq(owner))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// The owner's file or folder `id` (trashed or not); `NOT_FOUND` for anyone else's.
+async fn owned<C: ConnectionTrait>(txn: &C, owner: Uuid, id: Uuid) -> Result<drive_files::Model> {
+    drive_files::Entity::find_by_id(id)
+        .filter(drive_files::Column::OwnerId.eq(owner))
+        .one(txn)
+        .await?
+        .ok_or(Error::NotFound("file"))
+}
+
+/// Checks that `parent` is the top folder or a folder of the owner's, not in the trash.
+async fn check_folder<C: ConnectionTrait>(
+    txn: &C,
+    owner: Uuid,
+    parent: Option<Uuid>,
+) -> Result<()> {
+    let Some(id) = parent else {
+        return Ok(());
+    };
+    let folder = owned(txn, owner, id)
+        .await
+        .map_err(|_| Error::NotFound("folder"))?;
+    if folder.kind != kind_code(FileKind::Folder) || folder.trash_time.is_some() {
+        return Err(Error::NotFound("folder"));
+    }
+    Ok(())
+}
+
+async fn taken<C: ConnectionTrait>(
+    txn: &C,
+    owner: Uuid,
+    parent: Option<Uuid>,
+    name: &str,
+) -> Result<bool> {
+    Ok(drive_files::Entity::find()
+        .filter(drive_files::Column::OwnerId.eq(owner))
+        .filter(in_folder(parent))
+        .filter(drive_files::Column::Name.eq(name))
+        .filter(drive_files::Column::TrashTime.is_null())
+        .count(txn)
+        .await?
+        > 0)
+}
+
+/// `name`, or the first free numbered variant of it in `parent`.
+async fn free_name<C: ConnectionTrait>(
+    txn: &C,
+    owner: Uuid,
+    parent: Option<Uuid>,
+    name: &str,
+    kind: FileKind,
+) -> Result<String> {
+    if !taken(txn, owner, parent, name).await? {
+        return Ok(name.to_owned());
+    }
+    for n in 2..=MAX_NUMBERED {
+        let candidate = names::numbered(name, n, kind == FileKind::Folder);
+        if !taken(txn, owner, parent, &candidate).await? {
+            return Ok(candidate);
+        }
+    }
+    Err(name_taken())
+}
+
+fn name_taken() -> Error {
+    Error::AlreadyExists {
+        reason: Reason::NameTaken,
+        message: "the folder already holds a file or folder of that name",
+    }
+}
+
+/// Every file and folder below `folder` (not itself), walking down folder by folder.
+async fn descendants<C: ConnectionTrait>(txn: &C, folder: Uuid) -> Result<Vec<drive_files::Model>> {
+    let mut found = Vec::new();
+    let mut frontier = vec![folder];
+    while !frontier.is_empty() {
+        let children = drive_files::Entity::find()
+            .filter(drive_files::Column::ParentId.is_in(frontier.iter().copied()))
+            .all(txn)
+            .await?;
+        frontier = children
+            .iter()
+            .filter(|c| c.kind == kind_code(FileKind::Folder))
+            .map(|c| c.id)
+            .collect();
+        found.extend(children);
+    }
+    Ok(found)
+}
+
+async fn insert_file<C: ConnectionTrait>(txn: &C, row: drive_files::Model) -> Result<DriveFile> {
+    row.clone()
+        .into_active_model()
+        .reset_all()
+        .insert(txn)
+        .await?;
+    Ok(file(row))
+}
+
+/// Removes an upload (its row, its parts' rows, its reservation) inside `txn`.
+async fn remove_upload<C: ConnectionTrait>(
+    txn: &C,
+    row: &drive_uploads::Model,
+) -> Result<Vec<Part>> {
+    let parts = drive_upload_parts::Entity::find()
+        .filter(drive_upload_parts::Column::UploadId.eq(row.id))
+        .order_by_asc(drive_upload_parts::Column::Offset)
+        .all(txn)
+        .await?;
+    drive_upload_parts::Entity::delete_many()
+        .filter(drive_upload_parts::Column::UploadId.eq(row.id))
+        .exec(txn)
+        .await?;
+    drive_uploads::Entity::delete_by_id(row.id)
+        .exec(txn)
+        .await?;
+    count(txn, row.owner_id, 0, -row.size).await?;
+    Ok(parts.into_iter().map(part).collect())
+}
+
+fn ordered(query: Select<drive_files::Entity>, order: FileOrder) -> Select<drive_files::Entity> {
+    // Folders (kind 2) first, then the chosen order, then the id to break ties.
+    let query = query.order_by_desc(drive_files::Column::Kind);
+    match order {
+        FileOrder::Name => query.order_by_asc(drive_files::Column::Name),
+        FileOrder::Size => query.order_by_desc(drive_files::Column::Size),
+        FileOrder::UpdateTime => query.order_by_desc(drive_files::Column::UpdateTime),
+    }
+    .order_by_asc(drive_files::Column::Id)
+}
+
+#[async_trait]
+impl DriveStore for SqlStore {
+    async fn create_upload(&self, new: NewUpload, quota: u64, now: Time) -> Result<Upload> {
+        let _guard = self.write_guard().await;
+        let (txn, usage) = begin(self, new.owner).await?;
+        check_folder(&txn, new.owner, new.parent).await?;
+        let committed = bytes(usage.used).saturating_add(bytes(usage.reserved));
+        if committed.saturating_add(new.size) > quota {
+            return Err(Error::QuotaExceeded {
+                message: format!(
+                    "{} bytes do not fit: {committed} of {quota} bytes are used or reserved",
+                    new.size
+                ),
+            });
+        }
+        let row = drive_uploads::Model {
+            id: Uuid::now_v7(),
+            owner_id: new.owner,
+            parent_id: new.parent,
+            name: new.name,
+            size: db_bytes(new.size),
+            sha256: new.sha256,
+            received: 0,
+            expire_time: db_time(new.expire_time),
+            create_time: db_time(now),
+        };
+        row.clone()
+            .into_active_model()
+            .reset_all()
+            .insert(&txn)
+            .await?;
+        count(&txn, new.owner, 0, row.size).await?;
+        txn.commit().await?;
+        Ok(upload(row))
+    }
+
+    async fn upload(&self, id: Uuid) -> Result<Option<Upload>> {
+        Ok(drive_uploads::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(upload))
+    }
+
+    async fn record_chunk(
+        &self,
+        id: Uuid,
+        offset: u64,
+        size: u64,
+        expire_time: Time,
+    ) -> Result<u64> {
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        // Only the chunk that finds exactly `offset` received moves it on: of two copies
+        // of one chunk racing here, one does and the other is a repeat.
+        let advanced = drive_uploads::Entity::update_many()
+            .col_expr(
+                drive_uploads::Column::Received,
+                Expr::col(drive_uploads::Column::Received).add(db_bytes(size)),
+            )
+            .col_expr(
+                drive_uploads::Column::ExpireTime,
+                db_time(expire_time).into(),
+            )
+            .filter(drive_uploads::Column::Id.eq(id))
+            .filter(drive_uploads::Column::Received.eq(db_bytes(offset)))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if advanced == 1 {
+            drive_upload_parts::ActiveModel {
+                upload_id: Set(id),
+                offset: Set(db_bytes(offset)),
+                size: Set(db_bytes(size)),
+            }
+            .insert(&txn)
+            .await?;
+        }
+        let received = drive_uploads::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or(Error::NotFound("upload"))?
+            .received;
+        txn.commit().await?;
+        Ok(bytes(received))
+    }
+
+    async fn parts(&self, id: Uuid) -> Result<Vec<Part>> {
+        Ok(drive_upload_parts::Entity::find()
+            .filter(drive_upload_parts::Column::UploadId.eq(id))
+            .order_by_asc(drive_upload_parts::Column::Offset)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(part)
+            .collect())
+    }
+
+    async fn complete_upload(
+        &self,
+        id: Uuid,
+        completed: CompletedFile,
+        now: Time,
+    ) -> Result<DriveFile> {
+        let now = db_time(now);
+        let owner = drive_uploads::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or(Error::NotFound("upload"))?
+            .owner_id;
+        let _guard = self.write_guard().await;
+        let (txn, _) = begin(self, owner).await?;
+        let row = drive_uploads::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or(Error::NotFound("upload"))?;
+        // Its folder may have gone (or into the trash) meanwhile: then the top folder.
+        let parent = match check_folder(&txn, owner, row.parent_id).await {
+            Ok(()) => row.parent_id,
+            Err(_) => None,
+        };
+        let name = free_name(&txn, owner, parent, &row.name, FileKind::File).await?;
+        remove_upload(&txn, &row).await?;
+        count(&txn, owner, row.size, 0).await?;
+        let created = insert_file(
+            &txn,
+            drive_files::Model {
+                id: completed.id,
+                owner_id: owner,
+                parent_id: parent,
+                name,
+                kind: kind_code(FileKind::File),
+                size: row.size,
+                sha256: completed.sha256,
+                content_type: completed.content_type,
+                blob_key: Some(completed.blob_key),
+                create_time: now,
+                update_time: now,
+                trash_time: None,
+                trash_root: None,
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(created)
+    }
+
+    async fn drop_upload(&self, id: Uuid) -> Result<Option<(Upload, Vec<Part>)>> {
+        let Some(row) = drive_uploads::Entity::find_by_id(id).one(&self.db).await? else {
+            return Ok(None);
+        };
+        let _guard = self.write_guard().await;
+        let (txn, _) = begin(self, row.owner_id).await?;
+        // Read again under the lock: a racing drop or completion may have taken it.
+        let Some(row) = drive_uploads::Entity::find_by_id(id).one(&txn).await? else {
+            return Ok(None);
+        };
+        let parts = remove_upload(&txn, &row).await?;
+        txn.commit().await?;
+        Ok(Some((upload(row), parts)))
+    }
+
+    async fn expire_uploads(&self, now: Time, limit: u64) -> Result<Vec<(Upload, Vec<Part>)>> {
+        let due: Vec<Uuid> = drive_uploads::Entity::find()
+            .select_only()
+            .column(drive_uploads::Column::Id)
+            .filter(drive_uploads::Column::ExpireTime.lt(db_time(now)))
+            .order_by_asc(drive_uploads::Column::ExpireTime)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut expired = Vec::new();
+        for id in due {
+            if let Some(dropped) = self.drop_upload(id).await? {
+                expired.push(dropped);
+            }
+        }
+        Ok(expired)
+    }
+
+    async fn create_folder(
+        &self,
+        owner: Uuid,
+        parent: Option<Uuid>,
+        name: &str,
+        now: Time,
+    ) -> Result<DriveFile> {
+        let now = db_time(now);
+        let _guard = self.write_guard().await;
+        let (txn, _) = begin(self, owner).await?;
+        check_folder(&txn, owner, parent).await?;
+        let name = free_name(&txn, owner, parent, name, FileKind::Folder).await?;
+        let created = insert_file(
+            &txn,
+            drive_files::Model {
+                id: Uuid::now_v7(),
+                owner_id: owner,
+                parent_id: parent,
+                name,
+                kind: kind_code(FileKind::Folder),
+                size: 0,
+                sha256: String::new(),
+                content_type: String::new(),
+                blob_key: None,
+                create_time: now,
+                update_time: now,
+                trash_time: None,
+                trash_root: None,
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(created)
+    }
+
+    async fn file(&self, id: Uuid) -> Result<Option<DriveFile>> {
+        Ok(drive_files::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(file))
+    }
+
+    async fn files(
+        &self,
+        owner: Uuid,
+        parent: Option<Uuid>,
+        order: FileOrder,
+        skip: u64,
+        limit: u64,
+    ) -> Result<Vec<DriveFile>> {
+        check_folder(&self.db, owner, parent).await?;
+        let query = drive_files::Entity::find()
+            .filter(drive_files::Column::OwnerId.eq(owner))
+            .filter(in_folder(parent))
+            .filter(drive_files::Column::TrashTime.is_null());
+        Ok(ordered(query, order)
+            .offset(skip)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(file)
+            .collect())
+    }
+
+    async fn trash(&self, owner: Uuid, skip: u64, limit: u64) -> Result<Vec<DriveFile>> {
+        Ok(drive_files::Entity::find()
+            .filter(drive_files::Column::OwnerId.eq(owner))
+            .filter(
+                Expr::col(drive_files::Column::TrashRoot).eq(Expr::col(drive_files::Column::Id)),
+            )
+            .order_by_desc(drive_files::Column::TrashTime)
+            .order_by_asc(drive_files::Column::Id)
+            .offset(skip)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(file)
+            .collect())
+    }
+
+    async fn update_file(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        name: Option<String>,
+        parent: Option<Option<Uuid>>,
+        now: Time,
+    ) -> Result<DriveFile> {
+        let _guard = self.write_guard().await;
+        let (txn, _) = begin(self, owner).await?;
+        let row = owned(&txn, owner, id).await?;
+        if row.trash_time.is_some() {
+            return Err(Error::NotFound("file"));
+        }
+        let to_parent = parent.unwrap_or(row.parent_id);
+        let to_name = name.unwrap_or_else(|| row.name.clone());
+        if to_parent == row.parent_id && to_name == row.name {
+            return Ok(file(row));
+        }
+        check_folder(&txn, owner, to_parent).await?;
+        // A folder cannot go into itself or below itself: walk up from the destination.
+        let mut cursor = to_parent;
+        while let Some(folder) = cursor {
+            if folder == id {
+                return Err(Error::FailedPrecondition {
+                    reason: Reason::FolderCycle,
+                    message: "a folder cannot move into itself or a folder below it",
+                });
+            }
+            cursor = owned(&txn, owner, folder).await?.parent_id;
+        }
+        if taken(&txn, owner, to_parent, &to_name).await? {
+            return Err(name_taken());
+        }
+        let mut active = row.into_active_model();
+        active.parent_id = Set(to_parent);
+        active.name = Set(to_name);
+        active.update_time = Set(db_time(now));
+        let updated = active.update(&txn).await?;
+        txn.commit().await?;
+        Ok(file(updated))
+    }
+
+    async fn trash_file(&self, owner: Uuid, id: Uuid, now: Time) -> Result<DriveFile> {
+        let now = db_time(now);
+        let _guard = self.write_guard().await;
+        let (txn, _) = begin(self, owner).await?;
+        let row = owned(&txn, owner, id).await?;
+        if row.trash_time.is_some() {
+            return Ok(file(row)); // In the trash already.
+        }
+        let mut ids = vec![id];
+        if row.kind == kind_code(FileKind::Folder) {
+            ids.extend(
+                descendants(&txn, id)
+                    .await?
+                    .into_iter()
+                    .filter(|d| d.trash_time.is_none())
+                    .map(|d| d.id),
+            );
+        }
+        drive_files::Entity::update_many()
+            .col_expr(drive_files::Column::TrashTime, Some(now).into())
+            .col_expr(drive_files::Column::TrashRoot, Some(id).into())
+            .filter(drive_files::Column::Id.is_in(ids))
+            .exec(&txn)
+            .await?;
+        drive_files::Entity::update_many()
+            .col_expr(drive_files::Column::UpdateTime, now.into())
+            .filter(drive_files::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        let trashed = owned(&txn, owner, id).await?;
+        txn.commit().await?;
+        Ok(file(trashed))
+    }
+
+    async fn restore_file(&self, owner: Uuid, id: Uuid, now: Time) -> Result<DriveFile> {
+        let _guard = self.write_guard().await;
+        let (txn, _) = begin(self, owner).await?;
+        let row = owned(&txn, owner, id).await?;
+        if row.trash_root != Some(id) {
+            // Not in the trash, or only there with a folder: restore that folder instead.
+            return Err(Error::NotFound("file in the trash"));
+        }
+        let parent = match check_folder(&txn, owner, row.parent_id).await {
+            Ok(()) => row.parent_id,
+            Err(_) => None,
+        };
+        let kind = if row.kind == kind_code(FileKind::Folder) {
+            FileKind::Folder
+        } else {
+            FileKind::File
+        };
+        let name = free_name(&txn, owner, parent, &row.name, kind).await?;
+        drive_files::Entity::update_many()
+            .col_expr(drive_files::Column::TrashTime, Option::<Time>::None.into())
+            .col_expr(drive_files::Column::TrashRoot, Option::<Uuid>::None.into())
+            .filter(drive_files::Column::OwnerId.eq(owner))
+            .filter(drive_files::Column::TrashRoot.eq(id))
+            .exec(&txn)
+            .await?;
+        let mut active = owned(&txn, owner, id).await?.into_active_model();
+        active.parent_id = Set(parent);
+        active.name = Set(name);
+        active.update_time = Set(db_time(now));
+        let restored = active.update(&txn).await?;
+        txn.commit().await?;
+        Ok(file(restored))
+    }
+
+    async fn empty_trash(&self, owner: Uuid) -> Result<Emptied> {
+        let _guard = self.write_guard().await;
+        let (txn, _) = begin(self, owner).await?;
+        let trashed = drive_files::Entity::find()
+            .filter(drive_files::Column::OwnerId.eq(owner))
+            .filter(drive_files::Column::TrashTime.is_not_null())
+            .all(&txn)
+            .await?;
+        let freed: i64 = trashed.iter().map(|f| f.size).sum();
+        drive_files::Entity::delete_many()
+            .filter(drive_files::Column::OwnerId.eq(owner))
+            .filter(drive_files::Column::TrashTime.is_not_null())
+            .exec(&txn)
+            .await?;
+        count(&txn, owner, -freed, 0).await?;
+        txn.commit().await?;
+        Ok(Emptied {
+            count: u32::try_from(trashed.len()).unwrap_or(u32::MAX),
+            freed: bytes(freed),
+            blob_keys: trashed.into_iter().filter_map(|f| f.blob_key).collect(),
+        })
+    }
+
+    async fn usage(&self, owner: Uuid) -> Result<Usage> {
+        Ok(drive_usage::Entity::find_by_id(owner)
+            .one(&self.db)
+            .await?
+            .map(|row| Usage {
+                used: bytes(row.used),
+                reserved: bytes(row.reserved),
+            })
+            .unwrap_or_default())
+    }
+}

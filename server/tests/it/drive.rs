@@ -1,0 +1,604 @@
+//! The drive through the real server, on local files and (services pass) on SeaweedFS's
+//! S3: resumable uploads that end with the right bytes or none, quotas that hold under
+//! concurrent uploads, names that cannot traverse, the trash, expiry, and a crash in the
+//! middle of an upload.
+
+use secureconnect_sdk::{Client, proto::drive::v1::*};
+use sha2::{Digest, Sha256};
+use tonic::Code;
+
+use crate::common::*;
+
+const MIB: usize = 1 << 20;
+const CHUNK: usize = 4 * MIB;
+
+/// `len` bytes that differ from position to position (and from seed to seed).
+fn content(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ ((i >> 13) as u8))
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+async fn create_upload(
+    client: &Client,
+    parent_id: &str,
+    name: &str,
+    bytes: &[u8],
+    declared: Option<String>,
+) -> Result<Upload, tonic::Status> {
+    client
+        .drive()
+        .create_upload(CreateUploadRequest {
+            parent_id: parent_id.into(),
+            name: name.into(),
+            size: bytes.len() as u64,
+            sha256: declared.unwrap_or_else(|| sha256_hex(bytes)),
+        })
+        .await
+        .map(|r| r.into_inner().upload.expect("upload"))
+}
+
+async fn chunk(
+    client: &Client,
+    upload: &Upload,
+    bytes: &[u8],
+    offset: usize,
+) -> Result<u64, tonic::Status> {
+    let end = (offset + CHUNK).min(bytes.len());
+    client
+        .drive()
+        .upload_chunk(UploadChunkRequest {
+            upload_id: upload.upload_id.clone(),
+            offset: offset as u64,
+            data: bytes[offset..end].to_vec(),
+        })
+        .await
+        .map(|r| r.into_inner().received_bytes)
+}
+
+async fn complete(client: &Client, upload: &Upload) -> Result<File, tonic::Status> {
+    client
+        .drive()
+        .complete_upload(CompleteUploadRequest {
+            upload_id: upload.upload_id.clone(),
+        })
+        .await
+        .map(|r| r.into_inner().file.expect("file"))
+}
+
+/// Uploads `bytes` in one go, chunk after chunk.
+async fn upload(client: &Client, parent_id: &str, name: &str, bytes: &[u8]) -> File {
+    let upload = create_upload(client, parent_id, name, bytes, None)
+        .await
+        .expect("create upload");
+    let mut offset = 0;
+    while offset < bytes.len() {
+        offset = chunk(client, &upload, bytes, offset).await.expect("chunk") as usize;
+    }
+    complete(client, &upload).await.expect("complete")
+}
+
+async fn download(client: &Client, file_id: &str, offset: u64, length: u64) -> Vec<u8> {
+    let mut stream = client
+        .drive()
+        .download_file(DownloadFileRequest {
+            file_id: file_id.into(),
+            offset,
+            length,
+        })
+        .await
+        .expect("download")
+        .into_inner();
+    let mut bytes = Vec::new();
+    let mut first = true;
+    while let Some(message) = stream.message().await.expect("chunk") {
+        assert_eq!(
+            message.file.is_some(),
+            first,
+            "the file comes with the first chunk"
+        );
+        first = false;
+        assert_eq!(message.offset, offset + bytes.len() as u64);
+        bytes.extend_from_slice(&message.data);
+    }
+    assert!(!first, "at least one message");
+    bytes
+}
+
+async fn quota(client: &Client) -> GetQuotaResponse {
+    client
+        .drive()
+        .get_quota(GetQuotaRequest {})
+        .await
+        .expect("quota")
+        .into_inner()
+}
+
+async fn list(client: &Client, parent_id: &str, trashed: bool) -> Vec<File> {
+    client
+        .drive()
+        .list_files(ListFilesRequest {
+            parent_id: parent_id.into(),
+            trashed,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .files
+}
+
+async fn folder(client: &Client, parent_id: &str, name: &str) -> File {
+    client
+        .drive()
+        .create_folder(CreateFolderRequest {
+            parent_id: parent_id.into(),
+            name: name.into(),
+        })
+        .await
+        .expect("folder")
+        .into_inner()
+        .folder
+        .expect("folder")
+}
+
+/// A 50 MiB upload that loses answers, repeats chunks, jumps ahead and loses its
+/// connection, resumed each time from what the server says it has: it completes with the
+/// right SHA-256 and downloads back byte for byte, whole and by ranges.
+#[tokio::test]
+async fn an_interrupted_upload_resumes_and_completes_intact() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bytes = content(50 * MIB + 12_345, 7);
+    let upload = create_upload(&alice.client, "", "video.bin", &bytes, None)
+        .await
+        .expect("create");
+    let reserved = quota(&alice.client).await.reserved_bytes;
+    assert_eq!(
+        reserved,
+        bytes.len() as u64,
+        "the size is reserved up front"
+    );
+    let mut offset = 0usize;
+    let mut step = 0;
+    while offset < bytes.len() {
+        step += 1;
+        match step % 5 {
+            // The answer is lost: the client sends the same chunk again.
+            1 => {
+                let first = chunk(&alice.client, &upload, &bytes, offset)
+                    .await
+                    .expect("chunk");
+                let again = chunk(&alice.client, &upload, &bytes, offset)
+                    .await
+                    .expect("repeat");
+                assert_eq!(first, again, "a repeated chunk changes nothing");
+                offset = again as usize;
+            }
+            // A confused client jumps ahead: refused, with where to carry on.
+            2 => {
+                let ahead = offset + CHUNK;
+                if ahead < bytes.len() {
+                    let status = chunk(&alice.client, &upload, &bytes, ahead)
+                        .await
+                        .expect_err("a gap");
+                    assert_eq!(status.code(), Code::FailedPrecondition);
+                    assert_eq!(reason(&status), "UPLOAD_OFFSET_MISMATCH");
+                }
+                offset = chunk(&alice.client, &upload, &bytes, offset)
+                    .await
+                    .expect("chunk") as usize;
+            }
+            // The connection drops: a new client asks where the upload stands.
+            3 => {
+                let fresh = server.client().await;
+                fresh.set_access_token(Some(alice.tokens.access_token.clone()));
+                let status = fresh
+                    .drive()
+                    .get_upload(GetUploadRequest {
+                        upload_id: upload.upload_id.clone(),
+                    })
+                    .await
+                    .expect("get upload")
+                    .into_inner()
+                    .upload
+                    .expect("upload");
+                assert_eq!(status.received_bytes as usize, offset);
+                offset = chunk(&fresh, &upload, &bytes, offset).await.expect("chunk") as usize;
+            }
+            _ => {
+                offset = chunk(&alice.client, &upload, &bytes, offset)
+                    .await
+                    .expect("chunk") as usize;
+            }
+        }
+    }
+    let file = complete(&alice.client, &upload).await.expect("complete");
+    assert_eq!(file.sha256, sha256_hex(&bytes));
+    assert_eq!(file.size, bytes.len() as u64);
+    assert_eq!(file.name, "video.bin");
+    let usage = quota(&alice.client).await;
+    assert_eq!(
+        (usage.used_bytes, usage.reserved_bytes),
+        (bytes.len() as u64, 0)
+    );
+    assert!(download(&alice.client, &file.file_id, 0, 0).await == bytes);
+    let range = download(
+        &alice.client,
+        &file.file_id,
+        3 * MIB as u64 + 17,
+        2 * MIB as u64,
+    )
+    .await;
+    assert!(range == bytes[3 * MIB + 17..5 * MIB + 17]);
+    let tail = download(&alice.client, &file.file_id, bytes.len() as u64 - 10, 100).await;
+    assert!(tail == bytes[bytes.len() - 10..]);
+    // The upload is gone once complete.
+    let gone = alice
+        .client
+        .drive()
+        .get_upload(GetUploadRequest {
+            upload_id: upload.upload_id.clone(),
+        })
+        .await;
+    assert_code(gone, Code::NotFound);
+    server.shutdown().await;
+}
+
+/// Bytes that do not match the declared SHA-256: refused, no file, the quota released.
+#[tokio::test]
+async fn a_wrong_hash_leaves_no_file_and_frees_the_quota() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bytes = content(5 * MIB, 1);
+    let wrong = sha256_hex(b"something else");
+    let upload = create_upload(&alice.client, "", "report.pdf", &bytes, Some(wrong))
+        .await
+        .expect("create");
+    let mut offset = 0;
+    while offset < bytes.len() {
+        offset = chunk(&alice.client, &upload, &bytes, offset)
+            .await
+            .expect("chunk") as usize;
+    }
+    let status = complete(&alice.client, &upload)
+        .await
+        .expect_err("a mismatch");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["sha256"]);
+    assert!(list(&alice.client, "", false).await.is_empty(), "no file");
+    let usage = quota(&alice.client).await;
+    assert_eq!((usage.used_bytes, usage.reserved_bytes), (0, 0));
+    let again = complete(&alice.client, &upload).await;
+    assert_code(again, Code::NotFound);
+    server.shutdown().await;
+}
+
+/// Twenty uploads started at once against a quota with room for ten: exactly ten get a
+/// reservation, and the quota is never passed.
+#[tokio::test]
+async fn the_quota_holds_under_twenty_concurrent_uploads() {
+    let server = TestServer::start_with(|c| c.drive.quota_bytes = 10 * MIB as u64).await;
+    let alice = server.register("alice").await;
+    let bytes = content(MIB, 3);
+    let starts = (0..20).map(|i| {
+        let (client, bytes) = (alice.client.clone(), bytes.clone());
+        async move { create_upload(&client, "", &format!("f{i}"), &bytes, None).await }
+    });
+    let results = futures::future::join_all(starts).await;
+    let accepted: Vec<&Upload> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(accepted.len(), 10, "exactly as many as fit");
+    for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(refused.code(), Code::ResourceExhausted);
+        assert_eq!(reason(refused), "QUOTA_EXCEEDED");
+    }
+    let usage = quota(&alice.client).await;
+    assert_eq!(usage.reserved_bytes, 10 * MIB as u64);
+    assert_eq!(usage.total_bytes, 10 * MIB as u64);
+    alice
+        .client
+        .drive()
+        .abort_upload(AbortUploadRequest {
+            upload_id: accepted[0].upload_id.clone(),
+        })
+        .await
+        .expect("abort");
+    assert_eq!(quota(&alice.client).await.reserved_bytes, 9 * MIB as u64);
+    server.shutdown().await;
+}
+
+/// Names that could escape a folder or fool a reader are refused; taken names are
+/// numbered for uploads and folders, refused for renames; a folder cannot move into
+/// itself.
+#[tokio::test]
+async fn names_are_checked_and_folders_keep_their_shape() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    for bad in [
+        "../../etc/passwd",
+        "a/b",
+        "..",
+        "evil\u{202E}gpj.exe",
+        "\u{0}",
+    ] {
+        let status = create_upload(&alice.client, "", bad, b"x", None)
+            .await
+            .expect_err("a bad name");
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}");
+        assert_eq!(violated_fields(&status), ["name"], "{bad:?}");
+    }
+    let long = "n".repeat(256);
+    let status = create_upload(&alice.client, "", &long, b"x", None)
+        .await
+        .expect_err("too long");
+    assert_eq!(violated_fields(&status), ["name"]);
+
+    let docs = folder(&alice.client, "", "Docs").await;
+    let again = folder(&alice.client, "", "Docs").await;
+    assert_eq!(again.name, "Docs (2)");
+    let first = upload(&alice.client, &docs.file_id, "notes.txt", b"one").await;
+    let second = upload(&alice.client, &docs.file_id, "notes.txt", b"two").await;
+    assert_eq!(second.name, "notes (2).txt");
+    assert_eq!(first.parent_id, docs.file_id);
+    let names: Vec<String> = list(&alice.client, &docs.file_id, false)
+        .await
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["notes (2).txt", "notes.txt"]);
+
+    let rename = |file: &File, name: &str, parent: Option<&str>| {
+        let mut moved = file.clone();
+        moved.name = name.into();
+        let mut paths = vec!["name".to_owned()];
+        if let Some(parent) = parent {
+            moved.parent_id = parent.into();
+            paths.push("parent_id".into());
+        }
+        let client = alice.client.clone();
+        async move {
+            client
+                .drive()
+                .update_file(UpdateFileRequest {
+                    file: Some(moved),
+                    update_mask: Some(prost_types::FieldMask { paths }),
+                })
+                .await
+        }
+    };
+    let taken = rename(&second, "notes.txt", None).await;
+    assert_eq!(
+        reason(&assert_code(taken, Code::AlreadyExists)),
+        "NAME_TAKEN"
+    );
+    let inner = folder(&alice.client, &docs.file_id, "Inner").await;
+    let cycle = rename(&docs, "Docs", Some(&inner.file_id)).await;
+    assert_eq!(
+        reason(&assert_code(cycle, Code::FailedPrecondition)),
+        "FOLDER_CYCLE"
+    );
+    let moved = rename(&first, "moved.txt", Some(""))
+        .await
+        .expect("move to the top")
+        .into_inner()
+        .file
+        .expect("file");
+    assert_eq!(
+        (moved.parent_id.as_str(), moved.name.as_str()),
+        ("", "moved.txt")
+    );
+    server.shutdown().await;
+}
+
+/// The trash: a folder goes with everything in it, comes back whole, and emptying it
+/// frees the bytes and the quota.
+#[tokio::test]
+async fn the_trash_keeps_then_frees() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let photos = folder(&alice.client, "", "Photos").await;
+    let a = upload(&alice.client, &photos.file_id, "a.jpg", &content(1000, 1)).await;
+    upload(&alice.client, &photos.file_id, "b.jpg", &content(2000, 2)).await;
+    let trash = |id: &str| {
+        let (client, file_id) = (alice.client.clone(), id.to_owned());
+        async move {
+            client
+                .drive()
+                .delete_file(DeleteFileRequest { file_id })
+                .await
+        }
+    };
+    trash(&photos.file_id).await.expect("trash the folder");
+    assert!(list(&alice.client, "", false).await.is_empty());
+    let trashed = list(&alice.client, "", true).await;
+    assert_eq!(trashed.len(), 1, "the folder, not what it holds");
+    let listed = alice
+        .client
+        .drive()
+        .list_files(ListFilesRequest {
+            parent_id: photos.file_id.clone(),
+            ..Default::default()
+        })
+        .await;
+    assert_code(listed, Code::NotFound);
+    // Trashed files still count.
+    assert_eq!(quota(&alice.client).await.used_bytes, 3000);
+    alice
+        .client
+        .drive()
+        .restore_file(RestoreFileRequest {
+            file_id: photos.file_id.clone(),
+        })
+        .await
+        .expect("restore");
+    assert_eq!(list(&alice.client, &photos.file_id, false).await.len(), 2);
+    trash(&a.file_id).await.expect("trash a file");
+    let emptied = alice
+        .client
+        .drive()
+        .empty_trash(EmptyTrashRequest {})
+        .await
+        .expect("empty")
+        .into_inner();
+    assert_eq!((emptied.deleted_count, emptied.freed_bytes), (1, 1000));
+    assert_eq!(quota(&alice.client).await.used_bytes, 2000);
+    let gone = alice
+        .client
+        .drive()
+        .get_file(GetFileRequest {
+            file_id: a.file_id.clone(),
+        })
+        .await;
+    assert_code(gone, Code::NotFound);
+    server.shutdown().await;
+}
+
+/// Someone else's files, folders and uploads do not exist for you.
+#[tokio::test]
+async fn another_users_drive_is_invisible() {
+    let server = TestServer::start().await;
+    let (alice, mallory) = server.pair().await;
+    let private = folder(&alice.client, "", "Private").await;
+    let file = upload(&alice.client, &private.file_id, "secret.txt", b"secret").await;
+    let pending = create_upload(&alice.client, "", "later.bin", &content(10, 1), None)
+        .await
+        .expect("create");
+    let drive = mallory.client.drive();
+    let get = drive
+        .clone()
+        .get_file(GetFileRequest {
+            file_id: file.file_id.clone(),
+        })
+        .await;
+    assert_code(get, Code::NotFound);
+    let read = drive
+        .clone()
+        .download_file(DownloadFileRequest {
+            file_id: file.file_id.clone(),
+            ..Default::default()
+        })
+        .await;
+    assert_code(read, Code::NotFound);
+    let into = create_upload(&mallory.client, &private.file_id, "planted.txt", b"x", None).await;
+    assert_code(into, Code::NotFound);
+    let listed = drive
+        .clone()
+        .list_files(ListFilesRequest {
+            parent_id: private.file_id.clone(),
+            ..Default::default()
+        })
+        .await;
+    assert_code(listed, Code::NotFound);
+    let sneak = chunk(&mallory.client, &pending, &content(10, 1), 0).await;
+    assert_code(sneak, Code::NotFound);
+    let aborted = drive
+        .clone()
+        .abort_upload(AbortUploadRequest {
+            upload_id: pending.upload_id.clone(),
+        })
+        .await;
+    assert_code(aborted, Code::NotFound);
+    let trashed = drive
+        .clone()
+        .delete_file(DeleteFileRequest {
+            file_id: file.file_id.clone(),
+        })
+        .await;
+    assert_code(trashed, Code::NotFound);
+    assert_eq!(
+        download(&alice.client, &file.file_id, 0, 0).await,
+        b"secret"
+    );
+    server.shutdown().await;
+}
+
+/// An upload abandoned past its lifetime is removed by the expiry job: its reservation
+/// and its stored chunks go with it.
+#[tokio::test]
+async fn abandoned_uploads_expire_and_release_their_reservation() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bytes = content(3 * MIB, 9);
+    let upload = create_upload(&alice.client, "", "half.bin", &bytes, None)
+        .await
+        .expect("create");
+    chunk(&alice.client, &upload, &bytes, 0)
+        .await
+        .expect("chunk");
+    assert_eq!(
+        quota(&alice.client).await.reserved_bytes,
+        bytes.len() as u64
+    );
+    // The expiry job as a node runs it, a day later (the server's own runs once a minute).
+    let config = server.config();
+    let drive = secureconnect_server::drive::Drive::new(
+        server.open_store().await,
+        secureconnect_server::blobs::from_config(&config.blobs, &config.data_dir).expect("blobs"),
+        std::sync::Arc::new(secureconnect_server::ratelimit::LocalRateLimiter::default()),
+        config.drive.clone(),
+        config.limits.max_request_bytes,
+    );
+    let now = chrono::Utc::now();
+    assert_eq!(drive.expire_uploads(now).await.expect("not yet"), 0);
+    let later = now + chrono::Duration::days(2);
+    assert_eq!(drive.expire_uploads(later).await.expect("expire"), 1);
+    assert_eq!(drive.expire_uploads(later).await.expect("once"), 0);
+    assert_eq!(quota(&alice.client).await.reserved_bytes, 0);
+    let gone = chunk(&alice.client, &upload, &bytes, 0).await;
+    assert_code(gone, Code::NotFound);
+    if config.blobs.s3_bucket.is_none() {
+        let parts = config
+            .data_dir
+            .join("blobs/uploads")
+            .join(&upload.upload_id);
+        let left = std::fs::read_dir(&parts).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "the stored chunks are deleted");
+    }
+    server.shutdown().await;
+}
+
+/// A server killed in the middle of an upload: after the restart the upload stands
+/// where its last acknowledged chunk left it, no file exists yet, and it completes.
+#[tokio::test]
+async fn a_crash_mid_upload_leaves_nothing_half_committed() {
+    let mut server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bytes = content(9 * MIB, 5);
+    let upload = create_upload(&alice.client, "", "big.bin", &bytes, None)
+        .await
+        .expect("create");
+    let received = chunk(&alice.client, &upload, &bytes, 0)
+        .await
+        .expect("chunk") as usize;
+    server.crash_and_restart().await;
+    assert!(
+        list(&alice.client, "", false).await.is_empty(),
+        "no file yet"
+    );
+    let standing = alice
+        .client
+        .drive()
+        .get_upload(GetUploadRequest {
+            upload_id: upload.upload_id.clone(),
+        })
+        .await
+        .expect("the upload survives")
+        .into_inner()
+        .upload
+        .expect("upload");
+    assert_eq!(standing.received_bytes as usize, received);
+    let mut offset = received;
+    while offset < bytes.len() {
+        offset = chunk(&alice.client, &upload, &bytes, offset)
+            .await
+            .expect("chunk") as usize;
+    }
+    let file = complete(&alice.client, &upload).await.expect("complete");
+    assert_eq!(file.sha256, sha256_hex(&bytes));
+    assert!(download(&alice.client, &file.file_id, 0, 0).await == bytes);
+    server.shutdown().await;
+}
