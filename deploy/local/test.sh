@@ -64,11 +64,13 @@ step "Rust SDK: documented and publishable"
 RUSTDOCFLAGS="-D warnings" cargo doc -p secureconnect-sdk --no-deps --locked --quiet
 # Packs the SDK with the contract crate it needs and builds both from the packed sources.
 # The SDK is verified against the packed contract crate, which Cargo treats as a registry
-# crate: it never re-checks a registry crate's sources, so a contract changed since the
-# last run would build stale. Verification gets a target dir of its own whose contract
-# builds are dropped each time (the rest of it stays warm).
+# crate: it keeps its unpacked sources by name and version (registry/src/-<hash>/) and
+# never re-checks them or what it built from them, so a contract changed since the last
+# run would build stale. Both go first: the unpacked copy, and the contract builds of a
+# target dir kept for this check (the rest of it stays warm).
 package_target="$CARGO_TARGET_DIR/package-check"
-rm -rf "$package_target"/debug/.fingerprint/secureconnect-proto-*
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/secureconnect-proto-* \
+  "$package_target"/debug/.fingerprint/secureconnect-proto-*
 cargo package -p secureconnect-proto -p secureconnect-sdk --locked --allow-dirty --quiet \
   --target-dir "$package_target"
 

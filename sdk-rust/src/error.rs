@@ -30,6 +30,10 @@ pub enum Error {
     /// The server ended the session (signed out or revoked elsewhere): sign in again.
     #[error("the session ended: sign in again")]
     SessionEnded,
+    /// A local file of a transfer could not be read or written, or a download did not
+    /// match the file's SHA-256.
+    #[error("{0}")]
+    Io(String),
 }
 
 /// A failure of the app's token store, boxed.
@@ -38,12 +42,12 @@ pub type TokenStoreError = Box<dyn std::error::Error + Send + Sync>;
 impl Error {
     /// The gRPC code: the server's, [`Code::Unavailable`] when it could not be reached,
     /// [`Code::Unauthenticated`] when not signed in, [`Code::Internal`] for a token
-    /// store failure.
+    /// store failure or a local file problem.
     pub fn code(&self) -> Code {
         match self {
             Error::Connect(_) => Code::Unavailable,
             Error::Rpc(rpc) => rpc.code(),
-            Error::TokenStore(_) => Code::Internal,
+            Error::TokenStore(_) | Error::Io(_) => Code::Internal,
             Error::NotSignedIn | Error::SessionEnded => Code::Unauthenticated,
         }
     }

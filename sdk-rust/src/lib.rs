@@ -24,6 +24,7 @@
 use std::{sync::Arc, time::SystemTime};
 
 mod builder;
+mod drive;
 mod error;
 mod events;
 mod helpers;
@@ -32,6 +33,7 @@ mod session;
 mod transport;
 
 pub use builder::ClientBuilder;
+pub use drive::UPLOAD_CHUNK_BYTES;
 pub use error::{ERROR_DOMAIN, Error, FieldViolation, RpcError, TokenStoreError, error_reason};
 pub use events::StreamEvent;
 pub use polls::PollView;
