@@ -10,7 +10,8 @@ import { SecureConnectError, TokenStoreError } from "./errors.js";
 import { resumingStream, type StreamEvent } from "./events.js";
 import { AuthService, type RegisterRequestSchema } from "./gen/secureconnect/auth/v1/auth_pb.js";
 import { ConversationService, type Conversation } from "./gen/secureconnect/conversation/v1/conversation_pb.js";
-import { DriveService } from "./gen/secureconnect/drive/v1/drive_pb.js";
+import { downloadFile, type DownloadOptions, uploadFile, type UploadOptions } from "./drive.js";
+import { DriveService, type File as DriveFile } from "./gen/secureconnect/drive/v1/drive_pb.js";
 import { EventService } from "./gen/secureconnect/event/v1/event_pb.js";
 import { MessageService, type Message } from "./gen/secureconnect/message/v1/message_pb.js";
 import { PollService, type Poll, type PollSettingsSchema } from "./gen/secureconnect/poll/v1/poll_pb.js";
@@ -21,6 +22,7 @@ import { MemoryTokenStore, type Session, type TokenStore, sessionFrom } from "./
 export * from "./errors.js";
 export type { StreamEvent } from "./events.js";
 export { PollView, pollOf } from "./polls.js";
+export { UPLOAD_CHUNK_BYTES, type DownloadOptions, type UploadOptions } from "./drive.js";
 export { LocalStorageTokenStore, MemoryTokenStore, type Session, type TokenStore } from "./session.js";
 export { Code } from "@connectrpc/connect";
 export * as proto from "./proto.js";
@@ -69,6 +71,14 @@ export interface SecureConnect {
   sendText(conversationId: string, text: string): Promise<Message>;
   /** Every conversation, most recent activity first (what to re-read after a gap). */
   allConversations(): Promise<Conversation[]>;
+  /**
+   * Uploads a Blob or File in 4 MiB chunks with progress; a chunk that fails on the way is
+   * retried from where the server says the upload stands. The server checks the SHA-256
+   * (files up to 512 MiB) before the file appears.
+   */
+  uploadFile(blob: Blob, options?: UploadOptions): Promise<DriveFile>;
+  /** Downloads a file into a Blob (typed as the server recognised it), with progress. */
+  downloadFile(fileId: string, options?: DownloadOptions): Promise<{ file: DriveFile; blob: Blob }>;
   /** Creates a poll under a fresh request id (a retried call never posts twice). */
   createPoll(
     conversationId: string,
@@ -97,6 +107,7 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
   const conversations = wrap(createClient(ConversationService, transport));
   const messages = wrap(createClient(MessageService, transport));
   const polls = wrap(createClient(PollService, transport));
+  const drive = wrap(createClient(DriveService, transport));
   const events = createClient(EventService, transport);
   const start = async (userId: string, tokens: Parameters<typeof sessionFrom>[1]) => {
     const session = sessionFrom(userId, tokens);
@@ -108,7 +119,7 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
     users: wrap(createClient(UserService, transport)),
     conversations,
     messages,
-    drive: wrap(createClient(DriveService, transport)),
+    drive,
     polls,
     events,
     presence: wrap(createClient(PresenceService, transport)),
@@ -138,6 +149,8 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
       }
       return answer.message;
     },
+    uploadFile: (blob, options) => uploadFile(drive, blob, options),
+    downloadFile: (fileId, options) => downloadFile(drive, fileId, options),
     async createPoll(conversationId, question, options, settings) {
       const answer = await polls.createPoll({
         conversationId,

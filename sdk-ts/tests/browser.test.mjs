@@ -163,3 +163,46 @@ test("a poll's tally moves live on the creator's page as the other votes", async
   await ann.context.close();
   await bob.context.close();
 });
+
+test("a 20 MiB file uploaded from one page downloads byte-identical on another", async () => {
+  const ann = await signedUp("uploader");
+  // The same account in a second browser profile (another device).
+  const context = await browser.newContext({ viewport: { width: 1100, height: 720 }, acceptDownloads: true });
+  const other = await context.newPage();
+  other.on("pageerror", (error) => console.error("[other device] page error:", error));
+  await other.goto(server.baseUrl);
+  await other.getByTestId("email").fill(ann.email);
+  await other.getByTestId("password").fill(ann.password);
+  await other.getByTestId("sign-in").click();
+  await other.getByTestId("me").filter({ hasText: ann.username }).waitFor();
+
+  const bytes = Buffer.alloc(20 * 1024 * 1024 + 321);
+  for (let i = 0; i < bytes.length; i += 1) bytes[i] = (i * 7 + (i >> 12)) & 0xff;
+  await ann.page.getByTestId("open-drive").click();
+  await ann.page.getByTestId("drive-upload-input").setInputFiles({
+    name: "dataset.bin",
+    mimeType: "application/octet-stream",
+    buffer: bytes,
+  });
+  await ann.page.getByTestId("drive-status").filter({ hasText: "uploaded dataset.bin" }).waitFor({ timeout: 60_000 });
+  assert.equal(await ann.page.getByTestId("drive-progress").evaluate((bar) => bar.value), 1);
+  await ann.page.screenshot({ path: join(artifacts, "drive-upload.png") });
+
+  await other.getByTestId("open-drive").click();
+  const row = other.getByTestId("drive-file").filter({ hasText: "dataset.bin" });
+  const [download] = await Promise.all([
+    other.waitForEvent("download", { timeout: 60_000 }),
+    row.getByTestId("drive-download").click(),
+  ]);
+  assert.equal(download.suggestedFilename(), "dataset.bin");
+  const saved = join(artifacts, "downloaded-dataset.bin");
+  await download.saveAs(saved);
+  const { readFileSync, rmSync } = await import("node:fs");
+  const got = readFileSync(saved);
+  rmSync(saved);
+  assert.equal(got.length, bytes.length);
+  assert.ok(got.equals(bytes), "byte-identical");
+  await other.screenshot({ path: join(artifacts, "drive-download.png") });
+  await ann.context.close();
+  await context.close();
+});

@@ -13,23 +13,11 @@ import {
   type StreamEvent,
 } from "@secureconnect/sdk";
 import { type Conversation, type Message, type Poll, PollState } from "@secureconnect/sdk/proto";
+import { h } from "./dom.js";
+import { driveView } from "./drive.js";
 
 const server = new URLSearchParams(location.search).get("server") ?? location.origin;
 const app = document.getElementById("app") as HTMLElement;
-
-/** Builds an element: `h("div.name", {}, "text", child)`. */
-function h<K extends keyof HTMLElementTagNameMap>(
-  spec: K | `${K}.${string}`,
-  attrs: Record<string, string> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const [tag, ...classes] = spec.split(".") as [K, ...string[]];
-  const el = document.createElement(tag);
-  if (classes.length) el.className = classes.join(" ");
-  for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, value);
-  el.append(...children);
-  return el;
-}
 
 function explain(error: unknown): string {
   const e = SecureConnectError.from(error);
@@ -105,6 +93,14 @@ async function showChat(): Promise<void> {
   const pollForm = h("div.poll-form", {}, pollQuestion, pollOptions, pollCreate, pollError);
   pollForm.hidden = true;
   const chat = h("section.chat", {}, h("header", {}, title, sub), messages, pollForm, composer);
+  // The right-hand side: a conversation, or the drive.
+  const main = h("div.main", {}, chat);
+  const openDrive = h("button.ghost", { "data-testid": "open-drive" }, "Drive");
+  openDrive.onclick = () => {
+    current = undefined;
+    main.replaceChildren(driveView(sc));
+    void refresh();
+  };
   const who = h("input", { placeholder: "Username to chat with", "data-testid": "new-chat" });
   const groupTitle = h("input", { placeholder: "New group: title", "data-testid": "group-title" });
   const groupMembers = h("input", { placeholder: "Members: usernames, comma-separated", "data-testid": "group-members" });
@@ -119,10 +115,10 @@ async function showChat(): Promise<void> {
   app.replaceChildren(
     h("div.shell", {},
       h("aside.sidebar", {},
-        h("div.me", { "data-testid": "me" }, me?.username ?? "", signOut),
+        h("div.me", { "data-testid": "me" }, me?.username ?? "", h("span", {}, openDrive, signOut)),
         newPanel,
         list),
-      chat),
+      main),
   );
   messages.append(h("div.empty", {}, "Pick a conversation, or start one."));
   composer.style.visibility = "hidden";
@@ -262,6 +258,7 @@ async function showChat(): Promise<void> {
   async function open(id: string): Promise<void> {
     current = conversations.find((c) => c.conversationId === id);
     if (!current) return;
+    main.replaceChildren(chat);
     title.textContent = await label(current);
     composer.style.visibility = "visible";
     const page = await sc.messages.listMessages({ conversationId: id, direction: 1, pageSize: 50 });

@@ -1,0 +1,115 @@
+// The demo's drive view: the user's folders and files, uploads with a progress bar, and
+// downloads — all through the SDK (`uploadFile`, `downloadFile`, `sc.drive`).
+
+import { SecureConnectError, type SecureConnect } from "@secureconnect/sdk";
+import { FileKind, type File } from "@secureconnect/sdk/proto";
+import { h } from "./dom.js";
+
+function size(bytes: bigint): string {
+  const n = Number(bytes);
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** The drive view, starting in the top folder. */
+export function driveView(sc: SecureConnect): HTMLElement {
+  const path: File[] = []; // The folders opened, top first.
+  const crumbs = h("div.crumbs", { "data-testid": "drive-path" });
+  const list = h("div.files", { "data-testid": "drive-files" });
+  const picker = h("input", { type: "file", "data-testid": "drive-upload-input" });
+  const progress = h("progress", { max: "1", value: "0", "data-testid": "drive-progress" });
+  const status = h("div.sub", { "data-testid": "drive-status" });
+  const folderName = h("input", { placeholder: "New folder", "data-testid": "drive-folder-name" });
+  const makeFolder = h("button.ghost", { type: "button", "data-testid": "drive-create-folder" }, "Create");
+  const error = h("div.error", { "data-testid": "drive-error" });
+  const view = h("section.chat.drive", { "data-testid": "drive" },
+    h("header", {}, h("div", {}, "Drive"), crumbs),
+    h("div.drive-tools", {}, picker, progress, folderName, makeFolder),
+    status, error, list);
+  const here = () => path.at(-1)?.fileId ?? "";
+  const explain = (e: unknown) => (e instanceof Error && !(e instanceof SecureConnectError) ? e.message : SecureConnectError.from(e).message);
+
+  async function refresh(): Promise<void> {
+    crumbs.replaceChildren(
+      ...[{ name: "Drive" } as File, ...path].map((folder, i) => {
+        const crumb = h("button.ghost.small", { type: "button" }, folder.name);
+        crumb.onclick = () => {
+          path.splice(i);
+          void refresh();
+        };
+        return crumb;
+      }));
+    const { files } = await sc.drive.listFiles({ parentId: here(), pageSize: 200 });
+    list.replaceChildren(...files.map((file) => {
+      const folder = file.kind === FileKind.FOLDER;
+      const row = h("div.file", { "data-testid": "drive-file", "data-name": file.name },
+        h("span.name", {}, folder ? `📁 ${file.name}` : file.name),
+        h("span.sub", {}, folder ? "" : `${size(file.size)} · ${file.contentType}`));
+      if (folder) {
+        row.onclick = () => {
+          path.push(file);
+          void refresh();
+        };
+      } else {
+        const download = h("button.small", { type: "button", "data-testid": "drive-download" }, "Download");
+        download.onclick = () => void save(file);
+        row.append(download);
+      }
+      return row;
+    }));
+    if (!files.length) list.append(h("div.empty", {}, "Nothing here yet: upload a file."));
+  }
+
+  async function save(file: File): Promise<void> {
+    error.textContent = "";
+    try {
+      const { blob } = await sc.downloadFile(file.fileId, {
+        onProgress: (received, total) => {
+          progress.value = total ? received / total : 1;
+          status.textContent = `downloading ${file.name}: ${size(BigInt(received))} of ${size(file.size)}`;
+        },
+      });
+      const link = h("a", { href: URL.createObjectURL(blob), download: file.name });
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+      status.textContent = `downloaded ${file.name}`;
+    } catch (e) {
+      error.textContent = explain(e);
+    }
+  }
+
+  picker.onchange = async () => {
+    const chosen = picker.files?.[0];
+    if (!chosen) return;
+    error.textContent = "";
+    try {
+      const file = await sc.uploadFile(chosen, {
+        folderId: here(),
+        onProgress: (sent, total) => {
+          progress.value = total ? sent / total : 1;
+          status.textContent = `uploading ${chosen.name}: ${size(BigInt(sent))} of ${size(BigInt(total))}`;
+        },
+      });
+      status.textContent = `uploaded ${file.name} (${size(file.size)})`;
+      picker.value = "";
+      await refresh();
+    } catch (e) {
+      error.textContent = explain(e);
+    }
+  };
+  makeFolder.onclick = async () => {
+    error.textContent = "";
+    try {
+      await sc.drive.createFolder({ parentId: here(), name: folderName.value });
+      folderName.value = "";
+      await refresh();
+    } catch (e) {
+      error.textContent = explain(e);
+    }
+  };
+  void refresh().catch((e) => {
+    error.textContent = explain(e);
+  });
+  return view;
+}
