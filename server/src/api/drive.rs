@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use super::{convert, mask_paths, principal};
 use crate::{
     auth::{Auth, Operation},
-    domain::drive::{DriveFile, FileKind, FileOrder, Upload},
+    domain::drive::{DriveFile, FileKind, FileOrder, Grantee, Share, Upload},
     drive::{CreateUpload, Drive, FilePage},
 };
 
@@ -240,6 +240,73 @@ impl DriveService for DriveApi {
         }))
     }
 
+    async fn share_file(
+        &self,
+        req: Request<pb::ShareFileRequest>,
+    ) -> Result<Response<pb::ShareFileResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let r = req.into_inner();
+        let (user, conversation) = match &r.grantee {
+            Some(pb::share_file_request::Grantee::UserId(id)) => (Some(id.as_str()), None),
+            Some(pb::share_file_request::Grantee::ConversationId(id)) => (None, Some(id.as_str())),
+            None => (None, None),
+        };
+        let share = self
+            .drive
+            .share(
+                who.user_id,
+                &r.file_id,
+                user,
+                conversation,
+                chrono::Utc::now(),
+            )
+            .await?;
+        Ok(Response::new(pb::ShareFileResponse {
+            share: Some(share_pb(share)),
+        }))
+    }
+
+    async fn unshare_file(
+        &self,
+        req: Request<pb::UnshareFileRequest>,
+    ) -> Result<Response<pb::UnshareFileResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        self.drive
+            .unshare(who.user_id, &req.get_ref().share_id)
+            .await?;
+        Ok(Response::new(pb::UnshareFileResponse {}))
+    }
+
+    async fn list_shares(
+        &self,
+        req: Request<pb::ListSharesRequest>,
+    ) -> Result<Response<pb::ListSharesResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Read)?;
+        let shares = self
+            .drive
+            .shares(who.user_id, &req.get_ref().file_id)
+            .await?;
+        Ok(Response::new(pb::ListSharesResponse {
+            shares: shares.into_iter().map(share_pb).collect(),
+        }))
+    }
+
+    async fn list_shared_with_me(
+        &self,
+        req: Request<pb::ListSharedWithMeRequest>,
+    ) -> Result<Response<pb::ListSharedWithMeResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Read)?;
+        let r = req.into_inner();
+        let (files, next_page_token) = self
+            .drive
+            .shared_with_me(who.user_id, r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(pb::ListSharedWithMeResponse {
+            files: files.into_iter().map(file_pb).collect(),
+            next_page_token,
+        }))
+    }
+
     async fn get_quota(
         &self,
         req: Request<pb::GetQuotaRequest>,
@@ -251,6 +318,18 @@ impl DriveService for DriveApi {
             reserved_bytes: usage.reserved,
             total_bytes: total,
         }))
+    }
+}
+
+fn share_pb(s: Share) -> pb::Share {
+    pb::Share {
+        share_id: s.id.to_string(),
+        file_id: s.file_id.to_string(),
+        grantee: Some(match s.grantee {
+            Grantee::User(user) => pb::share::Grantee::UserId(user.to_string()),
+            Grantee::Conversation(c) => pb::share::Grantee::ConversationId(c.to_string()),
+        }),
+        create_time: Some(convert::timestamp(s.create_time)),
     }
 }
 

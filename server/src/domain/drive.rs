@@ -81,3 +81,21 @@ pub enum FileOrder {
     /// Newest change first.
     UpdateTime,
 }
+
+/// Who a share lets read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grantee {
+    User(Uuid),
+    /// The conversation's members, as they are at each read.
+    Conversation(Uuid),
+}
+
+/// A file or folder shared for reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub id: Uuid,
+    pub file_id: Uuid,
+    pub owner: Uuid,
+    pub grantee: Grantee,
+    pub create_time: Time,
+}

@@ -1,7 +1,9 @@
 //! The drive: each user's files and folders, resumable uploads, downloads, the trash and
 //! the quota. Metadata lives in the `DriveStore`, bytes in the `BlobStore` under keys the
 //! server chooses (`files/<id>`, `uploads/<id>/<offset>`), never under anything a client
-//! sent. A file or upload that is not the caller's does not exist for them (`NOT_FOUND`).
+//! sent. Only owners change files; a file shared with someone (or with a conversation
+//! they are in) — or inside a shared folder — they may read. Anything else does not exist
+//! for them (`NOT_FOUND`).
 
 use std::{
     pin::Pin,
@@ -19,7 +21,7 @@ use crate::{
     config::DriveConfig,
     domain::{
         Time,
-        drive::{DriveFile, FileKind, FileOrder, Part, Upload, Usage},
+        drive::{DriveFile, FileKind, FileOrder, Grantee, Part, Share, Upload, Usage},
     },
     error::{Error, Reason, Result},
     paging,
@@ -258,7 +260,7 @@ impl Drive {
         length: u64,
     ) -> Result<Download> {
         let id = parse_id("file_id", file_id)?;
-        let file = self.own_file(who, id).await?;
+        let file = self.readable_file(who, id).await?;
         let Some(key) = file
             .blob_key
             .clone()
@@ -312,7 +314,7 @@ impl Drive {
 
     pub async fn file(&self, who: Uuid, file_id: &str) -> Result<DriveFile> {
         let id = parse_id("file_id", file_id)?;
-        self.own_file(who, id).await
+        self.readable_file(who, id).await
     }
 
     pub async fn list(&self, who: Uuid, page: FilePage) -> Result<(Vec<DriveFile>, String)> {
@@ -329,8 +331,16 @@ impl Drive {
         let files = if page.trashed {
             self.store.trash(who, skip, size).await?
         } else {
+            // A folder someone shared: listed as its owner sees it.
+            let owner = match parent {
+                Some(folder) => match self.store.readable(folder, who).await? {
+                    Some(found) if found.kind == FileKind::Folder => found.owner,
+                    _ => return Err(Error::NotFound("folder")),
+                },
+                None => who,
+            };
             self.store
-                .files(who, parent, page.order, skip, size)
+                .files(owner, parent, page.order, skip, size)
                 .await?
         };
         let next = paging::next_token(&files, size, |_| {
@@ -375,6 +385,73 @@ impl Drive {
         Ok(emptied)
     }
 
+    /// Shares a file or folder of the caller's with a user or a conversation.
+    pub async fn share(
+        &self,
+        who: Uuid,
+        file_id: &str,
+        user_id: Option<&str>,
+        conversation_id: Option<&str>,
+        now: Time,
+    ) -> Result<Share> {
+        let mut v = Violations::new();
+        let file = v.id("file_id", file_id);
+        let grantee = match (user_id, conversation_id) {
+            (Some(user), None) => v.id("user_id", user).map(Grantee::User),
+            (None, Some(conversation)) => v
+                .id("conversation_id", conversation)
+                .map(Grantee::Conversation),
+            _ => {
+                v.add("grantee", "required: user_id or conversation_id");
+                None
+            }
+        };
+        v.finish()?;
+        let (Some(file), Some(grantee)) = (file, grantee) else {
+            return Err(Error::NotFound("file"));
+        };
+        self.store.share(who, file, grantee, now).await
+    }
+
+    /// Takes back a share of the caller's (gone already: fine).
+    pub async fn unshare(&self, who: Uuid, share_id: &str) -> Result<()> {
+        let id = parse_id("share_id", share_id)?;
+        self.store.unshare(who, id).await.map(|_| ())
+    }
+
+    /// Who a file or folder of the caller's is shared with.
+    pub async fn shares(&self, who: Uuid, file_id: &str) -> Result<Vec<Share>> {
+        let id = parse_id("file_id", file_id)?;
+        self.store.shares(who, id).await
+    }
+
+    /// What others shared with the caller.
+    pub async fn shared_with_me(
+        &self,
+        who: Uuid,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<DriveFile>, String)> {
+        let mut v = Violations::new();
+        let size = v.page_size("page_size", page_size, 50, 200);
+        v.finish()?;
+        let skip = match paging::decode_text_key("page_token", page_token)? {
+            Some(skip) => skip
+                .parse::<u64>()
+                .map_err(|_| Error::invalid("page_token", "not a token this server gave"))?,
+            None => 0,
+        };
+        let (files, read) = self.store.shared_with(who, skip, size).await?;
+        // The token counts shares (a file shared twice shows once, so a page can hold
+        // fewer files than the shares it read): more may follow after a full page of them.
+        let next = if read == size {
+            paging::encode_text_key(&(skip + size).to_string())
+        } else {
+            String::new()
+        };
+        Ok((files, next))
+    }
+
     /// The caller's usage and quota.
     pub async fn quota(&self, who: Uuid) -> Result<(Usage, u64)> {
         Ok((self.store.usage(who).await?, self.config.quota_bytes))
@@ -392,11 +469,12 @@ impl Drive {
         }
     }
 
-    async fn own_file(&self, who: Uuid, id: Uuid) -> Result<DriveFile> {
-        match self.store.file(id).await? {
-            Some(file) if file.owner == who => Ok(file),
-            _ => Err(Error::NotFound("file")),
-        }
+    /// The file, if `who` may read it (its owner, or shared with them).
+    async fn readable_file(&self, who: Uuid, id: Uuid) -> Result<DriveFile> {
+        self.store
+            .readable(id, who)
+            .await?
+            .ok_or(Error::NotFound("file"))
     }
 
     /// Streams the upload's parts into the blob at `key`, hashing them on the way; the

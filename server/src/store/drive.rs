@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         Time,
-        drive::{DriveFile, FileOrder, Part, Upload, Usage},
+        drive::{DriveFile, FileOrder, Grantee, Part, Share, Upload, Usage},
     },
     error::Result,
 };
@@ -115,4 +115,24 @@ pub trait DriveStore: Send + Sync {
     async fn empty_trash(&self, owner: Uuid) -> Result<Emptied>;
     /// The owner's storage.
     async fn usage(&self, owner: Uuid) -> Result<Usage>;
+    /// Shares a file or folder of the owner's with `grantee` (a user other than the
+    /// owner, or a conversation the owner is a member of: `NOT_FOUND` otherwise); the
+    /// existing share when there is one.
+    async fn share(&self, owner: Uuid, file: Uuid, grantee: Grantee, now: Time) -> Result<Share>;
+    /// Takes back one of the owner's shares; `false` when there was none.
+    async fn unshare(&self, owner: Uuid, share: Uuid) -> Result<bool>;
+    /// The shares of a file or folder of the owner's, oldest first.
+    async fn shares(&self, owner: Uuid, file: Uuid) -> Result<Vec<Share>>;
+    /// The file or folder if `reader` may read it: its owner (even in the trash), or
+    /// anyone it — or a folder above it — is shared with, directly or through a
+    /// conversation they are a member of now (not while it is in the trash).
+    async fn readable(&self, file: Uuid, reader: Uuid) -> Result<Option<DriveFile>>;
+    /// What others shared with `reader` (each once, none in the trash), newest share
+    /// first, from `limit` shares after the first `skip`; also how many shares it read.
+    async fn shared_with(
+        &self,
+        reader: Uuid,
+        skip: u64,
+        limit: u64,
+    ) -> Result<(Vec<DriveFile>, u64)>;
 }

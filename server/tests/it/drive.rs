@@ -602,3 +602,225 @@ async fn a_crash_mid_upload_leaves_nothing_half_committed() {
     assert!(download(&alice.client, &file.file_id, 0, 0).await == bytes);
     server.shutdown().await;
 }
+
+async fn share(
+    client: &Client,
+    file_id: &str,
+    grantee: share_file_request::Grantee,
+) -> Result<Share, tonic::Status> {
+    client
+        .drive()
+        .share_file(ShareFileRequest {
+            file_id: file_id.into(),
+            grantee: Some(grantee),
+        })
+        .await
+        .map(|r| r.into_inner().share.expect("share"))
+}
+
+async fn readable(client: &Client, file_id: &str) -> bool {
+    match client
+        .drive()
+        .get_file(GetFileRequest {
+            file_id: file_id.into(),
+        })
+        .await
+    {
+        Ok(_) => true,
+        Err(status) if status.code() == Code::NotFound => false,
+        Err(status) => panic!("get file: {status:?}"),
+    }
+}
+
+/// A folder shared with a user: they read everything in it (listing, downloading), see it
+/// among what was shared with them, change nothing, and lose it when the share is taken
+/// back or the folder goes to the trash.
+#[tokio::test]
+async fn a_shared_folder_is_readable_and_nothing_more() {
+    let server = TestServer::start().await;
+    let (alice, bob) = server.pair().await;
+    let trip = folder(&alice.client, "", "Trip").await;
+    let day1 = folder(&alice.client, &trip.file_id, "Day 1").await;
+    let photo = upload(
+        &alice.client,
+        &day1.file_id,
+        "beach.jpg",
+        &content(70_000, 4),
+    )
+    .await;
+    assert!(!readable(&bob.client, &photo.file_id).await);
+    let granted = share(
+        &alice.client,
+        &trip.file_id,
+        share_file_request::Grantee::UserId(bob.id.clone()),
+    )
+    .await
+    .expect("share");
+    let again = share(
+        &alice.client,
+        &trip.file_id,
+        share_file_request::Grantee::UserId(bob.id.clone()),
+    )
+    .await
+    .expect("share again");
+    assert_eq!(
+        again.share_id, granted.share_id,
+        "sharing twice changes nothing"
+    );
+    // Everything below the shared folder is readable.
+    assert!(readable(&bob.client, &photo.file_id).await);
+    let inside = list(&bob.client, &day1.file_id, false).await;
+    assert_eq!(inside.len(), 1);
+    assert_eq!(
+        download(&bob.client, &photo.file_id, 0, 0).await,
+        content(70_000, 4)
+    );
+    let shared = bob
+        .client
+        .drive()
+        .list_shared_with_me(ListSharedWithMeRequest::default())
+        .await
+        .expect("shared with me")
+        .into_inner();
+    let names: Vec<&str> = shared.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["Trip"]);
+    // Reading is all: bob changes nothing of alice's.
+    let trashed = bob
+        .client
+        .drive()
+        .delete_file(DeleteFileRequest {
+            file_id: photo.file_id.clone(),
+        })
+        .await;
+    assert_code(trashed, Code::NotFound);
+    let planted = create_upload(&bob.client, &day1.file_id, "planted.txt", b"x", None).await;
+    assert_code(planted, Code::NotFound);
+    let reshared = share(
+        &bob.client,
+        &photo.file_id,
+        share_file_request::Grantee::UserId(alice.id.clone()),
+    )
+    .await;
+    assert_code(reshared, Code::NotFound);
+    // In the trash: shared with nobody; restored: shared again.
+    let trash = |id: &str| {
+        let (client, file_id) = (alice.client.clone(), id.to_owned());
+        async move {
+            client
+                .drive()
+                .delete_file(DeleteFileRequest { file_id })
+                .await
+        }
+    };
+    trash(&trip.file_id).await.expect("trash");
+    assert!(!readable(&bob.client, &photo.file_id).await);
+    alice
+        .client
+        .drive()
+        .restore_file(RestoreFileRequest {
+            file_id: trip.file_id.clone(),
+        })
+        .await
+        .expect("restore");
+    assert!(readable(&bob.client, &photo.file_id).await);
+    // Taken back: gone for bob.
+    alice
+        .client
+        .drive()
+        .unshare_file(UnshareFileRequest {
+            share_id: granted.share_id.clone(),
+        })
+        .await
+        .expect("unshare");
+    assert!(!readable(&bob.client, &photo.file_id).await);
+    let shares = alice
+        .client
+        .drive()
+        .list_shares(ListSharesRequest {
+            file_id: trip.file_id.clone(),
+        })
+        .await
+        .expect("shares")
+        .into_inner()
+        .shares;
+    assert!(shares.is_empty());
+    server.shutdown().await;
+}
+
+/// A file shared with a conversation: its members read it for as long as they are
+/// members; nobody else ever does.
+#[tokio::test]
+async fn a_file_shared_with_a_conversation_follows_its_membership() {
+    use secureconnect_sdk::proto::conversation::v1::RemoveMemberRequest;
+
+    let server = TestServer::start().await;
+    let (alice, [bob, carol], group) = server.group(3).await.into_parts();
+    let outsider = server.register("mallory").await;
+    let report = upload(&alice.client, "", "report.pdf", b"%PDF-1.7 quarterly").await;
+    assert_eq!(
+        report.content_type, "application/pdf",
+        "recognised from the bytes"
+    );
+    share(
+        &alice.client,
+        &report.file_id,
+        share_file_request::Grantee::ConversationId(group.conversation_id.clone()),
+    )
+    .await
+    .expect("share with the group");
+    assert!(readable(&bob.client, &report.file_id).await);
+    assert!(readable(&carol.client, &report.file_id).await);
+    assert!(!readable(&outsider.client, &report.file_id).await);
+    let read = outsider
+        .client
+        .drive()
+        .download_file(DownloadFileRequest {
+            file_id: report.file_id.clone(),
+            ..Default::default()
+        })
+        .await;
+    assert_code(read, Code::NotFound);
+    alice
+        .client
+        .conversations()
+        .remove_member(RemoveMemberRequest {
+            conversation_id: group.conversation_id.clone(),
+            user_id: carol.id.clone(),
+        })
+        .await
+        .expect("remove carol");
+    assert!(
+        !readable(&carol.client, &report.file_id).await,
+        "no longer a member"
+    );
+    assert!(readable(&bob.client, &report.file_id).await);
+    // Only into conversations one is in, and only with others.
+    let stranger_group = outsider.group_with("theirs", &[&bob]).await;
+    let foreign = share(
+        &alice.client,
+        &report.file_id,
+        share_file_request::Grantee::ConversationId(stranger_group.conversation_id),
+    )
+    .await;
+    assert_code(foreign, Code::NotFound);
+    let herself = share(
+        &alice.client,
+        &report.file_id,
+        share_file_request::Grantee::UserId(alice.id.clone()),
+    )
+    .await;
+    assert_code(herself, Code::NotFound);
+    let nobody = alice
+        .client
+        .drive()
+        .share_file(ShareFileRequest {
+            file_id: report.file_id.clone(),
+            grantee: None,
+        })
+        .await;
+    assert_eq!(
+        violated_fields(&assert_code(nobody, Code::InvalidArgument)),
+        ["grantee"]
+    );
+    server.shutdown().await;
+}

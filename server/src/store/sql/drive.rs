@@ -16,17 +16,22 @@ use uuid::Uuid;
 use super::{
     SqlStore,
     convert::db_time,
-    entities::{drive_files, drive_upload_parts, drive_uploads, drive_usage},
+    entities::{
+        drive_files, drive_shares, drive_upload_parts, drive_uploads, drive_usage, members, users,
+    },
 };
 use crate::{
     domain::{
         Time,
-        drive::{DriveFile, FileKind, FileOrder, Part, Upload, Usage},
+        drive::{DriveFile, FileKind, FileOrder, Grantee, Part, Share, Upload, Usage},
     },
     drive::names,
     error::{Error, Reason, Result},
     store::drive::{CompletedFile, DriveStore, Emptied, NewUpload},
 };
+
+/// The deepest folder nesting followed when looking for a share above a file.
+const MAX_DEPTH: usize = 256;
 
 /// How many numbered names to try before giving up on a taken one.
 const MAX_NUMBERED: u32 = 1_000;
@@ -78,6 +83,32 @@ fn upload(row: drive_uploads::Model) -> Upload {
         received: bytes(row.received),
         expire_time: row.expire_time,
     }
+}
+
+fn share(row: drive_shares::Model) -> Result<Share> {
+    let grantee = match (row.user_id, row.conversation_id) {
+        (Some(user), None) => Grantee::User(user),
+        (None, Some(conversation)) => Grantee::Conversation(conversation),
+        _ => return Err(Error::internal("a share without exactly one grantee")),
+    };
+    Ok(Share {
+        id: row.id,
+        file_id: row.file_id,
+        owner: row.owner_id,
+        grantee,
+        create_time: row.create_time,
+    })
+}
+
+/// The conversations `user` is a member of.
+async fn conversations_of<C: ConnectionTrait>(db: &C, user: Uuid) -> Result<Vec<Uuid>> {
+    Ok(members::Entity::find()
+        .select_only()
+        .column(members::Column::ConversationId)
+        .filter(members::Column::UserId.eq(user))
+        .into_tuple()
+        .all(db)
+        .await?)
 }
 
 fn part(row: drive_upload_parts::Model) -> Part {
@@ -674,5 +705,166 @@ impl DriveStore for SqlStore {
                 reserved: bytes(row.reserved),
             })
             .unwrap_or_default())
+    }
+
+    async fn share(&self, owner: Uuid, file: Uuid, grantee: Grantee, now: Time) -> Result<Share> {
+        let _guard = self.write_guard().await;
+        let (txn, _) = begin(self, owner).await?;
+        owned(&txn, owner, file).await?;
+        let (user, conversation) = match grantee {
+            Grantee::User(user) => {
+                let exists = users::Entity::find_by_id(user).count(&txn).await? > 0;
+                if !exists || user == owner {
+                    return Err(Error::NotFound("user"));
+                }
+                (Some(user), None)
+            }
+            Grantee::Conversation(conversation) => {
+                let member = members::Entity::find_by_id((conversation, owner))
+                    .count(&txn)
+                    .await?
+                    > 0;
+                if !member {
+                    return Err(Error::NotFound("conversation"));
+                }
+                (None, Some(conversation))
+            }
+        };
+        let mut existing =
+            drive_shares::Entity::find().filter(drive_shares::Column::FileId.eq(file));
+        existing = match grantee {
+            Grantee::User(user) => existing.filter(drive_shares::Column::UserId.eq(user)),
+            Grantee::Conversation(c) => existing.filter(drive_shares::Column::ConversationId.eq(c)),
+        };
+        if let Some(row) = existing.one(&txn).await? {
+            return share(row);
+        }
+        let row = drive_shares::Model {
+            id: Uuid::now_v7(),
+            file_id: file,
+            owner_id: owner,
+            user_id: user,
+            conversation_id: conversation,
+            create_time: db_time(now),
+        };
+        row.clone()
+            .into_active_model()
+            .reset_all()
+            .insert(&txn)
+            .await?;
+        txn.commit().await?;
+        share(row)
+    }
+
+    async fn unshare(&self, owner: Uuid, id: Uuid) -> Result<bool> {
+        let removed = drive_shares::Entity::delete_many()
+            .filter(drive_shares::Column::Id.eq(id))
+            .filter(drive_shares::Column::OwnerId.eq(owner))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        Ok(removed == 1)
+    }
+
+    async fn shares(&self, owner: Uuid, file: Uuid) -> Result<Vec<Share>> {
+        owned(&self.db, owner, file).await?;
+        drive_shares::Entity::find()
+            .filter(drive_shares::Column::FileId.eq(file))
+            .order_by_asc(drive_shares::Column::CreateTime)
+            .order_by_asc(drive_shares::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(share)
+            .collect()
+    }
+
+    async fn readable(&self, id: Uuid, reader: Uuid) -> Result<Option<DriveFile>> {
+        let Some(row) = drive_files::Entity::find_by_id(id).one(&self.db).await? else {
+            return Ok(None);
+        };
+        if row.owner_id == reader {
+            return Ok(Some(file(row)));
+        }
+        if row.trash_time.is_some() {
+            return Ok(None);
+        }
+        // The file and every folder above it: a share on any of them lets the reader in.
+        let mut chain = vec![row.id];
+        let mut above = row.parent_id;
+        while let Some(folder) = above {
+            if chain.len() > MAX_DEPTH {
+                break;
+            }
+            chain.push(folder);
+            above = drive_files::Entity::find_by_id(folder)
+                .one(&self.db)
+                .await?
+                .and_then(|f| f.parent_id);
+        }
+        let shares = drive_shares::Entity::find()
+            .filter(drive_shares::Column::FileId.is_in(chain))
+            .all(&self.db)
+            .await?;
+        for found in shares {
+            let allowed = match (found.user_id, found.conversation_id) {
+                (Some(user), _) => user == reader,
+                (None, Some(conversation)) => {
+                    members::Entity::find_by_id((conversation, reader))
+                        .count(&self.db)
+                        .await?
+                        > 0
+                }
+                (None, None) => false,
+            };
+            if allowed {
+                return Ok(Some(file(row)));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn shared_with(
+        &self,
+        reader: Uuid,
+        skip: u64,
+        limit: u64,
+    ) -> Result<(Vec<DriveFile>, u64)> {
+        let conversations = conversations_of(&self.db, reader).await?;
+        let rows = drive_shares::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(drive_shares::Column::UserId.eq(reader))
+                    .add(drive_shares::Column::ConversationId.is_in(conversations)),
+            )
+            .filter(drive_shares::Column::OwnerId.ne(reader))
+            .order_by_desc(drive_shares::Column::CreateTime)
+            .order_by_desc(drive_shares::Column::Id)
+            .offset(skip)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        let read = rows.len() as u64;
+        let mut seen = std::collections::HashSet::new();
+        let ids: Vec<Uuid> = rows
+            .iter()
+            .map(|r| r.file_id)
+            .filter(|id| seen.insert(*id))
+            .collect();
+        let mut files: std::collections::HashMap<Uuid, drive_files::Model> =
+            drive_files::Entity::find()
+                .filter(drive_files::Column::Id.is_in(ids.iter().copied()))
+                .filter(drive_files::Column::TrashTime.is_null())
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|f| (f.id, f))
+                .collect();
+        let shared = ids
+            .into_iter()
+            .filter_map(|id| files.remove(&id))
+            .map(file)
+            .collect();
+        Ok((shared, read))
     }
 }

@@ -450,3 +450,22 @@ pub mod drive_usage {
     }
     no_relations!();
 }
+
+pub mod drive_shares {
+    use sea_orm::entity::prelude::*;
+
+    /// A file or folder shared for reading with a user or with a conversation's members.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "drive_shares")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub file_id: Uuid,
+        pub owner_id: Uuid,
+        /// Exactly one of `user_id` and `conversation_id` is set.
+        pub user_id: Option<Uuid>,
+        pub conversation_id: Option<Uuid>,
+        pub create_time: DateTimeUtc,
+    }
+    no_relations!();
+}

@@ -8,9 +8,10 @@ use sea_orm_migration::{
 };
 
 use super::entities::{
-    blocks, contact_requests, contacts, conversations, drive_files, drive_upload_parts,
-    drive_uploads, drive_usage, events, feed, members, message_requests, messages, one_time_codes,
-    poll_options, poll_votes, polls, refresh_tokens, request_ids, sessions, users,
+    blocks, contact_requests, contacts, conversations, drive_files, drive_shares,
+    drive_upload_parts, drive_uploads, drive_usage, events, feed, members, message_requests,
+    messages, one_time_codes, poll_options, poll_votes, polls, refresh_tokens, request_ids,
+    sessions, users,
 };
 
 /// All migrations, oldest first. Never edit a released one: add a new one.
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(Polls),
             Box::new(PollsInTimeline),
             Box::new(Drive),
+            Box::new(DriveShares),
         ]
     }
 }
@@ -362,6 +364,49 @@ impl MigrationTrait for Drive {
             "idx_drive_uploads_expiry",
             drive_uploads::Entity,
             &["expire_time"],
+            false,
+        )
+        .await
+    }
+}
+
+/// Drive files shared for reading (see `store::sql::drive`).
+struct DriveShares;
+
+impl MigrationName for DriveShares {
+    fn name(&self) -> &str {
+        "m0008_drive_shares"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for DriveShares {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        let schema = Schema::new(manager.get_database_backend());
+        create(manager, &schema, drive_shares::Entity).await?;
+        // A file's shares (and the check on each read).
+        index(
+            manager,
+            "idx_drive_shares_file",
+            drive_shares::Entity,
+            &["file_id"],
+            false,
+        )
+        .await?;
+        // What was shared with a user, and with a conversation.
+        index(
+            manager,
+            "idx_drive_shares_user",
+            drive_shares::Entity,
+            &["user_id", "create_time"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "idx_drive_shares_conversation",
+            drive_shares::Entity,
+            &["conversation_id", "create_time"],
             false,
         )
         .await

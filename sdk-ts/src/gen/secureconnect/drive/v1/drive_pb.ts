@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file secureconnect/drive/v1/drive.proto.
  */
 export const file_secureconnect_drive_v1_drive: GenFile = /*@__PURE__*/
-  fileDesc("CiJzZWN1cmVjb25uZWN0L2RyaXZlL3YxL2RyaXZlLnByb3RvEhZzZWN1cmVjb25uZWN0LmRyaXZlLnYxIsUCCgRGaWxlEg8KB2ZpbGVfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSLgoEa2luZBgEIAEoDjIgLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZUtpbmQSDAoEc2l6ZRgFIAEoBBIOCgZzaGEyNTYYBiABKAkSFAoMY29udGVudF90eXBlGAcgASgJEhUKDW93bmVyX3VzZXJfaWQYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp0cmFzaF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKjAQoGVXBsb2FkEhEKCXVwbG9hZF9pZBgBIAEoCRIRCglwYXJlbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIMCgRzaXplGAQgASgEEg4KBnNoYTI1NhgFIAEoCRIWCg5yZWNlaXZlZF9ieXRlcxgGIAEoBBIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVAoTQ3JlYXRlVXBsb2FkUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRzaXplGAMgASgEEg4KBnNoYTI1NhgEIAEoCSJGChRDcmVhdGVVcGxvYWRSZXNwb25zZRIuCgZ1cGxvYWQYASABKAsyHi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZCJFChJVcGxvYWRDaHVua1JlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMIi0KE1VwbG9hZENodW5rUmVzcG9uc2USFgoOcmVjZWl2ZWRfYnl0ZXMYASABKAQiJQoQR2V0VXBsb2FkUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkiQwoRR2V0VXBsb2FkUmVzcG9uc2USLgoGdXBsb2FkGAEgASgLMh4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGxvYWQiKgoVQ29tcGxldGVVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSJEChZDb21wbGV0ZVVwbG9hZFJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiJwoSQWJvcnRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIVChNBYm9ydFVwbG9hZFJlc3BvbnNlIkYKE0Rvd25sb2FkRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDgoGbGVuZ3RoGAMgASgEImAKFERvd25sb2FkRmlsZVJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwiNgoTQ3JlYXRlRm9sZGVyUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSJEChRDcmVhdGVGb2xkZXJSZXNwb25zZRIsCgZmb2xkZXIYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiIQoOR2V0RmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSI9Cg9HZXRGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSKSAQoQTGlzdEZpbGVzUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSMwoIb3JkZXJfYnkYAiABKA4yIS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGVPcmRlchIPCgd0cmFzaGVkGAMgASgIEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIlkKEUxpc3RGaWxlc1Jlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJwChFVcGRhdGVGaWxlUmVxdWVzdBIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJAChJVcGRhdGVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSIkChFEZWxldGVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkAKEkRlbGV0ZUZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIiUKElJlc3RvcmVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkEKE1Jlc3RvcmVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSITChFFbXB0eVRyYXNoUmVxdWVzdCJAChJFbXB0eVRyYXNoUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoDRITCgtmcmVlZF9ieXRlcxgCIAEoBCIRCg9HZXRRdW90YVJlcXVlc3QiUwoQR2V0UXVvdGFSZXNwb25zZRISCgp1c2VkX2J5dGVzGAEgASgEEhYKDnJlc2VydmVkX2J5dGVzGAIgASgEEhMKC3RvdGFsX2J5dGVzGAMgASgEKk8KCEZpbGVLaW5kEhkKFUZJTEVfS0lORF9VTlNQRUNJRklFRBAAEhIKDkZJTEVfS0lORF9GSUxFEAESFAoQRklMRV9LSU5EX0ZPTERFUhACKm0KCUZpbGVPcmRlchIaChZGSUxFX09SREVSX1VOU1BFQ0lGSUVEEAASEwoPRklMRV9PUkRFUl9OQU1FEAESEwoPRklMRV9PUkRFUl9TSVpFEAISGgoWRklMRV9PUkRFUl9VUERBVEVfVElNRRADMqgLCgxEcml2ZVNlcnZpY2USaQoMQ3JlYXRlVXBsb2FkEisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5DcmVhdGVVcGxvYWRSZXF1ZXN0Giwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5DcmVhdGVVcGxvYWRSZXNwb25zZRJmCgtVcGxvYWRDaHVuaxIqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBsb2FkQ2h1bmtSZXF1ZXN0Gisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGxvYWRDaHVua1Jlc3BvbnNlEmAKCUdldFVwbG9hZBIoLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0VXBsb2FkUmVxdWVzdBopLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0VXBsb2FkUmVzcG9uc2USbwoOQ29tcGxldGVVcGxvYWQSLS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNvbXBsZXRlVXBsb2FkUmVxdWVzdBouLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ29tcGxldGVVcGxvYWRSZXNwb25zZRJmCgtBYm9ydFVwbG9hZBIqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQWJvcnRVcGxvYWRSZXF1ZXN0Gisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5BYm9ydFVwbG9hZFJlc3BvbnNlEmsKDERvd25sb2FkRmlsZRIrLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRG93bmxvYWRGaWxlUmVxdWVzdBosLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRG93bmxvYWRGaWxlUmVzcG9uc2UwARJpCgxDcmVhdGVGb2xkZXISKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZUZvbGRlclJlcXVlc3QaLC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZUZvbGRlclJlc3BvbnNlEloKB0dldEZpbGUSJi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldEZpbGVSZXF1ZXN0Gicuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRGaWxlUmVzcG9uc2USYAoJTGlzdEZpbGVzEiguc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0RmlsZXNSZXF1ZXN0Gikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0RmlsZXNSZXNwb25zZRJjCgpVcGRhdGVGaWxlEikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGRhdGVGaWxlUmVxdWVzdBoqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBkYXRlRmlsZVJlc3BvbnNlEmMKCkRlbGV0ZUZpbGUSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRlbGV0ZUZpbGVSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5EZWxldGVGaWxlUmVzcG9uc2USZgoLUmVzdG9yZUZpbGUSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlJlc3RvcmVGaWxlUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuUmVzdG9yZUZpbGVSZXNwb25zZRJjCgpFbXB0eVRyYXNoEikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5FbXB0eVRyYXNoUmVxdWVzdBoqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRW1wdHlUcmFzaFJlc3BvbnNlEl0KCEdldFF1b3RhEicuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRRdW90YVJlcXVlc3QaKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFF1b3RhUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CiJzZWN1cmVjb25uZWN0L2RyaXZlL3YxL2RyaXZlLnByb3RvEhZzZWN1cmVjb25uZWN0LmRyaXZlLnYxIsUCCgRGaWxlEg8KB2ZpbGVfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSLgoEa2luZBgEIAEoDjIgLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZUtpbmQSDAoEc2l6ZRgFIAEoBBIOCgZzaGEyNTYYBiABKAkSFAoMY29udGVudF90eXBlGAcgASgJEhUKDW93bmVyX3VzZXJfaWQYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp0cmFzaF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKjAQoGVXBsb2FkEhEKCXVwbG9hZF9pZBgBIAEoCRIRCglwYXJlbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIMCgRzaXplGAQgASgEEg4KBnNoYTI1NhgFIAEoCRIWCg5yZWNlaXZlZF9ieXRlcxgGIAEoBBIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVAoTQ3JlYXRlVXBsb2FkUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRzaXplGAMgASgEEg4KBnNoYTI1NhgEIAEoCSJGChRDcmVhdGVVcGxvYWRSZXNwb25zZRIuCgZ1cGxvYWQYASABKAsyHi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZCJFChJVcGxvYWRDaHVua1JlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMIi0KE1VwbG9hZENodW5rUmVzcG9uc2USFgoOcmVjZWl2ZWRfYnl0ZXMYASABKAQiJQoQR2V0VXBsb2FkUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkiQwoRR2V0VXBsb2FkUmVzcG9uc2USLgoGdXBsb2FkGAEgASgLMh4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGxvYWQiKgoVQ29tcGxldGVVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSJEChZDb21wbGV0ZVVwbG9hZFJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiJwoSQWJvcnRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIVChNBYm9ydFVwbG9hZFJlc3BvbnNlIkYKE0Rvd25sb2FkRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDgoGbGVuZ3RoGAMgASgEImAKFERvd25sb2FkRmlsZVJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwiNgoTQ3JlYXRlRm9sZGVyUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSJEChRDcmVhdGVGb2xkZXJSZXNwb25zZRIsCgZmb2xkZXIYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiIQoOR2V0RmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSI9Cg9HZXRGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSKSAQoQTGlzdEZpbGVzUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSMwoIb3JkZXJfYnkYAiABKA4yIS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGVPcmRlchIPCgd0cmFzaGVkGAMgASgIEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIlkKEUxpc3RGaWxlc1Jlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJwChFVcGRhdGVGaWxlUmVxdWVzdBIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJAChJVcGRhdGVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSIkChFEZWxldGVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkAKEkRlbGV0ZUZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIiUKElJlc3RvcmVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkEKE1Jlc3RvcmVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSITChFFbXB0eVRyYXNoUmVxdWVzdCJAChJFbXB0eVRyYXNoUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoDRITCgtmcmVlZF9ieXRlcxgCIAEoBCIRCg9HZXRRdW90YVJlcXVlc3QiUwoQR2V0UXVvdGFSZXNwb25zZRISCgp1c2VkX2J5dGVzGAEgASgEEhYKDnJlc2VydmVkX2J5dGVzGAIgASgEEhMKC3RvdGFsX2J5dGVzGAMgASgEIpQBCgVTaGFyZRIQCghzaGFyZV9pZBgBIAEoCRIPCgdmaWxlX2lkGAIgASgJEhEKB3VzZXJfaWQYAyABKAlIABIZCg9jb252ZXJzYXRpb25faWQYBCABKAlIABIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHZ3JhbnRlZSJcChBTaGFyZUZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkSEQoHdXNlcl9pZBgCIAEoCUgAEhkKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCUgAQgkKB2dyYW50ZWUiQQoRU2hhcmVGaWxlUmVzcG9uc2USLAoFc2hhcmUYASABKAsyHS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlIiYKElVuc2hhcmVGaWxlUmVxdWVzdBIQCghzaGFyZV9pZBgBIAEoCSIVChNVbnNoYXJlRmlsZVJlc3BvbnNlIiQKEUxpc3RTaGFyZXNSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiQwoSTGlzdFNoYXJlc1Jlc3BvbnNlEi0KBnNoYXJlcxgBIAMoCzIdLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuU2hhcmUiQAoXTGlzdFNoYXJlZFdpdGhNZVJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYAoYTGlzdFNoYXJlZFdpdGhNZVJlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSpPCghGaWxlS2luZBIZChVGSUxFX0tJTkRfVU5TUEVDSUZJRUQQABISCg5GSUxFX0tJTkRfRklMRRABEhQKEEZJTEVfS0lORF9GT0xERVIQAiptCglGaWxlT3JkZXISGgoWRklMRV9PUkRFUl9VTlNQRUNJRklFRBAAEhMKD0ZJTEVfT1JERVJfTkFNRRABEhMKD0ZJTEVfT1JERVJfU0laRRACEhoKFkZJTEVfT1JERVJfVVBEQVRFX1RJTUUQAzLODgoMRHJpdmVTZXJ2aWNlEmkKDENyZWF0ZVVwbG9hZBIrLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlVXBsb2FkUmVxdWVzdBosLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlVXBsb2FkUmVzcG9uc2USZgoLVXBsb2FkQ2h1bmsSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZENodW5rUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBsb2FkQ2h1bmtSZXNwb25zZRJgCglHZXRVcGxvYWQSKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFVwbG9hZFJlcXVlc3QaKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFVwbG9hZFJlc3BvbnNlEm8KDkNvbXBsZXRlVXBsb2FkEi0uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Db21wbGV0ZVVwbG9hZFJlcXVlc3QaLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNvbXBsZXRlVXBsb2FkUmVzcG9uc2USZgoLQWJvcnRVcGxvYWQSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkFib3J0VXBsb2FkUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQWJvcnRVcGxvYWRSZXNwb25zZRJrCgxEb3dubG9hZEZpbGUSKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkRmlsZVJlcXVlc3QaLC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkRmlsZVJlc3BvbnNlMAESaQoMQ3JlYXRlRm9sZGVyEisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5DcmVhdGVGb2xkZXJSZXF1ZXN0Giwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5DcmVhdGVGb2xkZXJSZXNwb25zZRJaCgdHZXRGaWxlEiYuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRGaWxlUmVxdWVzdBonLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0RmlsZVJlc3BvbnNlEmAKCUxpc3RGaWxlcxIoLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdEZpbGVzUmVxdWVzdBopLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdEZpbGVzUmVzcG9uc2USYwoKVXBkYXRlRmlsZRIpLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBkYXRlRmlsZVJlcXVlc3QaKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwZGF0ZUZpbGVSZXNwb25zZRJjCgpEZWxldGVGaWxlEikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5EZWxldGVGaWxlUmVxdWVzdBoqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRGVsZXRlRmlsZVJlc3BvbnNlEmYKC1Jlc3RvcmVGaWxlEiouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5SZXN0b3JlRmlsZVJlcXVlc3QaKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlJlc3RvcmVGaWxlUmVzcG9uc2USYwoKRW1wdHlUcmFzaBIpLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRW1wdHlUcmFzaFJlcXVlc3QaKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkVtcHR5VHJhc2hSZXNwb25zZRJdCghHZXRRdW90YRInLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0UXVvdGFSZXF1ZXN0Giguc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRRdW90YVJlc3BvbnNlEmAKCVNoYXJlRmlsZRIoLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuU2hhcmVGaWxlUmVxdWVzdBopLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuU2hhcmVGaWxlUmVzcG9uc2USZgoLVW5zaGFyZUZpbGUSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVuc2hhcmVGaWxlUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVW5zaGFyZUZpbGVSZXNwb25zZRJjCgpMaXN0U2hhcmVzEikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVzUmVxdWVzdBoqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlc1Jlc3BvbnNlEnUKEExpc3RTaGFyZWRXaXRoTWUSLy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZWRXaXRoTWVSZXF1ZXN0GjAuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVkV2l0aE1lUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A file or folder in a drive.
@@ -877,6 +877,263 @@ export const GetQuotaResponseSchema: GenMessage<GetQuotaResponse> = /*@__PURE__*
   messageDesc(file_secureconnect_drive_v1_drive, 29);
 
 /**
+ * A file or folder shared for reading.
+ *
+ * @generated from message secureconnect.drive.v1.Share
+ */
+export type Share = Message<"secureconnect.drive.v1.Share"> & {
+  /**
+   * Server-assigned id.
+   *
+   * @generated from field: string share_id = 1;
+   */
+  shareId: string;
+
+  /**
+   * The file or folder.
+   *
+   * @generated from field: string file_id = 2;
+   */
+  fileId: string;
+
+  /**
+   * Who may read it: exactly one is set.
+   *
+   * @generated from oneof secureconnect.drive.v1.Share.grantee
+   */
+  grantee: {
+    /**
+     * A user.
+     *
+     * @generated from field: string user_id = 3;
+     */
+    value: string;
+    case: "userId";
+  } | {
+    /**
+     * The members of a conversation (as they are at each read).
+     *
+     * @generated from field: string conversation_id = 4;
+     */
+    value: string;
+    case: "conversationId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * When it was shared.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 5;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.Share.
+ * Use `create(ShareSchema)` to create a new message.
+ */
+export const ShareSchema: GenMessage<Share> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 30);
+
+/**
+ * Request for `ShareFile`.
+ *
+ * @generated from message secureconnect.drive.v1.ShareFileRequest
+ */
+export type ShareFileRequest = Message<"secureconnect.drive.v1.ShareFileRequest"> & {
+  /**
+   * A file or folder of the caller's. Required.
+   *
+   * @generated from field: string file_id = 1;
+   */
+  fileId: string;
+
+  /**
+   * Who may read it: exactly one is required.
+   *
+   * @generated from oneof secureconnect.drive.v1.ShareFileRequest.grantee
+   */
+  grantee: {
+    /**
+     * Any registered user but the caller.
+     *
+     * @generated from field: string user_id = 2;
+     */
+    value: string;
+    case: "userId";
+  } | {
+    /**
+     * A conversation the caller is a member of.
+     *
+     * @generated from field: string conversation_id = 3;
+     */
+    value: string;
+    case: "conversationId";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.ShareFileRequest.
+ * Use `create(ShareFileRequestSchema)` to create a new message.
+ */
+export const ShareFileRequestSchema: GenMessage<ShareFileRequest> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 31);
+
+/**
+ * Response for `ShareFile`.
+ *
+ * @generated from message secureconnect.drive.v1.ShareFileResponse
+ */
+export type ShareFileResponse = Message<"secureconnect.drive.v1.ShareFileResponse"> & {
+  /**
+   * The share.
+   *
+   * @generated from field: secureconnect.drive.v1.Share share = 1;
+   */
+  share?: Share | undefined;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.ShareFileResponse.
+ * Use `create(ShareFileResponseSchema)` to create a new message.
+ */
+export const ShareFileResponseSchema: GenMessage<ShareFileResponse> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 32);
+
+/**
+ * Request for `UnshareFile`.
+ *
+ * @generated from message secureconnect.drive.v1.UnshareFileRequest
+ */
+export type UnshareFileRequest = Message<"secureconnect.drive.v1.UnshareFileRequest"> & {
+  /**
+   * The share. Required.
+   *
+   * @generated from field: string share_id = 1;
+   */
+  shareId: string;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.UnshareFileRequest.
+ * Use `create(UnshareFileRequestSchema)` to create a new message.
+ */
+export const UnshareFileRequestSchema: GenMessage<UnshareFileRequest> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 33);
+
+/**
+ * Response for `UnshareFile`.
+ *
+ * @generated from message secureconnect.drive.v1.UnshareFileResponse
+ */
+export type UnshareFileResponse = Message<"secureconnect.drive.v1.UnshareFileResponse"> & {
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.UnshareFileResponse.
+ * Use `create(UnshareFileResponseSchema)` to create a new message.
+ */
+export const UnshareFileResponseSchema: GenMessage<UnshareFileResponse> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 34);
+
+/**
+ * Request for `ListShares`.
+ *
+ * @generated from message secureconnect.drive.v1.ListSharesRequest
+ */
+export type ListSharesRequest = Message<"secureconnect.drive.v1.ListSharesRequest"> & {
+  /**
+   * A file or folder of the caller's. Required.
+   *
+   * @generated from field: string file_id = 1;
+   */
+  fileId: string;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.ListSharesRequest.
+ * Use `create(ListSharesRequestSchema)` to create a new message.
+ */
+export const ListSharesRequestSchema: GenMessage<ListSharesRequest> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 35);
+
+/**
+ * Response for `ListShares`.
+ *
+ * @generated from message secureconnect.drive.v1.ListSharesResponse
+ */
+export type ListSharesResponse = Message<"secureconnect.drive.v1.ListSharesResponse"> & {
+  /**
+   * Its shares, oldest first.
+   *
+   * @generated from field: repeated secureconnect.drive.v1.Share shares = 1;
+   */
+  shares: Share[];
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.ListSharesResponse.
+ * Use `create(ListSharesResponseSchema)` to create a new message.
+ */
+export const ListSharesResponseSchema: GenMessage<ListSharesResponse> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 36);
+
+/**
+ * Request for `ListSharedWithMe`.
+ *
+ * @generated from message secureconnect.drive.v1.ListSharedWithMeRequest
+ */
+export type ListSharedWithMeRequest = Message<"secureconnect.drive.v1.ListSharedWithMeRequest"> & {
+  /**
+   * How many to return: 1-200; 0 means 50.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The `next_page_token` of a previous response; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.ListSharedWithMeRequest.
+ * Use `create(ListSharedWithMeRequestSchema)` to create a new message.
+ */
+export const ListSharedWithMeRequestSchema: GenMessage<ListSharedWithMeRequest> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 37);
+
+/**
+ * Response for `ListSharedWithMe`.
+ *
+ * @generated from message secureconnect.drive.v1.ListSharedWithMeResponse
+ */
+export type ListSharedWithMeResponse = Message<"secureconnect.drive.v1.ListSharedWithMeResponse"> & {
+  /**
+   * The files and folders, newest share first (each once).
+   *
+   * @generated from field: repeated secureconnect.drive.v1.File files = 1;
+   */
+  files: File[];
+
+  /**
+   * Pass as `page_token` to get the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.ListSharedWithMeResponse.
+ * Use `create(ListSharedWithMeResponseSchema)` to create a new message.
+ */
+export const ListSharedWithMeResponseSchema: GenMessage<ListSharedWithMeResponse> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 38);
+
+/**
  * A file or a folder.
  *
  * @generated from enum secureconnect.drive.v1.FileKind
@@ -953,9 +1210,15 @@ export const FileOrderSchema: GenEnum<FileOrder> = /*@__PURE__*/
 
 /**
  * DriveService is each user's cloud drive: folders and files, uploads that
- * survive bad networks, downloads, a trash and a quota. Every RPC needs a
- * valid access token; a file or upload that is not the caller's does not
+ * survive bad networks, downloads, a trash and a quota, and sharing. Every RPC
+ * needs a valid access token; a file or upload the caller may not see does not
  * exist for them (NOT_FOUND).
+ *
+ * Only a file's owner changes it. A file or folder shared with a user, or with
+ * a conversation (all its members, for as long as they are members), may be
+ * read by them: `GetFile`, `ListFiles` (inside a shared folder), `DownloadFile`
+ * — everything inside a shared folder included. A file in the trash is shared
+ * with nobody until it is restored.
  *
  * Uploads work from browsers (gRPC-web has no client streaming): create an
  * upload (which reserves its size against the quota), send its bytes as
@@ -1121,6 +1384,49 @@ export const DriveService: GenService<{
     methodKind: "unary";
     input: typeof GetQuotaRequestSchema;
     output: typeof GetQuotaResponseSchema;
+  },
+  /**
+   * Lets a user, or the members of a conversation the caller belongs to, read a
+   * file or folder of the caller's. Sharing again with the same user or
+   * conversation changes nothing.
+   *
+   * @generated from rpc secureconnect.drive.v1.DriveService.ShareFile
+   */
+  shareFile: {
+    methodKind: "unary";
+    input: typeof ShareFileRequestSchema;
+    output: typeof ShareFileResponseSchema;
+  },
+  /**
+   * Takes a share back (the file's owner). Taking back one that is gone is fine.
+   *
+   * @generated from rpc secureconnect.drive.v1.DriveService.UnshareFile
+   */
+  unshareFile: {
+    methodKind: "unary";
+    input: typeof UnshareFileRequestSchema;
+    output: typeof UnshareFileResponseSchema;
+  },
+  /**
+   * Who a file or folder of the caller's is shared with.
+   *
+   * @generated from rpc secureconnect.drive.v1.DriveService.ListShares
+   */
+  listShares: {
+    methodKind: "unary";
+    input: typeof ListSharesRequestSchema;
+    output: typeof ListSharesResponseSchema;
+  },
+  /**
+   * What others shared with the caller (directly or through a conversation),
+   * newest first.
+   *
+   * @generated from rpc secureconnect.drive.v1.DriveService.ListSharedWithMe
+   */
+  listSharedWithMe: {
+    methodKind: "unary";
+    input: typeof ListSharedWithMeRequestSchema;
+    output: typeof ListSharedWithMeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_secureconnect_drive_v1_drive, 0);
