@@ -40,11 +40,12 @@ pub enum Reason {
     UploadIncomplete,
     NameTaken,
     FolderCycle,
+    DirectUrlUnavailable,
 }
 
 impl Reason {
     /// Every reason, for the tests that keep this list and the proto enum in step.
-    pub const ALL: [Reason; 26] = [
+    pub const ALL: [Reason; 27] = [
         Reason::InvalidToken,
         Reason::InvalidCredentials,
         Reason::RefreshTokenReused,
@@ -71,6 +72,7 @@ impl Reason {
         Reason::UploadIncomplete,
         Reason::NameTaken,
         Reason::FolderCycle,
+        Reason::DirectUrlUnavailable,
     ];
 
     /// The `ErrorInfo.reason` string: the proto enum value's name without its
@@ -103,6 +105,7 @@ impl Reason {
             Reason::UploadIncomplete => "UPLOAD_INCOMPLETE",
             Reason::NameTaken => "NAME_TAKEN",
             Reason::FolderCycle => "FOLDER_CYCLE",
+            Reason::DirectUrlUnavailable => "DIRECT_URL_UNAVAILABLE",
         }
     }
 }

@@ -125,6 +125,21 @@ impl DriveService for DriveApi {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    async fn get_download_url(
+        &self,
+        req: Request<pb::GetDownloadUrlRequest>,
+    ) -> Result<Response<pb::GetDownloadUrlResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Read)?;
+        let (url, expire_time) = self
+            .drive
+            .download_url(who.user_id, &req.get_ref().file_id, chrono::Utc::now())
+            .await?;
+        Ok(Response::new(pb::GetDownloadUrlResponse {
+            url: url.to_string(),
+            expire_time: Some(convert::timestamp(expire_time)),
+        }))
+    }
+
     async fn create_folder(
         &self,
         req: Request<pb::CreateFolderRequest>,

@@ -39,6 +39,8 @@ pub mod names;
 pub const MAX_CHUNK_BYTES: usize = 4 << 20;
 /// Download chunks.
 pub const DOWNLOAD_CHUNK_BYTES: u64 = 1 << 20;
+/// How long a direct download URL works.
+pub const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 /// How many bytes the content type is recognised from.
 const SNIFF_BYTES: usize = 8 << 10;
 
@@ -296,6 +298,33 @@ impl Drive {
             }
         });
         Ok((file, Box::pin(chunks)))
+    }
+
+    /// A presigned GET URL of the file's blob (S3), and when it expires.
+    pub async fn download_url(
+        &self,
+        who: Uuid,
+        file_id: &str,
+        now: Time,
+    ) -> Result<(url::Url, Time)> {
+        let id = parse_id("file_id", file_id)?;
+        let file = self.readable_file(who, id).await?;
+        let Some(key) = file.blob_key.filter(|_| file.kind == FileKind::File) else {
+            return Err(Error::invalid(
+                "file_id",
+                "a folder has no bytes to download",
+            ));
+        };
+        let url = self
+            .blobs
+            .presigned_url(http::Method::GET, &key, DOWNLOAD_URL_TTL)
+            .await?
+            .ok_or(Error::FailedPrecondition {
+                reason: Reason::DirectUrlUnavailable,
+                message: "files are kept on the server's own disk: use DownloadFile",
+            })?;
+        let ttl = chrono::Duration::from_std(DOWNLOAD_URL_TTL).unwrap_or_default();
+        Ok((url, now + ttl))
     }
 
     pub async fn create_folder(

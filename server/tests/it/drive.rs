@@ -824,3 +824,60 @@ async fn a_file_shared_with_a_conversation_follows_its_membership() {
     );
     server.shutdown().await;
 }
+
+/// With S3, a reader gets a short-lived URL that a plain HTTP client (no account, no
+/// gRPC) downloads the bytes from, ranges included; with local files there is none.
+#[tokio::test]
+async fn a_direct_download_url_works_with_plain_http_on_s3() {
+    let server = TestServer::start().await;
+    let (alice, bob) = server.pair().await;
+    let bytes = content(3 * MIB + 5, 8);
+    let file = upload(&alice.client, "", "clip.mp4", &bytes).await;
+    share(
+        &alice.client,
+        &file.file_id,
+        share_file_request::Grantee::UserId(bob.id.clone()),
+    )
+    .await
+    .expect("share");
+    let asked = bob
+        .client
+        .drive()
+        .get_download_url(GetDownloadUrlRequest {
+            file_id: file.file_id.clone(),
+        })
+        .await;
+    if server.config().blobs.s3_bucket.is_none() {
+        let status = assert_code(asked, Code::FailedPrecondition);
+        assert_eq!(reason(&status), "DIRECT_URL_UNAVAILABLE");
+        server.shutdown().await;
+        return;
+    }
+    let url = asked.expect("url").into_inner().url;
+    let http = reqwest::Client::new();
+    let whole = http.get(&url).send().await.expect("GET");
+    assert!(whole.status().is_success(), "{}", whole.status());
+    assert!(whole.bytes().await.expect("body") == bytes);
+    let part = http
+        .get(&url)
+        .header("Range", "bytes=100-199")
+        .send()
+        .await
+        .expect("ranged GET");
+    assert_eq!(part.status().as_u16(), 206);
+    assert!(part.bytes().await.expect("body") == bytes[100..200]);
+    // A signature is not a key to anything else: another object under the same URL fails.
+    let forged = url.replacen(&file.file_id, &uuid::Uuid::new_v4().to_string(), 1);
+    let refused = http.get(&forged).send().await.expect("forged GET");
+    assert!(!refused.status().is_success(), "{}", refused.status());
+    let outsider = server.register("mallory").await;
+    let denied = outsider
+        .client
+        .drive()
+        .get_download_url(GetDownloadUrlRequest {
+            file_id: file.file_id.clone(),
+        })
+        .await;
+    assert_code(denied, Code::NotFound);
+    server.shutdown().await;
+}
