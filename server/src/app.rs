@@ -164,10 +164,10 @@ pub async fn start(config: Config) -> Result<Running> {
     let drive_store: Arc<dyn DriveStore> = store.clone();
     let chat_store: Arc<dyn ChatStore> = store;
 
-    let tokens = TokenAuthority::load_or_create(
+    let tokens = Arc::new(TokenAuthority::load_or_create(
         &config.root_key_path(),
         Duration::from_secs(config.auth.access_token_ttl_secs),
-    )?;
+    )?);
     tracing::info!(path = %config.root_key_path().display(), "token signing key loaded");
     // Stops accepting calls and tells open streams to reconnect elsewhere.
     let shutdown = CancellationToken::new();
@@ -211,7 +211,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let parts = AuthParts {
         users: user_store.clone(),
         sessions: session_store,
-        tokens,
+        tokens: tokens.clone(),
         mailer,
         bus: bus.clone(),
         limiter: limiter.clone(),
@@ -249,6 +249,7 @@ pub async fn start(config: Config) -> Result<Running> {
         limiter,
         config.drive.clone(),
         config.limits.max_request_bytes,
+        tokens,
     ));
     let users = Arc::new(Users::new(
         user_store,
@@ -274,6 +275,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let closing = polls.clone();
     background.start("poll closing", |stop| close_due_polls(closing, stop));
     let expiring = drive.clone();
+    let drive_links = drive.clone();
     background.start("upload expiry", |stop| expire_uploads(expiring, stop));
     let trimmed = health_store.clone();
     background.start("feed trimming", |stop| trim_feeds(trimmed, keep, stop));
@@ -340,7 +342,7 @@ pub async fn start(config: Config) -> Result<Running> {
         .add_service(
             DriveServiceServer::new(DriveApi {
                 auth: auth.clone(),
-                drive,
+                drive: drive.clone(),
             })
             .max_decoding_message_size(max_request),
         )
@@ -374,6 +376,7 @@ pub async fn start(config: Config) -> Result<Running> {
         }
         None => crate::web::StaticFilesLayer::off(),
     };
+    let web = web.with_share_links(drive_links);
     let router = layers::server_builder(
         Duration::from_secs(config.request_timeout_secs.max(1)),
         limits,

@@ -41,11 +41,13 @@ pub enum Reason {
     NameTaken,
     FolderCycle,
     DirectUrlUnavailable,
+    LinkExhausted,
+    LinkPassword,
 }
 
 impl Reason {
     /// Every reason, for the tests that keep this list and the proto enum in step.
-    pub const ALL: [Reason; 27] = [
+    pub const ALL: [Reason; 29] = [
         Reason::InvalidToken,
         Reason::InvalidCredentials,
         Reason::RefreshTokenReused,
@@ -73,6 +75,8 @@ impl Reason {
         Reason::NameTaken,
         Reason::FolderCycle,
         Reason::DirectUrlUnavailable,
+        Reason::LinkExhausted,
+        Reason::LinkPassword,
     ];
 
     /// The `ErrorInfo.reason` string: the proto enum value's name without its
@@ -106,6 +110,8 @@ impl Reason {
             Reason::NameTaken => "NAME_TAKEN",
             Reason::FolderCycle => "FOLDER_CYCLE",
             Reason::DirectUrlUnavailable => "DIRECT_URL_UNAVAILABLE",
+            Reason::LinkExhausted => "LINK_EXHAUSTED",
+            Reason::LinkPassword => "LINK_PASSWORD",
         }
     }
 }

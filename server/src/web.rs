@@ -9,6 +9,7 @@
 use std::{
     convert::Infallible,
     path::Path,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -17,12 +18,18 @@ use http::{Request, Response};
 use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::error::{Error, Result};
+use crate::{
+    drive::Drive,
+    error::{Error, Result},
+    share_links,
+};
 
-/// Serves `dir` (when set) to everything but gRPC.
+/// Serves share links (`/s/<token>`, when set) and `dir` (when set) to everything but
+/// gRPC.
 #[derive(Clone, Default)]
 pub struct StaticFilesLayer {
     files: Option<ServeDir<ServeFile>>,
+    links: Option<Arc<Drive>>,
 }
 
 impl StaticFilesLayer {
@@ -42,7 +49,14 @@ impl StaticFilesLayer {
         }
         Ok(Self {
             files: Some(ServeDir::new(dir).fallback(ServeFile::new(index))),
+            links: None,
         })
+    }
+
+    /// Also serves the drive's share links (see `crate::share_links`).
+    pub fn with_share_links(mut self, drive: Arc<Drive>) -> Self {
+        self.links = Some(drive);
+        self
     }
 }
 
@@ -53,6 +67,7 @@ impl<S> tower::Layer<S> for StaticFilesLayer {
         StaticFiles {
             inner,
             files: self.files.clone(),
+            links: self.links.clone(),
         }
     }
 }
@@ -61,6 +76,7 @@ impl<S> tower::Layer<S> for StaticFilesLayer {
 pub struct StaticFiles<S> {
     inner: S,
     files: Option<ServeDir<ServeFile>>,
+    links: Option<Arc<Drive>>,
 }
 
 impl<S, B> tower::Service<Request<B>> for StaticFiles<S>
@@ -78,6 +94,13 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        if let Some(drive) = &self.links
+            && !is_grpc(&request)
+            && request.uri().path().starts_with(share_links::PREFIX)
+        {
+            let drive = Arc::clone(drive);
+            return Box::pin(async move { Ok(share_links::serve(drive, request).await) });
+        }
         match &self.files {
             Some(files) if !is_grpc(&request) => {
                 let files = files.clone();

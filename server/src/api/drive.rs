@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use super::{convert, mask_paths, principal};
 use crate::{
     auth::{Auth, Operation},
-    domain::drive::{DriveFile, FileKind, FileOrder, Grantee, Share, Upload},
+    domain::drive::{DriveFile, FileKind, FileOrder, Grantee, Share, ShareLink, Upload},
     drive::{CreateUpload, Drive, FilePage},
 };
 
@@ -19,10 +19,109 @@ pub struct DriveApi {
 }
 
 type DownloadStream = Pin<Box<dyn Stream<Item = Result<pb::DownloadFileResponse, Status>> + Send>>;
+type LinkDownloadStream =
+    Pin<Box<dyn Stream<Item = Result<pb::DownloadShareLinkResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl DriveService for DriveApi {
     type DownloadFileStream = DownloadStream;
+    type DownloadShareLinkStream = LinkDownloadStream;
+
+    async fn create_share_link(
+        &self,
+        req: Request<pb::CreateShareLinkRequest>,
+    ) -> Result<Response<pb::CreateShareLinkResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let r = req.into_inner();
+        let expire_time = r.expire_time.and_then(|t| {
+            chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+        });
+        let (link, token) = self
+            .drive
+            .create_link(
+                who.user_id,
+                &r.file_id,
+                expire_time,
+                &r.password,
+                r.max_downloads,
+                chrono::Utc::now(),
+            )
+            .await?;
+        let mut link = link_pb(link);
+        link.path = format!("/s/{token}");
+        link.token = token;
+        Ok(Response::new(pb::CreateShareLinkResponse {
+            link: Some(link),
+        }))
+    }
+
+    async fn list_share_links(
+        &self,
+        req: Request<pb::ListShareLinksRequest>,
+    ) -> Result<Response<pb::ListShareLinksResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Read)?;
+        let links = self
+            .drive
+            .links(who.user_id, &req.get_ref().file_id)
+            .await?;
+        Ok(Response::new(pb::ListShareLinksResponse {
+            links: links.into_iter().map(link_pb).collect(),
+        }))
+    }
+
+    async fn revoke_share_link(
+        &self,
+        req: Request<pb::RevokeShareLinkRequest>,
+    ) -> Result<Response<pb::RevokeShareLinkResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        self.drive
+            .revoke_link(who.user_id, &req.get_ref().link_id)
+            .await?;
+        Ok(Response::new(pb::RevokeShareLinkResponse {}))
+    }
+
+    /// No access token: the link's token is the credential.
+    async fn get_share_link_file(
+        &self,
+        req: Request<pb::GetShareLinkFileRequest>,
+    ) -> Result<Response<pb::GetShareLinkFileResponse>, Status> {
+        let r = req.into_inner();
+        let (_, file) = self
+            .drive
+            .link_file(&r.token, &r.password, chrono::Utc::now())
+            .await?;
+        Ok(Response::new(pb::GetShareLinkFileResponse {
+            file: Some(file_pb(file)),
+        }))
+    }
+
+    /// No access token: the link's token is the credential.
+    async fn download_share_link(
+        &self,
+        req: Request<pb::DownloadShareLinkRequest>,
+    ) -> Result<Response<LinkDownloadStream>, Status> {
+        let r = req.into_inner();
+        let (file, chunks) = self
+            .drive
+            .link_download(
+                &r.token,
+                &r.password,
+                r.offset,
+                r.length,
+                chrono::Utc::now(),
+            )
+            .await?;
+        let mut first = Some(file_pb(file));
+        let stream = chunks.map(move |chunk| {
+            let (offset, data) = chunk?;
+            Ok(pb::DownloadShareLinkResponse {
+                file: first.take(),
+                offset,
+                data: data.into(),
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
 
     async fn create_upload(
         &self,
@@ -333,6 +432,21 @@ impl DriveService for DriveApi {
             reserved_bytes: usage.reserved,
             total_bytes: total,
         }))
+    }
+}
+
+/// A link as listed: never its token (which the server does not keep).
+fn link_pb(l: ShareLink) -> pb::ShareLink {
+    pb::ShareLink {
+        link_id: l.id.to_string(),
+        file_id: l.file_id.to_string(),
+        token: String::new(),
+        path: String::new(),
+        expire_time: Some(convert::timestamp(l.expire_time)),
+        max_downloads: l.max_downloads,
+        downloads: l.downloads,
+        password_protected: l.password_hash.is_some(),
+        create_time: Some(convert::timestamp(l.create_time)),
     }
 }
 

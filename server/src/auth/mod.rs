@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 mod limits;
-mod passwords;
+pub mod passwords;
 mod recovery;
 mod tokens;
 
@@ -66,7 +66,7 @@ const WRONG_CREDENTIALS: Error = Error::Unauthenticated {
 pub struct Auth {
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
-    tokens: TokenAuthority,
+    tokens: Arc<TokenAuthority>,
     revoked: Arc<RevokedSessions>,
     limiter: Arc<dyn RateLimiter>,
     login_attempts_per_minute: u32,
@@ -84,7 +84,8 @@ pub struct Auth {
 pub struct AuthParts {
     pub users: Arc<dyn UserStore>,
     pub sessions: Arc<dyn SessionStore>,
-    pub tokens: TokenAuthority,
+    /// Shared with the drive, which signs share links with the same key.
+    pub tokens: Arc<TokenAuthority>,
     pub mailer: Arc<dyn Mailer>,
     pub bus: Arc<dyn EventBus>,
     pub limiter: Arc<dyn RateLimiter>,

@@ -118,6 +118,49 @@ impl TokenAuthority {
     }
 }
 
+impl TokenAuthority {
+    /// Mints a drive share link's token: the link's id, and a check that it has not
+    /// expired (so even a link row left behind would not outlive it).
+    pub fn issue_link(&self, link: Uuid, expiry: Time) -> Result<String> {
+        let expiry_system: SystemTime = expiry.into();
+        let token = biscuit!(
+            r#"
+            share_link({link});
+            check if time($t), $t < {expiry};
+            "#,
+            link = link.to_string(),
+            expiry = expiry_system,
+        )
+        .build(&self.root)
+        .map_err(Error::internal)?;
+        token.to_base64().map_err(Error::internal)
+    }
+
+    /// The link a share link token names, if it is one of ours, unexpired (its holder's
+    /// own attenuations enforced too); `NOT_FOUND` otherwise, as for an unknown link.
+    /// An access token is not a link, nor a link an access token: each needs its facts.
+    pub fn verify_link(&self, token: &str) -> Result<Uuid> {
+        let not_found = || Error::NotFound("share link");
+        let biscuit = Biscuit::from_base64(token, self.root.public()).map_err(|_| not_found())?;
+        let mut authorizer = authorizer!(
+            r#"
+            time({now});
+            operation("read");
+            allow if share_link($l);
+            "#,
+            now = SystemTime::now(),
+        )
+        .set_limits(run_limits())
+        .build(&biscuit)
+        .map_err(|_| not_found())?;
+        authorizer.authorize().map_err(|_| not_found())?;
+        let (link,): (String,) = authorizer
+            .query_exactly_one("data($l) <- share_link($l)")
+            .map_err(|_| not_found())?;
+        link.parse().map_err(|_| not_found())
+    }
+}
+
 /// Biscuit's default evaluation budget is 1 ms, which a busy 2-core machine overruns now
 /// and then, turning valid tokens into spurious `UNAUTHENTICATED`. Our tokens are tiny, so
 /// the fact and iteration caps stay tight while the time budget gets headroom.

@@ -99,3 +99,18 @@ pub struct Share {
     pub grantee: Grantee,
     pub create_time: Time,
 }
+
+/// A link anyone holding it can download a file through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareLink {
+    pub id: Uuid,
+    pub file_id: Uuid,
+    pub owner: Uuid,
+    pub expire_time: Time,
+    pub password_hash: Option<String>,
+    /// 0: no limit.
+    pub max_downloads: u32,
+    pub downloads: u32,
+    pub revoked: bool,
+    pub create_time: Time,
+}

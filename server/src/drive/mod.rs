@@ -17,11 +17,12 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
+    auth::{TokenAuthority, passwords::Passwords},
     blobs::BlobStore,
     config::DriveConfig,
     domain::{
         Time,
-        drive::{DriveFile, FileKind, FileOrder, Grantee, Part, Share, Upload, Usage},
+        drive::{DriveFile, FileKind, FileOrder, Grantee, Part, Share, ShareLink, Upload, Usage},
     },
     error::{Error, Reason, Result},
     paging,
@@ -75,7 +76,14 @@ pub struct Drive {
     limiter: Arc<dyn RateLimiter>,
     config: DriveConfig,
     max_chunk: usize,
+    /// Signs and checks share links' tokens.
+    tokens: Arc<TokenAuthority>,
+    /// Share link passwords (hashed like account passwords, a few at a time).
+    passwords: Passwords,
 }
+
+/// The longest a share link may last.
+const MAX_LINK_DAYS: i64 = 365;
 
 impl Drive {
     /// `max_request_bytes` bounds chunks: a chunk and the rest of its request must fit.
@@ -85,6 +93,7 @@ impl Drive {
         limiter: Arc<dyn RateLimiter>,
         config: DriveConfig,
         max_request_bytes: usize,
+        tokens: Arc<TokenAuthority>,
     ) -> Self {
         Self {
             store,
@@ -92,6 +101,8 @@ impl Drive {
             limiter,
             config,
             max_chunk: MAX_CHUNK_BYTES.min(max_request_bytes.saturating_sub(1024)),
+            tokens,
+            passwords: Passwords::new(1, 16),
         }
     }
 
@@ -263,6 +274,11 @@ impl Drive {
     ) -> Result<Download> {
         let id = parse_id("file_id", file_id)?;
         let file = self.readable_file(who, id).await?;
+        self.open(file, offset, length)
+    }
+
+    /// The bytes of `file` from `offset` (`length` of them; 0: to the end).
+    fn open(&self, file: DriveFile, offset: u64, length: u64) -> Result<Download> {
         let Some(key) = file
             .blob_key
             .clone()
@@ -481,6 +497,123 @@ impl Drive {
         Ok((files, next))
     }
 
+    /// Makes a share link to a file of the caller's; the link and its token (shown once).
+    pub async fn create_link(
+        &self,
+        who: Uuid,
+        file_id: &str,
+        expire_time: Option<Time>,
+        password: &str,
+        max_downloads: u32,
+        now: Time,
+    ) -> Result<(ShareLink, String)> {
+        let mut v = Violations::new();
+        let file = v.id("file_id", file_id);
+        match expire_time {
+            None => v.add("expire_time", "required"),
+            Some(t) if t <= now => v.add("expire_time", "must be in the future"),
+            Some(t) if t > now + chrono::Duration::days(MAX_LINK_DAYS) => {
+                v.add("expire_time", "at most a year ahead")
+            }
+            Some(_) => {}
+        }
+        let chars = password.chars().count();
+        if chars > 0 && !(8..=128).contains(&chars) {
+            v.add("password", "8 to 128 characters, or empty for none");
+        }
+        v.finish()?;
+        let (Some(file), Some(expire_time)) = (file, expire_time) else {
+            return Err(Error::NotFound("file"));
+        };
+        let password_hash = match password {
+            "" => None,
+            given => Some(self.passwords.hash(given.to_owned()).await?),
+        };
+        let link = self
+            .store
+            .create_link(ShareLink {
+                id: Uuid::now_v7(),
+                file_id: file,
+                owner: who,
+                expire_time,
+                password_hash,
+                max_downloads,
+                downloads: 0,
+                revoked: false,
+                create_time: now,
+            })
+            .await?;
+        let token = self.tokens.issue_link(link.id, link.expire_time)?;
+        Ok((link, token))
+    }
+
+    /// The caller's links to a file of theirs.
+    pub async fn links(&self, who: Uuid, file_id: &str) -> Result<Vec<ShareLink>> {
+        let id = parse_id("file_id", file_id)?;
+        self.store.links(who, id).await
+    }
+
+    /// Revokes a link of the caller's (gone already, or never theirs: nothing happens).
+    pub async fn revoke_link(&self, who: Uuid, link_id: &str) -> Result<()> {
+        let id = parse_id("link_id", link_id)?;
+        self.store.revoke_link(who, id).await.map(|_| ())
+    }
+
+    /// The file a link leads to, for whoever holds its token (and password).
+    pub async fn link_file(
+        &self,
+        token: &str,
+        password: &str,
+        now: Time,
+    ) -> Result<(ShareLink, DriveFile)> {
+        let not_found = || Error::NotFound("share link");
+        if token.is_empty() {
+            return Err(Error::invalid("token", "required"));
+        }
+        let id = self.tokens.verify_link(token)?;
+        let link = self.store.link(id).await?.ok_or_else(not_found)?;
+        if link.revoked || link.expire_time <= now {
+            return Err(not_found());
+        }
+        let file = self.store.file(link.file_id).await?.ok_or_else(not_found)?;
+        if file.owner != link.owner || file.trash_time.is_some() {
+            return Err(not_found());
+        }
+        if let Some(hash) = &link.password_hash {
+            let right = !password.is_empty()
+                && self
+                    .passwords
+                    .verify(password.to_owned(), hash.clone())
+                    .await?;
+            if !right {
+                return Err(Error::PermissionDenied {
+                    reason: Reason::LinkPassword,
+                    message: "this link needs its password",
+                });
+            }
+        }
+        if link.max_downloads > 0 && link.downloads >= link.max_downloads {
+            return Err(link_exhausted());
+        }
+        Ok((link, file))
+    }
+
+    /// Downloads through a link; one from the start counts against its limit.
+    pub async fn link_download(
+        &self,
+        token: &str,
+        password: &str,
+        offset: u64,
+        length: u64,
+        now: Time,
+    ) -> Result<Download> {
+        let (link, file) = self.link_file(token, password, now).await?;
+        if offset == 0 && !self.store.count_link_download(link.id).await? {
+            return Err(link_exhausted());
+        }
+        self.open(file, offset, length)
+    }
+
     /// The caller's usage and quota.
     pub async fn quota(&self, who: Uuid) -> Result<(Usage, u64)> {
         Ok((self.store.usage(who).await?, self.config.quota_bytes))
@@ -573,6 +706,13 @@ impl Drive {
         for part in parts {
             self.forget_blob(&upload.part_key(part.offset)).await;
         }
+    }
+}
+
+fn link_exhausted() -> Error {
+    Error::FailedPrecondition {
+        reason: Reason::LinkExhausted,
+        message: "this link's downloads are used up",
     }
 }
 

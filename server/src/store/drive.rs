@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         Time,
-        drive::{DriveFile, FileOrder, Grantee, Part, Share, Upload, Usage},
+        drive::{DriveFile, FileOrder, Grantee, Part, Share, ShareLink, Upload, Usage},
     },
     error::Result,
 };
@@ -135,4 +135,14 @@ pub trait DriveStore: Send + Sync {
         skip: u64,
         limit: u64,
     ) -> Result<(Vec<DriveFile>, u64)>;
+    /// Records a share link to a file (not a folder) of the owner's.
+    async fn create_link(&self, link: ShareLink) -> Result<ShareLink>;
+    /// The link, if it exists (revoked ones included).
+    async fn link(&self, id: Uuid) -> Result<Option<ShareLink>>;
+    /// The owner's links to a file of theirs, revoked ones excepted, oldest first.
+    async fn links(&self, owner: Uuid, file: Uuid) -> Result<Vec<ShareLink>>;
+    /// Revokes one of the owner's links; `false` when there is none.
+    async fn revoke_link(&self, owner: Uuid, id: Uuid) -> Result<bool>;
+    /// Counts a download through the link, unless that would pass its limit (`false`).
+    async fn count_link_download(&self, id: Uuid) -> Result<bool>;
 }

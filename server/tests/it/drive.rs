@@ -541,6 +541,13 @@ async fn abandoned_uploads_expire_and_release_their_reservation() {
         std::sync::Arc::new(secureconnect_server::ratelimit::LocalRateLimiter::default()),
         config.drive.clone(),
         config.limits.max_request_bytes,
+        std::sync::Arc::new(
+            secureconnect_server::auth::TokenAuthority::load_or_create(
+                &config.root_key_path(),
+                std::time::Duration::from_secs(60),
+            )
+            .expect("signing key"),
+        ),
     );
     let now = chrono::Utc::now();
     assert_eq!(drive.expire_uploads(now).await.expect("not yet"), 0);
@@ -879,5 +886,220 @@ async fn a_direct_download_url_works_with_plain_http_on_s3() {
         })
         .await;
     assert_code(denied, Code::NotFound);
+    server.shutdown().await;
+}
+
+async fn create_link(
+    client: &Client,
+    file_id: &str,
+    expires_in: std::time::Duration,
+    password: &str,
+    max_downloads: u32,
+) -> ShareLink {
+    client
+        .drive()
+        .create_share_link(CreateShareLinkRequest {
+            file_id: file_id.into(),
+            expire_time: Some((std::time::SystemTime::now() + expires_in).into()),
+            password: password.into(),
+            max_downloads,
+        })
+        .await
+        .expect("create link")
+        .into_inner()
+        .link
+        .expect("link")
+}
+
+/// A share link works for anyone holding it — over gRPC with no account, and as a plain
+/// HTTP GET (password as Basic auth, ranges, the file's name) — and stops at its download
+/// limit, when revoked, when it expires and when its file goes to the trash. Its token is
+/// no access token, nor an access token a link.
+#[tokio::test]
+async fn share_links_work_without_an_account_and_stop_when_they_should() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bytes = content(2 * MIB + 77, 6);
+    let file = upload(&alice.client, "", "Quartalsbericht Q3 (final).pdf", &bytes).await;
+    let hour = std::time::Duration::from_secs(3600);
+    let link = create_link(&alice.client, &file.file_id, hour, "open sesame", 2).await;
+    assert_eq!(link.path, format!("/s/{}", link.token));
+    assert!(link.password_protected);
+    let anonymous = server.client().await;
+    let get = |token: &str, password: &str| {
+        let (client, token, password) = (anonymous.clone(), token.to_owned(), password.to_owned());
+        async move {
+            client
+                .drive()
+                .get_share_link_file(GetShareLinkFileRequest { token, password })
+                .await
+        }
+    };
+    let locked = get(&link.token, "").await;
+    assert_eq!(
+        reason(&assert_code(locked, Code::PermissionDenied)),
+        "LINK_PASSWORD"
+    );
+    let wrong = get(&link.token, "open says me").await;
+    assert_code(wrong, Code::PermissionDenied);
+    let found = get(&link.token, "open sesame")
+        .await
+        .expect("file")
+        .into_inner();
+    assert_eq!(found.file.expect("file").name, file.name);
+
+    // Plain HTTP, as a browser or curl.
+    let http = reqwest::Client::new();
+    let url = format!("{}{}", server.endpoint, link.path);
+    let challenged = http.get(&url).send().await.expect("GET");
+    assert_eq!(challenged.status().as_u16(), 401);
+    assert!(challenged.headers().contains_key("www-authenticate"));
+    let whole = http
+        .get(&url)
+        .basic_auth("anyone", Some("open sesame"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(whole.status().as_u16(), 200);
+    let disposition = whole.headers()["content-disposition"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        disposition.contains("filename*=UTF-8''Quartalsbericht%20Q3%20%28final%29.pdf"),
+        "{disposition}"
+    );
+    assert!(
+        whole.bytes().await.expect("body") == bytes,
+        "download 1 of 2"
+    );
+    let ranged = http
+        .get(&url)
+        .basic_auth("anyone", Some("open sesame"))
+        .header("Range", "bytes=1000-1999")
+        .send()
+        .await
+        .expect("ranged GET");
+    assert_eq!(ranged.status().as_u16(), 206);
+    assert_eq!(
+        ranged.headers()["content-range"],
+        format!("bytes 1000-1999/{}", bytes.len()).as_str()
+    );
+    assert!(
+        ranged.bytes().await.expect("body") == bytes[1000..2000],
+        "a resume does not count"
+    );
+    let mut stream = anonymous
+        .drive()
+        .download_share_link(DownloadShareLinkRequest {
+            token: link.token.clone(),
+            password: "open sesame".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("download 2 of 2")
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(chunk) = stream.message().await.expect("chunk") {
+        got.extend_from_slice(&chunk.data);
+    }
+    assert!(got == bytes);
+    let spent = http
+        .get(&url)
+        .basic_auth("anyone", Some("open sesame"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(spent.status().as_u16(), 410, "the limit is reached");
+    let spent = get(&link.token, "open sesame").await;
+    assert_eq!(
+        reason(&assert_code(spent, Code::FailedPrecondition)),
+        "LINK_EXHAUSTED"
+    );
+
+    // Revoked: gone at once. Listed links carry no token.
+    let open = create_link(&alice.client, &file.file_id, hour, "", 0).await;
+    assert_eq!(
+        http.get(format!("{}{}", server.endpoint, open.path))
+            .send()
+            .await
+            .expect("GET")
+            .status()
+            .as_u16(),
+        200
+    );
+    let listed = alice
+        .client
+        .drive()
+        .list_share_links(ListShareLinksRequest {
+            file_id: file.file_id.clone(),
+        })
+        .await
+        .expect("links")
+        .into_inner()
+        .links;
+    assert_eq!(listed.len(), 2);
+    assert!(
+        listed
+            .iter()
+            .all(|l| l.token.is_empty() && l.path.is_empty())
+    );
+    assert_eq!(listed[0].downloads, 2);
+    alice
+        .client
+        .drive()
+        .revoke_share_link(RevokeShareLinkRequest {
+            link_id: open.link_id.clone(),
+        })
+        .await
+        .expect("revoke");
+    assert_code(get(&open.token, "").await, Code::NotFound);
+    assert_eq!(
+        http.get(format!("{}{}", server.endpoint, open.path))
+            .send()
+            .await
+            .expect("GET")
+            .status()
+            .as_u16(),
+        404
+    );
+
+    // Tokens are not interchangeable, and a forged one is nothing.
+    let other = create_link(&alice.client, &file.file_id, hour, "", 0).await;
+    assert_code(get(&alice.tokens.access_token, "").await, Code::NotFound);
+    let as_access = server.client().await;
+    as_access.set_access_token(Some(other.token.clone()));
+    let refused = as_access.drive().get_quota(GetQuotaRequest {}).await;
+    assert_code(refused, Code::Unauthenticated);
+    let mut forged = other.token.clone();
+    let flipped = if forged.ends_with('A') { 'B' } else { 'A' };
+    forged.pop();
+    forged.push(flipped);
+    assert_code(get(&forged, "").await, Code::NotFound);
+
+    // Its file in the trash: the link leads nowhere.
+    alice
+        .client
+        .drive()
+        .delete_file(DeleteFileRequest {
+            file_id: file.file_id.clone(),
+        })
+        .await
+        .expect("trash");
+    assert_code(get(&other.token, "").await, Code::NotFound);
+
+    // Expired: nowhere either.
+    let fresh = upload(&alice.client, "", "brief.txt", b"short-lived").await;
+    let brief = create_link(
+        &alice.client,
+        &fresh.file_id,
+        std::time::Duration::from_secs(2),
+        "",
+        0,
+    )
+    .await;
+    assert!(get(&brief.token, "").await.is_ok());
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_code(get(&brief.token, "").await, Code::NotFound);
     server.shutdown().await;
 }

@@ -17,13 +17,14 @@ use super::{
     SqlStore,
     convert::db_time,
     entities::{
-        drive_files, drive_shares, drive_upload_parts, drive_uploads, drive_usage, members, users,
+        drive_files, drive_links, drive_shares, drive_upload_parts, drive_uploads, drive_usage,
+        members, users,
     },
 };
 use crate::{
     domain::{
         Time,
-        drive::{DriveFile, FileKind, FileOrder, Grantee, Part, Share, Upload, Usage},
+        drive::{DriveFile, FileKind, FileOrder, Grantee, Part, Share, ShareLink, Upload, Usage},
     },
     drive::names,
     error::{Error, Reason, Result},
@@ -98,6 +99,20 @@ fn share(row: drive_shares::Model) -> Result<Share> {
         grantee,
         create_time: row.create_time,
     })
+}
+
+fn link(row: drive_links::Model) -> ShareLink {
+    ShareLink {
+        id: row.id,
+        file_id: row.file_id,
+        owner: row.owner_id,
+        expire_time: row.expire_time,
+        password_hash: row.password_hash,
+        max_downloads: u32::try_from(row.max_downloads).unwrap_or(0),
+        downloads: u32::try_from(row.downloads).unwrap_or(0),
+        revoked: row.revoked,
+        create_time: row.create_time,
+    }
 }
 
 /// The conversations `user` is a member of.
@@ -866,5 +881,83 @@ impl DriveStore for SqlStore {
             .map(file)
             .collect();
         Ok((shared, read))
+    }
+
+    async fn create_link(&self, new: ShareLink) -> Result<ShareLink> {
+        let found = owned(&self.db, new.owner, new.file_id).await?;
+        if found.kind != kind_code(FileKind::File) || found.trash_time.is_some() {
+            return Err(Error::NotFound("file"));
+        }
+        let row = drive_links::Model {
+            id: new.id,
+            file_id: new.file_id,
+            owner_id: new.owner,
+            expire_time: db_time(new.expire_time),
+            password_hash: new.password_hash,
+            max_downloads: i32::try_from(new.max_downloads).unwrap_or(i32::MAX),
+            downloads: 0,
+            revoked: false,
+            create_time: db_time(new.create_time),
+        };
+        row.clone()
+            .into_active_model()
+            .reset_all()
+            .insert(&self.db)
+            .await?;
+        Ok(link(row))
+    }
+
+    async fn link(&self, id: Uuid) -> Result<Option<ShareLink>> {
+        Ok(drive_links::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(link))
+    }
+
+    async fn links(&self, owner: Uuid, file: Uuid) -> Result<Vec<ShareLink>> {
+        owned(&self.db, owner, file).await?;
+        Ok(drive_links::Entity::find()
+            .filter(drive_links::Column::FileId.eq(file))
+            .filter(drive_links::Column::Revoked.eq(false))
+            .order_by_asc(drive_links::Column::CreateTime)
+            .order_by_asc(drive_links::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(link)
+            .collect())
+    }
+
+    async fn revoke_link(&self, owner: Uuid, id: Uuid) -> Result<bool> {
+        let changed = drive_links::Entity::update_many()
+            .col_expr(drive_links::Column::Revoked, true.into())
+            .filter(drive_links::Column::Id.eq(id))
+            .filter(drive_links::Column::OwnerId.eq(owner))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        Ok(changed == 1)
+    }
+
+    async fn count_link_download(&self, id: Uuid) -> Result<bool> {
+        // One conditional write: concurrent downloads cannot pass the limit together.
+        let counted = drive_links::Entity::update_many()
+            .col_expr(
+                drive_links::Column::Downloads,
+                Expr::col(drive_links::Column::Downloads).add(1),
+            )
+            .filter(drive_links::Column::Id.eq(id))
+            .filter(
+                Condition::any()
+                    .add(drive_links::Column::MaxDownloads.eq(0))
+                    .add(
+                        Expr::col(drive_links::Column::Downloads)
+                            .lt(Expr::col(drive_links::Column::MaxDownloads)),
+                    ),
+            )
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        Ok(counted == 1)
     }
 }

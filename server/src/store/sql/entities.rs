@@ -469,3 +469,26 @@ pub mod drive_shares {
     }
     no_relations!();
 }
+
+pub mod drive_links {
+    use sea_orm::entity::prelude::*;
+
+    /// A share link to a drive file (its token is not kept: it names this row's id).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "drive_links")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub file_id: Uuid,
+        pub owner_id: Uuid,
+        pub expire_time: DateTimeUtc,
+        /// argon2id of the password, when it has one.
+        pub password_hash: Option<String>,
+        /// 0: no limit.
+        pub max_downloads: i32,
+        pub downloads: i32,
+        pub revoked: bool,
+        pub create_time: DateTimeUtc,
+    }
+    no_relations!();
+}

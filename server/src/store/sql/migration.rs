@@ -8,7 +8,7 @@ use sea_orm_migration::{
 };
 
 use super::entities::{
-    blocks, contact_requests, contacts, conversations, drive_files, drive_shares,
+    blocks, contact_requests, contacts, conversations, drive_files, drive_links, drive_shares,
     drive_upload_parts, drive_uploads, drive_usage, events, feed, members, message_requests,
     messages, one_time_codes, poll_options, poll_votes, polls, refresh_tokens, request_ids,
     sessions, users,
@@ -29,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(PollsInTimeline),
             Box::new(Drive),
             Box::new(DriveShares),
+            Box::new(DriveLinks),
         ]
     }
 }
@@ -407,6 +408,31 @@ impl MigrationTrait for DriveShares {
             "idx_drive_shares_conversation",
             drive_shares::Entity,
             &["conversation_id", "create_time"],
+            false,
+        )
+        .await
+    }
+}
+
+/// Drive share links (see `store::sql::drive`).
+struct DriveLinks;
+
+impl MigrationName for DriveLinks {
+    fn name(&self) -> &str {
+        "m0009_drive_links"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for DriveLinks {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        let schema = Schema::new(manager.get_database_backend());
+        create(manager, &schema, drive_links::Entity).await?;
+        index(
+            manager,
+            "idx_drive_links_file",
+            drive_links::Entity,
+            &["file_id"],
             false,
         )
         .await

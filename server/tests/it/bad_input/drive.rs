@@ -241,3 +241,88 @@ async fn files_and_folders() {
     assert_untouched(&alice).await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn create_share_link() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let drive = alice.client.drive();
+    let folder = drive
+        .clone()
+        .create_folder(CreateFolderRequest {
+            name: "Docs".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("folder")
+        .into_inner()
+        .folder
+        .expect("folder");
+    let at = |secs: i64| {
+        Some(prost_types::Timestamp {
+            seconds: chrono::Utc::now().timestamp() + secs,
+            nanos: 0,
+        })
+    };
+    let request = |f: &dyn Fn(&mut CreateShareLinkRequest)| {
+        let mut r = CreateShareLinkRequest {
+            file_id: folder.file_id.clone(),
+            expire_time: at(3600),
+            ..Default::default()
+        };
+        f(&mut r);
+        r
+    };
+    let cases: Vec<(&str, CreateShareLinkRequest, &str)> = vec![
+        (
+            "no expiry",
+            request(&|r| r.expire_time = None),
+            "expire_time",
+        ),
+        (
+            "expired",
+            request(&|r| r.expire_time = at(-10)),
+            "expire_time",
+        ),
+        (
+            "too far",
+            request(&|r| r.expire_time = at(400 * 86_400)),
+            "expire_time",
+        ),
+        (
+            "short password",
+            request(&|r| r.password = "1234567".into()),
+            "password",
+        ),
+        (
+            "bad file",
+            request(&|r| r.file_id = NOT_AN_ID.into()),
+            "file_id",
+        ),
+    ];
+    for (what, r, field) in cases {
+        invalid(what, drive.clone().create_share_link(r).await, field);
+    }
+    // A folder has no bytes to link to.
+    assert_code(
+        drive.clone().create_share_link(request(&|_| {})).await,
+        Code::NotFound,
+    );
+    let bogus = drive
+        .clone()
+        .get_share_link_file(GetShareLinkFileRequest {
+            token: "not-a-token".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_code(bogus, Code::NotFound);
+    invalid(
+        "no token",
+        drive
+            .clone()
+            .get_share_link_file(GetShareLinkFileRequest::default())
+            .await,
+        "token",
+    );
+    server.shutdown().await;
+}

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file secureconnect/drive/v1/drive.proto.
  */
 export const file_secureconnect_drive_v1_drive: GenFile = /*@__PURE__*/
-  fileDesc("CiJzZWN1cmVjb25uZWN0L2RyaXZlL3YxL2RyaXZlLnByb3RvEhZzZWN1cmVjb25uZWN0LmRyaXZlLnYxIsUCCgRGaWxlEg8KB2ZpbGVfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSLgoEa2luZBgEIAEoDjIgLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZUtpbmQSDAoEc2l6ZRgFIAEoBBIOCgZzaGEyNTYYBiABKAkSFAoMY29udGVudF90eXBlGAcgASgJEhUKDW93bmVyX3VzZXJfaWQYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp0cmFzaF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKjAQoGVXBsb2FkEhEKCXVwbG9hZF9pZBgBIAEoCRIRCglwYXJlbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIMCgRzaXplGAQgASgEEg4KBnNoYTI1NhgFIAEoCRIWCg5yZWNlaXZlZF9ieXRlcxgGIAEoBBIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVAoTQ3JlYXRlVXBsb2FkUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRzaXplGAMgASgEEg4KBnNoYTI1NhgEIAEoCSJGChRDcmVhdGVVcGxvYWRSZXNwb25zZRIuCgZ1cGxvYWQYASABKAsyHi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZCJFChJVcGxvYWRDaHVua1JlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMIi0KE1VwbG9hZENodW5rUmVzcG9uc2USFgoOcmVjZWl2ZWRfYnl0ZXMYASABKAQiJQoQR2V0VXBsb2FkUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkiQwoRR2V0VXBsb2FkUmVzcG9uc2USLgoGdXBsb2FkGAEgASgLMh4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGxvYWQiKgoVQ29tcGxldGVVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSJEChZDb21wbGV0ZVVwbG9hZFJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiJwoSQWJvcnRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIVChNBYm9ydFVwbG9hZFJlc3BvbnNlIkYKE0Rvd25sb2FkRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDgoGbGVuZ3RoGAMgASgEImAKFERvd25sb2FkRmlsZVJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwiNgoTQ3JlYXRlRm9sZGVyUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSJEChRDcmVhdGVGb2xkZXJSZXNwb25zZRIsCgZmb2xkZXIYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiIQoOR2V0RmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSI9Cg9HZXRGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSKSAQoQTGlzdEZpbGVzUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSMwoIb3JkZXJfYnkYAiABKA4yIS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGVPcmRlchIPCgd0cmFzaGVkGAMgASgIEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIlkKEUxpc3RGaWxlc1Jlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJwChFVcGRhdGVGaWxlUmVxdWVzdBIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJAChJVcGRhdGVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSIkChFEZWxldGVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkAKEkRlbGV0ZUZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIiUKElJlc3RvcmVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkEKE1Jlc3RvcmVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSITChFFbXB0eVRyYXNoUmVxdWVzdCJAChJFbXB0eVRyYXNoUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoDRITCgtmcmVlZF9ieXRlcxgCIAEoBCIRCg9HZXRRdW90YVJlcXVlc3QiUwoQR2V0UXVvdGFSZXNwb25zZRISCgp1c2VkX2J5dGVzGAEgASgEEhYKDnJlc2VydmVkX2J5dGVzGAIgASgEEhMKC3RvdGFsX2J5dGVzGAMgASgEIpQBCgVTaGFyZRIQCghzaGFyZV9pZBgBIAEoCRIPCgdmaWxlX2lkGAIgASgJEhEKB3VzZXJfaWQYAyABKAlIABIZCg9jb252ZXJzYXRpb25faWQYBCABKAlIABIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHZ3JhbnRlZSJcChBTaGFyZUZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkSEQoHdXNlcl9pZBgCIAEoCUgAEhkKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCUgAQgkKB2dyYW50ZWUiQQoRU2hhcmVGaWxlUmVzcG9uc2USLAoFc2hhcmUYASABKAsyHS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlIiYKElVuc2hhcmVGaWxlUmVxdWVzdBIQCghzaGFyZV9pZBgBIAEoCSIVChNVbnNoYXJlRmlsZVJlc3BvbnNlIiQKEUxpc3RTaGFyZXNSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiQwoSTGlzdFNoYXJlc1Jlc3BvbnNlEi0KBnNoYXJlcxgBIAMoCzIdLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuU2hhcmUiQAoXTGlzdFNoYXJlZFdpdGhNZVJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYAoYTGlzdFNoYXJlZFdpdGhNZVJlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIoChVHZXREb3dubG9hZFVybFJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJWChZHZXREb3dubG9hZFVybFJlc3BvbnNlEgsKA3VybBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqTwoIRmlsZUtpbmQSGQoVRklMRV9LSU5EX1VOU1BFQ0lGSUVEEAASEgoORklMRV9LSU5EX0ZJTEUQARIUChBGSUxFX0tJTkRfRk9MREVSEAIqbQoJRmlsZU9yZGVyEhoKFkZJTEVfT1JERVJfVU5TUEVDSUZJRUQQABITCg9GSUxFX09SREVSX05BTUUQARITCg9GSUxFX09SREVSX1NJWkUQAhIaChZGSUxFX09SREVSX1VQREFURV9USU1FEAMyvw8KDERyaXZlU2VydmljZRJpCgxDcmVhdGVVcGxvYWQSKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZVVwbG9hZFJlcXVlc3QaLC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZVVwbG9hZFJlc3BvbnNlEmYKC1VwbG9hZENodW5rEiouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGxvYWRDaHVua1JlcXVlc3QaKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZENodW5rUmVzcG9uc2USYAoJR2V0VXBsb2FkEiguc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRVcGxvYWRSZXF1ZXN0Gikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRVcGxvYWRSZXNwb25zZRJvCg5Db21wbGV0ZVVwbG9hZBItLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ29tcGxldGVVcGxvYWRSZXF1ZXN0Gi4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Db21wbGV0ZVVwbG9hZFJlc3BvbnNlEmYKC0Fib3J0VXBsb2FkEiouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5BYm9ydFVwbG9hZFJlcXVlc3QaKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkFib3J0VXBsb2FkUmVzcG9uc2USawoMRG93bmxvYWRGaWxlEisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Eb3dubG9hZEZpbGVSZXF1ZXN0Giwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Eb3dubG9hZEZpbGVSZXNwb25zZTABEm8KDkdldERvd25sb2FkVXJsEi0uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXREb3dubG9hZFVybFJlcXVlc3QaLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldERvd25sb2FkVXJsUmVzcG9uc2USaQoMQ3JlYXRlRm9sZGVyEisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5DcmVhdGVGb2xkZXJSZXF1ZXN0Giwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5DcmVhdGVGb2xkZXJSZXNwb25zZRJaCgdHZXRGaWxlEiYuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRGaWxlUmVxdWVzdBonLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0RmlsZVJlc3BvbnNlEmAKCUxpc3RGaWxlcxIoLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdEZpbGVzUmVxdWVzdBopLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdEZpbGVzUmVzcG9uc2USYwoKVXBkYXRlRmlsZRIpLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBkYXRlRmlsZVJlcXVlc3QaKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwZGF0ZUZpbGVSZXNwb25zZRJjCgpEZWxldGVGaWxlEikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5EZWxldGVGaWxlUmVxdWVzdBoqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRGVsZXRlRmlsZVJlc3BvbnNlEmYKC1Jlc3RvcmVGaWxlEiouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5SZXN0b3JlRmlsZVJlcXVlc3QaKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlJlc3RvcmVGaWxlUmVzcG9uc2USYwoKRW1wdHlUcmFzaBIpLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRW1wdHlUcmFzaFJlcXVlc3QaKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkVtcHR5VHJhc2hSZXNwb25zZRJdCghHZXRRdW90YRInLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0UXVvdGFSZXF1ZXN0Giguc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRRdW90YVJlc3BvbnNlEmAKCVNoYXJlRmlsZRIoLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuU2hhcmVGaWxlUmVxdWVzdBopLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuU2hhcmVGaWxlUmVzcG9uc2USZgoLVW5zaGFyZUZpbGUSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVuc2hhcmVGaWxlUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVW5zaGFyZUZpbGVSZXNwb25zZRJjCgpMaXN0U2hhcmVzEikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVzUmVxdWVzdBoqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlc1Jlc3BvbnNlEnUKEExpc3RTaGFyZWRXaXRoTWUSLy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZWRXaXRoTWVSZXF1ZXN0GjAuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVkV2l0aE1lUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CiJzZWN1cmVjb25uZWN0L2RyaXZlL3YxL2RyaXZlLnByb3RvEhZzZWN1cmVjb25uZWN0LmRyaXZlLnYxIsUCCgRGaWxlEg8KB2ZpbGVfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSLgoEa2luZBgEIAEoDjIgLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZUtpbmQSDAoEc2l6ZRgFIAEoBBIOCgZzaGEyNTYYBiABKAkSFAoMY29udGVudF90eXBlGAcgASgJEhUKDW93bmVyX3VzZXJfaWQYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp0cmFzaF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKjAQoGVXBsb2FkEhEKCXVwbG9hZF9pZBgBIAEoCRIRCglwYXJlbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIMCgRzaXplGAQgASgEEg4KBnNoYTI1NhgFIAEoCRIWCg5yZWNlaXZlZF9ieXRlcxgGIAEoBBIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVAoTQ3JlYXRlVXBsb2FkUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRzaXplGAMgASgEEg4KBnNoYTI1NhgEIAEoCSJGChRDcmVhdGVVcGxvYWRSZXNwb25zZRIuCgZ1cGxvYWQYASABKAsyHi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZCJFChJVcGxvYWRDaHVua1JlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMIi0KE1VwbG9hZENodW5rUmVzcG9uc2USFgoOcmVjZWl2ZWRfYnl0ZXMYASABKAQiJQoQR2V0VXBsb2FkUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkiQwoRR2V0VXBsb2FkUmVzcG9uc2USLgoGdXBsb2FkGAEgASgLMh4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGxvYWQiKgoVQ29tcGxldGVVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSJEChZDb21wbGV0ZVVwbG9hZFJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiJwoSQWJvcnRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIVChNBYm9ydFVwbG9hZFJlc3BvbnNlIkYKE0Rvd25sb2FkRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDgoGbGVuZ3RoGAMgASgEImAKFERvd25sb2FkRmlsZVJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwiNgoTQ3JlYXRlRm9sZGVyUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSJEChRDcmVhdGVGb2xkZXJSZXNwb25zZRIsCgZmb2xkZXIYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiIQoOR2V0RmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSI9Cg9HZXRGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSKSAQoQTGlzdEZpbGVzUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSMwoIb3JkZXJfYnkYAiABKA4yIS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGVPcmRlchIPCgd0cmFzaGVkGAMgASgIEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIlkKEUxpc3RGaWxlc1Jlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJwChFVcGRhdGVGaWxlUmVxdWVzdBIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJAChJVcGRhdGVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSIkChFEZWxldGVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkAKEkRlbGV0ZUZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIiUKElJlc3RvcmVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkEKE1Jlc3RvcmVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSITChFFbXB0eVRyYXNoUmVxdWVzdCJAChJFbXB0eVRyYXNoUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoDRITCgtmcmVlZF9ieXRlcxgCIAEoBCIRCg9HZXRRdW90YVJlcXVlc3QiUwoQR2V0UXVvdGFSZXNwb25zZRISCgp1c2VkX2J5dGVzGAEgASgEEhYKDnJlc2VydmVkX2J5dGVzGAIgASgEEhMKC3RvdGFsX2J5dGVzGAMgASgEIpQBCgVTaGFyZRIQCghzaGFyZV9pZBgBIAEoCRIPCgdmaWxlX2lkGAIgASgJEhEKB3VzZXJfaWQYAyABKAlIABIZCg9jb252ZXJzYXRpb25faWQYBCABKAlIABIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHZ3JhbnRlZSJcChBTaGFyZUZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkSEQoHdXNlcl9pZBgCIAEoCUgAEhkKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCUgAQgkKB2dyYW50ZWUiQQoRU2hhcmVGaWxlUmVzcG9uc2USLAoFc2hhcmUYASABKAsyHS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlIiYKElVuc2hhcmVGaWxlUmVxdWVzdBIQCghzaGFyZV9pZBgBIAEoCSIVChNVbnNoYXJlRmlsZVJlc3BvbnNlIiQKEUxpc3RTaGFyZXNSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiQwoSTGlzdFNoYXJlc1Jlc3BvbnNlEi0KBnNoYXJlcxgBIAMoCzIdLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuU2hhcmUiQAoXTGlzdFNoYXJlZFdpdGhNZVJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYAoYTGlzdFNoYXJlZFdpdGhNZVJlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIoChVHZXREb3dubG9hZFVybFJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJWChZHZXREb3dubG9hZFVybFJlc3BvbnNlEgsKA3VybBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi8gEKCVNoYXJlTGluaxIPCgdsaW5rX2lkGAEgASgJEg8KB2ZpbGVfaWQYAiABKAkSDQoFdG9rZW4YAyABKAkSDAoEcGF0aBgEIAEoCRIvCgtleHBpcmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNbWF4X2Rvd25sb2FkcxgGIAEoDRIRCglkb3dubG9hZHMYByABKA0SGgoScGFzc3dvcmRfcHJvdGVjdGVkGAggASgIEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKDAQoWQ3JlYXRlU2hhcmVMaW5rUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwYXNzd29yZBgDIAEoCRIVCg1tYXhfZG93bmxvYWRzGAQgASgNIkoKF0NyZWF0ZVNoYXJlTGlua1Jlc3BvbnNlEi8KBGxpbmsYASABKAsyIS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlTGluayIoChVMaXN0U2hhcmVMaW5rc1JlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJKChZMaXN0U2hhcmVMaW5rc1Jlc3BvbnNlEjAKBWxpbmtzGAEgAygLMiEuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZUxpbmsiKQoWUmV2b2tlU2hhcmVMaW5rUmVxdWVzdBIPCgdsaW5rX2lkGAEgASgJIhkKF1Jldm9rZVNoYXJlTGlua1Jlc3BvbnNlIjoKF0dldFNoYXJlTGlua0ZpbGVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIkYKGEdldFNoYXJlTGlua0ZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIlsKGERvd25sb2FkU2hhcmVMaW5rUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIOCgZvZmZzZXQYAyABKAQSDgoGbGVuZ3RoGAQgASgEImUKGURvd25sb2FkU2hhcmVMaW5rUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCpPCghGaWxlS2luZBIZChVGSUxFX0tJTkRfVU5TUEVDSUZJRUQQABISCg5GSUxFX0tJTkRfRklMRRABEhQKEEZJTEVfS0lORF9GT0xERVIQAiptCglGaWxlT3JkZXISGgoWRklMRV9PUkRFUl9VTlNQRUNJRklFRBAAEhMKD0ZJTEVfT1JERVJfTkFNRRABEhMKD0ZJTEVfT1JERVJfU0laRRACEhoKFkZJTEVfT1JERVJfVVBEQVRFX1RJTUUQAzKLFAoMRHJpdmVTZXJ2aWNlEmkKDENyZWF0ZVVwbG9hZBIrLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlVXBsb2FkUmVxdWVzdBosLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlVXBsb2FkUmVzcG9uc2USZgoLVXBsb2FkQ2h1bmsSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZENodW5rUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBsb2FkQ2h1bmtSZXNwb25zZRJgCglHZXRVcGxvYWQSKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFVwbG9hZFJlcXVlc3QaKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFVwbG9hZFJlc3BvbnNlEm8KDkNvbXBsZXRlVXBsb2FkEi0uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Db21wbGV0ZVVwbG9hZFJlcXVlc3QaLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNvbXBsZXRlVXBsb2FkUmVzcG9uc2USZgoLQWJvcnRVcGxvYWQSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkFib3J0VXBsb2FkUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQWJvcnRVcGxvYWRSZXNwb25zZRJrCgxEb3dubG9hZEZpbGUSKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkRmlsZVJlcXVlc3QaLC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkRmlsZVJlc3BvbnNlMAESbwoOR2V0RG93bmxvYWRVcmwSLS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldERvd25sb2FkVXJsUmVxdWVzdBouLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0RG93bmxvYWRVcmxSZXNwb25zZRJpCgxDcmVhdGVGb2xkZXISKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZUZvbGRlclJlcXVlc3QaLC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZUZvbGRlclJlc3BvbnNlEloKB0dldEZpbGUSJi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldEZpbGVSZXF1ZXN0Gicuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRGaWxlUmVzcG9uc2USYAoJTGlzdEZpbGVzEiguc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0RmlsZXNSZXF1ZXN0Gikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0RmlsZXNSZXNwb25zZRJjCgpVcGRhdGVGaWxlEikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGRhdGVGaWxlUmVxdWVzdBoqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBkYXRlRmlsZVJlc3BvbnNlEmMKCkRlbGV0ZUZpbGUSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRlbGV0ZUZpbGVSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5EZWxldGVGaWxlUmVzcG9uc2USZgoLUmVzdG9yZUZpbGUSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlJlc3RvcmVGaWxlUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuUmVzdG9yZUZpbGVSZXNwb25zZRJjCgpFbXB0eVRyYXNoEikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5FbXB0eVRyYXNoUmVxdWVzdBoqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRW1wdHlUcmFzaFJlc3BvbnNlEl0KCEdldFF1b3RhEicuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRRdW90YVJlcXVlc3QaKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFF1b3RhUmVzcG9uc2USYAoJU2hhcmVGaWxlEiguc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZUZpbGVSZXF1ZXN0Gikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZUZpbGVSZXNwb25zZRJmCgtVbnNoYXJlRmlsZRIqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVW5zaGFyZUZpbGVSZXF1ZXN0Gisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VbnNoYXJlRmlsZVJlc3BvbnNlEmMKCkxpc3RTaGFyZXMSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZXNSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVzUmVzcG9uc2USdQoQTGlzdFNoYXJlZFdpdGhNZRIvLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlZFdpdGhNZVJlcXVlc3QaMC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZWRXaXRoTWVSZXNwb25zZRJyCg9DcmVhdGVTaGFyZUxpbmsSLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZVNoYXJlTGlua1JlcXVlc3QaLy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZVNoYXJlTGlua1Jlc3BvbnNlEm8KDkxpc3RTaGFyZUxpbmtzEi0uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVMaW5rc1JlcXVlc3QaLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZUxpbmtzUmVzcG9uc2UScgoPUmV2b2tlU2hhcmVMaW5rEi4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5SZXZva2VTaGFyZUxpbmtSZXF1ZXN0Gi8uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5SZXZva2VTaGFyZUxpbmtSZXNwb25zZRJ1ChBHZXRTaGFyZUxpbmtGaWxlEi8uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRTaGFyZUxpbmtGaWxlUmVxdWVzdBowLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0U2hhcmVMaW5rRmlsZVJlc3BvbnNlEnoKEURvd25sb2FkU2hhcmVMaW5rEjAuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Eb3dubG9hZFNoYXJlTGlua1JlcXVlc3QaMS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkU2hhcmVMaW5rUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A file or folder in a drive.
@@ -1183,6 +1183,350 @@ export const GetDownloadUrlResponseSchema: GenMessage<GetDownloadUrlResponse> = 
   messageDesc(file_secureconnect_drive_v1_drive, 40);
 
 /**
+ * A link anyone holding it can download a file through.
+ *
+ * @generated from message secureconnect.drive.v1.ShareLink
+ */
+export type ShareLink = Message<"secureconnect.drive.v1.ShareLink"> & {
+  /**
+   * Server-assigned id.
+   *
+   * @generated from field: string link_id = 1;
+   */
+  linkId: string;
+
+  /**
+   * The file.
+   *
+   * @generated from field: string file_id = 2;
+   */
+  fileId: string;
+
+  /**
+   * The link's credential: set only in `CreateShareLink`'s answer.
+   *
+   * @generated from field: string token = 3;
+   */
+  token: string;
+
+  /**
+   * Where it is served on this server's port (`/s/<token>`), set with `token`.
+   *
+   * @generated from field: string path = 4;
+   */
+  path: string;
+
+  /**
+   * When it stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 5;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * How many downloads it allows (0: no limit).
+   *
+   * @generated from field: uint32 max_downloads = 6;
+   */
+  maxDownloads: number;
+
+  /**
+   * How many it had.
+   *
+   * @generated from field: uint32 downloads = 7;
+   */
+  downloads: number;
+
+  /**
+   * Whether downloading needs a password.
+   *
+   * @generated from field: bool password_protected = 8;
+   */
+  passwordProtected: boolean;
+
+  /**
+   * When it was made.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 9;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.ShareLink.
+ * Use `create(ShareLinkSchema)` to create a new message.
+ */
+export const ShareLinkSchema: GenMessage<ShareLink> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 41);
+
+/**
+ * Request for `CreateShareLink`.
+ *
+ * @generated from message secureconnect.drive.v1.CreateShareLinkRequest
+ */
+export type CreateShareLinkRequest = Message<"secureconnect.drive.v1.CreateShareLinkRequest"> & {
+  /**
+   * A file (not a folder) of the caller's. Required.
+   *
+   * @generated from field: string file_id = 1;
+   */
+  fileId: string;
+
+  /**
+   * When the link stops working: in the future, at most a year ahead. Required.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * A password downloaders must give (8 to 128 characters), or empty for none.
+   *
+   * @generated from field: string password = 3;
+   */
+  password: string;
+
+  /**
+   * How many downloads it allows (0: no limit).
+   *
+   * @generated from field: uint32 max_downloads = 4;
+   */
+  maxDownloads: number;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.CreateShareLinkRequest.
+ * Use `create(CreateShareLinkRequestSchema)` to create a new message.
+ */
+export const CreateShareLinkRequestSchema: GenMessage<CreateShareLinkRequest> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 42);
+
+/**
+ * Response for `CreateShareLink`.
+ *
+ * @generated from message secureconnect.drive.v1.CreateShareLinkResponse
+ */
+export type CreateShareLinkResponse = Message<"secureconnect.drive.v1.CreateShareLinkResponse"> & {
+  /**
+   * The link, with its token.
+   *
+   * @generated from field: secureconnect.drive.v1.ShareLink link = 1;
+   */
+  link?: ShareLink | undefined;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.CreateShareLinkResponse.
+ * Use `create(CreateShareLinkResponseSchema)` to create a new message.
+ */
+export const CreateShareLinkResponseSchema: GenMessage<CreateShareLinkResponse> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 43);
+
+/**
+ * Request for `ListShareLinks`.
+ *
+ * @generated from message secureconnect.drive.v1.ListShareLinksRequest
+ */
+export type ListShareLinksRequest = Message<"secureconnect.drive.v1.ListShareLinksRequest"> & {
+  /**
+   * A file of the caller's. Required.
+   *
+   * @generated from field: string file_id = 1;
+   */
+  fileId: string;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.ListShareLinksRequest.
+ * Use `create(ListShareLinksRequestSchema)` to create a new message.
+ */
+export const ListShareLinksRequestSchema: GenMessage<ListShareLinksRequest> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 44);
+
+/**
+ * Response for `ListShareLinks`.
+ *
+ * @generated from message secureconnect.drive.v1.ListShareLinksResponse
+ */
+export type ListShareLinksResponse = Message<"secureconnect.drive.v1.ListShareLinksResponse"> & {
+  /**
+   * The links, oldest first.
+   *
+   * @generated from field: repeated secureconnect.drive.v1.ShareLink links = 1;
+   */
+  links: ShareLink[];
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.ListShareLinksResponse.
+ * Use `create(ListShareLinksResponseSchema)` to create a new message.
+ */
+export const ListShareLinksResponseSchema: GenMessage<ListShareLinksResponse> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 45);
+
+/**
+ * Request for `RevokeShareLink`.
+ *
+ * @generated from message secureconnect.drive.v1.RevokeShareLinkRequest
+ */
+export type RevokeShareLinkRequest = Message<"secureconnect.drive.v1.RevokeShareLinkRequest"> & {
+  /**
+   * The link. Required.
+   *
+   * @generated from field: string link_id = 1;
+   */
+  linkId: string;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.RevokeShareLinkRequest.
+ * Use `create(RevokeShareLinkRequestSchema)` to create a new message.
+ */
+export const RevokeShareLinkRequestSchema: GenMessage<RevokeShareLinkRequest> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 46);
+
+/**
+ * Response for `RevokeShareLink`.
+ *
+ * @generated from message secureconnect.drive.v1.RevokeShareLinkResponse
+ */
+export type RevokeShareLinkResponse = Message<"secureconnect.drive.v1.RevokeShareLinkResponse"> & {
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.RevokeShareLinkResponse.
+ * Use `create(RevokeShareLinkResponseSchema)` to create a new message.
+ */
+export const RevokeShareLinkResponseSchema: GenMessage<RevokeShareLinkResponse> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 47);
+
+/**
+ * Request for `GetShareLinkFile`.
+ *
+ * @generated from message secureconnect.drive.v1.GetShareLinkFileRequest
+ */
+export type GetShareLinkFileRequest = Message<"secureconnect.drive.v1.GetShareLinkFileRequest"> & {
+  /**
+   * The link's token. Required.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * Its password, if it has one.
+   *
+   * @generated from field: string password = 2;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.GetShareLinkFileRequest.
+ * Use `create(GetShareLinkFileRequestSchema)` to create a new message.
+ */
+export const GetShareLinkFileRequestSchema: GenMessage<GetShareLinkFileRequest> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 48);
+
+/**
+ * Response for `GetShareLinkFile`.
+ *
+ * @generated from message secureconnect.drive.v1.GetShareLinkFileResponse
+ */
+export type GetShareLinkFileResponse = Message<"secureconnect.drive.v1.GetShareLinkFileResponse"> & {
+  /**
+   * The file.
+   *
+   * @generated from field: secureconnect.drive.v1.File file = 1;
+   */
+  file?: File | undefined;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.GetShareLinkFileResponse.
+ * Use `create(GetShareLinkFileResponseSchema)` to create a new message.
+ */
+export const GetShareLinkFileResponseSchema: GenMessage<GetShareLinkFileResponse> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 49);
+
+/**
+ * Request for `DownloadShareLink`.
+ *
+ * @generated from message secureconnect.drive.v1.DownloadShareLinkRequest
+ */
+export type DownloadShareLinkRequest = Message<"secureconnect.drive.v1.DownloadShareLinkRequest"> & {
+  /**
+   * The link's token. Required.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * Its password, if it has one.
+   *
+   * @generated from field: string password = 2;
+   */
+  password: string;
+
+  /**
+   * The first byte to send.
+   *
+   * @generated from field: uint64 offset = 3;
+   */
+  offset: bigint;
+
+  /**
+   * How many bytes to send; 0 means to the end.
+   *
+   * @generated from field: uint64 length = 4;
+   */
+  length: bigint;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.DownloadShareLinkRequest.
+ * Use `create(DownloadShareLinkRequestSchema)` to create a new message.
+ */
+export const DownloadShareLinkRequestSchema: GenMessage<DownloadShareLinkRequest> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 50);
+
+/**
+ * One chunk of a download through a link.
+ *
+ * @generated from message secureconnect.drive.v1.DownloadShareLinkResponse
+ */
+export type DownloadShareLinkResponse = Message<"secureconnect.drive.v1.DownloadShareLinkResponse"> & {
+  /**
+   * The file (first message only).
+   *
+   * @generated from field: secureconnect.drive.v1.File file = 1;
+   */
+  file?: File | undefined;
+
+  /**
+   * Where `data` starts in the file.
+   *
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * Up to 1 MiB of the file.
+   *
+   * @generated from field: bytes data = 3;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.DownloadShareLinkResponse.
+ * Use `create(DownloadShareLinkResponseSchema)` to create a new message.
+ */
+export const DownloadShareLinkResponseSchema: GenMessage<DownloadShareLinkResponse> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 51);
+
+/**
  * A file or a folder.
  *
  * @generated from enum secureconnect.drive.v1.FileKind
@@ -1489,6 +1833,66 @@ export const DriveService: GenService<{
     methodKind: "unary";
     input: typeof ListSharedWithMeRequestSchema;
     output: typeof ListSharedWithMeResponseSchema;
+  },
+  /**
+   * Makes a link to a file of the caller's that anyone holding it can download,
+   * no account needed, until it expires, is revoked or reaches its download
+   * limit. The link's token is a biscuit the server signs; it is shown once
+   * (here) and the server keeps only its id.
+   *
+   * @generated from rpc secureconnect.drive.v1.DriveService.CreateShareLink
+   */
+  createShareLink: {
+    methodKind: "unary";
+    input: typeof CreateShareLinkRequestSchema;
+    output: typeof CreateShareLinkResponseSchema;
+  },
+  /**
+   * The links to a file of the caller's (revoked ones excepted), without tokens.
+   *
+   * @generated from rpc secureconnect.drive.v1.DriveService.ListShareLinks
+   */
+  listShareLinks: {
+    methodKind: "unary";
+    input: typeof ListShareLinksRequestSchema;
+    output: typeof ListShareLinksResponseSchema;
+  },
+  /**
+   * Ends a link at once. Revoking twice is fine.
+   *
+   * @generated from rpc secureconnect.drive.v1.DriveService.RevokeShareLink
+   */
+  revokeShareLink: {
+    methodKind: "unary";
+    input: typeof RevokeShareLinkRequestSchema;
+    output: typeof RevokeShareLinkResponseSchema;
+  },
+  /**
+   * The file a link leads to. Needs no access token: the link's token (and its
+   * password, if it has one) is the credential. NOT_FOUND for a link that does
+   * not work (unknown, expired, revoked, its file gone); PERMISSION_DENIED for
+   * a missing or wrong password; FAILED_PRECONDITION (LINK_EXHAUSTED) once its
+   * downloads are used up.
+   *
+   * @generated from rpc secureconnect.drive.v1.DriveService.GetShareLinkFile
+   */
+  getShareLinkFile: {
+    methodKind: "unary";
+    input: typeof GetShareLinkFileRequestSchema;
+    output: typeof GetShareLinkFileResponseSchema;
+  },
+  /**
+   * Downloads through a link (as `GetShareLinkFile` for the credentials). A
+   * download from the start counts against the link's limit; one that resumes
+   * at an offset does not. The same works as a plain HTTP GET of the link's
+   * `path` on this server's port (password as HTTP Basic auth, any user name).
+   *
+   * @generated from rpc secureconnect.drive.v1.DriveService.DownloadShareLink
+   */
+  downloadShareLink: {
+    methodKind: "server_streaming";
+    input: typeof DownloadShareLinkRequestSchema;
+    output: typeof DownloadShareLinkResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_secureconnect_drive_v1_drive, 0);
