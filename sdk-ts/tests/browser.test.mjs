@@ -203,6 +203,17 @@ test("a 20 MiB file uploaded from one page downloads byte-identical on another",
   assert.equal(got.length, bytes.length);
   assert.ok(got.equals(bytes), "byte-identical");
   await other.screenshot({ path: join(artifacts, "drive-download.png") });
+
+  // A share link, opened with no account at all: a plain GET on the server's port.
+  await row.getByTestId("drive-share-link").click();
+  const url = await other.getByTestId("drive-link-url").getAttribute("href");
+  assert.ok(url?.startsWith(`${server.baseUrl}/s/`), url ?? "no link");
+  const stranger = await browser.newContext({ acceptDownloads: true });
+  const response = await stranger.request.get(url);
+  assert.equal(response.status(), 200);
+  assert.match(response.headers()["content-disposition"] ?? "", /dataset\.bin/);
+  assert.ok(Buffer.from(await response.body()).equals(bytes), "byte-identical through the link");
+  await stranger.close();
   await ann.context.close();
   await context.close();
 });

@@ -98,7 +98,7 @@ async function showChat(): Promise<void> {
   const openDrive = h("button.ghost", { "data-testid": "open-drive" }, "Drive");
   openDrive.onclick = () => {
     current = undefined;
-    main.replaceChildren(driveView(sc));
+    main.replaceChildren(driveView(sc, server));
     void refresh();
   };
   const who = h("input", { placeholder: "Username to chat with", "data-testid": "new-chat" });

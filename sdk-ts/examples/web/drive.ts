@@ -12,8 +12,8 @@ function size(bytes: bigint): string {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-/** The drive view, starting in the top folder. */
-export function driveView(sc: SecureConnect): HTMLElement {
+/** The drive view, starting in the top folder; `server` is the API's (and links') origin. */
+export function driveView(sc: SecureConnect, server: string): HTMLElement {
   const path: File[] = []; // The folders opened, top first.
   const crumbs = h("div.crumbs", { "data-testid": "drive-path" });
   const list = h("div.files", { "data-testid": "drive-files" });
@@ -54,11 +54,32 @@ export function driveView(sc: SecureConnect): HTMLElement {
       } else {
         const download = h("button.small", { type: "button", "data-testid": "drive-download" }, "Download");
         download.onclick = () => void save(file);
-        row.append(download);
+        const link = h("button.ghost.small", { type: "button", "data-testid": "drive-share-link" }, "Share link");
+        link.onclick = () => void shareLink(file, row);
+        row.append(download, link);
       }
       return row;
     }));
     if (!files.length) list.append(h("div.empty", {}, "Nothing here yet: upload a file."));
+  }
+
+  /** A week-long link anyone can download the file from, shown under its row. */
+  async function shareLink(file: File, row: HTMLElement): Promise<void> {
+    error.textContent = "";
+    try {
+      const week = new Date(Date.now() + 7 * 24 * 3600 * 1000);
+      const { link } = await sc.drive.createShareLink({
+        fileId: file.fileId,
+        expireTime: { seconds: BigInt(Math.floor(week.getTime() / 1000)), nanos: 0 },
+      });
+      if (!link) return;
+      const url = new URL(link.path, server).toString();
+      row.after(h("div.file.link", {},
+        h("a", { href: url, "data-testid": "drive-link-url", target: "_blank", rel: "noreferrer" }, url),
+        h("span.sub", {}, `until ${week.toLocaleDateString()}`)));
+    } catch (e) {
+      error.textContent = explain(e);
+    }
   }
 
   async function save(file: File): Promise<void> {
