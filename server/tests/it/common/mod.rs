@@ -493,7 +493,8 @@ pub async fn next(stream: &mut Streaming<SubscribeResponse>) -> SubscribeRespons
         .expect("stream not ended")
 }
 
-/// The next conversation event, skipping heartbeats and `caught_up`.
+/// The next conversation event, skipping heartbeats, `caught_up`, user events and poll
+/// tallies (which trail votes by up to a coalescing interval, so may arrive at any point).
 pub async fn next_conversation_event(
     stream: &mut Streaming<SubscribeResponse>,
 ) -> (String, ConversationEvent) {
@@ -501,7 +502,10 @@ pub async fn next_conversation_event(
         let item = next(stream).await;
         match item.event {
             Some(Event::ConversationEvent(event)) => return (item.cursor, event),
-            Some(Event::Heartbeat(_)) | Some(Event::CaughtUp(_)) | Some(Event::UserEvent(_)) => {}
+            Some(Event::Heartbeat(_))
+            | Some(Event::CaughtUp(_))
+            | Some(Event::UserEvent(_))
+            | Some(Event::PollTally(_)) => {}
             other => panic!("unexpected stream item {other:?}"),
         }
     }
