@@ -32,7 +32,7 @@ pub async fn serve<B>(drive: Arc<Drive>, request: Request<B>) -> Response<tonic:
     }
     let password = basic_password(&request).unwrap_or_default();
     let now = chrono::Utc::now();
-    let (_, file) = match drive.link_file(&token, &password, now).await {
+    let (link, file) = match drive.link_file(&token, &password, now).await {
         Ok(found) => found,
         Err(err) => return refusal(&err),
     };
@@ -54,7 +54,7 @@ pub async fn serve<B>(drive: Arc<Drive>, request: Request<B>) -> Response<tonic:
     let mut response = Response::new(tonic::body::Body::empty());
     if !head_only {
         let download = drive
-            .link_download(&token, &password, start, end - start, now)
+            .open_link(&link, file.clone(), start, end - start)
             .await;
         let chunks = match download {
             Ok((_, chunks)) => chunks,

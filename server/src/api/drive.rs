@@ -10,7 +10,7 @@ use super::{convert, mask_paths, principal};
 use crate::{
     auth::{Auth, Operation},
     domain::drive::{DriveFile, FileKind, FileOrder, Grantee, Share, ShareLink, Upload},
-    drive::{CreateUpload, Drive, FilePage},
+    drive::{CreateUpload, Download, Drive, FilePage},
 };
 
 pub struct DriveApi {
@@ -101,7 +101,7 @@ impl DriveService for DriveApi {
         req: Request<pb::DownloadShareLinkRequest>,
     ) -> Result<Response<LinkDownloadStream>, Status> {
         let r = req.into_inner();
-        let (file, chunks) = self
+        let download = self
             .drive
             .link_download(
                 &r.token,
@@ -111,14 +111,8 @@ impl DriveService for DriveApi {
                 chrono::Utc::now(),
             )
             .await?;
-        let mut first = Some(file_pb(file));
-        let stream = chunks.map(move |chunk| {
-            let (offset, data) = chunk?;
-            Ok(pb::DownloadShareLinkResponse {
-                file: first.take(),
-                offset,
-                data: data.into(),
-            })
+        let stream = chunks(download, |file, offset, data| {
+            pb::DownloadShareLinkResponse { file, offset, data }
         });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -208,18 +202,14 @@ impl DriveService for DriveApi {
     ) -> Result<Response<DownloadStream>, Status> {
         let who = principal(&self.auth, &req, Operation::Read)?;
         let r = req.into_inner();
-        let (file, chunks) = self
+        let download = self
             .drive
             .download(who.user_id, &r.file_id, r.offset, r.length)
             .await?;
-        let mut first = Some(file_pb(file));
-        let stream = chunks.map(move |chunk| {
-            let (offset, data) = chunk?;
-            Ok(pb::DownloadFileResponse {
-                file: first.take(),
-                offset,
-                data: data.into(),
-            })
+        let stream = chunks(download, |file, offset, data| pb::DownloadFileResponse {
+            file,
+            offset,
+            data,
         });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -433,6 +423,19 @@ impl DriveService for DriveApi {
             total_bytes: total,
         }))
     }
+}
+
+/// A download as response messages built by `message` from (the file, on the first one
+/// only; the offset; the bytes).
+fn chunks<T>(
+    (file, chunks): Download,
+    message: impl Fn(Option<pb::File>, u64, Vec<u8>) -> T + Send + 'static,
+) -> impl Stream<Item = Result<T, Status>> + Send + 'static {
+    let mut first = Some(file_pb(file));
+    chunks.map(move |chunk| {
+        let (offset, data) = chunk?;
+        Ok(message(first.take(), offset, data.into()))
+    })
 }
 
 /// A link as listed: never its token (which the server does not keep).

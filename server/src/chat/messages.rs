@@ -10,7 +10,6 @@ use crate::{
     domain::{Content, ConversationKind, Forwarded, Message},
     error::{Error, Reason, Result},
     paging,
-    ratelimit::Limit,
     store::{Direction, NewMessage, RequestKey, RequestKind},
     validate::{self, Violations},
 };
@@ -183,12 +182,9 @@ impl Chat {
 
     /// Counts one send against the caller's per-second allowance (all nodes together).
     async fn limit_sends(&self, who: &Principal) -> Result<()> {
-        let limit = Limit {
-            name: "send",
-            max: self.limits.messages_per_second,
-            window: std::time::Duration::from_secs(1),
-        };
-        self.limiter.check(limit, &who.user_id.to_string()).await
+        self.limiter
+            .check(super::send_limit(&self.limits), &who.user_id.to_string())
+            .await
     }
 
     /// Checks `who` may post `content` into `conversation_id`: membership (else

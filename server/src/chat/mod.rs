@@ -21,6 +21,15 @@ pub use crate::domain::DetailsChanges;
 pub use conversations::CreateConversation;
 pub use messages::{ContentInput, ForwardMessage, MessagePage, SendMessage};
 
+/// Messages (sent, forwarded, or posting a poll) one user may post per second.
+pub fn send_limit(limits: &LimitsConfig) -> crate::ratelimit::Limit {
+    crate::ratelimit::Limit {
+        name: "send",
+        max: limits.messages_per_second,
+        window: std::time::Duration::from_secs(1),
+    }
+}
+
 /// The chat domain service. Every method checks membership first: to a non-member a
 /// conversation does not exist (`NOT_FOUND`), whether or not it does.
 pub struct Chat {

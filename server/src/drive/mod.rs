@@ -279,16 +279,7 @@ impl Drive {
 
     /// The bytes of `file` from `offset` (`length` of them; 0: to the end).
     fn open(&self, file: DriveFile, offset: u64, length: u64) -> Result<Download> {
-        let Some(key) = file
-            .blob_key
-            .clone()
-            .filter(|_| file.kind == FileKind::File)
-        else {
-            return Err(Error::invalid(
-                "file_id",
-                "a folder has no bytes to download",
-            ));
-        };
+        let key = blob_key(&file)?;
         if offset > file.size {
             return Err(Error::invalid(
                 "offset",
@@ -325,12 +316,7 @@ impl Drive {
     ) -> Result<(url::Url, Time)> {
         let id = parse_id("file_id", file_id)?;
         let file = self.readable_file(who, id).await?;
-        let Some(key) = file.blob_key.filter(|_| file.kind == FileKind::File) else {
-            return Err(Error::invalid(
-                "file_id",
-                "a folder has no bytes to download",
-            ));
-        };
+        let key = blob_key(&file)?;
         let url = self
             .blobs
             .presigned_url(http::Method::GET, &key, DOWNLOAD_URL_TTL)
@@ -367,12 +353,7 @@ impl Drive {
         let parent = v.optional_id("parent_id", &page.parent_id);
         let size = v.page_size("page_size", page.page_size, 50, 200);
         v.finish()?;
-        let skip = match paging::decode_text_key("page_token", &page.page_token)? {
-            Some(skip) => skip
-                .parse::<u64>()
-                .map_err(|_| Error::invalid("page_token", "not a token this server gave"))?,
-            None => 0,
-        };
+        let skip = skip_of(&page.page_token)?;
         let files = if page.trashed {
             self.store.trash(who, skip, size).await?
         } else {
@@ -480,12 +461,7 @@ impl Drive {
         let mut v = Violations::new();
         let size = v.page_size("page_size", page_size, 50, 200);
         v.finish()?;
-        let skip = match paging::decode_text_key("page_token", page_token)? {
-            Some(skip) => skip
-                .parse::<u64>()
-                .map_err(|_| Error::invalid("page_token", "not a token this server gave"))?,
-            None => 0,
-        };
+        let skip = skip_of(page_token)?;
         let (files, read) = self.store.shared_with(who, skip, size).await?;
         // The token counts shares (a file shared twice shows once, so a page can hold
         // fewer files than the shares it read): more may follow after a full page of them.
@@ -608,6 +584,18 @@ impl Drive {
         now: Time,
     ) -> Result<Download> {
         let (link, file) = self.link_file(token, password, now).await?;
+        self.open_link(&link, file, offset, length).await
+    }
+
+    /// The bytes of a link's file, once `link_file` let the holder in (so the password,
+    /// hashed slowly on purpose, is checked once per download).
+    pub async fn open_link(
+        &self,
+        link: &ShareLink,
+        file: DriveFile,
+        offset: u64,
+        length: u64,
+    ) -> Result<Download> {
         if offset == 0 && !self.store.count_link_download(link.id).await? {
             return Err(link_exhausted());
         }
@@ -706,6 +694,24 @@ impl Drive {
         for part in parts {
             self.forget_blob(&upload.part_key(part.offset)).await;
         }
+    }
+}
+
+/// Where a file's bytes are; a folder has none.
+fn blob_key(file: &DriveFile) -> Result<String> {
+    file.blob_key
+        .clone()
+        .filter(|_| file.kind == FileKind::File)
+        .ok_or_else(|| Error::invalid("file_id", "a folder has no bytes to download"))
+}
+
+/// How many items a page token of `list` or `shared_with_me` skips (0 without one).
+fn skip_of(page_token: &str) -> Result<u64> {
+    match paging::decode_text_key("page_token", page_token)? {
+        Some(skip) => skip
+            .parse::<u64>()
+            .map_err(|_| Error::invalid("page_token", "not a token this server gave")),
+        None => Ok(0),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::{
     chat::request_ids::Fingerprint,
     config::LimitsConfig,
     domain::{
-        Content, Message, Signal, TallySignal, Time,
+        Signal, TallySignal, Time,
         poll::{PollRecord, PollSettings, PollState, ResultsVisibility},
     },
     error::{Error, Reason, Result},
@@ -170,12 +170,9 @@ impl Polls {
             )
             .key(who, RequestKind::Message, input.request_id);
         // A poll posts a message: it counts against the sender's allowance.
-        let limit = Limit {
-            name: "send",
-            max: self.limits.messages_per_second,
-            window: Duration::from_secs(1),
-        };
-        self.limiter.check(limit, &who.to_string()).await?;
+        self.limiter
+            .check(crate::chat::send_limit(&self.limits), &who.to_string())
+            .await?;
         let new = NewPoll {
             conversation_id,
             creator: who,
@@ -309,23 +306,6 @@ impl Polls {
             })
             .collect();
         Ok((voters, next))
-    }
-
-    /// `viewer`'s view of each poll that `messages` carry (the caller has checked that
-    /// `viewer` may read the messages), by poll id.
-    pub async fn views_of_messages(
-        &self,
-        viewer: Uuid,
-        messages: &[&Message],
-    ) -> Result<HashMap<Uuid, PollView>> {
-        let ids: Vec<Uuid> = messages
-            .iter()
-            .filter_map(|m| match &m.content {
-                Some(Content::Poll(poll)) => Some(poll.poll_id),
-                _ => None,
-            })
-            .collect();
-        self.views_by_id(viewer, &ids).await
     }
 
     /// `viewer`'s view of each of the polls `ids` (the caller has checked that `viewer`
