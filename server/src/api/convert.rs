@@ -2,15 +2,15 @@
 
 use prost_types::Timestamp;
 use secureconnect_proto::{
-    auth::v1 as auth_pb, conversation::v1 as conv_pb, event::v1 as event_pb, message::v1 as msg_pb,
-    poll::v1 as poll_pb, user::v1 as user_pb,
+    auth::v1 as auth_pb, conversation::v1 as conv_pb, drive::v1 as drive_pb, event::v1 as event_pb,
+    message::v1 as msg_pb, poll::v1 as poll_pb, user::v1 as user_pb,
 };
 
 use crate::{
     auth::Tokens,
     domain::{
-        Change, Contact, ContactRequest, Content, ConversationKind, ConversationView, Details,
-        Event, Member, Message, PollRef, Role, Session, Signal, Time, User, poll::Tally,
+        Attachment, Change, Contact, ContactRequest, Content, ConversationKind, ConversationView, Details,
+        Event, ImageSize, Member, Message, PollRef, Role, Session, Signal, Time, User, poll::Tally,
     },
     events::{ClosingReason, StreamItem, encode_cursor},
 };
@@ -165,6 +165,24 @@ pub fn message(m: Message) -> msg_pb::Message {
             original_sender_user_id: f.sender_id.to_string(),
             original_create_time: Some(timestamp(f.create_time)),
         }),
+        attachments: m.attachments.into_iter().map(attachment).collect(),
+    }
+}
+
+fn attachment(a: Attachment) -> msg_pb::Attachment {
+    msg_pb::Attachment {
+        file_id: a.file_id.to_string(),
+        name: a.name,
+        size: a.size,
+        content_type: a.content_type,
+        image: a.image.map(image_size),
+    }
+}
+
+pub fn image_size(size: ImageSize) -> drive_pb::ImageInfo {
+    drive_pb::ImageInfo {
+        width: size.width,
+        height: size.height,
     }
 }
 

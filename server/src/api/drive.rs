@@ -229,6 +229,22 @@ impl DriveService for DriveApi {
         }))
     }
 
+    async fn get_thumbnail(
+        &self,
+        req: Request<pb::GetThumbnailRequest>,
+    ) -> Result<Response<pb::GetThumbnailResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Read)?;
+        let thumbnail = self
+            .drive
+            .thumbnail(who.user_id, &req.get_ref().file_id)
+            .await?;
+        Ok(Response::new(pb::GetThumbnailResponse {
+            content_type: "image/jpeg".into(),
+            data: thumbnail.data,
+            size: Some(convert::image_size(thumbnail.size)),
+        }))
+    }
+
     async fn create_folder(
         &self,
         req: Request<pb::CreateFolderRequest>,
@@ -482,6 +498,7 @@ fn file_pb(f: DriveFile) -> pb::File {
         create_time: Some(convert::timestamp(f.create_time)),
         update_time: Some(convert::timestamp(f.update_time)),
         trash_time: f.trash_time.map(convert::timestamp),
+        image: f.image.map(convert::image_size),
     }
 }
 

@@ -32,6 +32,7 @@ impl MessageService for MessageApi {
             metadata: r.metadata.into_iter().collect(),
             reply_to_message_id: r.reply_to_message_id,
             request_id: r.request_id,
+            attachment_file_ids: r.attachment_file_ids,
         };
         let message = self.chat.send_message(&who, input).await?;
         Ok(Response::new(pb::SendMessageResponse {

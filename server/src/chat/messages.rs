@@ -10,13 +10,15 @@ use crate::{
     domain::{Content, ConversationKind, Forwarded, Message},
     error::{Error, Reason, Result},
     paging,
-    store::{Direction, NewMessage, RequestKey, RequestKind},
+    store::{Direction, NewAttachments, NewMessage, RequestKey, RequestKind},
     validate::{self, Violations},
 };
 
 const MAX_METADATA_ENTRIES: usize = 16;
 const MAX_METADATA_KEY_BYTES: usize = 64;
 const MAX_METADATA_VALUE_BYTES: usize = 512;
+/// Drive files one message may attach.
+pub const MAX_ATTACHMENTS: usize = 10;
 
 /// Message content as the client sent it (`None`: the oneof was not set).
 pub type ContentInput = Option<Content>;
@@ -29,6 +31,7 @@ pub struct SendMessage {
     pub metadata: BTreeMap<String, String>,
     pub reply_to_message_id: String,
     pub request_id: String,
+    pub attachment_file_ids: Vec<String>,
 }
 
 /// Input of `forward_message`.
@@ -54,7 +57,9 @@ impl Chat {
     pub async fn send_message(&self, who: &Principal, input: SendMessage) -> Result<Message> {
         let mut v = Violations::new();
         let conversation_id = v.id("conversation_id", &input.conversation_id);
-        self.check_content(&mut v, "content", input.content.as_ref());
+        let attachments = attachment_ids(&mut v, &input.attachment_file_ids);
+        let caption_only = !attachments.is_empty();
+        self.check_content(&mut v, "content", input.content.as_ref(), caption_only);
         check_metadata(&mut v, &input.metadata);
         let reply_to = v.optional_id("reply_to_message_id", &input.reply_to_message_id);
         validate::request_id(&mut v, "request_id", &input.request_id, true);
@@ -67,6 +72,7 @@ impl Chat {
             .part(&content_bytes(&content))
             .map(&input.metadata)
             .optional_id(reply_to)
+            .ids(&attachments)
             .key(who.user_id, RequestKind::Message, input.request_id);
         // A retry of a committed send gets its message back before anything else is
         // checked: it must not fail for being rate limited now, or having left since.
@@ -74,7 +80,8 @@ impl Chat {
             return Ok(sent);
         }
         self.limit_sends(who).await?;
-        self.check_can_post(who, conversation_id, &content).await?;
+        self.check_can_post(who, conversation_id, &content, !attachments.is_empty())
+            .await?;
         if let Some(reply_to) = reply_to
             && self
                 .store
@@ -94,6 +101,11 @@ impl Chat {
             metadata: input.metadata,
             reply_to,
             forwarded_from: None,
+            attachments: if attachments.is_empty() {
+                NewAttachments::None
+            } else {
+                NewAttachments::Own(attachments)
+            },
             request,
         };
         let committed = self.store.send_message(new, chrono::Utc::now()).await?;
@@ -148,7 +160,9 @@ impl Chat {
             Content::Text(_) => {}
         }
         self.limit_sends(who).await?;
-        self.check_can_post(who, target, &content).await?;
+        let attachments = original.attachments;
+        self.check_can_post(who, target, &content, !attachments.is_empty())
+            .await?;
         let new = NewMessage {
             conversation_id: target,
             sender_id: who.user_id,
@@ -159,6 +173,7 @@ impl Chat {
                 sender_id: original.sender_id,
                 create_time: original.create_time,
             })),
+            attachments: NewAttachments::Copied(attachments),
             request,
         };
         let committed = self.store.send_message(new, chrono::Utc::now()).await?;
@@ -187,16 +202,24 @@ impl Chat {
             .await
     }
 
-    /// Checks `who` may post `content` into `conversation_id`: membership (else
-    /// `NOT_FOUND`), the conversation's encryption setting, and blocks in direct chats.
+    /// Checks `who` may post `content` (with attachments or not) into `conversation_id`:
+    /// membership (else `NOT_FOUND`), the conversation's encryption setting, and blocks
+    /// in direct chats.
     async fn check_can_post(
         &self,
         who: &Principal,
         conversation_id: Uuid,
         content: &Content,
+        attaching: bool,
     ) -> Result<()> {
         let (conversation, _) = self.as_member(conversation_id, who.user_id).await?;
         check_encryption(conversation.end_to_end_encrypted, content)?;
+        if attaching && conversation.end_to_end_encrypted {
+            return Err(Error::FailedPrecondition {
+                reason: Reason::EncryptionMismatch,
+                message: "the server does not attach files in end-to-end encrypted conversations: upload ciphertext and share it",
+            });
+        }
         if conversation.kind == ConversationKind::Direct {
             let members = self.store.members(conversation_id, None, 2).await?;
             if let Some(peer) = members.iter().find(|m| m.user_id != who.user_id)
@@ -272,11 +295,18 @@ impl Chat {
             v.id("conversation_id", conversation_id),
             v.id("message_id", message_id),
         );
-        self.check_content(&mut v, "content", content.as_ref());
+        // An empty caption is checked against the message below.
+        self.check_content(&mut v, "content", content.as_ref(), true);
         v.finish()?;
         let ((Some(conversation_id), Some(message_id)), Some(content)) = (ids, content) else {
             return Err(Error::invalid("content", "required"));
         };
+        if matches!(&content, Content::Text(text) if text.trim().is_empty()) {
+            let current = self.get_message(who, &conversation_id.to_string(), &message_id.to_string()).await?;
+            if current.attachments.is_empty() {
+                return Err(Error::invalid("content.text", "must not be empty"));
+            }
+        }
         // Whether the conversation is encrypted never changes, so it is checked here; who
         // may edit is checked in the write (the store, with `domain::rules`).
         let (conversation, _) = self.as_member(conversation_id, who.user_id).await?;
@@ -309,7 +339,15 @@ impl Chat {
         Ok(self.publish(committed))
     }
 
-    fn check_content(&self, v: &mut Violations, field: &str, content: Option<&Content>) {
+    /// Checks content as sent; `caption_only`: the text may be empty (attachments carry
+    /// the message).
+    fn check_content(
+        &self,
+        v: &mut Violations,
+        field: &str,
+        content: Option<&Content>,
+        caption_only: bool,
+    ) {
         match content {
             None => v.add(field, "required: text or encrypted_payload"),
             Some(Content::Poll(_)) => v.add(
@@ -317,7 +355,7 @@ impl Chat {
                 "polls are created with PollService.CreatePoll",
             ),
             Some(Content::Text(text)) => {
-                if text.trim().is_empty() {
+                if text.trim().is_empty() && !caption_only {
                     v.add(&format!("{field}.text"), "must not be empty");
                 } else if text.len() > self.limits.max_text_bytes {
                     v.add(
@@ -397,4 +435,25 @@ fn content_bytes(content: &Content) -> Vec<u8> {
     let mut out = vec![kind];
     out.extend_from_slice(bytes);
     out
+}
+
+/// Parses `attachment_file_ids`: at most `MAX_ATTACHMENTS` ids, each once.
+fn attachment_ids(v: &mut Violations, raw: &[String]) -> Vec<Uuid> {
+    if raw.len() > MAX_ATTACHMENTS {
+        v.add(
+            "attachment_file_ids",
+            format!("at most {MAX_ATTACHMENTS} files"),
+        );
+        return Vec::new();
+    }
+    let mut ids = Vec::with_capacity(raw.len());
+    for (i, raw) in raw.iter().enumerate() {
+        let field = format!("attachment_file_ids[{i}]");
+        match v.id(&field, raw) {
+            Some(id) if ids.contains(&id) => v.add(&field, "attached twice"),
+            Some(id) => ids.push(id),
+            None => {}
+        }
+    }
+    ids
 }

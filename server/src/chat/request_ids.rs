@@ -45,6 +45,18 @@ impl Fingerprint {
         }
     }
 
+    /// A list of ids, after its length; nothing at all for none, so that fingerprints
+    /// made before a request had such a list stay the same.
+    pub fn ids(self, ids: &[Uuid]) -> Self {
+        if ids.is_empty() {
+            return self;
+        }
+        ids.iter()
+            .fold(self.part(&(ids.len() as u64).to_le_bytes()), |f, id| {
+                f.id(*id)
+            })
+    }
+
     /// The key for `user`'s request `id` of this kind.
     pub fn key(self, user: Uuid, kind: RequestKind, id: String) -> RequestKey {
         RequestKey {

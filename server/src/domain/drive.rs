@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::Time;
+use super::{ImageSize, Time};
 
 /// A file with contents, or a folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,29 @@ pub struct DriveFile {
     pub update_time: Time,
     /// Set while it is in the trash (on everything a trashed folder holds, too).
     pub trash_time: Option<Time>,
+    /// Set for images the server decoded (and so has a thumbnail of).
+    pub image: Option<ImageSize>,
+}
+
+impl DriveFile {
+    /// What a message shows of this file when it is attached.
+    pub fn attachment(&self) -> super::Attachment {
+        super::Attachment {
+            file_id: self.id,
+            name: self.name.clone(),
+            size: self.size,
+            content_type: self.content_type.clone(),
+            image: self.image,
+        }
+    }
+}
+
+/// A thumbnail of an image file, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thumbnail {
+    /// JPEG.
+    pub data: Vec<u8>,
+    pub size: ImageSize,
 }
 
 /// An upload in progress.

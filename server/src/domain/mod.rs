@@ -181,6 +181,27 @@ pub struct Message {
     /// Set on a forwarded copy.
     #[serde(default)]
     pub forwarded_from: Option<Forwarded>,
+    /// Drive files attached, as they were when it was sent; empty once deleted.
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A drive file attached to a message: a snapshot of what readers are shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub file_id: Uuid,
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+    /// Set for images, which have a thumbnail.
+    pub image: Option<ImageSize>,
+}
+
+/// An image's size in pixels, as displayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSize {
+    pub width: u32,
+    pub height: u32,
 }
 
 /// The origin of a forwarded message (never its conversation, which stays private).

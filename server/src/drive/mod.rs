@@ -21,8 +21,11 @@ use crate::{
     blobs::BlobStore,
     config::DriveConfig,
     domain::{
-        Time,
-        drive::{DriveFile, FileKind, FileOrder, Grantee, Part, Share, ShareLink, Upload, Usage},
+        ImageSize, Time,
+        drive::{
+            DriveFile, FileKind, FileOrder, Grantee, Part, Share, ShareLink, Thumbnail, Upload,
+            Usage,
+        },
     },
     error::{Error, Reason, Result},
     paging,
@@ -35,6 +38,7 @@ use crate::{
 };
 
 pub mod names;
+mod thumbnails;
 
 /// The largest chunk, unless the server's request limit is lower.
 pub const MAX_CHUNK_BYTES: usize = 4 << 20;
@@ -80,6 +84,8 @@ pub struct Drive {
     tokens: Arc<TokenAuthority>,
     /// Share link passwords (hashed like account passwords, a few at a time).
     passwords: Passwords,
+    /// Thumbnails being made: each holds a decoded image in memory.
+    previews: tokio::sync::Semaphore,
 }
 
 /// The longest a share link may last.
@@ -103,6 +109,7 @@ impl Drive {
             max_chunk: MAX_CHUNK_BYTES.min(max_request_bytes.saturating_sub(1024)),
             tokens,
             passwords: Passwords::new(1, 16),
+            previews: tokio::sync::Semaphore::new(2),
         }
     }
 
@@ -224,11 +231,14 @@ impl Drive {
                 format!("the bytes received have SHA-256 {sha256}: the upload is discarded"),
             ));
         }
+        let content_type = content_type(&head);
+        let image = self.preview(&blob_key, upload.size, &content_type).await;
         let completed = CompletedFile {
             id: file_id,
             sha256,
-            content_type: content_type(&head),
+            content_type,
             blob_key: blob_key.clone(),
+            image,
         };
         match self.store.complete_upload(upload.id, completed, now).await {
             Ok(file) => {
@@ -240,6 +250,41 @@ impl Drive {
                 Err(err)
             }
         }
+    }
+
+    /// An image's size and thumbnail, for files that are images the server can decode
+    /// within `thumbnails`' limits; `None` for anything else, including a failure.
+    async fn preview(
+        &self,
+        blob_key: &str,
+        size: u64,
+        content_type: &str,
+    ) -> Option<(ImageSize, Thumbnail)> {
+        if !thumbnails::previewable(content_type) || size > thumbnails::MAX_SOURCE_BYTES {
+            return None;
+        }
+        let _turn = self.previews.acquire().await.ok()?;
+        let bytes = match self.blobs.get_range(blob_key, 0..size).await {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                tracing::warn!(%err, "reading an image to preview it");
+                return None;
+            }
+        };
+        tokio::task::spawn_blocking(move || thumbnails::make(&bytes))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// An image file's thumbnail, for anyone who may read the file.
+    pub async fn thumbnail(&self, who: Uuid, file_id: &str) -> Result<Thumbnail> {
+        let id = parse_id("file_id", file_id)?;
+        self.readable_file(who, id).await?;
+        self.store
+            .thumbnail(id)
+            .await?
+            .ok_or(Error::NotFound("thumbnail"))
     }
 
     pub async fn abort_upload(&self, who: Uuid, upload_id: &str) -> Result<()> {

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        Change, ContactRequest, Content, ConversationKind, Details, Event, Forwarded, Member,
-        Message, PollRef, Published, Role, Signal, TallySignal, Time, TypingSignal, User,
+        Attachment, Change, ContactRequest, Content, ConversationKind, Details, Event, Forwarded, ImageSize,
+        Member, Message, PollRef, Published, Role, Signal, TallySignal, Time, TypingSignal, User,
         poll::Tally,
     },
     error::{Error, Result},
@@ -167,7 +167,36 @@ pub fn message_to_proto(m: &Message) -> pb::Message {
             sender_id: id_bytes(f.sender_id),
             create_time: time(f.create_time),
         }),
+        attachments: m.attachments.iter().map(attachment_to_proto).collect(),
     }
+}
+
+pub fn attachment_to_proto(a: &Attachment) -> pb::Attachment {
+    let image = a.image.unwrap_or(ImageSize {
+        width: 0,
+        height: 0,
+    });
+    pb::Attachment {
+        file_id: id_bytes(a.file_id),
+        name: a.name.clone(),
+        size: a.size,
+        content_type: a.content_type.clone(),
+        image_width: image.width,
+        image_height: image.height,
+    }
+}
+
+pub fn attachment_from_proto(a: pb::Attachment) -> Result<Attachment> {
+    Ok(Attachment {
+        file_id: id(&a.file_id)?,
+        name: a.name,
+        size: a.size,
+        content_type: a.content_type,
+        image: (a.image_width > 0 && a.image_height > 0).then_some(ImageSize {
+            width: a.image_width,
+            height: a.image_height,
+        }),
+    })
 }
 
 pub fn message_from_proto(m: pb::Message) -> Result<Message> {
@@ -203,6 +232,11 @@ pub fn message_from_proto(m: pb::Message) -> Result<Message> {
                 })
             })
             .transpose()?,
+        attachments: m
+            .attachments
+            .into_iter()
+            .map(attachment_from_proto)
+            .collect::<Result<_>>()?,
     })
 }
 

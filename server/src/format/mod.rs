@@ -20,7 +20,7 @@ use prost::Message as _;
 use secureconnect_proto::storage::v1 as pb;
 
 use crate::{
-    domain::{Event, Message},
+    domain::{Attachment, Event, Message},
     error::{Error, Result},
 };
 
@@ -90,6 +90,29 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message> {
         Format::V1(body) => {
             let proto = pb::Message::decode(body).map_err(|e| undecodable("message", e))?;
             convert::message_from_proto(proto)
+        }
+    }
+}
+
+/// A message's attachments as the SQL history stores them — in the current format.
+pub fn encode_attachments(attachments: &[Attachment]) -> Vec<u8> {
+    v1(&pb::Attachments {
+        items: attachments.iter().map(convert::attachment_to_proto).collect(),
+    })
+}
+
+/// Stored attachments, in any format this node reads (v1 only: they came after v0).
+pub fn decode_attachments(bytes: &[u8]) -> Result<Vec<Attachment>> {
+    match format_of(bytes)? {
+        Format::V0Json(_) => Err(undecodable("attachments", "JSON was never written")),
+        Format::V1(body) => {
+            let proto =
+                pb::Attachments::decode(body).map_err(|e| undecodable("attachments", e))?;
+            proto
+                .items
+                .into_iter()
+                .map(convert::attachment_from_proto)
+                .collect()
         }
     }
 }

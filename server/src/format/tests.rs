@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::domain::{
-    Change, ContactRequest, Content, ConversationKind, Details, Event, Forwarded, Member, Message,
+    Attachment, Change, ContactRequest, ImageSize, Content, ConversationKind, Details, Event, Forwarded, Member, Message,
     PollRef, Published, Role, Signal, TallySignal, Time, TypingSignal, User, poll::Tally,
 };
 
@@ -41,6 +41,7 @@ fn message(seq: u64) -> Message {
             sender_id: uid(3),
             create_time: at(0),
         }),
+        attachments: Vec::new(),
     }
 }
 
@@ -59,8 +60,35 @@ fn poll_message(seq: u64) -> Message {
     }
 }
 
+fn attachment_message(seq: u64) -> Message {
+    Message {
+        id: uid(13),
+        content: Some(Content::Text(String::new())),
+        attachments: vec![
+            Attachment {
+                file_id: uid(30),
+                name: "cat.jpg".into(),
+                size: 123_456,
+                content_type: "image/jpeg".into(),
+                image: Some(ImageSize {
+                    width: 4032,
+                    height: 3024,
+                }),
+            },
+            Attachment {
+                file_id: uid(31),
+                name: "notes.pdf".into(),
+                size: 7,
+                content_type: "application/pdf".into(),
+                image: None,
+            },
+        ],
+        ..message(seq)
+    }
+}
+
 /// Kinds added after v0: no v0 node ever wrote them.
-const NEWER_THAN_V0: &[&str] = &["poll_message_sent", "poll_closed"];
+const NEWER_THAN_V0: &[&str] = &["poll_message_sent", "poll_closed", "attachment_message_sent"];
 
 fn user(n: u8) -> User {
     User {
@@ -173,6 +201,10 @@ fn samples() -> Vec<(&'static str, Event)> {
             conversation(12, Change::MessageSent(poll_message(12))),
         ),
         (
+            "attachment_message_sent",
+            conversation(14, Change::MessageSent(attachment_message(14))),
+        ),
+        (
             "poll_closed",
             conversation(
                 13,
@@ -272,6 +304,15 @@ fn messages_match_their_golden_bytes_and_v0_json_still_decodes() {
         &serde_json::to_vec(&sample).expect("json"),
     );
     assert_eq!(decode_message(&v0).expect("v0"), sample);
+}
+
+#[test]
+fn attachments_match_their_golden_bytes() {
+    let sample = attachment_message(14).attachments;
+    let bytes = encode_attachments(&sample);
+    assert_eq!(bytes, pinned("attachments_v1.bin", &bytes));
+    assert_eq!(decode_attachments(&bytes).expect("v1"), sample);
+    assert!(decode_attachments(b"{}").is_err(), "no JSON was ever written");
 }
 
 /// A field a newer node adds (number 1000, a string), appended to a v1 message: what

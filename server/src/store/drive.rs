@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        Time,
-        drive::{DriveFile, FileOrder, Grantee, Part, Share, ShareLink, Upload, Usage},
+        ImageSize, Time,
+        drive::{DriveFile, FileOrder, Grantee, Part, Share, ShareLink, Thumbnail, Upload, Usage},
     },
     error::Result,
 };
@@ -31,6 +31,8 @@ pub struct CompletedFile {
     pub sha256: String,
     pub content_type: String,
     pub blob_key: String,
+    /// For an image the server decoded: its size and its thumbnail.
+    pub image: Option<(ImageSize, Thumbnail)>,
 }
 
 /// What emptying the trash removed.
@@ -123,9 +125,12 @@ pub trait DriveStore: Send + Sync {
     async fn unshare(&self, owner: Uuid, share: Uuid) -> Result<bool>;
     /// The shares of a file or folder of the owner's, oldest first.
     async fn shares(&self, owner: Uuid, file: Uuid) -> Result<Vec<Share>>;
+    /// An image file's thumbnail, if it has one.
+    async fn thumbnail(&self, id: Uuid) -> Result<Option<Thumbnail>>;
     /// The file or folder if `reader` may read it: its owner (even in the trash), or
     /// anyone it — or a folder above it — is shared with, directly or through a
-    /// conversation they are a member of now (not while it is in the trash).
+    /// conversation they are a member of now (not while it is in the trash); or, for a
+    /// file, attached to a message of such a conversation that is not deleted.
     async fn readable(&self, file: Uuid, reader: Uuid) -> Result<Option<DriveFile>>;
     /// What others shared with `reader` (each once, none in the trash), newest share
     /// first, from `limit` shares after the first `skip`; also how many shares it read.

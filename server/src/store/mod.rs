@@ -233,7 +233,20 @@ pub struct NewMessage {
     pub metadata: std::collections::BTreeMap<String, String>,
     pub reply_to: Option<Uuid>,
     pub forwarded_from: Option<crate::domain::Forwarded>,
+    pub attachments: NewAttachments,
     pub request: RequestKey,
+}
+
+/// The drive files a new message attaches.
+#[derive(Debug, Clone, Default)]
+pub enum NewAttachments {
+    #[default]
+    None,
+    /// Files of the sender's, by id: checked and read in the write (owned by the sender,
+    /// files not folders, not in the trash), so a file trashed meanwhile cannot slip in.
+    Own(Vec<Uuid>),
+    /// A forwarded message's attachments, as they were.
+    Copied(Vec<crate::domain::Attachment>),
 }
 
 /// What a client request id names: creating a message (sending or forwarding) or a

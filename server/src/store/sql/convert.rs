@@ -102,6 +102,10 @@ pub fn message(row: messages::Model) -> Result<Message> {
     };
     let metadata: BTreeMap<String, String> =
         serde_json::from_str(&row.metadata).map_err(Error::internal)?;
+    let attachments = match &row.attachments {
+        Some(bytes) => crate::format::decode_attachments(bytes)?,
+        None => Vec::new(),
+    };
     Ok(Message {
         id: row.id,
         conversation_id: row.conversation_id,
@@ -119,6 +123,7 @@ pub fn message(row: messages::Model) -> Result<Message> {
                 create_time,
             },
         ),
+        attachments,
     })
 }
 

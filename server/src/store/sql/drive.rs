@@ -17,18 +17,24 @@ use super::{
     SqlStore,
     convert::db_time,
     entities::{
-        drive_files, drive_links, drive_shares, drive_upload_parts, drive_uploads, drive_usage,
-        members, users,
+        drive_attachments, drive_files, drive_links, drive_shares, drive_thumbnails,
+        drive_upload_parts, drive_uploads, drive_usage, members, users,
     },
 };
 use crate::{
     domain::{
-        Time,
-        drive::{DriveFile, FileKind, FileOrder, Grantee, Part, Share, ShareLink, Upload, Usage},
+        Attachment, ImageSize, Time,
+        drive::{
+            DriveFile, FileKind, FileOrder, Grantee, Part, Share, ShareLink, Thumbnail, Upload,
+            Usage,
+        },
     },
     drive::names,
     error::{Error, Reason, Result},
-    store::drive::{CompletedFile, DriveStore, Emptied, NewUpload},
+    store::{
+        NewAttachments,
+        drive::{CompletedFile, DriveStore, Emptied, NewUpload},
+    },
 };
 
 /// The deepest folder nesting followed when looking for a share above a file.
@@ -46,6 +52,10 @@ fn kind_code(kind: FileKind) -> i16 {
 
 fn bytes(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
+}
+
+fn db_pixels(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
 }
 
 fn db_bytes(value: u64) -> i64 {
@@ -70,6 +80,13 @@ fn file(row: drive_files::Model) -> DriveFile {
         create_time: row.create_time,
         update_time: row.update_time,
         trash_time: row.trash_time,
+        image: row
+            .image_width
+            .zip(row.image_height)
+            .and_then(|(w, h)| Some(ImageSize {
+                width: u32::try_from(w).ok()?,
+                height: u32::try_from(h).ok()?,
+            })),
     }
 }
 
@@ -437,6 +454,7 @@ impl DriveStore for SqlStore {
         };
         let name = free_name(&txn, owner, parent, &row.name, FileKind::File).await?;
         remove_upload(&txn, &row).await?;
+        let image = completed.image.as_ref().map(|(size, thumb)| (*size, thumb.size));
         count(&txn, owner, row.size, 0).await?;
         let created = insert_file(
             &txn,
@@ -454,9 +472,21 @@ impl DriveStore for SqlStore {
                 update_time: now,
                 trash_time: None,
                 trash_root: None,
+                image_width: image.map(|(size, _)| db_pixels(size.width)),
+                image_height: image.map(|(size, _)| db_pixels(size.height)),
             },
         )
         .await?;
+        if let Some((_, thumbnail)) = completed.image {
+            drive_thumbnails::ActiveModel {
+                file_id: Set(created.id),
+                width: Set(db_pixels(thumbnail.size.width)),
+                height: Set(db_pixels(thumbnail.size.height)),
+                data: Set(thumbnail.data),
+            }
+            .insert(&txn)
+            .await?;
+        }
         txn.commit().await?;
         Ok(created)
     }
@@ -523,6 +553,8 @@ impl DriveStore for SqlStore {
                 update_time: now,
                 trash_time: None,
                 trash_root: None,
+                image_width: None,
+                image_height: None,
             },
         )
         .await?;
@@ -697,6 +729,17 @@ impl DriveStore for SqlStore {
             .all(&txn)
             .await?;
         let freed: i64 = trashed.iter().map(|f| f.size).sum();
+        let ids: Vec<Uuid> = trashed.iter().map(|f| f.id).collect();
+        for chunk in ids.chunks(500) {
+            drive_thumbnails::Entity::delete_many()
+                .filter(drive_thumbnails::Column::FileId.is_in(chunk.to_vec()))
+                .exec(&txn)
+                .await?;
+            drive_attachments::Entity::delete_many()
+                .filter(drive_attachments::Column::FileId.is_in(chunk.to_vec()))
+                .exec(&txn)
+                .await?;
+        }
         drive_files::Entity::delete_many()
             .filter(drive_files::Column::OwnerId.eq(owner))
             .filter(drive_files::Column::TrashTime.is_not_null())
@@ -794,6 +837,19 @@ impl DriveStore for SqlStore {
             .collect()
     }
 
+    async fn thumbnail(&self, id: Uuid) -> Result<Option<Thumbnail>> {
+        Ok(drive_thumbnails::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(|row| Thumbnail {
+                size: ImageSize {
+                    width: u32::try_from(row.width).unwrap_or(0),
+                    height: u32::try_from(row.height).unwrap_or(0),
+                },
+                data: row.data,
+            }))
+    }
+
     async fn readable(&self, id: Uuid, reader: Uuid) -> Result<Option<DriveFile>> {
         let Some(row) = drive_files::Entity::find_by_id(id).one(&self.db).await? else {
             return Ok(None);
@@ -803,6 +859,9 @@ impl DriveStore for SqlStore {
         }
         if row.trash_time.is_some() {
             return Ok(None);
+        }
+        if attached_for(&self.db, row.id, reader).await? {
+            return Ok(Some(file(row)));
         }
         // The file and every folder above it: a share on any of them lets the reader in.
         let mut chain = vec![row.id];
@@ -960,4 +1019,88 @@ impl DriveStore for SqlStore {
             .rows_affected;
         Ok(counted == 1)
     }
+}
+
+/// Attaches drive files to `message` (inside its send): for `Own`, each must be a file
+/// of the sender's, not in the trash (`INVALID_ARGUMENT` naming it otherwise); the
+/// conversation's members may read the files from then on. Returns what the message shows.
+pub(super) async fn attach<C: ConnectionTrait>(
+    txn: &C,
+    message: &crate::domain::Message,
+    files: NewAttachments,
+    now: Time,
+) -> Result<Vec<Attachment>> {
+    let attachments = match files {
+        NewAttachments::None => return Ok(Vec::new()),
+        NewAttachments::Copied(attachments) => attachments,
+        NewAttachments::Own(ids) => {
+            let rows = drive_files::Entity::find()
+                .filter(drive_files::Column::Id.is_in(ids.clone()))
+                .all(txn)
+                .await?;
+            let mut attachments = Vec::with_capacity(ids.len());
+            for (i, id) in ids.iter().enumerate() {
+                let field = format!("attachment_file_ids[{i}]");
+                let found = rows
+                    .iter()
+                    .find(|r| r.id == *id && r.owner_id == message.sender_id);
+                let Some(row) = found else {
+                    return Err(Error::invalid(field, "no such file in your drive"));
+                };
+                if row.kind != kind_code(FileKind::File) {
+                    return Err(Error::invalid(field, "a folder cannot be attached"));
+                }
+                if row.trash_time.is_some() {
+                    return Err(Error::invalid(field, "the file is in the trash"));
+                }
+                attachments.push(file(row.clone()).attachment());
+            }
+            attachments
+        }
+    };
+    if attachments.is_empty() {
+        return Ok(attachments);
+    }
+    drive_attachments::Entity::insert_many(attachments.iter().map(|a| {
+        drive_attachments::ActiveModel {
+            file_id: Set(a.file_id),
+            message_id: Set(message.id),
+            conversation_id: Set(message.conversation_id),
+            create_time: Set(db_time(now)),
+        }
+    }))
+    .exec(txn)
+    .await?;
+    Ok(attachments)
+}
+
+/// Ends what a deleted message's attachments let its conversation read.
+pub(super) async fn detach<C: ConnectionTrait>(txn: &C, message: Uuid) -> Result<()> {
+    drive_attachments::Entity::delete_many()
+        .filter(drive_attachments::Column::MessageId.eq(message))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Whether `file` is attached to a message of a conversation `reader` is a member of
+/// (attachment rows go with their message's deletion).
+async fn attached_for<C: ConnectionTrait>(db: &C, file: Uuid, reader: Uuid) -> Result<bool> {
+    let conversations: Vec<Uuid> = drive_attachments::Entity::find()
+        .select_only()
+        .column(drive_attachments::Column::ConversationId)
+        .filter(drive_attachments::Column::FileId.eq(file))
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    if conversations.is_empty() {
+        return Ok(false);
+    }
+    let memberships = members::Entity::find()
+        .filter(members::Column::UserId.eq(reader))
+        .filter(members::Column::ConversationId.is_in(conversations))
+        .count(db)
+        .await?;
+    Ok(memberships > 0)
 }

@@ -153,6 +153,8 @@ pub mod messages {
         /// Author and time of the original, for forwarded copies.
         pub forwarded_sender_id: Option<Uuid>,
         pub forwarded_create_time: Option<DateTimeUtc>,
+        /// `storage.v1.Attachments` in the versioned format; NULL: none (added by m0010).
+        pub attachments: Option<Vec<u8>>,
         pub create_time: DateTimeUtc,
         pub edit_time: Option<DateTimeUtc>,
         pub delete_time: Option<DateTimeUtc>,
@@ -394,6 +396,45 @@ pub mod drive_files {
         /// On everything in the trash: the file or folder the user deleted (itself, or
         /// the folder it went with).
         pub trash_root: Option<Uuid>,
+        /// Pixel size of images the server decoded, which have a `drive_thumbnails` row
+        /// (added by m0010).
+        pub image_width: Option<i32>,
+        pub image_height: Option<i32>,
+    }
+    no_relations!();
+}
+
+pub mod drive_thumbnails {
+    use sea_orm::entity::prelude::*;
+
+    /// The JPEG thumbnail of an image file: apart from `drive_files` so that listings
+    /// do not read it.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "drive_thumbnails")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub file_id: Uuid,
+        pub width: i32,
+        pub height: i32,
+        pub data: Vec<u8>,
+    }
+    no_relations!();
+}
+
+pub mod drive_attachments {
+    use sea_orm::entity::prelude::*;
+
+    /// A drive file attached to a message: the members of `conversation_id` may read it
+    /// while the row exists (written with the message, removed when it is deleted).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "drive_attachments")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub file_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub message_id: Uuid,
+        pub conversation_id: Uuid,
+        pub create_time: DateTimeUtc,
     }
     no_relations!();
 }

@@ -8,8 +8,8 @@ use sea_orm_migration::{
 };
 
 use super::entities::{
-    blocks, contact_requests, contacts, conversations, drive_files, drive_links, drive_shares,
-    drive_upload_parts, drive_uploads, drive_usage, events, feed, members, message_requests,
+    blocks, contact_requests, contacts, conversations, drive_attachments, drive_files, drive_links, drive_shares,
+    drive_thumbnails, drive_upload_parts, drive_uploads, drive_usage, events, feed, members, message_requests,
     messages, one_time_codes, poll_options, poll_votes, polls, refresh_tokens, request_ids,
     sessions, users,
 };
@@ -30,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(Drive),
             Box::new(DriveShares),
             Box::new(DriveLinks),
+            Box::new(Attachments),
         ]
     }
 }
@@ -437,6 +438,67 @@ impl MigrationTrait for DriveLinks {
         )
         .await
     }
+}
+
+/// Message attachments: which conversations may read which drive files, the snapshot a
+/// message shows, and image thumbnails (see `store::sql::drive`). A database created
+/// after this was written has the new columns already, from the entities.
+struct Attachments;
+
+impl MigrationName for Attachments {
+    fn name(&self) -> &str {
+        "m0010_attachments"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Attachments {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        use sea_orm_migration::sea_query::ColumnDef;
+        let schema = Schema::new(manager.get_database_backend());
+        create(manager, &schema, drive_attachments::Entity).await?;
+        create(manager, &schema, drive_thumbnails::Entity).await?;
+        // A deleted message's attachments.
+        index(
+            manager,
+            "idx_drive_attachments_message",
+            drive_attachments::Entity,
+            &["message_id"],
+            false,
+        )
+        .await?;
+        add_column(
+            manager,
+            messages::Entity,
+            ColumnDef::new("attachments").blob().null().to_owned(),
+        )
+        .await?;
+        for name in ["image_width", "image_height"] {
+            add_column(
+                manager,
+                drive_files::Entity,
+                ColumnDef::new(name).integer().null().to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds a column, unless the table has it (created from a newer entity).
+async fn add_column<E: EntityTrait>(
+    manager: &SchemaManager<'_>,
+    entity: E,
+    mut column: sea_orm_migration::sea_query::ColumnDef,
+) -> Result<(), sea_orm::DbErr> {
+    use sea_orm_migration::sea_query::Table;
+    let name = column.get_column_name();
+    if manager.has_column(entity.table_name(), &name).await? {
+        return Ok(());
+    }
+    manager
+        .alter_table(Table::alter().table(entity).add_column(&mut column).to_owned())
+        .await
 }
 
 async fn create_poll_tables(manager: &SchemaManager<'_>) -> Result<(), sea_orm::DbErr> {

@@ -378,6 +378,7 @@ impl PollStore for SqlStore {
             metadata: Default::default(),
             reply_to: None,
             forwarded_from: None,
+            attachments: Default::default(),
             request,
         };
         // A retry gets the first poll's message back, and so the first poll.

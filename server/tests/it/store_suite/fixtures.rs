@@ -84,6 +84,7 @@ pub fn message(conversation: Uuid, sender: Uuid, request_id: &str) -> NewMessage
         metadata: BTreeMap::new(),
         reply_to: None,
         forwarded_from: None,
+        attachments: Default::default(),
         request: request(
             sender,
             RequestKind::Message,

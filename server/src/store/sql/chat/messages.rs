@@ -16,7 +16,7 @@ use crate::{
     error::{Error, Reason, Result},
     store::{
         Committed, Direction, NewMessage, NewPoll, RequestKey,
-        sql::{SqlStore, accounts, append_event, convert, history, polls, requests},
+        sql::{SqlStore, accounts, append_event, convert, drive, history, polls, requests},
     },
 };
 
@@ -114,6 +114,9 @@ impl SqlStore {
         if let Some(poll) = carried_poll {
             polls::mark_deleted(&txn, poll).await?;
         }
+        if deleting && !current.attachments.is_empty() {
+            drive::detach(&txn, id).await?;
+        }
         let message = history::rewritten(current, content, now);
         self.history.update(&txn, &message).await?;
         let change = if deleting {
@@ -155,6 +158,7 @@ pub(in crate::store::sql) async fn send(
         edit_time: None,
         delete_time: None,
         forwarded_from: new.forwarded_from,
+        attachments: Vec::new(),
     };
     // The request id first: a retry of a committed send gets its message back even
     // if the sender may no longer post.
@@ -168,6 +172,8 @@ pub(in crate::store::sql) async fn send(
     }
     let recipients = member_ids(&txn, new.conversation_id).await?;
     authorize_post(&txn, kind, new.sender_id, &recipients).await?;
+    let mut message = message;
+    message.attachments = drive::attach(&txn, &message, new.attachments, now).await?;
     if let (Some(poll), Some(Content::Poll(carried))) = (poll, &message.content) {
         polls::insert(&txn, carried.poll_id, message.id, poll, now).await?;
     }

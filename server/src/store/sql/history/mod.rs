@@ -95,6 +95,7 @@ pub(super) fn rewritten(mut message: Message, content: Option<Content>, now: Tim
         None => {
             message.content = None;
             message.metadata.clear();
+            message.attachments.clear();
             message.delete_time = Some(now);
         }
     }

@@ -60,6 +60,7 @@ impl MessageHistory for SqlHistory {
             reply_to: Set(message.reply_to),
             forwarded_sender_id: Set(message.forwarded_from.map(|f| f.sender_id)),
             forwarded_create_time: Set(message.forwarded_from.map(|f| f.create_time)),
+            attachments: Set(stored_attachments(&message.attachments)),
             create_time: Set(message.create_time),
             edit_time: Set(message.edit_time),
             delete_time: Set(message.delete_time),
@@ -80,6 +81,7 @@ impl MessageHistory for SqlHistory {
         active.encrypted_payload = Set(columns.encrypted_payload);
         active.poll_id = Set(columns.poll_id);
         active.metadata = Set(serde_json::to_string(&message.metadata).map_err(Error::internal)?);
+        active.attachments = Set(stored_attachments(&message.attachments));
         active.edit_time = Set(message.edit_time);
         active.delete_time = Set(message.delete_time);
         active.update(txn).await?;
@@ -176,4 +178,9 @@ impl MessageHistory for SqlHistory {
     async fn applied_seq(&self, _conversation: Uuid) -> Result<u64> {
         Ok(u64::MAX)
     }
+}
+
+/// The `attachments` column: NULL for none, which most messages have.
+fn stored_attachments(attachments: &[crate::domain::Attachment]) -> Option<Vec<u8>> {
+    (!attachments.is_empty()).then(|| crate::format::encode_attachments(attachments))
 }
