@@ -13,7 +13,7 @@ const MIB: usize = 1 << 20;
 const CHUNK: usize = 4 * MIB;
 
 /// `len` bytes that differ from position to position (and from seed to seed).
-fn content(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn content(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ ((i >> 13) as u8))
         .collect()
@@ -23,7 +23,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-async fn create_upload(
+pub(crate) async fn create_upload(
     client: &Client,
     parent_id: &str,
     name: &str,
@@ -42,7 +42,7 @@ async fn create_upload(
         .map(|r| r.into_inner().upload.expect("upload"))
 }
 
-async fn chunk(
+pub(crate) async fn chunk(
     client: &Client,
     upload: &Upload,
     bytes: &[u8],
@@ -60,7 +60,7 @@ async fn chunk(
         .map(|r| r.into_inner().received_bytes)
 }
 
-async fn complete(client: &Client, upload: &Upload) -> Result<File, tonic::Status> {
+pub(crate) async fn complete(client: &Client, upload: &Upload) -> Result<File, tonic::Status> {
     client
         .drive()
         .complete_upload(CompleteUploadRequest {
@@ -71,7 +71,7 @@ async fn complete(client: &Client, upload: &Upload) -> Result<File, tonic::Statu
 }
 
 /// Uploads `bytes` in one go, chunk after chunk.
-async fn upload(client: &Client, parent_id: &str, name: &str, bytes: &[u8]) -> File {
+pub(crate) async fn upload(client: &Client, parent_id: &str, name: &str, bytes: &[u8]) -> File {
     let upload = create_upload(client, parent_id, name, bytes, None)
         .await
         .expect("create upload");
@@ -82,7 +82,7 @@ async fn upload(client: &Client, parent_id: &str, name: &str, bytes: &[u8]) -> F
     complete(client, &upload).await.expect("complete")
 }
 
-async fn download(client: &Client, file_id: &str, offset: u64, length: u64) -> Vec<u8> {
+pub(crate) async fn download(client: &Client, file_id: &str, offset: u64, length: u64) -> Vec<u8> {
     let mut stream = client
         .drive()
         .download_file(DownloadFileRequest {
@@ -132,7 +132,7 @@ async fn list(client: &Client, parent_id: &str, trashed: bool) -> Vec<File> {
         .files
 }
 
-async fn folder(client: &Client, parent_id: &str, name: &str) -> File {
+pub(crate) async fn folder(client: &Client, parent_id: &str, name: &str) -> File {
     client
         .drive()
         .create_folder(CreateFolderRequest {
@@ -625,7 +625,7 @@ async fn share(
         .map(|r| r.into_inner().share.expect("share"))
 }
 
-async fn readable(client: &Client, file_id: &str) -> bool {
+pub(crate) async fn readable(client: &Client, file_id: &str) -> bool {
     match client
         .drive()
         .get_file(GetFileRequest {

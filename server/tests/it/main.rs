@@ -10,6 +10,7 @@
 
 mod common;
 
+mod attachments;
 mod auth;
 mod bad_input;
 mod binary;

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file secureconnect/drive/v1/drive.proto.
  */
 export const file_secureconnect_drive_v1_drive: GenFile = /*@__PURE__*/
-  fileDesc("CiJzZWN1cmVjb25uZWN0L2RyaXZlL3YxL2RyaXZlLnByb3RvEhZzZWN1cmVjb25uZWN0LmRyaXZlLnYxIsUCCgRGaWxlEg8KB2ZpbGVfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSLgoEa2luZBgEIAEoDjIgLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZUtpbmQSDAoEc2l6ZRgFIAEoBBIOCgZzaGEyNTYYBiABKAkSFAoMY29udGVudF90eXBlGAcgASgJEhUKDW93bmVyX3VzZXJfaWQYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp0cmFzaF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKjAQoGVXBsb2FkEhEKCXVwbG9hZF9pZBgBIAEoCRIRCglwYXJlbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIMCgRzaXplGAQgASgEEg4KBnNoYTI1NhgFIAEoCRIWCg5yZWNlaXZlZF9ieXRlcxgGIAEoBBIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVAoTQ3JlYXRlVXBsb2FkUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRzaXplGAMgASgEEg4KBnNoYTI1NhgEIAEoCSJGChRDcmVhdGVVcGxvYWRSZXNwb25zZRIuCgZ1cGxvYWQYASABKAsyHi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZCJFChJVcGxvYWRDaHVua1JlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMIi0KE1VwbG9hZENodW5rUmVzcG9uc2USFgoOcmVjZWl2ZWRfYnl0ZXMYASABKAQiJQoQR2V0VXBsb2FkUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkiQwoRR2V0VXBsb2FkUmVzcG9uc2USLgoGdXBsb2FkGAEgASgLMh4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGxvYWQiKgoVQ29tcGxldGVVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSJEChZDb21wbGV0ZVVwbG9hZFJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiJwoSQWJvcnRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIVChNBYm9ydFVwbG9hZFJlc3BvbnNlIkYKE0Rvd25sb2FkRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDgoGbGVuZ3RoGAMgASgEImAKFERvd25sb2FkRmlsZVJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwiNgoTQ3JlYXRlRm9sZGVyUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSJEChRDcmVhdGVGb2xkZXJSZXNwb25zZRIsCgZmb2xkZXIYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiIQoOR2V0RmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSI9Cg9HZXRGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSKSAQoQTGlzdEZpbGVzUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSMwoIb3JkZXJfYnkYAiABKA4yIS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGVPcmRlchIPCgd0cmFzaGVkGAMgASgIEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIlkKEUxpc3RGaWxlc1Jlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJwChFVcGRhdGVGaWxlUmVxdWVzdBIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJAChJVcGRhdGVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSIkChFEZWxldGVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkAKEkRlbGV0ZUZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIiUKElJlc3RvcmVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkEKE1Jlc3RvcmVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSITChFFbXB0eVRyYXNoUmVxdWVzdCJAChJFbXB0eVRyYXNoUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoDRITCgtmcmVlZF9ieXRlcxgCIAEoBCIRCg9HZXRRdW90YVJlcXVlc3QiUwoQR2V0UXVvdGFSZXNwb25zZRISCgp1c2VkX2J5dGVzGAEgASgEEhYKDnJlc2VydmVkX2J5dGVzGAIgASgEEhMKC3RvdGFsX2J5dGVzGAMgASgEIpQBCgVTaGFyZRIQCghzaGFyZV9pZBgBIAEoCRIPCgdmaWxlX2lkGAIgASgJEhEKB3VzZXJfaWQYAyABKAlIABIZCg9jb252ZXJzYXRpb25faWQYBCABKAlIABIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHZ3JhbnRlZSJcChBTaGFyZUZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkSEQoHdXNlcl9pZBgCIAEoCUgAEhkKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCUgAQgkKB2dyYW50ZWUiQQoRU2hhcmVGaWxlUmVzcG9uc2USLAoFc2hhcmUYASABKAsyHS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlIiYKElVuc2hhcmVGaWxlUmVxdWVzdBIQCghzaGFyZV9pZBgBIAEoCSIVChNVbnNoYXJlRmlsZVJlc3BvbnNlIiQKEUxpc3RTaGFyZXNSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiQwoSTGlzdFNoYXJlc1Jlc3BvbnNlEi0KBnNoYXJlcxgBIAMoCzIdLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuU2hhcmUiQAoXTGlzdFNoYXJlZFdpdGhNZVJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYAoYTGlzdFNoYXJlZFdpdGhNZVJlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIoChVHZXREb3dubG9hZFVybFJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJWChZHZXREb3dubG9hZFVybFJlc3BvbnNlEgsKA3VybBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi8gEKCVNoYXJlTGluaxIPCgdsaW5rX2lkGAEgASgJEg8KB2ZpbGVfaWQYAiABKAkSDQoFdG9rZW4YAyABKAkSDAoEcGF0aBgEIAEoCRIvCgtleHBpcmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNbWF4X2Rvd25sb2FkcxgGIAEoDRIRCglkb3dubG9hZHMYByABKA0SGgoScGFzc3dvcmRfcHJvdGVjdGVkGAggASgIEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKDAQoWQ3JlYXRlU2hhcmVMaW5rUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwYXNzd29yZBgDIAEoCRIVCg1tYXhfZG93bmxvYWRzGAQgASgNIkoKF0NyZWF0ZVNoYXJlTGlua1Jlc3BvbnNlEi8KBGxpbmsYASABKAsyIS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlTGluayIoChVMaXN0U2hhcmVMaW5rc1JlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJKChZMaXN0U2hhcmVMaW5rc1Jlc3BvbnNlEjAKBWxpbmtzGAEgAygLMiEuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZUxpbmsiKQoWUmV2b2tlU2hhcmVMaW5rUmVxdWVzdBIPCgdsaW5rX2lkGAEgASgJIhkKF1Jldm9rZVNoYXJlTGlua1Jlc3BvbnNlIjoKF0dldFNoYXJlTGlua0ZpbGVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIkYKGEdldFNoYXJlTGlua0ZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIlsKGERvd25sb2FkU2hhcmVMaW5rUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIOCgZvZmZzZXQYAyABKAQSDgoGbGVuZ3RoGAQgASgEImUKGURvd25sb2FkU2hhcmVMaW5rUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCpPCghGaWxlS2luZBIZChVGSUxFX0tJTkRfVU5TUEVDSUZJRUQQABISCg5GSUxFX0tJTkRfRklMRRABEhQKEEZJTEVfS0lORF9GT0xERVIQAiptCglGaWxlT3JkZXISGgoWRklMRV9PUkRFUl9VTlNQRUNJRklFRBAAEhMKD0ZJTEVfT1JERVJfTkFNRRABEhMKD0ZJTEVfT1JERVJfU0laRRACEhoKFkZJTEVfT1JERVJfVVBEQVRFX1RJTUUQAzKLFAoMRHJpdmVTZXJ2aWNlEmkKDENyZWF0ZVVwbG9hZBIrLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlVXBsb2FkUmVxdWVzdBosLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlVXBsb2FkUmVzcG9uc2USZgoLVXBsb2FkQ2h1bmsSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZENodW5rUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBsb2FkQ2h1bmtSZXNwb25zZRJgCglHZXRVcGxvYWQSKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFVwbG9hZFJlcXVlc3QaKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFVwbG9hZFJlc3BvbnNlEm8KDkNvbXBsZXRlVXBsb2FkEi0uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Db21wbGV0ZVVwbG9hZFJlcXVlc3QaLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNvbXBsZXRlVXBsb2FkUmVzcG9uc2USZgoLQWJvcnRVcGxvYWQSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkFib3J0VXBsb2FkUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQWJvcnRVcGxvYWRSZXNwb25zZRJrCgxEb3dubG9hZEZpbGUSKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkRmlsZVJlcXVlc3QaLC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkRmlsZVJlc3BvbnNlMAESbwoOR2V0RG93bmxvYWRVcmwSLS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldERvd25sb2FkVXJsUmVxdWVzdBouLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0RG93bmxvYWRVcmxSZXNwb25zZRJpCgxDcmVhdGVGb2xkZXISKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZUZvbGRlclJlcXVlc3QaLC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZUZvbGRlclJlc3BvbnNlEloKB0dldEZpbGUSJi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldEZpbGVSZXF1ZXN0Gicuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRGaWxlUmVzcG9uc2USYAoJTGlzdEZpbGVzEiguc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0RmlsZXNSZXF1ZXN0Gikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0RmlsZXNSZXNwb25zZRJjCgpVcGRhdGVGaWxlEikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGRhdGVGaWxlUmVxdWVzdBoqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBkYXRlRmlsZVJlc3BvbnNlEmMKCkRlbGV0ZUZpbGUSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRlbGV0ZUZpbGVSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5EZWxldGVGaWxlUmVzcG9uc2USZgoLUmVzdG9yZUZpbGUSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlJlc3RvcmVGaWxlUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuUmVzdG9yZUZpbGVSZXNwb25zZRJjCgpFbXB0eVRyYXNoEikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5FbXB0eVRyYXNoUmVxdWVzdBoqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRW1wdHlUcmFzaFJlc3BvbnNlEl0KCEdldFF1b3RhEicuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRRdW90YVJlcXVlc3QaKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFF1b3RhUmVzcG9uc2USYAoJU2hhcmVGaWxlEiguc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZUZpbGVSZXF1ZXN0Gikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZUZpbGVSZXNwb25zZRJmCgtVbnNoYXJlRmlsZRIqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVW5zaGFyZUZpbGVSZXF1ZXN0Gisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VbnNoYXJlRmlsZVJlc3BvbnNlEmMKCkxpc3RTaGFyZXMSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZXNSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVzUmVzcG9uc2USdQoQTGlzdFNoYXJlZFdpdGhNZRIvLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlZFdpdGhNZVJlcXVlc3QaMC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZWRXaXRoTWVSZXNwb25zZRJyCg9DcmVhdGVTaGFyZUxpbmsSLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZVNoYXJlTGlua1JlcXVlc3QaLy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZVNoYXJlTGlua1Jlc3BvbnNlEm8KDkxpc3RTaGFyZUxpbmtzEi0uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVMaW5rc1JlcXVlc3QaLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZUxpbmtzUmVzcG9uc2UScgoPUmV2b2tlU2hhcmVMaW5rEi4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5SZXZva2VTaGFyZUxpbmtSZXF1ZXN0Gi8uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5SZXZva2VTaGFyZUxpbmtSZXNwb25zZRJ1ChBHZXRTaGFyZUxpbmtGaWxlEi8uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRTaGFyZUxpbmtGaWxlUmVxdWVzdBowLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0U2hhcmVMaW5rRmlsZVJlc3BvbnNlEnoKEURvd25sb2FkU2hhcmVMaW5rEjAuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Eb3dubG9hZFNoYXJlTGlua1JlcXVlc3QaMS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkU2hhcmVMaW5rUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CiJzZWN1cmVjb25uZWN0L2RyaXZlL3YxL2RyaXZlLnByb3RvEhZzZWN1cmVjb25uZWN0LmRyaXZlLnYxIvcCCgRGaWxlEg8KB2ZpbGVfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSLgoEa2luZBgEIAEoDjIgLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZUtpbmQSDAoEc2l6ZRgFIAEoBBIOCgZzaGEyNTYYBiABKAkSFAoMY29udGVudF90eXBlGAcgASgJEhUKDW93bmVyX3VzZXJfaWQYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp0cmFzaF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgVpbWFnZRgMIAEoCzIhLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuSW1hZ2VJbmZvIioKCUltYWdlSW5mbxINCgV3aWR0aBgBIAEoDRIOCgZoZWlnaHQYAiABKA0iowEKBlVwbG9hZBIRCgl1cGxvYWRfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDAoEc2l6ZRgEIAEoBBIOCgZzaGEyNTYYBSABKAkSFgoOcmVjZWl2ZWRfYnl0ZXMYBiABKAQSLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlQKE0NyZWF0ZVVwbG9hZFJlcXVlc3QSEQoJcGFyZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEc2l6ZRgDIAEoBBIOCgZzaGEyNTYYBCABKAkiRgoUQ3JlYXRlVXBsb2FkUmVzcG9uc2USLgoGdXBsb2FkGAEgASgLMh4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGxvYWQiRQoSVXBsb2FkQ2h1bmtSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCItChNVcGxvYWRDaHVua1Jlc3BvbnNlEhYKDnJlY2VpdmVkX2J5dGVzGAEgASgEIiUKEEdldFVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJIkMKEUdldFVwbG9hZFJlc3BvbnNlEi4KBnVwbG9hZBgBIAEoCzIeLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBsb2FkIioKFUNvbXBsZXRlVXBsb2FkUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkiRAoWQ29tcGxldGVVcGxvYWRSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIicKEkFib3J0VXBsb2FkUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkiFQoTQWJvcnRVcGxvYWRSZXNwb25zZSJGChNEb3dubG9hZEZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkSDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoBCJgChREb3dubG9hZEZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMIiYKE0dldFRodW1ibmFpbFJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJrChRHZXRUaHVtYm5haWxSZXNwb25zZRIUCgxjb250ZW50X3R5cGUYASABKAkSDAoEZGF0YRgCIAEoDBIvCgRzaXplGAMgASgLMiEuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5JbWFnZUluZm8iNgoTQ3JlYXRlRm9sZGVyUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSJEChRDcmVhdGVGb2xkZXJSZXNwb25zZRIsCgZmb2xkZXIYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiIQoOR2V0RmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSI9Cg9HZXRGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSKSAQoQTGlzdEZpbGVzUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSMwoIb3JkZXJfYnkYAiABKA4yIS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGVPcmRlchIPCgd0cmFzaGVkGAMgASgIEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIlkKEUxpc3RGaWxlc1Jlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJwChFVcGRhdGVGaWxlUmVxdWVzdBIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJAChJVcGRhdGVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSIkChFEZWxldGVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkAKEkRlbGV0ZUZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIiUKElJlc3RvcmVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkEKE1Jlc3RvcmVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSITChFFbXB0eVRyYXNoUmVxdWVzdCJAChJFbXB0eVRyYXNoUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoDRITCgtmcmVlZF9ieXRlcxgCIAEoBCIRCg9HZXRRdW90YVJlcXVlc3QiUwoQR2V0UXVvdGFSZXNwb25zZRISCgp1c2VkX2J5dGVzGAEgASgEEhYKDnJlc2VydmVkX2J5dGVzGAIgASgEEhMKC3RvdGFsX2J5dGVzGAMgASgEIpQBCgVTaGFyZRIQCghzaGFyZV9pZBgBIAEoCRIPCgdmaWxlX2lkGAIgASgJEhEKB3VzZXJfaWQYAyABKAlIABIZCg9jb252ZXJzYXRpb25faWQYBCABKAlIABIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHZ3JhbnRlZSJcChBTaGFyZUZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkSEQoHdXNlcl9pZBgCIAEoCUgAEhkKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCUgAQgkKB2dyYW50ZWUiQQoRU2hhcmVGaWxlUmVzcG9uc2USLAoFc2hhcmUYASABKAsyHS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlIiYKElVuc2hhcmVGaWxlUmVxdWVzdBIQCghzaGFyZV9pZBgBIAEoCSIVChNVbnNoYXJlRmlsZVJlc3BvbnNlIiQKEUxpc3RTaGFyZXNSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiQwoSTGlzdFNoYXJlc1Jlc3BvbnNlEi0KBnNoYXJlcxgBIAMoCzIdLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuU2hhcmUiQAoXTGlzdFNoYXJlZFdpdGhNZVJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYAoYTGlzdFNoYXJlZFdpdGhNZVJlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIoChVHZXREb3dubG9hZFVybFJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJWChZHZXREb3dubG9hZFVybFJlc3BvbnNlEgsKA3VybBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi8gEKCVNoYXJlTGluaxIPCgdsaW5rX2lkGAEgASgJEg8KB2ZpbGVfaWQYAiABKAkSDQoFdG9rZW4YAyABKAkSDAoEcGF0aBgEIAEoCRIvCgtleHBpcmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNbWF4X2Rvd25sb2FkcxgGIAEoDRIRCglkb3dubG9hZHMYByABKA0SGgoScGFzc3dvcmRfcHJvdGVjdGVkGAggASgIEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKDAQoWQ3JlYXRlU2hhcmVMaW5rUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwYXNzd29yZBgDIAEoCRIVCg1tYXhfZG93bmxvYWRzGAQgASgNIkoKF0NyZWF0ZVNoYXJlTGlua1Jlc3BvbnNlEi8KBGxpbmsYASABKAsyIS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlTGluayIoChVMaXN0U2hhcmVMaW5rc1JlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJKChZMaXN0U2hhcmVMaW5rc1Jlc3BvbnNlEjAKBWxpbmtzGAEgAygLMiEuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZUxpbmsiKQoWUmV2b2tlU2hhcmVMaW5rUmVxdWVzdBIPCgdsaW5rX2lkGAEgASgJIhkKF1Jldm9rZVNoYXJlTGlua1Jlc3BvbnNlIjoKF0dldFNoYXJlTGlua0ZpbGVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIkYKGEdldFNoYXJlTGlua0ZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIlsKGERvd25sb2FkU2hhcmVMaW5rUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIOCgZvZmZzZXQYAyABKAQSDgoGbGVuZ3RoGAQgASgEImUKGURvd25sb2FkU2hhcmVMaW5rUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCpPCghGaWxlS2luZBIZChVGSUxFX0tJTkRfVU5TUEVDSUZJRUQQABISCg5GSUxFX0tJTkRfRklMRRABEhQKEEZJTEVfS0lORF9GT0xERVIQAiptCglGaWxlT3JkZXISGgoWRklMRV9PUkRFUl9VTlNQRUNJRklFRBAAEhMKD0ZJTEVfT1JERVJfTkFNRRABEhMKD0ZJTEVfT1JERVJfU0laRRACEhoKFkZJTEVfT1JERVJfVVBEQVRFX1RJTUUQAzL2FAoMRHJpdmVTZXJ2aWNlEmkKDENyZWF0ZVVwbG9hZBIrLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlVXBsb2FkUmVxdWVzdBosLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlVXBsb2FkUmVzcG9uc2USZgoLVXBsb2FkQ2h1bmsSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZENodW5rUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBsb2FkQ2h1bmtSZXNwb25zZRJgCglHZXRVcGxvYWQSKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFVwbG9hZFJlcXVlc3QaKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFVwbG9hZFJlc3BvbnNlEm8KDkNvbXBsZXRlVXBsb2FkEi0uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Db21wbGV0ZVVwbG9hZFJlcXVlc3QaLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNvbXBsZXRlVXBsb2FkUmVzcG9uc2USZgoLQWJvcnRVcGxvYWQSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkFib3J0VXBsb2FkUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQWJvcnRVcGxvYWRSZXNwb25zZRJrCgxEb3dubG9hZEZpbGUSKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkRmlsZVJlcXVlc3QaLC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkRmlsZVJlc3BvbnNlMAESaQoMR2V0VGh1bWJuYWlsEisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRUaHVtYm5haWxSZXF1ZXN0Giwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRUaHVtYm5haWxSZXNwb25zZRJvCg5HZXREb3dubG9hZFVybBItLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0RG93bmxvYWRVcmxSZXF1ZXN0Gi4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXREb3dubG9hZFVybFJlc3BvbnNlEmkKDENyZWF0ZUZvbGRlchIrLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlRm9sZGVyUmVxdWVzdBosLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlRm9sZGVyUmVzcG9uc2USWgoHR2V0RmlsZRImLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0RmlsZVJlcXVlc3QaJy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldEZpbGVSZXNwb25zZRJgCglMaXN0RmlsZXMSKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RGaWxlc1JlcXVlc3QaKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RGaWxlc1Jlc3BvbnNlEmMKClVwZGF0ZUZpbGUSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwZGF0ZUZpbGVSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGRhdGVGaWxlUmVzcG9uc2USYwoKRGVsZXRlRmlsZRIpLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRGVsZXRlRmlsZVJlcXVlc3QaKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRlbGV0ZUZpbGVSZXNwb25zZRJmCgtSZXN0b3JlRmlsZRIqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuUmVzdG9yZUZpbGVSZXF1ZXN0Gisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5SZXN0b3JlRmlsZVJlc3BvbnNlEmMKCkVtcHR5VHJhc2gSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkVtcHR5VHJhc2hSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5FbXB0eVRyYXNoUmVzcG9uc2USXQoIR2V0UXVvdGESJy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFF1b3RhUmVxdWVzdBooLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0UXVvdGFSZXNwb25zZRJgCglTaGFyZUZpbGUSKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlRmlsZVJlcXVlc3QaKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlRmlsZVJlc3BvbnNlEmYKC1Vuc2hhcmVGaWxlEiouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VbnNoYXJlRmlsZVJlcXVlc3QaKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVuc2hhcmVGaWxlUmVzcG9uc2USYwoKTGlzdFNoYXJlcxIpLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlc1JlcXVlc3QaKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZXNSZXNwb25zZRJ1ChBMaXN0U2hhcmVkV2l0aE1lEi8uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVkV2l0aE1lUmVxdWVzdBowLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlZFdpdGhNZVJlc3BvbnNlEnIKD0NyZWF0ZVNoYXJlTGluaxIuLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlU2hhcmVMaW5rUmVxdWVzdBovLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlU2hhcmVMaW5rUmVzcG9uc2USbwoOTGlzdFNoYXJlTGlua3MSLS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZUxpbmtzUmVxdWVzdBouLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlTGlua3NSZXNwb25zZRJyCg9SZXZva2VTaGFyZUxpbmsSLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlJldm9rZVNoYXJlTGlua1JlcXVlc3QaLy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlJldm9rZVNoYXJlTGlua1Jlc3BvbnNlEnUKEEdldFNoYXJlTGlua0ZpbGUSLy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFNoYXJlTGlua0ZpbGVSZXF1ZXN0GjAuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRTaGFyZUxpbmtGaWxlUmVzcG9uc2USegoRRG93bmxvYWRTaGFyZUxpbmsSMC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkU2hhcmVMaW5rUmVxdWVzdBoxLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRG93bmxvYWRTaGFyZUxpbmtSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A file or folder in a drive.
@@ -98,6 +98,14 @@ export type File = Message<"secureconnect.drive.v1.File"> & {
    * @generated from field: google.protobuf.Timestamp trash_time = 11;
    */
   trashTime?: Timestamp | undefined;
+
+  /**
+   * Set for images (JPEG, PNG, GIF, WebP) the server could decode, which then
+   * have a thumbnail (`GetThumbnail`).
+   *
+   * @generated from field: secureconnect.drive.v1.ImageInfo image = 12;
+   */
+  image?: ImageInfo | undefined;
 };
 
 /**
@@ -106,6 +114,34 @@ export type File = Message<"secureconnect.drive.v1.File"> & {
  */
 export const FileSchema: GenMessage<File> = /*@__PURE__*/
   messageDesc(file_secureconnect_drive_v1_drive, 0);
+
+/**
+ * An image's size in pixels, as displayed (EXIF orientation applied).
+ *
+ * @generated from message secureconnect.drive.v1.ImageInfo
+ */
+export type ImageInfo = Message<"secureconnect.drive.v1.ImageInfo"> & {
+  /**
+   * Width in pixels.
+   *
+   * @generated from field: uint32 width = 1;
+   */
+  width: number;
+
+  /**
+   * Height in pixels.
+   *
+   * @generated from field: uint32 height = 2;
+   */
+  height: number;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.ImageInfo.
+ * Use `create(ImageInfoSchema)` to create a new message.
+ */
+export const ImageInfoSchema: GenMessage<ImageInfo> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 1);
 
 /**
  * An upload in progress.
@@ -168,7 +204,7 @@ export type Upload = Message<"secureconnect.drive.v1.Upload"> & {
  * Use `create(UploadSchema)` to create a new message.
  */
 export const UploadSchema: GenMessage<Upload> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 1);
+  messageDesc(file_secureconnect_drive_v1_drive, 2);
 
 /**
  * Request for `CreateUpload`.
@@ -211,7 +247,7 @@ export type CreateUploadRequest = Message<"secureconnect.drive.v1.CreateUploadRe
  * Use `create(CreateUploadRequestSchema)` to create a new message.
  */
 export const CreateUploadRequestSchema: GenMessage<CreateUploadRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 2);
+  messageDesc(file_secureconnect_drive_v1_drive, 3);
 
 /**
  * Response for `CreateUpload`.
@@ -232,7 +268,7 @@ export type CreateUploadResponse = Message<"secureconnect.drive.v1.CreateUploadR
  * Use `create(CreateUploadResponseSchema)` to create a new message.
  */
 export const CreateUploadResponseSchema: GenMessage<CreateUploadResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 3);
+  messageDesc(file_secureconnect_drive_v1_drive, 4);
 
 /**
  * Request for `UploadChunk`.
@@ -267,7 +303,7 @@ export type UploadChunkRequest = Message<"secureconnect.drive.v1.UploadChunkRequ
  * Use `create(UploadChunkRequestSchema)` to create a new message.
  */
 export const UploadChunkRequestSchema: GenMessage<UploadChunkRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 4);
+  messageDesc(file_secureconnect_drive_v1_drive, 5);
 
 /**
  * Response for `UploadChunk`.
@@ -288,7 +324,7 @@ export type UploadChunkResponse = Message<"secureconnect.drive.v1.UploadChunkRes
  * Use `create(UploadChunkResponseSchema)` to create a new message.
  */
 export const UploadChunkResponseSchema: GenMessage<UploadChunkResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 5);
+  messageDesc(file_secureconnect_drive_v1_drive, 6);
 
 /**
  * Request for `GetUpload`.
@@ -309,7 +345,7 @@ export type GetUploadRequest = Message<"secureconnect.drive.v1.GetUploadRequest"
  * Use `create(GetUploadRequestSchema)` to create a new message.
  */
 export const GetUploadRequestSchema: GenMessage<GetUploadRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 6);
+  messageDesc(file_secureconnect_drive_v1_drive, 7);
 
 /**
  * Response for `GetUpload`.
@@ -330,7 +366,7 @@ export type GetUploadResponse = Message<"secureconnect.drive.v1.GetUploadRespons
  * Use `create(GetUploadResponseSchema)` to create a new message.
  */
 export const GetUploadResponseSchema: GenMessage<GetUploadResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 7);
+  messageDesc(file_secureconnect_drive_v1_drive, 8);
 
 /**
  * Request for `CompleteUpload`.
@@ -351,7 +387,7 @@ export type CompleteUploadRequest = Message<"secureconnect.drive.v1.CompleteUplo
  * Use `create(CompleteUploadRequestSchema)` to create a new message.
  */
 export const CompleteUploadRequestSchema: GenMessage<CompleteUploadRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 8);
+  messageDesc(file_secureconnect_drive_v1_drive, 9);
 
 /**
  * Response for `CompleteUpload`.
@@ -372,7 +408,7 @@ export type CompleteUploadResponse = Message<"secureconnect.drive.v1.CompleteUpl
  * Use `create(CompleteUploadResponseSchema)` to create a new message.
  */
 export const CompleteUploadResponseSchema: GenMessage<CompleteUploadResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 9);
+  messageDesc(file_secureconnect_drive_v1_drive, 10);
 
 /**
  * Request for `AbortUpload`.
@@ -393,7 +429,7 @@ export type AbortUploadRequest = Message<"secureconnect.drive.v1.AbortUploadRequ
  * Use `create(AbortUploadRequestSchema)` to create a new message.
  */
 export const AbortUploadRequestSchema: GenMessage<AbortUploadRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 10);
+  messageDesc(file_secureconnect_drive_v1_drive, 11);
 
 /**
  * Response for `AbortUpload`.
@@ -408,7 +444,7 @@ export type AbortUploadResponse = Message<"secureconnect.drive.v1.AbortUploadRes
  * Use `create(AbortUploadResponseSchema)` to create a new message.
  */
 export const AbortUploadResponseSchema: GenMessage<AbortUploadResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 11);
+  messageDesc(file_secureconnect_drive_v1_drive, 12);
 
 /**
  * Request for `DownloadFile`.
@@ -443,7 +479,7 @@ export type DownloadFileRequest = Message<"secureconnect.drive.v1.DownloadFileRe
  * Use `create(DownloadFileRequestSchema)` to create a new message.
  */
 export const DownloadFileRequestSchema: GenMessage<DownloadFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 12);
+  messageDesc(file_secureconnect_drive_v1_drive, 13);
 
 /**
  * One chunk of a download.
@@ -478,7 +514,63 @@ export type DownloadFileResponse = Message<"secureconnect.drive.v1.DownloadFileR
  * Use `create(DownloadFileResponseSchema)` to create a new message.
  */
 export const DownloadFileResponseSchema: GenMessage<DownloadFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 13);
+  messageDesc(file_secureconnect_drive_v1_drive, 14);
+
+/**
+ * Request for `GetThumbnail`.
+ *
+ * @generated from message secureconnect.drive.v1.GetThumbnailRequest
+ */
+export type GetThumbnailRequest = Message<"secureconnect.drive.v1.GetThumbnailRequest"> & {
+  /**
+   * The file. Required.
+   *
+   * @generated from field: string file_id = 1;
+   */
+  fileId: string;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.GetThumbnailRequest.
+ * Use `create(GetThumbnailRequestSchema)` to create a new message.
+ */
+export const GetThumbnailRequestSchema: GenMessage<GetThumbnailRequest> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 15);
+
+/**
+ * Response for `GetThumbnail`.
+ *
+ * @generated from message secureconnect.drive.v1.GetThumbnailResponse
+ */
+export type GetThumbnailResponse = Message<"secureconnect.drive.v1.GetThumbnailResponse"> & {
+  /**
+   * Always `image/jpeg`.
+   *
+   * @generated from field: string content_type = 1;
+   */
+  contentType: string;
+
+  /**
+   * The thumbnail's bytes (a few KiB to a few tens of KiB).
+   *
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+
+  /**
+   * The thumbnail's own size in pixels.
+   *
+   * @generated from field: secureconnect.drive.v1.ImageInfo size = 3;
+   */
+  size?: ImageInfo | undefined;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.GetThumbnailResponse.
+ * Use `create(GetThumbnailResponseSchema)` to create a new message.
+ */
+export const GetThumbnailResponseSchema: GenMessage<GetThumbnailResponse> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 16);
 
 /**
  * Request for `CreateFolder`.
@@ -506,7 +598,7 @@ export type CreateFolderRequest = Message<"secureconnect.drive.v1.CreateFolderRe
  * Use `create(CreateFolderRequestSchema)` to create a new message.
  */
 export const CreateFolderRequestSchema: GenMessage<CreateFolderRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 14);
+  messageDesc(file_secureconnect_drive_v1_drive, 17);
 
 /**
  * Response for `CreateFolder`.
@@ -527,7 +619,7 @@ export type CreateFolderResponse = Message<"secureconnect.drive.v1.CreateFolderR
  * Use `create(CreateFolderResponseSchema)` to create a new message.
  */
 export const CreateFolderResponseSchema: GenMessage<CreateFolderResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 15);
+  messageDesc(file_secureconnect_drive_v1_drive, 18);
 
 /**
  * Request for `GetFile`.
@@ -548,7 +640,7 @@ export type GetFileRequest = Message<"secureconnect.drive.v1.GetFileRequest"> & 
  * Use `create(GetFileRequestSchema)` to create a new message.
  */
 export const GetFileRequestSchema: GenMessage<GetFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 16);
+  messageDesc(file_secureconnect_drive_v1_drive, 19);
 
 /**
  * Response for `GetFile`.
@@ -569,7 +661,7 @@ export type GetFileResponse = Message<"secureconnect.drive.v1.GetFileResponse"> 
  * Use `create(GetFileResponseSchema)` to create a new message.
  */
 export const GetFileResponseSchema: GenMessage<GetFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 17);
+  messageDesc(file_secureconnect_drive_v1_drive, 20);
 
 /**
  * Request for `ListFiles`.
@@ -619,7 +711,7 @@ export type ListFilesRequest = Message<"secureconnect.drive.v1.ListFilesRequest"
  * Use `create(ListFilesRequestSchema)` to create a new message.
  */
 export const ListFilesRequestSchema: GenMessage<ListFilesRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 18);
+  messageDesc(file_secureconnect_drive_v1_drive, 21);
 
 /**
  * Response for `ListFiles`.
@@ -647,7 +739,7 @@ export type ListFilesResponse = Message<"secureconnect.drive.v1.ListFilesRespons
  * Use `create(ListFilesResponseSchema)` to create a new message.
  */
 export const ListFilesResponseSchema: GenMessage<ListFilesResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 19);
+  messageDesc(file_secureconnect_drive_v1_drive, 22);
 
 /**
  * Request for `UpdateFile`.
@@ -676,7 +768,7 @@ export type UpdateFileRequest = Message<"secureconnect.drive.v1.UpdateFileReques
  * Use `create(UpdateFileRequestSchema)` to create a new message.
  */
 export const UpdateFileRequestSchema: GenMessage<UpdateFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 20);
+  messageDesc(file_secureconnect_drive_v1_drive, 23);
 
 /**
  * Response for `UpdateFile`.
@@ -697,7 +789,7 @@ export type UpdateFileResponse = Message<"secureconnect.drive.v1.UpdateFileRespo
  * Use `create(UpdateFileResponseSchema)` to create a new message.
  */
 export const UpdateFileResponseSchema: GenMessage<UpdateFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 21);
+  messageDesc(file_secureconnect_drive_v1_drive, 24);
 
 /**
  * Request for `DeleteFile`.
@@ -718,7 +810,7 @@ export type DeleteFileRequest = Message<"secureconnect.drive.v1.DeleteFileReques
  * Use `create(DeleteFileRequestSchema)` to create a new message.
  */
 export const DeleteFileRequestSchema: GenMessage<DeleteFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 22);
+  messageDesc(file_secureconnect_drive_v1_drive, 25);
 
 /**
  * Response for `DeleteFile`.
@@ -739,7 +831,7 @@ export type DeleteFileResponse = Message<"secureconnect.drive.v1.DeleteFileRespo
  * Use `create(DeleteFileResponseSchema)` to create a new message.
  */
 export const DeleteFileResponseSchema: GenMessage<DeleteFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 23);
+  messageDesc(file_secureconnect_drive_v1_drive, 26);
 
 /**
  * Request for `RestoreFile`.
@@ -760,7 +852,7 @@ export type RestoreFileRequest = Message<"secureconnect.drive.v1.RestoreFileRequ
  * Use `create(RestoreFileRequestSchema)` to create a new message.
  */
 export const RestoreFileRequestSchema: GenMessage<RestoreFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 24);
+  messageDesc(file_secureconnect_drive_v1_drive, 27);
 
 /**
  * Response for `RestoreFile`.
@@ -781,7 +873,7 @@ export type RestoreFileResponse = Message<"secureconnect.drive.v1.RestoreFileRes
  * Use `create(RestoreFileResponseSchema)` to create a new message.
  */
 export const RestoreFileResponseSchema: GenMessage<RestoreFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 25);
+  messageDesc(file_secureconnect_drive_v1_drive, 28);
 
 /**
  * Request for `EmptyTrash`.
@@ -796,7 +888,7 @@ export type EmptyTrashRequest = Message<"secureconnect.drive.v1.EmptyTrashReques
  * Use `create(EmptyTrashRequestSchema)` to create a new message.
  */
 export const EmptyTrashRequestSchema: GenMessage<EmptyTrashRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 26);
+  messageDesc(file_secureconnect_drive_v1_drive, 29);
 
 /**
  * Response for `EmptyTrash`.
@@ -824,7 +916,7 @@ export type EmptyTrashResponse = Message<"secureconnect.drive.v1.EmptyTrashRespo
  * Use `create(EmptyTrashResponseSchema)` to create a new message.
  */
 export const EmptyTrashResponseSchema: GenMessage<EmptyTrashResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 27);
+  messageDesc(file_secureconnect_drive_v1_drive, 30);
 
 /**
  * Request for `GetQuota`.
@@ -839,7 +931,7 @@ export type GetQuotaRequest = Message<"secureconnect.drive.v1.GetQuotaRequest"> 
  * Use `create(GetQuotaRequestSchema)` to create a new message.
  */
 export const GetQuotaRequestSchema: GenMessage<GetQuotaRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 28);
+  messageDesc(file_secureconnect_drive_v1_drive, 31);
 
 /**
  * Response for `GetQuota`.
@@ -874,7 +966,7 @@ export type GetQuotaResponse = Message<"secureconnect.drive.v1.GetQuotaResponse"
  * Use `create(GetQuotaResponseSchema)` to create a new message.
  */
 export const GetQuotaResponseSchema: GenMessage<GetQuotaResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 29);
+  messageDesc(file_secureconnect_drive_v1_drive, 32);
 
 /**
  * A file or folder shared for reading.
@@ -932,7 +1024,7 @@ export type Share = Message<"secureconnect.drive.v1.Share"> & {
  * Use `create(ShareSchema)` to create a new message.
  */
 export const ShareSchema: GenMessage<Share> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 30);
+  messageDesc(file_secureconnect_drive_v1_drive, 33);
 
 /**
  * Request for `ShareFile`.
@@ -976,7 +1068,7 @@ export type ShareFileRequest = Message<"secureconnect.drive.v1.ShareFileRequest"
  * Use `create(ShareFileRequestSchema)` to create a new message.
  */
 export const ShareFileRequestSchema: GenMessage<ShareFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 31);
+  messageDesc(file_secureconnect_drive_v1_drive, 34);
 
 /**
  * Response for `ShareFile`.
@@ -997,7 +1089,7 @@ export type ShareFileResponse = Message<"secureconnect.drive.v1.ShareFileRespons
  * Use `create(ShareFileResponseSchema)` to create a new message.
  */
 export const ShareFileResponseSchema: GenMessage<ShareFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 32);
+  messageDesc(file_secureconnect_drive_v1_drive, 35);
 
 /**
  * Request for `UnshareFile`.
@@ -1018,7 +1110,7 @@ export type UnshareFileRequest = Message<"secureconnect.drive.v1.UnshareFileRequ
  * Use `create(UnshareFileRequestSchema)` to create a new message.
  */
 export const UnshareFileRequestSchema: GenMessage<UnshareFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 33);
+  messageDesc(file_secureconnect_drive_v1_drive, 36);
 
 /**
  * Response for `UnshareFile`.
@@ -1033,7 +1125,7 @@ export type UnshareFileResponse = Message<"secureconnect.drive.v1.UnshareFileRes
  * Use `create(UnshareFileResponseSchema)` to create a new message.
  */
 export const UnshareFileResponseSchema: GenMessage<UnshareFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 34);
+  messageDesc(file_secureconnect_drive_v1_drive, 37);
 
 /**
  * Request for `ListShares`.
@@ -1054,7 +1146,7 @@ export type ListSharesRequest = Message<"secureconnect.drive.v1.ListSharesReques
  * Use `create(ListSharesRequestSchema)` to create a new message.
  */
 export const ListSharesRequestSchema: GenMessage<ListSharesRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 35);
+  messageDesc(file_secureconnect_drive_v1_drive, 38);
 
 /**
  * Response for `ListShares`.
@@ -1075,7 +1167,7 @@ export type ListSharesResponse = Message<"secureconnect.drive.v1.ListSharesRespo
  * Use `create(ListSharesResponseSchema)` to create a new message.
  */
 export const ListSharesResponseSchema: GenMessage<ListSharesResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 36);
+  messageDesc(file_secureconnect_drive_v1_drive, 39);
 
 /**
  * Request for `ListSharedWithMe`.
@@ -1103,7 +1195,7 @@ export type ListSharedWithMeRequest = Message<"secureconnect.drive.v1.ListShared
  * Use `create(ListSharedWithMeRequestSchema)` to create a new message.
  */
 export const ListSharedWithMeRequestSchema: GenMessage<ListSharedWithMeRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 37);
+  messageDesc(file_secureconnect_drive_v1_drive, 40);
 
 /**
  * Response for `ListSharedWithMe`.
@@ -1131,7 +1223,7 @@ export type ListSharedWithMeResponse = Message<"secureconnect.drive.v1.ListShare
  * Use `create(ListSharedWithMeResponseSchema)` to create a new message.
  */
 export const ListSharedWithMeResponseSchema: GenMessage<ListSharedWithMeResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 38);
+  messageDesc(file_secureconnect_drive_v1_drive, 41);
 
 /**
  * Request for `GetDownloadUrl`.
@@ -1152,7 +1244,7 @@ export type GetDownloadUrlRequest = Message<"secureconnect.drive.v1.GetDownloadU
  * Use `create(GetDownloadUrlRequestSchema)` to create a new message.
  */
 export const GetDownloadUrlRequestSchema: GenMessage<GetDownloadUrlRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 39);
+  messageDesc(file_secureconnect_drive_v1_drive, 42);
 
 /**
  * Response for `GetDownloadUrl`.
@@ -1180,7 +1272,7 @@ export type GetDownloadUrlResponse = Message<"secureconnect.drive.v1.GetDownload
  * Use `create(GetDownloadUrlResponseSchema)` to create a new message.
  */
 export const GetDownloadUrlResponseSchema: GenMessage<GetDownloadUrlResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 40);
+  messageDesc(file_secureconnect_drive_v1_drive, 43);
 
 /**
  * A link anyone holding it can download a file through.
@@ -1257,7 +1349,7 @@ export type ShareLink = Message<"secureconnect.drive.v1.ShareLink"> & {
  * Use `create(ShareLinkSchema)` to create a new message.
  */
 export const ShareLinkSchema: GenMessage<ShareLink> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 41);
+  messageDesc(file_secureconnect_drive_v1_drive, 44);
 
 /**
  * Request for `CreateShareLink`.
@@ -1299,7 +1391,7 @@ export type CreateShareLinkRequest = Message<"secureconnect.drive.v1.CreateShare
  * Use `create(CreateShareLinkRequestSchema)` to create a new message.
  */
 export const CreateShareLinkRequestSchema: GenMessage<CreateShareLinkRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 42);
+  messageDesc(file_secureconnect_drive_v1_drive, 45);
 
 /**
  * Response for `CreateShareLink`.
@@ -1320,7 +1412,7 @@ export type CreateShareLinkResponse = Message<"secureconnect.drive.v1.CreateShar
  * Use `create(CreateShareLinkResponseSchema)` to create a new message.
  */
 export const CreateShareLinkResponseSchema: GenMessage<CreateShareLinkResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 43);
+  messageDesc(file_secureconnect_drive_v1_drive, 46);
 
 /**
  * Request for `ListShareLinks`.
@@ -1341,7 +1433,7 @@ export type ListShareLinksRequest = Message<"secureconnect.drive.v1.ListShareLin
  * Use `create(ListShareLinksRequestSchema)` to create a new message.
  */
 export const ListShareLinksRequestSchema: GenMessage<ListShareLinksRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 44);
+  messageDesc(file_secureconnect_drive_v1_drive, 47);
 
 /**
  * Response for `ListShareLinks`.
@@ -1362,7 +1454,7 @@ export type ListShareLinksResponse = Message<"secureconnect.drive.v1.ListShareLi
  * Use `create(ListShareLinksResponseSchema)` to create a new message.
  */
 export const ListShareLinksResponseSchema: GenMessage<ListShareLinksResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 45);
+  messageDesc(file_secureconnect_drive_v1_drive, 48);
 
 /**
  * Request for `RevokeShareLink`.
@@ -1383,7 +1475,7 @@ export type RevokeShareLinkRequest = Message<"secureconnect.drive.v1.RevokeShare
  * Use `create(RevokeShareLinkRequestSchema)` to create a new message.
  */
 export const RevokeShareLinkRequestSchema: GenMessage<RevokeShareLinkRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 46);
+  messageDesc(file_secureconnect_drive_v1_drive, 49);
 
 /**
  * Response for `RevokeShareLink`.
@@ -1398,7 +1490,7 @@ export type RevokeShareLinkResponse = Message<"secureconnect.drive.v1.RevokeShar
  * Use `create(RevokeShareLinkResponseSchema)` to create a new message.
  */
 export const RevokeShareLinkResponseSchema: GenMessage<RevokeShareLinkResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 47);
+  messageDesc(file_secureconnect_drive_v1_drive, 50);
 
 /**
  * Request for `GetShareLinkFile`.
@@ -1426,7 +1518,7 @@ export type GetShareLinkFileRequest = Message<"secureconnect.drive.v1.GetShareLi
  * Use `create(GetShareLinkFileRequestSchema)` to create a new message.
  */
 export const GetShareLinkFileRequestSchema: GenMessage<GetShareLinkFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 48);
+  messageDesc(file_secureconnect_drive_v1_drive, 51);
 
 /**
  * Response for `GetShareLinkFile`.
@@ -1447,7 +1539,7 @@ export type GetShareLinkFileResponse = Message<"secureconnect.drive.v1.GetShareL
  * Use `create(GetShareLinkFileResponseSchema)` to create a new message.
  */
 export const GetShareLinkFileResponseSchema: GenMessage<GetShareLinkFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 49);
+  messageDesc(file_secureconnect_drive_v1_drive, 52);
 
 /**
  * Request for `DownloadShareLink`.
@@ -1489,7 +1581,7 @@ export type DownloadShareLinkRequest = Message<"secureconnect.drive.v1.DownloadS
  * Use `create(DownloadShareLinkRequestSchema)` to create a new message.
  */
 export const DownloadShareLinkRequestSchema: GenMessage<DownloadShareLinkRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 50);
+  messageDesc(file_secureconnect_drive_v1_drive, 53);
 
 /**
  * One chunk of a download through a link.
@@ -1524,7 +1616,7 @@ export type DownloadShareLinkResponse = Message<"secureconnect.drive.v1.Download
  * Use `create(DownloadShareLinkResponseSchema)` to create a new message.
  */
 export const DownloadShareLinkResponseSchema: GenMessage<DownloadShareLinkResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 51);
+  messageDesc(file_secureconnect_drive_v1_drive, 54);
 
 /**
  * A file or a folder.
@@ -1606,6 +1698,11 @@ export const FileOrderSchema: GenEnum<FileOrder> = /*@__PURE__*/
  * survive bad networks, downloads, a trash and a quota, and sharing. Every RPC
  * needs a valid access token; a file or upload the caller may not see does not
  * exist for them (NOT_FOUND).
+ *
+ * A file attached to a message (`SendMessageRequest.attachment_file_ids`) may
+ * also be read, with `GetFile`, `DownloadFile` and `GetThumbnail`, by the
+ * members of that message's conversation while the message exists and the
+ * file is not in its owner's trash.
  *
  * Only a file's owner changes it. A file or folder shared with a user, or with
  * a conversation (all its members, for as long as they are members), may be
@@ -1694,6 +1791,18 @@ export const DriveService: GenService<{
     methodKind: "server_streaming";
     input: typeof DownloadFileRequestSchema;
     output: typeof DownloadFileResponseSchema;
+  },
+  /**
+   * A small JPEG preview of an image file (at most 320 pixels on its longer
+   * side), made by the server when the upload completed; NOT_FOUND for files
+   * that have none (`File.image` unset).
+   *
+   * @generated from rpc secureconnect.drive.v1.DriveService.GetThumbnail
+   */
+  getThumbnail: {
+    methodKind: "unary";
+    input: typeof GetThumbnailRequestSchema;
+    output: typeof GetThumbnailResponseSchema;
   },
   /**
    * A short-lived URL a plain HTTP GET downloads the file from, straight from

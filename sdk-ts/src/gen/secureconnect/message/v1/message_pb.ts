@@ -6,6 +6,8 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { ImageInfo } from "../../drive/v1/drive_pb.js";
+import { file_secureconnect_drive_v1_drive } from "../../drive/v1/drive_pb.js";
 import type { Poll } from "../../poll/v1/poll_pb.js";
 import { file_secureconnect_poll_v1_poll } from "../../poll/v1/poll_pb.js";
 import type { Message as Message$1 } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file secureconnect/message/v1/message.proto.
  */
 export const file_secureconnect_message_v1_message: GenFile = /*@__PURE__*/
-  fileDesc("CiZzZWN1cmVjb25uZWN0L21lc3NhZ2UvdjEvbWVzc2FnZS5wcm90bxIYc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxInIKDk1lc3NhZ2VDb250ZW50Eg4KBHRleHQYASABKAlIABIbChFlbmNyeXB0ZWRfcGF5bG9hZBgCIAEoDEgAEisKBHBvbGwYAyABKAsyGy5zZWN1cmVjb25uZWN0LnBvbGwudjEuUG9sbEgAQgYKBGJvZHki+QMKB01lc3NhZ2USEgoKbWVzc2FnZV9pZBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSCwoDc2VxGAMgASgEEhYKDnNlbmRlcl91c2VyX2lkGAQgASgJEjkKB2NvbnRlbnQYBSABKAsyKC5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZUNvbnRlbnQSQQoIbWV0YWRhdGEYBiADKAsyLy5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZS5NZXRhZGF0YUVudHJ5EhsKE3JlcGx5X3RvX21lc3NhZ2VfaWQYByABKAkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWVkaXRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGVsZXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj8KDmZvcndhcmRlZF9mcm9tGAsgASgLMicuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLkZvcndhcmRlZEZyb20aLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImoKDUZvcndhcmRlZEZyb20SHwoXb3JpZ2luYWxfc2VuZGVyX3VzZXJfaWQYASABKAkSOAoUb3JpZ2luYWxfY3JlYXRlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpgCChJTZW5kTWVzc2FnZVJlcXVlc3QSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEjkKB2NvbnRlbnQYAiABKAsyKC5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZUNvbnRlbnQSTAoIbWV0YWRhdGEYAyADKAsyOi5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuU2VuZE1lc3NhZ2VSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSGwoTcmVwbHlfdG9fbWVzc2FnZV9pZBgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJJChNTZW5kTWVzc2FnZVJlc3BvbnNlEjIKB21lc3NhZ2UYASABKAsyIS5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZSJAChFHZXRNZXNzYWdlUmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCSJIChJHZXRNZXNzYWdlUmVzcG9uc2USMgoHbWVzc2FnZRgBIAEoCzIhLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5NZXNzYWdlIqUBChNMaXN0TWVzc2FnZXNSZXF1ZXN0EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRI6CglkaXJlY3Rpb24YAiABKA4yJy5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTGlzdERpcmVjdGlvbhISCgphbmNob3Jfc2VxGAMgASgEEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJImQKFExpc3RNZXNzYWdlc1Jlc3BvbnNlEjMKCG1lc3NhZ2VzGAEgAygLMiEuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLk1lc3NhZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIngKFUZvcndhcmRNZXNzYWdlUmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRIeChZ0YXJnZXRfY29udmVyc2F0aW9uX2lkGAMgASgJEhIKCnJlcXVlc3RfaWQYBCABKAkiTAoWRm9yd2FyZE1lc3NhZ2VSZXNwb25zZRIyCgdtZXNzYWdlGAEgASgLMiEuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLk1lc3NhZ2UifAoSRWRpdE1lc3NhZ2VSZXF1ZXN0EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRISCgptZXNzYWdlX2lkGAIgASgJEjkKB2NvbnRlbnQYAyABKAsyKC5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZUNvbnRlbnQiSQoTRWRpdE1lc3NhZ2VSZXNwb25zZRIyCgdtZXNzYWdlGAEgASgLMiEuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLk1lc3NhZ2UiQwoURGVsZXRlTWVzc2FnZVJlcXVlc3QSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEhIKCm1lc3NhZ2VfaWQYAiABKAkiSwoVRGVsZXRlTWVzc2FnZVJlc3BvbnNlEjIKB21lc3NhZ2UYASABKAsyIS5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZSpoCg1MaXN0RGlyZWN0aW9uEh4KGkxJU1RfRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASGwoXTElTVF9ESVJFQ1RJT05fQkFDS1dBUkQQARIaChZMSVNUX0RJUkVDVElPTl9GT1JXQVJEEAIypwUKDk1lc3NhZ2VTZXJ2aWNlEmoKC1NlbmRNZXNzYWdlEiwuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLlNlbmRNZXNzYWdlUmVxdWVzdBotLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5TZW5kTWVzc2FnZVJlc3BvbnNlEmcKCkdldE1lc3NhZ2USKy5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuR2V0TWVzc2FnZVJlcXVlc3QaLC5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuR2V0TWVzc2FnZVJlc3BvbnNlEm0KDExpc3RNZXNzYWdlcxItLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0Gi4uc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLkxpc3RNZXNzYWdlc1Jlc3BvbnNlEnMKDkZvcndhcmRNZXNzYWdlEi8uc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLkZvcndhcmRNZXNzYWdlUmVxdWVzdBowLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5Gb3J3YXJkTWVzc2FnZVJlc3BvbnNlEmoKC0VkaXRNZXNzYWdlEiwuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLkVkaXRNZXNzYWdlUmVxdWVzdBotLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5FZGl0TWVzc2FnZVJlc3BvbnNlEnAKDURlbGV0ZU1lc3NhZ2USLi5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuRGVsZXRlTWVzc2FnZVJlcXVlc3QaLy5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuRGVsZXRlTWVzc2FnZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_secureconnect_poll_v1_poll]);
+  fileDesc("CiZzZWN1cmVjb25uZWN0L21lc3NhZ2UvdjEvbWVzc2FnZS5wcm90bxIYc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxInIKDk1lc3NhZ2VDb250ZW50Eg4KBHRleHQYASABKAlIABIbChFlbmNyeXB0ZWRfcGF5bG9hZBgCIAEoDEgAEisKBHBvbGwYAyABKAsyGy5zZWN1cmVjb25uZWN0LnBvbGwudjEuUG9sbEgAQgYKBGJvZHkitAQKB01lc3NhZ2USEgoKbWVzc2FnZV9pZBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSCwoDc2VxGAMgASgEEhYKDnNlbmRlcl91c2VyX2lkGAQgASgJEjkKB2NvbnRlbnQYBSABKAsyKC5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZUNvbnRlbnQSQQoIbWV0YWRhdGEYBiADKAsyLy5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZS5NZXRhZGF0YUVudHJ5EhsKE3JlcGx5X3RvX21lc3NhZ2VfaWQYByABKAkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWVkaXRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGVsZXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj8KDmZvcndhcmRlZF9mcm9tGAsgASgLMicuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLkZvcndhcmRlZEZyb20SOQoLYXR0YWNobWVudHMYDCADKAsyJC5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuQXR0YWNobWVudBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEigQEKCkF0dGFjaG1lbnQSDwoHZmlsZV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBHNpemUYAyABKAQSFAoMY29udGVudF90eXBlGAQgASgJEjAKBWltYWdlGAUgASgLMiEuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5JbWFnZUluZm8iagoNRm9yd2FyZGVkRnJvbRIfChdvcmlnaW5hbF9zZW5kZXJfdXNlcl9pZBgBIAEoCRI4ChRvcmlnaW5hbF9jcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitQIKElNlbmRNZXNzYWdlUmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSOQoHY29udGVudBgCIAEoCzIoLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5NZXNzYWdlQ29udGVudBJMCghtZXRhZGF0YRgDIAMoCzI6LnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5TZW5kTWVzc2FnZVJlcXVlc3QuTWV0YWRhdGFFbnRyeRIbChNyZXBseV90b19tZXNzYWdlX2lkGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSGwoTYXR0YWNobWVudF9maWxlX2lkcxgGIAMoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSQoTU2VuZE1lc3NhZ2VSZXNwb25zZRIyCgdtZXNzYWdlGAEgASgLMiEuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLk1lc3NhZ2UiQAoRR2V0TWVzc2FnZVJlcXVlc3QSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEhIKCm1lc3NhZ2VfaWQYAiABKAkiSAoSR2V0TWVzc2FnZVJlc3BvbnNlEjIKB21lc3NhZ2UYASABKAsyIS5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZSKlAQoTTGlzdE1lc3NhZ2VzUmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSOgoJZGlyZWN0aW9uGAIgASgOMicuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLkxpc3REaXJlY3Rpb24SEgoKYW5jaG9yX3NlcRgDIAEoBBIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJkChRMaXN0TWVzc2FnZXNSZXNwb25zZRIzCghtZXNzYWdlcxgBIAMoCzIhLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5NZXNzYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ4ChVGb3J3YXJkTWVzc2FnZVJlcXVlc3QSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEhIKCm1lc3NhZ2VfaWQYAiABKAkSHgoWdGFyZ2V0X2NvbnZlcnNhdGlvbl9pZBgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIkwKFkZvcndhcmRNZXNzYWdlUmVzcG9uc2USMgoHbWVzc2FnZRgBIAEoCzIhLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5NZXNzYWdlInwKEkVkaXRNZXNzYWdlUmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRI5Cgdjb250ZW50GAMgASgLMiguc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLk1lc3NhZ2VDb250ZW50IkkKE0VkaXRNZXNzYWdlUmVzcG9uc2USMgoHbWVzc2FnZRgBIAEoCzIhLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5NZXNzYWdlIkMKFERlbGV0ZU1lc3NhZ2VSZXF1ZXN0EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRISCgptZXNzYWdlX2lkGAIgASgJIksKFURlbGV0ZU1lc3NhZ2VSZXNwb25zZRIyCgdtZXNzYWdlGAEgASgLMiEuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLk1lc3NhZ2UqaAoNTGlzdERpcmVjdGlvbhIeChpMSVNUX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEhsKF0xJU1RfRElSRUNUSU9OX0JBQ0tXQVJEEAESGgoWTElTVF9ESVJFQ1RJT05fRk9SV0FSRBACMqcFCg5NZXNzYWdlU2VydmljZRJqCgtTZW5kTWVzc2FnZRIsLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5TZW5kTWVzc2FnZVJlcXVlc3QaLS5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuU2VuZE1lc3NhZ2VSZXNwb25zZRJnCgpHZXRNZXNzYWdlEisuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLkdldE1lc3NhZ2VSZXF1ZXN0Giwuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLkdldE1lc3NhZ2VSZXNwb25zZRJtCgxMaXN0TWVzc2FnZXMSLS5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTGlzdE1lc3NhZ2VzUmVxdWVzdBouLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5MaXN0TWVzc2FnZXNSZXNwb25zZRJzCg5Gb3J3YXJkTWVzc2FnZRIvLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5Gb3J3YXJkTWVzc2FnZVJlcXVlc3QaMC5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuRm9yd2FyZE1lc3NhZ2VSZXNwb25zZRJqCgtFZGl0TWVzc2FnZRIsLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5FZGl0TWVzc2FnZVJlcXVlc3QaLS5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuRWRpdE1lc3NhZ2VSZXNwb25zZRJwCg1EZWxldGVNZXNzYWdlEi4uc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLkRlbGV0ZU1lc3NhZ2VSZXF1ZXN0Gi8uc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLkRlbGV0ZU1lc3NhZ2VSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_secureconnect_drive_v1_drive, file_secureconnect_poll_v1_poll]);
 
 /**
  * A message's content: plain text, an opaque end-to-end encrypted payload
@@ -30,7 +32,8 @@ export type MessageContent = Message$1<"secureconnect.message.v1.MessageContent"
    */
   body: {
     /**
-     * UTF-8 text, 1 to 16 KiB (the server's configured limit).
+     * UTF-8 text, 1 to 16 KiB (the server's configured limit); may be empty
+     * when the message has attachments (it is then their caption, or none).
      *
      * @generated from field: string text = 1;
      */
@@ -153,6 +156,14 @@ export type Message = Message$1<"secureconnect.message.v1.Message"> & {
    * @generated from field: secureconnect.message.v1.ForwardedFrom forwarded_from = 11;
    */
   forwardedFrom?: ForwardedFrom | undefined;
+
+  /**
+   * Drive files attached to it, as they were when it was sent (renaming a
+   * file later does not change this); cleared when the message is deleted.
+   *
+   * @generated from field: repeated secureconnect.message.v1.Attachment attachments = 12;
+   */
+  attachments: Attachment[];
 };
 
 /**
@@ -161,6 +172,57 @@ export type Message = Message$1<"secureconnect.message.v1.Message"> & {
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
   messageDesc(file_secureconnect_message_v1_message, 1);
+
+/**
+ * A drive file attached to a message. The conversation's members read it with
+ * `DriveService.DownloadFile` and, for images, `DriveService.GetThumbnail`,
+ * by `file_id` — until the message is deleted or the file's owner trashes it.
+ *
+ * @generated from message secureconnect.message.v1.Attachment
+ */
+export type Attachment = Message$1<"secureconnect.message.v1.Attachment"> & {
+  /**
+   * The drive file.
+   *
+   * @generated from field: string file_id = 1;
+   */
+  fileId: string;
+
+  /**
+   * Its name when it was attached.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Its size in bytes.
+   *
+   * @generated from field: uint64 size = 3;
+   */
+  size: bigint;
+
+  /**
+   * Its content type, as the server recognised it from the bytes.
+   *
+   * @generated from field: string content_type = 4;
+   */
+  contentType: string;
+
+  /**
+   * Set for images, which then have a thumbnail.
+   *
+   * @generated from field: secureconnect.drive.v1.ImageInfo image = 5;
+   */
+  image?: ImageInfo | undefined;
+};
+
+/**
+ * Describes the message secureconnect.message.v1.Attachment.
+ * Use `create(AttachmentSchema)` to create a new message.
+ */
+export const AttachmentSchema: GenMessage<Attachment> = /*@__PURE__*/
+  messageDesc(file_secureconnect_message_v1_message, 2);
 
 /**
  * Where a forwarded message came from. Only the original author and time are
@@ -189,7 +251,7 @@ export type ForwardedFrom = Message$1<"secureconnect.message.v1.ForwardedFrom"> 
  * Use `create(ForwardedFromSchema)` to create a new message.
  */
 export const ForwardedFromSchema: GenMessage<ForwardedFrom> = /*@__PURE__*/
-  messageDesc(file_secureconnect_message_v1_message, 2);
+  messageDesc(file_secureconnect_message_v1_message, 3);
 
 /**
  * Request for `SendMessage`.
@@ -236,6 +298,17 @@ export type SendMessageRequest = Message$1<"secureconnect.message.v1.SendMessage
    * @generated from field: string request_id = 5;
    */
   requestId: string;
+
+  /**
+   * Drive files of the sender's to attach (at most 10, no folders, none in
+   * the trash; each INVALID_ARGUMENT otherwise, naming
+   * `attachment_file_ids[i]`). Not allowed in end-to-end encrypted
+   * conversations (FAILED_PRECONDITION, ENCRYPTION_MISMATCH): there, clients
+   * upload ciphertext and share it with the conversation themselves.
+   *
+   * @generated from field: repeated string attachment_file_ids = 6;
+   */
+  attachmentFileIds: string[];
 };
 
 /**
@@ -243,7 +316,7 @@ export type SendMessageRequest = Message$1<"secureconnect.message.v1.SendMessage
  * Use `create(SendMessageRequestSchema)` to create a new message.
  */
 export const SendMessageRequestSchema: GenMessage<SendMessageRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_message_v1_message, 3);
+  messageDesc(file_secureconnect_message_v1_message, 4);
 
 /**
  * Response for `SendMessage`.
@@ -264,7 +337,7 @@ export type SendMessageResponse = Message$1<"secureconnect.message.v1.SendMessag
  * Use `create(SendMessageResponseSchema)` to create a new message.
  */
 export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_message_v1_message, 4);
+  messageDesc(file_secureconnect_message_v1_message, 5);
 
 /**
  * Request for `GetMessage`.
@@ -292,7 +365,7 @@ export type GetMessageRequest = Message$1<"secureconnect.message.v1.GetMessageRe
  * Use `create(GetMessageRequestSchema)` to create a new message.
  */
 export const GetMessageRequestSchema: GenMessage<GetMessageRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_message_v1_message, 5);
+  messageDesc(file_secureconnect_message_v1_message, 6);
 
 /**
  * Response for `GetMessage`.
@@ -313,7 +386,7 @@ export type GetMessageResponse = Message$1<"secureconnect.message.v1.GetMessageR
  * Use `create(GetMessageResponseSchema)` to create a new message.
  */
 export const GetMessageResponseSchema: GenMessage<GetMessageResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_message_v1_message, 6);
+  messageDesc(file_secureconnect_message_v1_message, 7);
 
 /**
  * Request for `ListMessages`.
@@ -364,7 +437,7 @@ export type ListMessagesRequest = Message$1<"secureconnect.message.v1.ListMessag
  * Use `create(ListMessagesRequestSchema)` to create a new message.
  */
 export const ListMessagesRequestSchema: GenMessage<ListMessagesRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_message_v1_message, 7);
+  messageDesc(file_secureconnect_message_v1_message, 8);
 
 /**
  * Response for `ListMessages`.
@@ -393,7 +466,7 @@ export type ListMessagesResponse = Message$1<"secureconnect.message.v1.ListMessa
  * Use `create(ListMessagesResponseSchema)` to create a new message.
  */
 export const ListMessagesResponseSchema: GenMessage<ListMessagesResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_message_v1_message, 8);
+  messageDesc(file_secureconnect_message_v1_message, 9);
 
 /**
  * Request for `ForwardMessage`.
@@ -437,7 +510,7 @@ export type ForwardMessageRequest = Message$1<"secureconnect.message.v1.ForwardM
  * Use `create(ForwardMessageRequestSchema)` to create a new message.
  */
 export const ForwardMessageRequestSchema: GenMessage<ForwardMessageRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_message_v1_message, 9);
+  messageDesc(file_secureconnect_message_v1_message, 10);
 
 /**
  * Response for `ForwardMessage`.
@@ -458,7 +531,7 @@ export type ForwardMessageResponse = Message$1<"secureconnect.message.v1.Forward
  * Use `create(ForwardMessageResponseSchema)` to create a new message.
  */
 export const ForwardMessageResponseSchema: GenMessage<ForwardMessageResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_message_v1_message, 10);
+  messageDesc(file_secureconnect_message_v1_message, 11);
 
 /**
  * Request for `EditMessage`.
@@ -493,7 +566,7 @@ export type EditMessageRequest = Message$1<"secureconnect.message.v1.EditMessage
  * Use `create(EditMessageRequestSchema)` to create a new message.
  */
 export const EditMessageRequestSchema: GenMessage<EditMessageRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_message_v1_message, 11);
+  messageDesc(file_secureconnect_message_v1_message, 12);
 
 /**
  * Response for `EditMessage`.
@@ -514,7 +587,7 @@ export type EditMessageResponse = Message$1<"secureconnect.message.v1.EditMessag
  * Use `create(EditMessageResponseSchema)` to create a new message.
  */
 export const EditMessageResponseSchema: GenMessage<EditMessageResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_message_v1_message, 12);
+  messageDesc(file_secureconnect_message_v1_message, 13);
 
 /**
  * Request for `DeleteMessage`.
@@ -542,7 +615,7 @@ export type DeleteMessageRequest = Message$1<"secureconnect.message.v1.DeleteMes
  * Use `create(DeleteMessageRequestSchema)` to create a new message.
  */
 export const DeleteMessageRequestSchema: GenMessage<DeleteMessageRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_message_v1_message, 13);
+  messageDesc(file_secureconnect_message_v1_message, 14);
 
 /**
  * Response for `DeleteMessage`.
@@ -563,7 +636,7 @@ export type DeleteMessageResponse = Message$1<"secureconnect.message.v1.DeleteMe
  * Use `create(DeleteMessageResponseSchema)` to create a new message.
  */
 export const DeleteMessageResponseSchema: GenMessage<DeleteMessageResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_message_v1_message, 14);
+  messageDesc(file_secureconnect_message_v1_message, 15);
 
 /**
  * Which way `ListMessages` walks the timeline.
@@ -649,7 +722,8 @@ export const MessageService: GenService<{
    * Copies a message into another conversation as a new message marked
    * `forwarded_from`. The caller must be a member of both; messages of or into
    * end-to-end encrypted conversations cannot be forwarded by the server
-   * (FAILED_PRECONDITION: re-encrypt on the client and send). A retry with the
+   * (FAILED_PRECONDITION: re-encrypt on the client and send). Attachments go
+   * with the copy: the target's members may then read those files too. A retry with the
    * same `request_id` returns the first copy; the same id with a different
    * request is ALREADY_EXISTS (REQUEST_ID_REUSED).
    *
