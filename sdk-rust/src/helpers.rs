@@ -16,12 +16,25 @@ impl Client {
         conversation_id: impl Into<String>,
         text: impl Into<String>,
     ) -> Result<Message, Error> {
+        self.send_files(conversation_id, text, Vec::new()).await
+    }
+
+    /// Sends drive files of the user's (see [`Client::upload_path`]) to a conversation,
+    /// with a caption (may be empty), as [`Client::send_text`] does; the conversation's
+    /// members may then download them (and an image's thumbnail) by file id.
+    pub async fn send_files(
+        &self,
+        conversation_id: impl Into<String>,
+        caption: impl Into<String>,
+        file_ids: Vec<String>,
+    ) -> Result<Message, Error> {
         let request = SendMessageRequest {
             conversation_id: conversation_id.into(),
             content: Some(MessageContent {
-                body: Some(message_content::Body::Text(text.into())),
+                body: Some(message_content::Body::Text(caption.into())),
             }),
             request_id: uuid::Uuid::new_v4().to_string(),
+            attachment_file_ids: file_ids,
             ..Default::default()
         };
         let sent = self.messages().send_message(request).await?.into_inner();

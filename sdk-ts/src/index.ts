@@ -69,6 +69,13 @@ export interface SecureConnect {
   eventStream(cursor?: string, signal?: AbortSignal, idleTimeoutMs?: number): AsyncGenerator<StreamEvent>;
   /** Sends text under a fresh request id (a retried call never posts twice). */
   sendText(conversationId: string, text: string): Promise<Message>;
+  /**
+   * Sends drive files of the user's (see `uploadFile`) with a caption (may be empty), as
+   * `sendText` does; the conversation's members may then download them by file id.
+   */
+  sendFiles(conversationId: string, caption: string, fileIds: string[]): Promise<Message>;
+  /** An image file's thumbnail (JPEG, at most 320 pixels on its longer side). */
+  thumbnail(fileId: string): Promise<Blob>;
   /** Every conversation, most recent activity first (what to re-read after a gap). */
   allConversations(): Promise<Conversation[]>;
   /**
@@ -109,6 +116,18 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
   const polls = wrap(createClient(PollService, transport));
   const drive = wrap(createClient(DriveService, transport));
   const events = createClient(EventService, transport);
+  const sendFiles = async (conversationId: string, text: string, attachmentFileIds: string[]) => {
+    const answer = await messages.sendMessage({
+      conversationId,
+      content: { body: { case: "text", value: text } },
+      requestId: crypto.randomUUID(),
+      attachmentFileIds,
+    });
+    if (answer.message === undefined) {
+      throw new SecureConnectError("SendMessage answered no message", Code.Internal, undefined, [], undefined);
+    }
+    return answer.message;
+  };
   const start = async (userId: string, tokens: Parameters<typeof sessionFrom>[1]) => {
     const session = sessionFrom(userId, tokens);
     await keeper.replace(session);
@@ -138,18 +157,14 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
     session: () => keeper.current,
     eventStream: (cursor = "", signal, idleTimeoutMs) =>
       resumingStream(events, cursor, signal, idleTimeoutMs),
-    async sendText(conversationId, text) {
-      const answer = await messages.sendMessage({
-        conversationId,
-        content: { body: { case: "text", value: text } },
-        requestId: crypto.randomUUID(),
-      });
-      if (answer.message === undefined) {
-        throw new SecureConnectError("SendMessage answered no message", Code.Internal, undefined, [], undefined);
-      }
-      return answer.message;
+    sendText: (conversationId, text) => sendFiles(conversationId, text, []),
+    sendFiles: (conversationId, caption, fileIds) => sendFiles(conversationId, caption, fileIds),
+    async thumbnail(fileId) {
+      const answer = await drive.getThumbnail({ fileId });
+      return new Blob([answer.data as BlobPart], { type: answer.contentType });
     },
     uploadFile: (blob, options) => uploadFile(drive, blob, options),
+
     downloadFile: (fileId, options) => downloadFile(drive, fileId, options),
     async createPoll(conversationId, question, options, settings) {
       const answer = await polls.createPoll({

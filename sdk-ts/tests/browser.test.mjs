@@ -217,3 +217,52 @@ test("a 20 MiB file uploaded from one page downloads byte-identical on another",
   await ann.context.close();
   await context.close();
 });
+
+test("a photo sent in a chat shows its server-made thumbnail on the other page and downloads intact", async () => {
+  const ann = await signedUp("photographer");
+  const bob = await signedUp("viewer");
+  await ann.page.getByTestId("new-chat").fill(bob.username);
+  await ann.page.getByTestId("start-chat").click();
+  await ann.page.getByTestId("chat-title").filter({ hasText: bob.username }).waitFor();
+
+  // A real PNG, drawn by the browser itself.
+  const dataUrl = await ann.page.evaluate(() => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 640;
+    canvas.height = 480;
+    const g = canvas.getContext("2d");
+    const gradient = g.createLinearGradient(0, 0, 640, 480);
+    gradient.addColorStop(0, "#ff7e5f");
+    gradient.addColorStop(1, "#2b5876");
+    g.fillStyle = gradient;
+    g.fillRect(0, 0, 640, 480);
+    return canvas.toDataURL("image/png");
+  });
+  const png = Buffer.from(dataUrl.split(",")[1], "base64");
+  await ann.page.getByTestId("composer").fill("sunset");
+  await ann.page.getByTestId("attach-input").setInputFiles({ name: "sunset.png", mimeType: "image/png", buffer: png });
+
+  await bob.page.getByTestId("conversation").first().click();
+  const card = bob.page.getByTestId("attachment").filter({ hasText: "sunset.png" });
+  await card.waitFor();
+  const thumbnail = card.getByTestId("attachment-thumbnail");
+  await bob.page.waitForFunction(
+    (img) => img instanceof HTMLImageElement && img.complete && img.naturalWidth > 0,
+    await thumbnail.elementHandle(),
+  );
+  const natural = await thumbnail.evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+  assert.deepEqual(natural, [320, 240], "the server's thumbnail, not the original");
+  assert.match(await card.textContent(), /image\/png/);
+  await bob.page.locator("[data-testid=message] .text").filter({ hasText: "sunset" }).waitFor();
+  await bob.page.screenshot({ path: join(artifacts, "attachment.png") });
+
+  const [download] = await Promise.all([bob.page.waitForEvent("download"), card.click()]);
+  assert.equal(download.suggestedFilename(), "sunset.png");
+  const saved = join(artifacts, "downloaded-sunset.png");
+  await download.saveAs(saved);
+  const { readFileSync, rmSync } = await import("node:fs");
+  assert.ok(readFileSync(saved).equals(png), "byte-identical");
+  rmSync(saved);
+  await ann.context.close();
+  await bob.context.close();
+});

@@ -141,6 +141,31 @@ for (const [name, connect] of Object.entries(transports)) {
       );
     });
 
+    test("attachments: a member downloads a file sent in a chat, an outsider cannot", async () => {
+      const [ann, bob, eve] = [await connect(server.baseUrl), await connect(server.baseUrl), await connect(server.baseUrl)];
+      await ann.register(someone("ann"));
+      const bobSession = await bob.register(someone("bob"));
+      await eve.register(someone("eve"));
+      const { conversation } = await ann.conversations.createConversation({ type: 1, memberUserIds: [bobSession.userId] });
+      const file = await ann.uploadFile(new Blob(["%PDF-1.7 minutes"]), { name: "minutes.pdf" });
+      const sent = await ann.sendFiles(conversation.conversationId, "", [file.fileId]);
+      assert.deepEqual(
+        sent.attachments.map((a) => [a.name, a.size, a.contentType]),
+        [["minutes.pdf", 16n, "application/pdf"]],
+      );
+      const { blob } = await bob.downloadFile(file.fileId);
+      assert.equal(await blob.text(), "%PDF-1.7 minutes");
+      await assert.rejects(
+        eve.downloadFile(file.fileId),
+        (e) => e instanceof SecureConnectError && e.code === Code.NotFound,
+      );
+      await assert.rejects(
+        bob.thumbnail(file.fileId),
+        (e) => e instanceof SecureConnectError && e.code === Code.NotFound,
+        "no thumbnail for a PDF",
+      );
+    });
+
     test("two users chat in real time, typing shows, text round-trips byte for byte", async () => {
       const ann = await connect(server.baseUrl);
       const bob = await connect(server.baseUrl);

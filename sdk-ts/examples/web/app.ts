@@ -1,5 +1,6 @@
 // The SecureConnect web demo: sign up or in, conversations with unread counts and presence,
-// a live chat with typing indicators, new direct chats and groups, polls with live bars. It uses nothing but the
+// a live chat with typing indicators, new direct chats and groups, polls with live bars, file attachments with
+// thumbnails, a drive. It uses nothing but the
 // SDK, over gRPC-web to the server that serves this page (or `?server=URL`).
 
 import {
@@ -14,7 +15,17 @@ import {
 } from "@secureconnect/sdk";
 import { type Conversation, type Message, type Poll, PollState } from "@secureconnect/sdk/proto";
 import { h } from "./dom.js";
+import { attachButton, attachmentList } from "./attachments.js";
 import { driveView } from "./drive.js";
+
+/** A conversation's last message, in a line. */
+function preview(m: Message | undefined): string {
+  const body = m?.content?.body;
+  if (body?.case === "poll") return `Poll: ${body.value.question}`;
+  const text = body?.case === "text" ? body.value : "";
+  const files = m?.attachments.map((a) => `📎 ${a.name}`).join(" ") ?? "";
+  return [files, text].filter(Boolean).join(" ");
+}
 
 const server = new URLSearchParams(location.search).get("server") ?? location.origin;
 const app = document.getElementById("app") as HTMLElement;
@@ -85,14 +96,20 @@ async function showChat(): Promise<void> {
   const input = h("input", { placeholder: "Write a message", "data-testid": "composer" });
   const send = h("button", { "data-testid": "send" }, "Send");
   const pollToggle = h("button.ghost", { type: "button", "data-testid": "poll-toggle", title: "New poll" }, "Poll");
-  const composer = h("form.composer", {}, pollToggle, input, send);
+  const attachStatus = h("div.sub", { "data-testid": "attach-status" });
+  const attach = attachButton(sc, () => current?.conversationId, () => {
+    const caption = input.value;
+    input.value = "";
+    return caption;
+  }, attachStatus);
+  const composer = h("form.composer", {}, pollToggle, attach, input, send);
   const pollQuestion = h("input", { placeholder: "Question", "data-testid": "poll-question" });
   const pollOptions = h("input", { placeholder: "Options, comma-separated", "data-testid": "poll-options" });
   const pollCreate = h("button", { type: "button", "data-testid": "poll-create" }, "Create poll");
   const pollError = h("div.error", { "data-testid": "poll-error" });
   const pollForm = h("div.poll-form", {}, pollQuestion, pollOptions, pollCreate, pollError);
   pollForm.hidden = true;
-  const chat = h("section.chat", {}, h("header", {}, title, sub), messages, pollForm, composer);
+  const chat = h("section.chat", {}, h("header", {}, title, sub), messages, pollForm, attachStatus, composer);
   // The right-hand side: a conversation, or the drive.
   const main = h("div.main", {}, chat);
   const openDrive = h("button.ghost", { "data-testid": "open-drive" }, "Drive");
@@ -173,7 +190,7 @@ async function showChat(): Promise<void> {
         h(c.peerUserId && online.has(c.peerUserId) ? "span.dot.online" : "span.dot"),
         h("div", { style: "flex:1;min-width:0" },
           h("div.name", {}, await label(c)),
-          h("div.preview", {}, last?.case === "text" ? last.value : last?.case === "poll" ? `Poll: ${last.value.question}` : "")),
+          h("div.preview", {}, preview(c.lastMessage))),
         ...(c.unreadCount > 0 && c.conversationId !== current?.conversationId
           ? [h("span.badge", { "data-testid": "unread" }, String(c.unreadCount))] : []));
       if (c.conversationId === current?.conversationId) row.classList.add("active");
@@ -250,9 +267,12 @@ async function showChat(): Promise<void> {
     const poll = pollOf(m);
     const text = body?.case === "text" ? body.value : poll ? "" : body ? "(encrypted)" : "(deleted)";
     const mine = m.senderUserId === me?.userId;
-    return h(mine ? "div.msg.mine" : "div.msg", { "data-testid": "message", "data-seq": String(m.seq) },
-      h("div.who", {}, mine ? "you" : await nameOf(m.senderUserId)),
-      poll ? pollCard(poll) : h("span.text", {}, text));
+    const bubble = h(mine ? "div.msg.mine" : "div.msg", { "data-testid": "message", "data-seq": String(m.seq) },
+      h("div.who", {}, mine ? "you" : await nameOf(m.senderUserId)));
+    if (m.attachments.length) bubble.append(attachmentList(sc, m.attachments));
+    if (poll) bubble.append(pollCard(poll));
+    else if (text || !m.attachments.length) bubble.append(h("span.text", {}, text));
+    return bubble;
   }
 
   async function open(id: string): Promise<void> {

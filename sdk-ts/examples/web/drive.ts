@@ -3,14 +3,8 @@
 
 import { SecureConnectError, type SecureConnect } from "@secureconnect/sdk";
 import { FileKind, type File } from "@secureconnect/sdk/proto";
+import { size } from "./attachments.js";
 import { h } from "./dom.js";
-
-function size(bytes: bigint): string {
-  const n = Number(bytes);
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
-}
 
 /** The drive view, starting in the top folder; `server` is the API's (and links') origin. */
 export function driveView(sc: SecureConnect, server: string): HTMLElement {

@@ -9,8 +9,9 @@ use secureconnect_proto::{
 use crate::{
     auth::Tokens,
     domain::{
-        Attachment, Change, Contact, ContactRequest, Content, ConversationKind, ConversationView, Details,
-        Event, ImageSize, Member, Message, PollRef, Role, Session, Signal, Time, User, poll::Tally,
+        Attachment, Change, Contact, ContactRequest, Content, ConversationKind, ConversationView,
+        Details, Event, ImageSize, Member, Message, PollRef, Role, Session, Signal, Time, User,
+        poll::Tally,
     },
     events::{ClosingReason, StreamItem, encode_cursor},
 };

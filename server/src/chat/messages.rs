@@ -302,7 +302,9 @@ impl Chat {
             return Err(Error::invalid("content", "required"));
         };
         if matches!(&content, Content::Text(text) if text.trim().is_empty()) {
-            let current = self.get_message(who, &conversation_id.to_string(), &message_id.to_string()).await?;
+            let current = self
+                .get_message(who, &conversation_id.to_string(), &message_id.to_string())
+                .await?;
             if current.attachments.is_empty() {
                 return Err(Error::invalid("content.text", "must not be empty"));
             }

@@ -108,7 +108,10 @@ mod tests {
         assert_eq!((size.width, size.height), (1000, 500));
         assert_eq!((thumb.size.width, thumb.size.height), (320, 160));
         let decoded = image::load_from_memory(&thumb.data).expect("decodes");
-        assert_eq!(image::guess_format(&thumb.data).ok(), Some(image::ImageFormat::Jpeg));
+        assert_eq!(
+            image::guess_format(&thumb.data).ok(),
+            Some(image::ImageFormat::Jpeg)
+        );
         // The transparent left half is white, not black.
         let left = decoded.to_rgb8().get_pixel(5, 80).0;
         assert!(left.iter().all(|c| *c > 230), "{left:?}");

@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        Attachment, Change, ContactRequest, Content, ConversationKind, Details, Event, Forwarded, ImageSize,
-        Member, Message, PollRef, Published, Role, Signal, TallySignal, Time, TypingSignal, User,
-        poll::Tally,
+        Attachment, Change, ContactRequest, Content, ConversationKind, Details, Event, Forwarded,
+        ImageSize, Member, Message, PollRef, Published, Role, Signal, TallySignal, Time,
+        TypingSignal, User, poll::Tally,
     },
     error::{Error, Result},
 };

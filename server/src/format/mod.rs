@@ -97,7 +97,10 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message> {
 /// A message's attachments as the SQL history stores them — in the current format.
 pub fn encode_attachments(attachments: &[Attachment]) -> Vec<u8> {
     v1(&pb::Attachments {
-        items: attachments.iter().map(convert::attachment_to_proto).collect(),
+        items: attachments
+            .iter()
+            .map(convert::attachment_to_proto)
+            .collect(),
     })
 }
 
@@ -106,8 +109,7 @@ pub fn decode_attachments(bytes: &[u8]) -> Result<Vec<Attachment>> {
     match format_of(bytes)? {
         Format::V0Json(_) => Err(undecodable("attachments", "JSON was never written")),
         Format::V1(body) => {
-            let proto =
-                pb::Attachments::decode(body).map_err(|e| undecodable("attachments", e))?;
+            let proto = pb::Attachments::decode(body).map_err(|e| undecodable("attachments", e))?;
             proto
                 .items
                 .into_iter()

@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::*;
 use crate::domain::{
-    Attachment, Change, ContactRequest, ImageSize, Content, ConversationKind, Details, Event, Forwarded, Member, Message,
-    PollRef, Published, Role, Signal, TallySignal, Time, TypingSignal, User, poll::Tally,
+    Attachment, Change, ContactRequest, Content, ConversationKind, Details, Event, Forwarded,
+    ImageSize, Member, Message, PollRef, Published, Role, Signal, TallySignal, Time, TypingSignal,
+    User, poll::Tally,
 };
 
 fn uid(n: u8) -> Uuid {
@@ -88,7 +89,11 @@ fn attachment_message(seq: u64) -> Message {
 }
 
 /// Kinds added after v0: no v0 node ever wrote them.
-const NEWER_THAN_V0: &[&str] = &["poll_message_sent", "poll_closed", "attachment_message_sent"];
+const NEWER_THAN_V0: &[&str] = &[
+    "poll_message_sent",
+    "poll_closed",
+    "attachment_message_sent",
+];
 
 fn user(n: u8) -> User {
     User {
@@ -312,7 +317,10 @@ fn attachments_match_their_golden_bytes() {
     let bytes = encode_attachments(&sample);
     assert_eq!(bytes, pinned("attachments_v1.bin", &bytes));
     assert_eq!(decode_attachments(&bytes).expect("v1"), sample);
-    assert!(decode_attachments(b"{}").is_err(), "no JSON was ever written");
+    assert!(
+        decode_attachments(b"{}").is_err(),
+        "no JSON was ever written"
+    );
 }
 
 /// A field a newer node adds (number 1000, a string), appended to a v1 message: what

@@ -193,7 +193,10 @@ async fn forwarding_carries_attachments_and_the_owner_keeps_the_last_word() {
     let carol = server.register("carol").await;
     let second = bob.group_with("Elsewhere", &[&carol]).await;
     let notes = upload(&alice.client, "", "notes.txt", b"remember the milk").await;
-    let sent = send_with(&alice, &first.conversation_id, "notes", &[&notes.file_id])
+    // Through the SDK's helper this time.
+    let sent = alice
+        .client
+        .send_files(&first.conversation_id, "notes", vec![notes.file_id.clone()])
         .await
         .expect("send");
     assert!(!readable(&carol.client, &notes.file_id).await);

@@ -80,13 +80,12 @@ fn file(row: drive_files::Model) -> DriveFile {
         create_time: row.create_time,
         update_time: row.update_time,
         trash_time: row.trash_time,
-        image: row
-            .image_width
-            .zip(row.image_height)
-            .and_then(|(w, h)| Some(ImageSize {
+        image: row.image_width.zip(row.image_height).and_then(|(w, h)| {
+            Some(ImageSize {
                 width: u32::try_from(w).ok()?,
                 height: u32::try_from(h).ok()?,
-            })),
+            })
+        }),
     }
 }
 
@@ -454,7 +453,10 @@ impl DriveStore for SqlStore {
         };
         let name = free_name(&txn, owner, parent, &row.name, FileKind::File).await?;
         remove_upload(&txn, &row).await?;
-        let image = completed.image.as_ref().map(|(size, thumb)| (*size, thumb.size));
+        let image = completed
+            .image
+            .as_ref()
+            .map(|(size, thumb)| (*size, thumb.size));
         count(&txn, owner, row.size, 0).await?;
         let created = insert_file(
             &txn,

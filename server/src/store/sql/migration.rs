@@ -8,10 +8,10 @@ use sea_orm_migration::{
 };
 
 use super::entities::{
-    blocks, contact_requests, contacts, conversations, drive_attachments, drive_files, drive_links, drive_shares,
-    drive_thumbnails, drive_upload_parts, drive_uploads, drive_usage, events, feed, members, message_requests,
-    messages, one_time_codes, poll_options, poll_votes, polls, refresh_tokens, request_ids,
-    sessions, users,
+    blocks, contact_requests, contacts, conversations, drive_attachments, drive_files, drive_links,
+    drive_shares, drive_thumbnails, drive_upload_parts, drive_uploads, drive_usage, events, feed,
+    members, message_requests, messages, one_time_codes, poll_options, poll_votes, polls,
+    refresh_tokens, request_ids, sessions, users,
 };
 
 /// All migrations, oldest first. Never edit a released one: add a new one.
@@ -497,7 +497,12 @@ async fn add_column<E: EntityTrait>(
         return Ok(());
     }
     manager
-        .alter_table(Table::alter().table(entity).add_column(&mut column).to_owned())
+        .alter_table(
+            Table::alter()
+                .table(entity)
+                .add_column(&mut column)
+                .to_owned(),
+        )
         .await
 }
 
