@@ -86,6 +86,8 @@ impl Client {
                         name,
                         size,
                         sha256: sha256.clone(),
+                        // Chunks through the server: this SDK speaks gRPC only.
+                        direct: false,
                     })
                     .await?
                     .into_inner()
@@ -139,6 +141,7 @@ impl Client {
             .drive()
             .complete_upload(CompleteUploadRequest {
                 upload_id: upload_id.clone(),
+                parts: Vec::new(),
             })
             .await;
         // Complete or refused for good: the state is of no more use either way.

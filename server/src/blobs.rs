@@ -9,8 +9,12 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use http::Method;
 use object_store::{
-    ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart, aws::AmazonS3Builder,
-    local::LocalFileSystem, path::Path, signer::Signer,
+    ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart,
+    aws::AmazonS3Builder,
+    local::LocalFileSystem,
+    multipart::{MultipartStore, PartId},
+    path::Path,
+    signer::Signer,
 };
 use url::Url;
 
@@ -54,12 +58,44 @@ pub trait BlobStore: Send + Sync {
         key: &str,
         expires_in: Duration,
     ) -> Result<Option<Url>>;
+    /// Starts a multipart upload of `key` whose parts clients PUT straight to the object
+    /// store ([`Self::direct_part_url`]); its id, or `None` when the backend cannot (the
+    /// local file system).
+    async fn start_direct_upload(&self, key: &str) -> Result<Option<String>>;
+    /// A time-limited URL to PUT part `part_number` (from 1) of a direct upload, exactly
+    /// `size` bytes long (the length is signed: another length is refused).
+    fn direct_part_url(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u16,
+        size: u64,
+        expires_in: Duration,
+    ) -> Option<Url>;
+    /// Joins a direct upload's parts (their ETags, in part order) into the blob.
+    async fn complete_direct_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        e_tags: Vec<String>,
+    ) -> Result<()>;
+    /// Discards a direct upload and its parts; discarding a finished one succeeds.
+    async fn abort_direct_upload(&self, key: &str, upload_id: &str) -> Result<()>;
+}
+
+/// What S3 needs beyond `object_store` for direct uploads: its multipart calls, and a
+/// signer for part URLs.
+struct DirectUploads {
+    multipart: Arc<dyn MultipartStore>,
+    bucket: rusty_s3::Bucket,
+    credentials: rusty_s3::Credentials,
 }
 
 /// [`BlobStore`] over an `object_store` backend.
 pub struct ObjectBlobStore {
     store: Arc<dyn ObjectStore>,
     signer: Option<Arc<dyn Signer>>,
+    direct: Option<DirectUploads>,
 }
 
 /// Builds the blob store the configuration asks for.
@@ -72,6 +108,7 @@ pub fn from_config(config: &BlobsConfig, data_dir: &std::path::Path) -> Result<A
         return Ok(Arc::new(ObjectBlobStore {
             store: Arc::new(local),
             signer: None,
+            direct: None,
         }));
     };
     let mut builder = AmazonS3Builder::new()
@@ -91,10 +128,34 @@ pub fn from_config(config: &BlobsConfig, data_dir: &std::path::Path) -> Result<A
             .build()
             .map_err(|e| Error::internal(format!("blobs: {e}")))?,
     );
+    let direct = DirectUploads {
+        multipart: s3.clone(),
+        bucket: part_signing_bucket(config, bucket)?,
+        credentials: rusty_s3::Credentials::new(
+            &config.s3_access_key_id,
+            config.s3_secret_access_key.expose(),
+        ),
+    };
     Ok(Arc::new(ObjectBlobStore {
         store: s3.clone(),
         signer: Some(s3),
+        direct: Some(direct),
     }))
+}
+
+/// The bucket as `rusty_s3` addresses it: the same endpoint and URL style as above.
+fn part_signing_bucket(config: &BlobsConfig, bucket: &str) -> Result<rusty_s3::Bucket> {
+    let (endpoint, style) = match &config.s3_endpoint {
+        Some(endpoint) => (endpoint.clone(), rusty_s3::UrlStyle::Path),
+        None => (
+            format!("https://s3.{}.amazonaws.com", config.s3_region),
+            rusty_s3::UrlStyle::VirtualHost,
+        ),
+    };
+    let endpoint = Url::parse(&endpoint)
+        .map_err(|e| Error::internal(format!("blobs: s3_endpoint {endpoint:?}: {e}")))?;
+    rusty_s3::Bucket::new(endpoint, style, bucket.to_owned(), config.s3_region.clone())
+        .map_err(|e| Error::internal(format!("blobs: bucket {bucket:?}: {e}")))
 }
 
 fn not_found_or(err: object_store::Error) -> Error {
@@ -192,5 +253,84 @@ impl BlobStore for ObjectBlobStore {
             .await
             .map(Some)
             .map_err(not_found_or)
+    }
+
+    async fn start_direct_upload(&self, key: &str) -> Result<Option<String>> {
+        let Some(direct) = &self.direct else {
+            return Ok(None);
+        };
+        direct
+            .multipart
+            .create_multipart(&path(key)?)
+            .await
+            .map(Some)
+            .map_err(not_found_or)
+    }
+
+    fn direct_part_url(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u16,
+        size: u64,
+        expires_in: Duration,
+    ) -> Option<Url> {
+        use rusty_s3::S3Action;
+        let direct = self.direct.as_ref()?;
+        let mut action =
+            direct
+                .bucket
+                .upload_part(Some(&direct.credentials), key, part_number, upload_id);
+        action
+            .headers_mut()
+            .insert("content-length", size.to_string());
+        Some(action.sign(expires_in))
+    }
+
+    async fn complete_direct_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        e_tags: Vec<String>,
+    ) -> Result<()> {
+        let Some(direct) = &self.direct else {
+            return Err(Error::internal("direct uploads need an S3 blob store"));
+        };
+        let parts = e_tags
+            .into_iter()
+            .map(|content_id| PartId { content_id })
+            .collect();
+        direct
+            .multipart
+            .complete_multipart(&path(key)?, &upload_id.to_owned(), parts)
+            .await
+            .map(|_| ())
+            .map_err(|err| match err {
+                // S3 answers 400 (InvalidPart, EntityTooSmall…) for parts that are
+                // missing, wrong or too small: the client's doing, not an outage.
+                object_store::Error::Generic { source, .. } => {
+                    tracing::info!(%source, "the object store refused a direct upload's parts");
+                    Error::FailedPrecondition {
+                        reason: crate::error::Reason::UploadIncomplete,
+                        message: "the object store refused the parts: each must be uploaded whole, \
+                                  and be given with its ETag",
+                    }
+                }
+                other => not_found_or(other),
+            })
+    }
+
+    async fn abort_direct_upload(&self, key: &str, upload_id: &str) -> Result<()> {
+        let Some(direct) = &self.direct else {
+            return Ok(());
+        };
+        match direct
+            .multipart
+            .abort_multipart(&path(key)?, &upload_id.to_owned())
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(err) => Err(not_found_or(err)),
+        }
     }
 }

@@ -43,11 +43,12 @@ pub enum Reason {
     DirectUrlUnavailable,
     LinkExhausted,
     LinkPassword,
+    DirectUpload,
 }
 
 impl Reason {
     /// Every reason, for the tests that keep this list and the proto enum in step.
-    pub const ALL: [Reason; 29] = [
+    pub const ALL: [Reason; 30] = [
         Reason::InvalidToken,
         Reason::InvalidCredentials,
         Reason::RefreshTokenReused,
@@ -77,6 +78,7 @@ impl Reason {
         Reason::DirectUrlUnavailable,
         Reason::LinkExhausted,
         Reason::LinkPassword,
+        Reason::DirectUpload,
     ];
 
     /// The `ErrorInfo.reason` string: the proto enum value's name without its
@@ -112,6 +114,7 @@ impl Reason {
             Reason::DirectUrlUnavailable => "DIRECT_URL_UNAVAILABLE",
             Reason::LinkExhausted => "LINK_EXHAUSTED",
             Reason::LinkPassword => "LINK_PASSWORD",
+            Reason::DirectUpload => "DIRECT_UPLOAD",
         }
     }
 }

@@ -10,7 +10,7 @@ use super::{convert, mask_paths, principal};
 use crate::{
     auth::{Auth, Operation},
     domain::drive::{DriveFile, FileKind, FileOrder, Grantee, Share, ShareLink, Upload},
-    drive::{CreateUpload, Download, Drive, FilePage},
+    drive::{CompletedPart, CreateUpload, Download, Drive, FilePage},
 };
 
 pub struct DriveApi {
@@ -128,12 +128,12 @@ impl DriveService for DriveApi {
             name: r.name,
             size: r.size,
             sha256: r.sha256,
+            direct: r.direct,
         };
-        let upload = self
-            .drive
-            .create_upload(who.user_id, input, chrono::Utc::now())
-            .await?;
+        let now = chrono::Utc::now();
+        let upload = self.drive.create_upload(who.user_id, input, now).await?;
         Ok(Response::new(pb::CreateUploadResponse {
+            direct_parts: self.direct_parts(&upload, now),
             upload: Some(upload_pb(upload)),
         }))
     }
@@ -167,6 +167,7 @@ impl DriveService for DriveApi {
             .upload(who.user_id, &req.get_ref().upload_id)
             .await?;
         Ok(Response::new(pb::GetUploadResponse {
+            direct_parts: self.direct_parts(&upload, chrono::Utc::now()),
             upload: Some(upload_pb(upload)),
         }))
     }
@@ -176,9 +177,18 @@ impl DriveService for DriveApi {
         req: Request<pb::CompleteUploadRequest>,
     ) -> Result<Response<pb::CompleteUploadResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Write)?;
+        let r = req.into_inner();
+        let parts = r
+            .parts
+            .into_iter()
+            .map(|p| CompletedPart {
+                part_number: p.part_number,
+                etag: p.etag,
+            })
+            .collect();
         let file = self
             .drive
-            .complete_upload(who.user_id, &req.get_ref().upload_id, chrono::Utc::now())
+            .complete_upload(who.user_id, &r.upload_id, parts, chrono::Utc::now())
             .await?;
         Ok(Response::new(pb::CompleteUploadResponse {
             file: Some(file_pb(file)),
@@ -481,6 +491,21 @@ fn share_pb(s: Share) -> pb::Share {
     }
 }
 
+impl DriveApi {
+    fn direct_parts(&self, upload: &Upload, now: crate::domain::Time) -> Vec<pb::DirectPart> {
+        self.drive
+            .direct_parts(upload, now)
+            .into_iter()
+            .map(|p| pb::DirectPart {
+                part_number: u32::from(p.number),
+                offset: p.offset,
+                size: p.size,
+                url: p.url.to_string(),
+            })
+            .collect()
+    }
+}
+
 fn file_pb(f: DriveFile) -> pb::File {
     pb::File {
         file_id: f.id.to_string(),
@@ -511,5 +536,6 @@ fn upload_pb(u: Upload) -> pb::Upload {
         sha256: u.sha256.unwrap_or_default(),
         received_bytes: u.received,
         expire_time: Some(convert::timestamp(u.expire_time)),
+        direct_part_size: u.direct.map(|d| d.part_size).unwrap_or_default(),
     }
 }

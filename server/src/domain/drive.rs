@@ -69,6 +69,31 @@ pub struct Upload {
     pub sha256: Option<String>,
     pub received: u64,
     pub expire_time: Time,
+    /// Set for a direct upload: its bytes go straight to the object store.
+    pub direct: Option<DirectUpload>,
+}
+
+/// A multipart upload in the object store whose parts clients PUT themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectUpload {
+    /// The blob the parts become (chosen by the server).
+    pub key: String,
+    /// The object store's id of the multipart upload.
+    pub id: String,
+    /// Every part's size but the last's.
+    pub part_size: u64,
+}
+
+impl DirectUpload {
+    /// The parts of an upload of `size` bytes: (number from 1, offset, length).
+    pub fn parts(&self, size: u64) -> impl Iterator<Item = (u16, u64, u64)> + '_ {
+        let count = size.div_ceil(self.part_size.max(1));
+        (0..count).map(move |i| {
+            let offset = i * self.part_size;
+            let number = u16::try_from(i + 1).unwrap_or(u16::MAX);
+            (number, offset, self.part_size.min(size - offset))
+        })
+    }
 }
 
 /// One stored chunk of an upload.

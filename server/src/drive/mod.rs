@@ -23,8 +23,8 @@ use crate::{
     domain::{
         ImageSize, Time,
         drive::{
-            DriveFile, FileKind, FileOrder, Grantee, Part, Share, ShareLink, Thumbnail, Upload,
-            Usage,
+            DirectUpload, DriveFile, FileKind, FileOrder, Grantee, Part, Share, ShareLink,
+            Thumbnail, Upload, Usage,
         },
     },
     error::{Error, Reason, Result},
@@ -48,6 +48,28 @@ pub const DOWNLOAD_CHUNK_BYTES: u64 = 1 << 20;
 pub const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 /// How many bytes the content type is recognised from.
 const SNIFF_BYTES: usize = 8 << 10;
+/// The smallest part of a direct upload (S3's minimum is 5 MiB).
+pub const DIRECT_PART_BYTES: u64 = 16 << 20;
+/// S3's limit on a multipart upload's parts.
+const MAX_DIRECT_PARTS: u64 = 10_000;
+/// Ranges a direct upload's blob is read back in, to hash it.
+const DIGEST_READ_BYTES: u64 = 8 << 20;
+
+/// A part of a direct upload as the client reports it done.
+#[derive(Debug, Clone, Default)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    pub etag: String,
+}
+
+/// Where a client PUTs a part of a direct upload.
+#[derive(Debug, Clone)]
+pub struct DirectPart {
+    pub number: u16,
+    pub offset: u64,
+    pub size: u64,
+    pub url: url::Url,
+}
 
 /// Input of `create_upload`.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +78,8 @@ pub struct CreateUpload {
     pub name: String,
     pub size: u64,
     pub sha256: String,
+    /// Asks for a direct upload (presigned part URLs), when the blob store can.
+    pub direct: bool,
 }
 
 /// Input of `list`.
@@ -131,6 +155,10 @@ impl Drive {
             window: Duration::from_secs(60),
         };
         self.limiter.check(limit, &who.to_string()).await?;
+        let direct = match input.direct {
+            true => self.start_direct(input.size).await?,
+            false => None,
+        };
         let new = NewUpload {
             owner: who,
             parent,
@@ -138,10 +166,23 @@ impl Drive {
             size: input.size,
             sha256,
             expire_time: now + self.ttl(),
+            direct: direct.clone(),
         };
-        self.store
+        let created = self
+            .store
             .create_upload(new, self.config.quota_bytes, now)
-            .await
+            .await;
+        if let (Err(_), Some(direct)) = (&created, &direct) {
+            // Refused (quota, folder): the store's multipart upload must not linger.
+            if let Err(err) = self
+                .blobs
+                .abort_direct_upload(&direct.key, &direct.id)
+                .await
+            {
+                tracing::warn!(error = %err, "could not abort a refused direct upload");
+            }
+        }
+        created
     }
 
     pub async fn upload_chunk(
@@ -161,6 +202,12 @@ impl Drive {
         }
         v.finish()?;
         let upload = self.own_upload(who, id).await?;
+        if upload.direct.is_some() {
+            return Err(Error::FailedPrecondition {
+                reason: Reason::DirectUpload,
+                message: "this upload's parts go to their presigned URLs, not through UploadChunk",
+            });
+        }
         let end = offset.saturating_add(data.len() as u64);
         if end > upload.size {
             return Err(Error::invalid(
@@ -200,10 +247,19 @@ impl Drive {
         &self,
         who: Uuid,
         upload_id: &str,
+        direct_parts: Vec<CompletedPart>,
         now: Time,
     ) -> Result<DriveFile> {
         let id = parse_id("upload_id", upload_id)?;
         let upload = self.own_upload(who, Some(id)).await?;
+        if let Some(direct) = &upload.direct {
+            return self
+                .complete_direct(upload.clone(), direct, direct_parts, now)
+                .await;
+        }
+        if !direct_parts.is_empty() {
+            return Err(Error::invalid("parts", "only for direct uploads"));
+        }
         if upload.received < upload.size {
             return Err(Error::FailedPrecondition {
                 reason: Reason::UploadIncomplete,
@@ -213,7 +269,71 @@ impl Drive {
         let parts = self.store.parts(upload.id).await?;
         let file_id = Uuid::now_v7();
         let blob_key = format!("files/{file_id}");
-        let (sha256, head) = match self.assemble(&upload, &parts, &blob_key).await {
+        let digest = self.assemble(&upload, &parts, &blob_key).await;
+        self.commit_upload(upload, &parts, file_id, blob_key, digest, now)
+            .await
+    }
+
+    /// Completes a direct upload: the store joins the parts, then the server reads the
+    /// blob back for its size, hash and type before the file appears. A retry after the
+    /// join (whose answer was lost) finds the blob joined already.
+    async fn complete_direct(
+        &self,
+        upload: Upload,
+        direct: &DirectUpload,
+        given: Vec<CompletedPart>,
+        now: Time,
+    ) -> Result<DriveFile> {
+        let expected: Vec<u16> = direct.parts(upload.size).map(|(n, _, _)| n).collect();
+        let numbers: Vec<u16> = given
+            .iter()
+            .map(|p| u16::try_from(p.part_number).unwrap_or(0))
+            .collect();
+        if numbers != expected || given.iter().any(|p| p.etag.is_empty()) {
+            return Err(Error::invalid(
+                "parts",
+                format!(
+                    "every part, numbered 1 to {} in order, each with its ETag",
+                    expected.len()
+                ),
+            ));
+        }
+        let e_tags = given.into_iter().map(|p| p.etag).collect();
+        if let Err(err) = self
+            .blobs
+            .complete_direct_upload(&direct.key, &direct.id, e_tags)
+            .await
+        {
+            let joined = self.blobs.head(&direct.key).await?;
+            if joined.is_none_or(|meta| meta.size != upload.size) {
+                return Err(err);
+            }
+        }
+        let digest = match self.blobs.head(&direct.key).await? {
+            Some(meta) if meta.size == upload.size => self.digest_blob(&direct.key).await,
+            _ => Err(Error::invalid(
+                "parts",
+                format!("the parts do not add up to {} bytes", upload.size),
+            )),
+        };
+        let file_id = Uuid::now_v7();
+        self.commit_upload(upload, &[], file_id, direct.key.clone(), digest, now)
+            .await
+    }
+
+    /// Makes the file of an upload whose bytes are in `blob_key` (`digest`: their SHA-256
+    /// and first bytes, or why they are not usable), or discards them.
+    async fn commit_upload(
+        &self,
+        upload: Upload,
+        parts: &[Part],
+        file_id: Uuid,
+        blob_key: String,
+        digest: Result<(String, Vec<u8>)>,
+        now: Time,
+    ) -> Result<DriveFile> {
+        let parts = parts.to_vec();
+        let (sha256, head) = match digest {
             Ok(done) => done,
             Err(err) => {
                 self.forget_blob(&blob_key).await;
@@ -242,7 +362,9 @@ impl Drive {
         };
         match self.store.complete_upload(upload.id, completed, now).await {
             Ok(file) => {
-                self.forget_parts(&upload, &parts).await;
+                if upload.direct.is_none() {
+                    self.forget_parts(&upload, &parts).await;
+                }
                 Ok(file)
             }
             Err(err) => {
@@ -735,10 +857,87 @@ impl Drive {
         }
     }
 
+    /// Removes what an upload that will not complete left in the blob store.
     async fn forget_parts(&self, upload: &Upload, parts: &[Part]) {
         for part in parts {
             self.forget_blob(&upload.part_key(part.offset)).await;
         }
+        if let Some(direct) = &upload.direct {
+            if let Err(err) = self
+                .blobs
+                .abort_direct_upload(&direct.key, &direct.id)
+                .await
+            {
+                tracing::warn!(error = %err, key = direct.key, "could not abort a direct upload");
+            }
+            // Joined already, by a completion that failed afterwards.
+            self.forget_blob(&direct.key).await;
+        }
+    }
+
+    /// The SHA-256 (hex) and first bytes of a stored blob, read in ranges.
+    async fn digest_blob(&self, key: &str) -> Result<(String, Vec<u8>)> {
+        let size = self
+            .blobs
+            .head(key)
+            .await?
+            .ok_or(Error::NotFound("blob"))?
+            .size;
+        let mut hasher = Sha256::new();
+        let mut head = Vec::new();
+        let mut at = 0;
+        while at < size {
+            let to = (at + DIGEST_READ_BYTES).min(size);
+            let bytes = self.blobs.get_range(key, at..to).await?;
+            if head.len() < SNIFF_BYTES {
+                let room = SNIFF_BYTES - head.len();
+                head.extend_from_slice(&bytes[..room.min(bytes.len())]);
+            }
+            hasher.update(&bytes);
+            at = to;
+        }
+        Ok((hex::encode(hasher.finalize()), head))
+    }
+
+    /// A direct upload of `size` bytes into a fresh blob, when the blob store can do
+    /// them; parts of at least `DIRECT_PART_BYTES`, at most 10,000 of them (S3's limit).
+    async fn start_direct(&self, size: u64) -> Result<Option<DirectUpload>> {
+        if size == 0 {
+            return Ok(None);
+        }
+        let key = format!("files/{}", Uuid::now_v7());
+        let Some(id) = self.blobs.start_direct_upload(&key).await? else {
+            return Ok(None);
+        };
+        let part_size =
+            DIRECT_PART_BYTES.max(size.div_ceil(MAX_DIRECT_PARTS).next_multiple_of(1 << 20));
+        Ok(Some(DirectUpload { key, id, part_size }))
+    }
+
+    /// A direct upload's parts with URLs signed until the upload expires.
+    pub fn direct_parts(&self, upload: &Upload, now: Time) -> Vec<DirectPart> {
+        let Some(direct) = &upload.direct else {
+            return Vec::new();
+        };
+        let ttl = (upload.expire_time - now)
+            .to_std()
+            .unwrap_or(Duration::from_secs(60))
+            // SigV4 presigned URLs last at most 7 days.
+            .min(Duration::from_secs(7 * 24 * 3600));
+        direct
+            .parts(upload.size)
+            .filter_map(|(number, offset, size)| {
+                let url = self
+                    .blobs
+                    .direct_part_url(&direct.key, &direct.id, number, size, ttl)?;
+                Some(DirectPart {
+                    number,
+                    offset,
+                    size,
+                    url,
+                })
+            })
+            .collect()
     }
 }
 

@@ -22,6 +22,7 @@ pub struct NewUpload {
     pub size: u64,
     pub sha256: Option<String>,
     pub expire_time: Time,
+    pub direct: Option<crate::domain::drive::DirectUpload>,
 }
 
 /// The file a completed upload becomes (its bytes already in the blob store).

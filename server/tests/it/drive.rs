@@ -19,7 +19,7 @@ pub(crate) fn content(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -37,6 +37,7 @@ pub(crate) async fn create_upload(
             name: name.into(),
             size: bytes.len() as u64,
             sha256: declared.unwrap_or_else(|| sha256_hex(bytes)),
+            direct: false,
         })
         .await
         .map(|r| r.into_inner().upload.expect("upload"))
@@ -65,6 +66,7 @@ pub(crate) async fn complete(client: &Client, upload: &Upload) -> Result<File, t
         .drive()
         .complete_upload(CompleteUploadRequest {
             upload_id: upload.upload_id.clone(),
+            parts: Vec::new(),
         })
         .await
         .map(|r| r.into_inner().file.expect("file"))

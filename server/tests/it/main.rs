@@ -19,6 +19,7 @@ mod cassandra_faults;
 mod chat;
 mod cluster;
 mod crash;
+mod direct_uploads;
 mod drive;
 mod errors;
 mod idempotency;

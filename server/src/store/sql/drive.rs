@@ -25,8 +25,8 @@ use crate::{
     domain::{
         Attachment, ImageSize, Time,
         drive::{
-            DriveFile, FileKind, FileOrder, Grantee, Part, Share, ShareLink, Thumbnail, Upload,
-            Usage,
+            DirectUpload, DriveFile, FileKind, FileOrder, Grantee, Part, Share, ShareLink,
+            Thumbnail, Upload, Usage,
         },
     },
     drive::names,
@@ -99,6 +99,14 @@ fn upload(row: drive_uploads::Model) -> Upload {
         sha256: row.sha256,
         received: bytes(row.received),
         expire_time: row.expire_time,
+        direct: match (row.direct_key, row.direct_id, row.direct_part_size) {
+            (Some(key), Some(id), Some(part_size)) => Some(DirectUpload {
+                key,
+                id,
+                part_size: bytes(part_size),
+            }),
+            _ => None,
+        },
     }
 }
 
@@ -356,6 +364,9 @@ impl DriveStore for SqlStore {
             received: 0,
             expire_time: db_time(new.expire_time),
             create_time: db_time(now),
+            direct_key: new.direct.as_ref().map(|d| d.key.clone()),
+            direct_id: new.direct.as_ref().map(|d| d.id.clone()),
+            direct_part_size: new.direct.as_ref().map(|d| db_bytes(d.part_size)),
         };
         row.clone()
             .into_active_model()

@@ -456,6 +456,11 @@ pub mod drive_uploads {
         pub received: i64,
         pub expire_time: DateTimeUtc,
         pub create_time: DateTimeUtc,
+        /// A direct upload's blob key, multipart upload id and part size (all set or
+        /// none; added by m0011).
+        pub direct_key: Option<String>,
+        pub direct_id: Option<String>,
+        pub direct_part_size: Option<i64>,
     }
     no_relations!();
 }

@@ -31,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(DriveShares),
             Box::new(DriveLinks),
             Box::new(Attachments),
+            Box::new(DirectUploads),
         ]
     }
 }
@@ -480,6 +481,33 @@ impl MigrationTrait for Attachments {
                 ColumnDef::new(name).integer().null().to_owned(),
             )
             .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Direct uploads: their parts go straight to S3 (see `drive`).
+struct DirectUploads;
+
+impl MigrationName for DirectUploads {
+    fn name(&self) -> &str {
+        "m0011_direct_uploads"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for DirectUploads {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        use sea_orm_migration::sea_query::ColumnDef;
+        for column in [
+            ColumnDef::new("direct_key").string().null().to_owned(),
+            ColumnDef::new("direct_id").string().null().to_owned(),
+            ColumnDef::new("direct_part_size")
+                .big_integer()
+                .null()
+                .to_owned(),
+        ] {
+            add_column(manager, drive_uploads::Entity, column).await?;
         }
         Ok(())
     }

@@ -110,6 +110,7 @@ async fn upload_chunk() {
         .clone()
         .complete_upload(CompleteUploadRequest {
             upload_id: upload.upload_id.clone(),
+            ..Default::default()
         })
         .await;
     assert_eq!(
@@ -191,6 +192,15 @@ async fn files_and_folders() {
             drive
                 .clone()
                 .restore_file(RestoreFileRequest {
+                    file_id: file_id.clone(),
+                })
+                .await,
+            code,
+        );
+        assert_code(
+            drive
+                .clone()
+                .get_thumbnail(GetThumbnailRequest {
                     file_id: file_id.clone(),
                 })
                 .await,

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file secureconnect/drive/v1/drive.proto.
  */
 export const file_secureconnect_drive_v1_drive: GenFile = /*@__PURE__*/
-  fileDesc("CiJzZWN1cmVjb25uZWN0L2RyaXZlL3YxL2RyaXZlLnByb3RvEhZzZWN1cmVjb25uZWN0LmRyaXZlLnYxIvcCCgRGaWxlEg8KB2ZpbGVfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSLgoEa2luZBgEIAEoDjIgLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZUtpbmQSDAoEc2l6ZRgFIAEoBBIOCgZzaGEyNTYYBiABKAkSFAoMY29udGVudF90eXBlGAcgASgJEhUKDW93bmVyX3VzZXJfaWQYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp0cmFzaF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgVpbWFnZRgMIAEoCzIhLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuSW1hZ2VJbmZvIioKCUltYWdlSW5mbxINCgV3aWR0aBgBIAEoDRIOCgZoZWlnaHQYAiABKA0iowEKBlVwbG9hZBIRCgl1cGxvYWRfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDAoEc2l6ZRgEIAEoBBIOCgZzaGEyNTYYBSABKAkSFgoOcmVjZWl2ZWRfYnl0ZXMYBiABKAQSLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlQKE0NyZWF0ZVVwbG9hZFJlcXVlc3QSEQoJcGFyZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEc2l6ZRgDIAEoBBIOCgZzaGEyNTYYBCABKAkiRgoUQ3JlYXRlVXBsb2FkUmVzcG9uc2USLgoGdXBsb2FkGAEgASgLMh4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGxvYWQiRQoSVXBsb2FkQ2h1bmtSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCItChNVcGxvYWRDaHVua1Jlc3BvbnNlEhYKDnJlY2VpdmVkX2J5dGVzGAEgASgEIiUKEEdldFVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJIkMKEUdldFVwbG9hZFJlc3BvbnNlEi4KBnVwbG9hZBgBIAEoCzIeLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBsb2FkIioKFUNvbXBsZXRlVXBsb2FkUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkiRAoWQ29tcGxldGVVcGxvYWRSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIicKEkFib3J0VXBsb2FkUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkiFQoTQWJvcnRVcGxvYWRSZXNwb25zZSJGChNEb3dubG9hZEZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkSDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoBCJgChREb3dubG9hZEZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMIiYKE0dldFRodW1ibmFpbFJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJrChRHZXRUaHVtYm5haWxSZXNwb25zZRIUCgxjb250ZW50X3R5cGUYASABKAkSDAoEZGF0YRgCIAEoDBIvCgRzaXplGAMgASgLMiEuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5JbWFnZUluZm8iNgoTQ3JlYXRlRm9sZGVyUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSJEChRDcmVhdGVGb2xkZXJSZXNwb25zZRIsCgZmb2xkZXIYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiIQoOR2V0RmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSI9Cg9HZXRGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSKSAQoQTGlzdEZpbGVzUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSMwoIb3JkZXJfYnkYAiABKA4yIS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGVPcmRlchIPCgd0cmFzaGVkGAMgASgIEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIlkKEUxpc3RGaWxlc1Jlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJwChFVcGRhdGVGaWxlUmVxdWVzdBIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJAChJVcGRhdGVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSIkChFEZWxldGVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkAKEkRlbGV0ZUZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIiUKElJlc3RvcmVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkEKE1Jlc3RvcmVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSITChFFbXB0eVRyYXNoUmVxdWVzdCJAChJFbXB0eVRyYXNoUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoDRITCgtmcmVlZF9ieXRlcxgCIAEoBCIRCg9HZXRRdW90YVJlcXVlc3QiUwoQR2V0UXVvdGFSZXNwb25zZRISCgp1c2VkX2J5dGVzGAEgASgEEhYKDnJlc2VydmVkX2J5dGVzGAIgASgEEhMKC3RvdGFsX2J5dGVzGAMgASgEIpQBCgVTaGFyZRIQCghzaGFyZV9pZBgBIAEoCRIPCgdmaWxlX2lkGAIgASgJEhEKB3VzZXJfaWQYAyABKAlIABIZCg9jb252ZXJzYXRpb25faWQYBCABKAlIABIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHZ3JhbnRlZSJcChBTaGFyZUZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkSEQoHdXNlcl9pZBgCIAEoCUgAEhkKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCUgAQgkKB2dyYW50ZWUiQQoRU2hhcmVGaWxlUmVzcG9uc2USLAoFc2hhcmUYASABKAsyHS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlIiYKElVuc2hhcmVGaWxlUmVxdWVzdBIQCghzaGFyZV9pZBgBIAEoCSIVChNVbnNoYXJlRmlsZVJlc3BvbnNlIiQKEUxpc3RTaGFyZXNSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiQwoSTGlzdFNoYXJlc1Jlc3BvbnNlEi0KBnNoYXJlcxgBIAMoCzIdLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuU2hhcmUiQAoXTGlzdFNoYXJlZFdpdGhNZVJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYAoYTGlzdFNoYXJlZFdpdGhNZVJlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIoChVHZXREb3dubG9hZFVybFJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJWChZHZXREb3dubG9hZFVybFJlc3BvbnNlEgsKA3VybBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi8gEKCVNoYXJlTGluaxIPCgdsaW5rX2lkGAEgASgJEg8KB2ZpbGVfaWQYAiABKAkSDQoFdG9rZW4YAyABKAkSDAoEcGF0aBgEIAEoCRIvCgtleHBpcmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNbWF4X2Rvd25sb2FkcxgGIAEoDRIRCglkb3dubG9hZHMYByABKA0SGgoScGFzc3dvcmRfcHJvdGVjdGVkGAggASgIEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKDAQoWQ3JlYXRlU2hhcmVMaW5rUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwYXNzd29yZBgDIAEoCRIVCg1tYXhfZG93bmxvYWRzGAQgASgNIkoKF0NyZWF0ZVNoYXJlTGlua1Jlc3BvbnNlEi8KBGxpbmsYASABKAsyIS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlTGluayIoChVMaXN0U2hhcmVMaW5rc1JlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJKChZMaXN0U2hhcmVMaW5rc1Jlc3BvbnNlEjAKBWxpbmtzGAEgAygLMiEuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZUxpbmsiKQoWUmV2b2tlU2hhcmVMaW5rUmVxdWVzdBIPCgdsaW5rX2lkGAEgASgJIhkKF1Jldm9rZVNoYXJlTGlua1Jlc3BvbnNlIjoKF0dldFNoYXJlTGlua0ZpbGVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIkYKGEdldFNoYXJlTGlua0ZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIlsKGERvd25sb2FkU2hhcmVMaW5rUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIOCgZvZmZzZXQYAyABKAQSDgoGbGVuZ3RoGAQgASgEImUKGURvd25sb2FkU2hhcmVMaW5rUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCpPCghGaWxlS2luZBIZChVGSUxFX0tJTkRfVU5TUEVDSUZJRUQQABISCg5GSUxFX0tJTkRfRklMRRABEhQKEEZJTEVfS0lORF9GT0xERVIQAiptCglGaWxlT3JkZXISGgoWRklMRV9PUkRFUl9VTlNQRUNJRklFRBAAEhMKD0ZJTEVfT1JERVJfTkFNRRABEhMKD0ZJTEVfT1JERVJfU0laRRACEhoKFkZJTEVfT1JERVJfVVBEQVRFX1RJTUUQAzL2FAoMRHJpdmVTZXJ2aWNlEmkKDENyZWF0ZVVwbG9hZBIrLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlVXBsb2FkUmVxdWVzdBosLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlVXBsb2FkUmVzcG9uc2USZgoLVXBsb2FkQ2h1bmsSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZENodW5rUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBsb2FkQ2h1bmtSZXNwb25zZRJgCglHZXRVcGxvYWQSKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFVwbG9hZFJlcXVlc3QaKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFVwbG9hZFJlc3BvbnNlEm8KDkNvbXBsZXRlVXBsb2FkEi0uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Db21wbGV0ZVVwbG9hZFJlcXVlc3QaLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNvbXBsZXRlVXBsb2FkUmVzcG9uc2USZgoLQWJvcnRVcGxvYWQSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkFib3J0VXBsb2FkUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQWJvcnRVcGxvYWRSZXNwb25zZRJrCgxEb3dubG9hZEZpbGUSKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkRmlsZVJlcXVlc3QaLC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkRmlsZVJlc3BvbnNlMAESaQoMR2V0VGh1bWJuYWlsEisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRUaHVtYm5haWxSZXF1ZXN0Giwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRUaHVtYm5haWxSZXNwb25zZRJvCg5HZXREb3dubG9hZFVybBItLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0RG93bmxvYWRVcmxSZXF1ZXN0Gi4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXREb3dubG9hZFVybFJlc3BvbnNlEmkKDENyZWF0ZUZvbGRlchIrLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlRm9sZGVyUmVxdWVzdBosLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlRm9sZGVyUmVzcG9uc2USWgoHR2V0RmlsZRImLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0RmlsZVJlcXVlc3QaJy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldEZpbGVSZXNwb25zZRJgCglMaXN0RmlsZXMSKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RGaWxlc1JlcXVlc3QaKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RGaWxlc1Jlc3BvbnNlEmMKClVwZGF0ZUZpbGUSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwZGF0ZUZpbGVSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGRhdGVGaWxlUmVzcG9uc2USYwoKRGVsZXRlRmlsZRIpLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRGVsZXRlRmlsZVJlcXVlc3QaKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRlbGV0ZUZpbGVSZXNwb25zZRJmCgtSZXN0b3JlRmlsZRIqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuUmVzdG9yZUZpbGVSZXF1ZXN0Gisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5SZXN0b3JlRmlsZVJlc3BvbnNlEmMKCkVtcHR5VHJhc2gSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkVtcHR5VHJhc2hSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5FbXB0eVRyYXNoUmVzcG9uc2USXQoIR2V0UXVvdGESJy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFF1b3RhUmVxdWVzdBooLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0UXVvdGFSZXNwb25zZRJgCglTaGFyZUZpbGUSKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlRmlsZVJlcXVlc3QaKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlRmlsZVJlc3BvbnNlEmYKC1Vuc2hhcmVGaWxlEiouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VbnNoYXJlRmlsZVJlcXVlc3QaKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVuc2hhcmVGaWxlUmVzcG9uc2USYwoKTGlzdFNoYXJlcxIpLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlc1JlcXVlc3QaKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZXNSZXNwb25zZRJ1ChBMaXN0U2hhcmVkV2l0aE1lEi8uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVkV2l0aE1lUmVxdWVzdBowLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlZFdpdGhNZVJlc3BvbnNlEnIKD0NyZWF0ZVNoYXJlTGluaxIuLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlU2hhcmVMaW5rUmVxdWVzdBovLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlU2hhcmVMaW5rUmVzcG9uc2USbwoOTGlzdFNoYXJlTGlua3MSLS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZUxpbmtzUmVxdWVzdBouLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlTGlua3NSZXNwb25zZRJyCg9SZXZva2VTaGFyZUxpbmsSLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlJldm9rZVNoYXJlTGlua1JlcXVlc3QaLy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlJldm9rZVNoYXJlTGlua1Jlc3BvbnNlEnUKEEdldFNoYXJlTGlua0ZpbGUSLy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFNoYXJlTGlua0ZpbGVSZXF1ZXN0GjAuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRTaGFyZUxpbmtGaWxlUmVzcG9uc2USegoRRG93bmxvYWRTaGFyZUxpbmsSMC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkU2hhcmVMaW5rUmVxdWVzdBoxLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRG93bmxvYWRTaGFyZUxpbmtSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CiJzZWN1cmVjb25uZWN0L2RyaXZlL3YxL2RyaXZlLnByb3RvEhZzZWN1cmVjb25uZWN0LmRyaXZlLnYxIvcCCgRGaWxlEg8KB2ZpbGVfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSLgoEa2luZBgEIAEoDjIgLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZUtpbmQSDAoEc2l6ZRgFIAEoBBIOCgZzaGEyNTYYBiABKAkSFAoMY29udGVudF90eXBlGAcgASgJEhUKDW93bmVyX3VzZXJfaWQYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp0cmFzaF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgVpbWFnZRgMIAEoCzIhLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuSW1hZ2VJbmZvIioKCUltYWdlSW5mbxINCgV3aWR0aBgBIAEoDRIOCgZoZWlnaHQYAiABKA0ivQEKBlVwbG9hZBIRCgl1cGxvYWRfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDAoEc2l6ZRgEIAEoBBIOCgZzaGEyNTYYBSABKAkSFgoOcmVjZWl2ZWRfYnl0ZXMYBiABKAQSLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGRpcmVjdF9wYXJ0X3NpemUYCCABKAQiZAoTQ3JlYXRlVXBsb2FkUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRzaXplGAMgASgEEg4KBnNoYTI1NhgEIAEoCRIOCgZkaXJlY3QYBSABKAgigAEKFENyZWF0ZVVwbG9hZFJlc3BvbnNlEi4KBnVwbG9hZBgBIAEoCzIeLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBsb2FkEjgKDGRpcmVjdF9wYXJ0cxgCIAMoCzIiLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRGlyZWN0UGFydCJMCgpEaXJlY3RQYXJ0EhMKC3BhcnRfbnVtYmVyGAEgASgNEg4KBm9mZnNldBgCIAEoBBIMCgRzaXplGAMgASgEEgsKA3VybBgEIAEoCSIyCg1Db21wbGV0ZWRQYXJ0EhMKC3BhcnRfbnVtYmVyGAEgASgNEgwKBGV0YWcYAiABKAkiRQoSVXBsb2FkQ2h1bmtSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCItChNVcGxvYWRDaHVua1Jlc3BvbnNlEhYKDnJlY2VpdmVkX2J5dGVzGAEgASgEIiUKEEdldFVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJIn0KEUdldFVwbG9hZFJlc3BvbnNlEi4KBnVwbG9hZBgBIAEoCzIeLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBsb2FkEjgKDGRpcmVjdF9wYXJ0cxgCIAMoCzIiLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRGlyZWN0UGFydCJgChVDb21wbGV0ZVVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEjQKBXBhcnRzGAIgAygLMiUuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Db21wbGV0ZWRQYXJ0IkQKFkNvbXBsZXRlVXBsb2FkUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSInChJBYm9ydFVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJIhUKE0Fib3J0VXBsb2FkUmVzcG9uc2UiRgoTRG93bmxvYWRGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBBIOCgZsZW5ndGgYAyABKAQiYAoURG93bmxvYWRGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCImChNHZXRUaHVtYm5haWxSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiawoUR2V0VGh1bWJuYWlsUmVzcG9uc2USFAoMY29udGVudF90eXBlGAEgASgJEgwKBGRhdGEYAiABKAwSLwoEc2l6ZRgDIAEoCzIhLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuSW1hZ2VJbmZvIjYKE0NyZWF0ZUZvbGRlclJlcXVlc3QSEQoJcGFyZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkiRAoUQ3JlYXRlRm9sZGVyUmVzcG9uc2USLAoGZm9sZGVyGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIiEKDkdldEZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiPQoPR2V0RmlsZVJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUikgEKEExpc3RGaWxlc1JlcXVlc3QSEQoJcGFyZW50X2lkGAEgASgJEjMKCG9yZGVyX2J5GAIgASgOMiEuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlT3JkZXISDwoHdHJhc2hlZBgDIAEoCBIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJZChFMaXN0RmlsZXNSZXNwb25zZRIrCgVmaWxlcxgBIAMoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicAoRVXBkYXRlRmlsZVJlcXVlc3QSKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siQAoSVXBkYXRlRmlsZVJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiJAoRRGVsZXRlRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJAChJEZWxldGVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSIlChJSZXN0b3JlRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJBChNSZXN0b3JlRmlsZVJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiEwoRRW1wdHlUcmFzaFJlcXVlc3QiQAoSRW1wdHlUcmFzaFJlc3BvbnNlEhUKDWRlbGV0ZWRfY291bnQYASABKA0SEwoLZnJlZWRfYnl0ZXMYAiABKAQiEQoPR2V0UXVvdGFSZXF1ZXN0IlMKEEdldFF1b3RhUmVzcG9uc2USEgoKdXNlZF9ieXRlcxgBIAEoBBIWCg5yZXNlcnZlZF9ieXRlcxgCIAEoBBITCgt0b3RhbF9ieXRlcxgDIAEoBCKUAQoFU2hhcmUSEAoIc2hhcmVfaWQYASABKAkSDwoHZmlsZV9pZBgCIAEoCRIRCgd1c2VyX2lkGAMgASgJSAASGQoPY29udmVyc2F0aW9uX2lkGAQgASgJSAASLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgkKB2dyYW50ZWUiXAoQU2hhcmVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEhEKB3VzZXJfaWQYAiABKAlIABIZCg9jb252ZXJzYXRpb25faWQYAyABKAlIAEIJCgdncmFudGVlIkEKEVNoYXJlRmlsZVJlc3BvbnNlEiwKBXNoYXJlGAEgASgLMh0uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZSImChJVbnNoYXJlRmlsZVJlcXVlc3QSEAoIc2hhcmVfaWQYASABKAkiFQoTVW5zaGFyZUZpbGVSZXNwb25zZSIkChFMaXN0U2hhcmVzUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkMKEkxpc3RTaGFyZXNSZXNwb25zZRItCgZzaGFyZXMYASADKAsyHS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlIkAKF0xpc3RTaGFyZWRXaXRoTWVSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImAKGExpc3RTaGFyZWRXaXRoTWVSZXNwb25zZRIrCgVmaWxlcxgBIAMoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKAoVR2V0RG93bmxvYWRVcmxSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiVgoWR2V0RG93bmxvYWRVcmxSZXNwb25zZRILCgN1cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIvIBCglTaGFyZUxpbmsSDwoHbGlua19pZBgBIAEoCRIPCgdmaWxlX2lkGAIgASgJEg0KBXRva2VuGAMgASgJEgwKBHBhdGgYBCABKAkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDW1heF9kb3dubG9hZHMYBiABKA0SEQoJZG93bmxvYWRzGAcgASgNEhoKEnBhc3N3b3JkX3Byb3RlY3RlZBgIIAEoCBIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigwEKFkNyZWF0ZVNoYXJlTGlua1JlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcGFzc3dvcmQYAyABKAkSFQoNbWF4X2Rvd25sb2FkcxgEIAEoDSJKChdDcmVhdGVTaGFyZUxpbmtSZXNwb25zZRIvCgRsaW5rGAEgASgLMiEuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZUxpbmsiKAoVTGlzdFNoYXJlTGlua3NSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiSgoWTGlzdFNoYXJlTGlua3NSZXNwb25zZRIwCgVsaW5rcxgBIAMoCzIhLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuU2hhcmVMaW5rIikKFlJldm9rZVNoYXJlTGlua1JlcXVlc3QSDwoHbGlua19pZBgBIAEoCSIZChdSZXZva2VTaGFyZUxpbmtSZXNwb25zZSI6ChdHZXRTaGFyZUxpbmtGaWxlUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJGChhHZXRTaGFyZUxpbmtGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSJbChhEb3dubG9hZFNoYXJlTGlua1JlcXVlc3QSDQoFdG9rZW4YASABKAkSEAoIcGFzc3dvcmQYAiABKAkSDgoGb2Zmc2V0GAMgASgEEg4KBmxlbmd0aBgEIAEoBCJlChlEb3dubG9hZFNoYXJlTGlua1Jlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwqTwoIRmlsZUtpbmQSGQoVRklMRV9LSU5EX1VOU1BFQ0lGSUVEEAASEgoORklMRV9LSU5EX0ZJTEUQARIUChBGSUxFX0tJTkRfRk9MREVSEAIqbQoJRmlsZU9yZGVyEhoKFkZJTEVfT1JERVJfVU5TUEVDSUZJRUQQABITCg9GSUxFX09SREVSX05BTUUQARITCg9GSUxFX09SREVSX1NJWkUQAhIaChZGSUxFX09SREVSX1VQREFURV9USU1FEAMy9hQKDERyaXZlU2VydmljZRJpCgxDcmVhdGVVcGxvYWQSKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZVVwbG9hZFJlcXVlc3QaLC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZVVwbG9hZFJlc3BvbnNlEmYKC1VwbG9hZENodW5rEiouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGxvYWRDaHVua1JlcXVlc3QaKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZENodW5rUmVzcG9uc2USYAoJR2V0VXBsb2FkEiguc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRVcGxvYWRSZXF1ZXN0Gikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRVcGxvYWRSZXNwb25zZRJvCg5Db21wbGV0ZVVwbG9hZBItLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ29tcGxldGVVcGxvYWRSZXF1ZXN0Gi4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Db21wbGV0ZVVwbG9hZFJlc3BvbnNlEmYKC0Fib3J0VXBsb2FkEiouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5BYm9ydFVwbG9hZFJlcXVlc3QaKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkFib3J0VXBsb2FkUmVzcG9uc2USawoMRG93bmxvYWRGaWxlEisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Eb3dubG9hZEZpbGVSZXF1ZXN0Giwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Eb3dubG9hZEZpbGVSZXNwb25zZTABEmkKDEdldFRodW1ibmFpbBIrLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0VGh1bWJuYWlsUmVxdWVzdBosLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0VGh1bWJuYWlsUmVzcG9uc2USbwoOR2V0RG93bmxvYWRVcmwSLS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldERvd25sb2FkVXJsUmVxdWVzdBouLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0RG93bmxvYWRVcmxSZXNwb25zZRJpCgxDcmVhdGVGb2xkZXISKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZUZvbGRlclJlcXVlc3QaLC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZUZvbGRlclJlc3BvbnNlEloKB0dldEZpbGUSJi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldEZpbGVSZXF1ZXN0Gicuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRGaWxlUmVzcG9uc2USYAoJTGlzdEZpbGVzEiguc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0RmlsZXNSZXF1ZXN0Gikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0RmlsZXNSZXNwb25zZRJjCgpVcGRhdGVGaWxlEikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGRhdGVGaWxlUmVxdWVzdBoqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBkYXRlRmlsZVJlc3BvbnNlEmMKCkRlbGV0ZUZpbGUSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRlbGV0ZUZpbGVSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5EZWxldGVGaWxlUmVzcG9uc2USZgoLUmVzdG9yZUZpbGUSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlJlc3RvcmVGaWxlUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuUmVzdG9yZUZpbGVSZXNwb25zZRJjCgpFbXB0eVRyYXNoEikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5FbXB0eVRyYXNoUmVxdWVzdBoqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRW1wdHlUcmFzaFJlc3BvbnNlEl0KCEdldFF1b3RhEicuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRRdW90YVJlcXVlc3QaKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFF1b3RhUmVzcG9uc2USYAoJU2hhcmVGaWxlEiguc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZUZpbGVSZXF1ZXN0Gikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZUZpbGVSZXNwb25zZRJmCgtVbnNoYXJlRmlsZRIqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVW5zaGFyZUZpbGVSZXF1ZXN0Gisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VbnNoYXJlRmlsZVJlc3BvbnNlEmMKCkxpc3RTaGFyZXMSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZXNSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVzUmVzcG9uc2USdQoQTGlzdFNoYXJlZFdpdGhNZRIvLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlZFdpdGhNZVJlcXVlc3QaMC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZWRXaXRoTWVSZXNwb25zZRJyCg9DcmVhdGVTaGFyZUxpbmsSLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZVNoYXJlTGlua1JlcXVlc3QaLy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZVNoYXJlTGlua1Jlc3BvbnNlEm8KDkxpc3RTaGFyZUxpbmtzEi0uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVMaW5rc1JlcXVlc3QaLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZUxpbmtzUmVzcG9uc2UScgoPUmV2b2tlU2hhcmVMaW5rEi4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5SZXZva2VTaGFyZUxpbmtSZXF1ZXN0Gi8uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5SZXZva2VTaGFyZUxpbmtSZXNwb25zZRJ1ChBHZXRTaGFyZUxpbmtGaWxlEi8uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRTaGFyZUxpbmtGaWxlUmVxdWVzdBowLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0U2hhcmVMaW5rRmlsZVJlc3BvbnNlEnoKEURvd25sb2FkU2hhcmVMaW5rEjAuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Eb3dubG9hZFNoYXJlTGlua1JlcXVlc3QaMS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkU2hhcmVMaW5rUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A file or folder in a drive.
@@ -197,6 +197,15 @@ export type Upload = Message<"secureconnect.drive.v1.Upload"> & {
    * @generated from field: google.protobuf.Timestamp expire_time = 7;
    */
   expireTime?: Timestamp | undefined;
+
+  /**
+   * For a direct upload, the size of its parts (the last may be shorter);
+   * 0 for an upload whose bytes come through `UploadChunk`. `received_bytes`
+   * stays 0 for direct uploads: the store, not the server, receives them.
+   *
+   * @generated from field: uint64 direct_part_size = 8;
+   */
+  directPartSize: bigint;
 };
 
 /**
@@ -240,6 +249,14 @@ export type CreateUploadRequest = Message<"secureconnect.drive.v1.CreateUploadRe
    * @generated from field: string sha256 = 4;
    */
   sha256: string;
+
+  /**
+   * Asks for a direct upload (see the service): presigned part URLs, when the
+   * server's store can sign them.
+   *
+   * @generated from field: bool direct = 5;
+   */
+  direct: boolean;
 };
 
 /**
@@ -261,6 +278,13 @@ export type CreateUploadResponse = Message<"secureconnect.drive.v1.CreateUploadR
    * @generated from field: secureconnect.drive.v1.Upload upload = 1;
    */
   upload?: Upload | undefined;
+
+  /**
+   * For a direct upload: where to PUT each part, in order.
+   *
+   * @generated from field: repeated secureconnect.drive.v1.DirectPart direct_parts = 2;
+   */
+  directParts: DirectPart[];
 };
 
 /**
@@ -269,6 +293,78 @@ export type CreateUploadResponse = Message<"secureconnect.drive.v1.CreateUploadR
  */
 export const CreateUploadResponseSchema: GenMessage<CreateUploadResponse> = /*@__PURE__*/
   messageDesc(file_secureconnect_drive_v1_drive, 4);
+
+/**
+ * One part of a direct upload: PUT exactly `size` bytes of the file, from
+ * `offset`, to `url` (it works until the upload's `expire_time`; `GetUpload`
+ * signs new ones). Parts may go in parallel and be retried.
+ *
+ * @generated from message secureconnect.drive.v1.DirectPart
+ */
+export type DirectPart = Message<"secureconnect.drive.v1.DirectPart"> & {
+  /**
+   * From 1.
+   *
+   * @generated from field: uint32 part_number = 1;
+   */
+  partNumber: number;
+
+  /**
+   * Where the part starts in the file.
+   *
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * Its length in bytes (the URL refuses any other).
+   *
+   * @generated from field: uint64 size = 3;
+   */
+  size: bigint;
+
+  /**
+   * The presigned URL.
+   *
+   * @generated from field: string url = 4;
+   */
+  url: string;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.DirectPart.
+ * Use `create(DirectPartSchema)` to create a new message.
+ */
+export const DirectPartSchema: GenMessage<DirectPart> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 5);
+
+/**
+ * A part of a direct upload as the object store acknowledged it.
+ *
+ * @generated from message secureconnect.drive.v1.CompletedPart
+ */
+export type CompletedPart = Message<"secureconnect.drive.v1.CompletedPart"> & {
+  /**
+   * From 1.
+   *
+   * @generated from field: uint32 part_number = 1;
+   */
+  partNumber: number;
+
+  /**
+   * The `ETag` header of the store's answer to the part's PUT, as sent.
+   *
+   * @generated from field: string etag = 2;
+   */
+  etag: string;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.CompletedPart.
+ * Use `create(CompletedPartSchema)` to create a new message.
+ */
+export const CompletedPartSchema: GenMessage<CompletedPart> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 6);
 
 /**
  * Request for `UploadChunk`.
@@ -303,7 +399,7 @@ export type UploadChunkRequest = Message<"secureconnect.drive.v1.UploadChunkRequ
  * Use `create(UploadChunkRequestSchema)` to create a new message.
  */
 export const UploadChunkRequestSchema: GenMessage<UploadChunkRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 5);
+  messageDesc(file_secureconnect_drive_v1_drive, 7);
 
 /**
  * Response for `UploadChunk`.
@@ -324,7 +420,7 @@ export type UploadChunkResponse = Message<"secureconnect.drive.v1.UploadChunkRes
  * Use `create(UploadChunkResponseSchema)` to create a new message.
  */
 export const UploadChunkResponseSchema: GenMessage<UploadChunkResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 6);
+  messageDesc(file_secureconnect_drive_v1_drive, 8);
 
 /**
  * Request for `GetUpload`.
@@ -345,7 +441,7 @@ export type GetUploadRequest = Message<"secureconnect.drive.v1.GetUploadRequest"
  * Use `create(GetUploadRequestSchema)` to create a new message.
  */
 export const GetUploadRequestSchema: GenMessage<GetUploadRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 7);
+  messageDesc(file_secureconnect_drive_v1_drive, 9);
 
 /**
  * Response for `GetUpload`.
@@ -359,6 +455,13 @@ export type GetUploadResponse = Message<"secureconnect.drive.v1.GetUploadRespons
    * @generated from field: secureconnect.drive.v1.Upload upload = 1;
    */
   upload?: Upload | undefined;
+
+  /**
+   * For a direct upload: its parts again, with freshly signed URLs.
+   *
+   * @generated from field: repeated secureconnect.drive.v1.DirectPart direct_parts = 2;
+   */
+  directParts: DirectPart[];
 };
 
 /**
@@ -366,7 +469,7 @@ export type GetUploadResponse = Message<"secureconnect.drive.v1.GetUploadRespons
  * Use `create(GetUploadResponseSchema)` to create a new message.
  */
 export const GetUploadResponseSchema: GenMessage<GetUploadResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 8);
+  messageDesc(file_secureconnect_drive_v1_drive, 10);
 
 /**
  * Request for `CompleteUpload`.
@@ -380,6 +483,15 @@ export type CompleteUploadRequest = Message<"secureconnect.drive.v1.CompleteUplo
    * @generated from field: string upload_id = 1;
    */
   uploadId: string;
+
+  /**
+   * For a direct upload, every part, in order (required there, refused
+   * otherwise). FAILED_PRECONDITION (UPLOAD_INCOMPLETE) when the store does
+   * not have them all as given.
+   *
+   * @generated from field: repeated secureconnect.drive.v1.CompletedPart parts = 2;
+   */
+  parts: CompletedPart[];
 };
 
 /**
@@ -387,7 +499,7 @@ export type CompleteUploadRequest = Message<"secureconnect.drive.v1.CompleteUplo
  * Use `create(CompleteUploadRequestSchema)` to create a new message.
  */
 export const CompleteUploadRequestSchema: GenMessage<CompleteUploadRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 9);
+  messageDesc(file_secureconnect_drive_v1_drive, 11);
 
 /**
  * Response for `CompleteUpload`.
@@ -408,7 +520,7 @@ export type CompleteUploadResponse = Message<"secureconnect.drive.v1.CompleteUpl
  * Use `create(CompleteUploadResponseSchema)` to create a new message.
  */
 export const CompleteUploadResponseSchema: GenMessage<CompleteUploadResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 10);
+  messageDesc(file_secureconnect_drive_v1_drive, 12);
 
 /**
  * Request for `AbortUpload`.
@@ -429,7 +541,7 @@ export type AbortUploadRequest = Message<"secureconnect.drive.v1.AbortUploadRequ
  * Use `create(AbortUploadRequestSchema)` to create a new message.
  */
 export const AbortUploadRequestSchema: GenMessage<AbortUploadRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 11);
+  messageDesc(file_secureconnect_drive_v1_drive, 13);
 
 /**
  * Response for `AbortUpload`.
@@ -444,7 +556,7 @@ export type AbortUploadResponse = Message<"secureconnect.drive.v1.AbortUploadRes
  * Use `create(AbortUploadResponseSchema)` to create a new message.
  */
 export const AbortUploadResponseSchema: GenMessage<AbortUploadResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 12);
+  messageDesc(file_secureconnect_drive_v1_drive, 14);
 
 /**
  * Request for `DownloadFile`.
@@ -479,7 +591,7 @@ export type DownloadFileRequest = Message<"secureconnect.drive.v1.DownloadFileRe
  * Use `create(DownloadFileRequestSchema)` to create a new message.
  */
 export const DownloadFileRequestSchema: GenMessage<DownloadFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 13);
+  messageDesc(file_secureconnect_drive_v1_drive, 15);
 
 /**
  * One chunk of a download.
@@ -514,7 +626,7 @@ export type DownloadFileResponse = Message<"secureconnect.drive.v1.DownloadFileR
  * Use `create(DownloadFileResponseSchema)` to create a new message.
  */
 export const DownloadFileResponseSchema: GenMessage<DownloadFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 14);
+  messageDesc(file_secureconnect_drive_v1_drive, 16);
 
 /**
  * Request for `GetThumbnail`.
@@ -535,7 +647,7 @@ export type GetThumbnailRequest = Message<"secureconnect.drive.v1.GetThumbnailRe
  * Use `create(GetThumbnailRequestSchema)` to create a new message.
  */
 export const GetThumbnailRequestSchema: GenMessage<GetThumbnailRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 15);
+  messageDesc(file_secureconnect_drive_v1_drive, 17);
 
 /**
  * Response for `GetThumbnail`.
@@ -570,7 +682,7 @@ export type GetThumbnailResponse = Message<"secureconnect.drive.v1.GetThumbnailR
  * Use `create(GetThumbnailResponseSchema)` to create a new message.
  */
 export const GetThumbnailResponseSchema: GenMessage<GetThumbnailResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 16);
+  messageDesc(file_secureconnect_drive_v1_drive, 18);
 
 /**
  * Request for `CreateFolder`.
@@ -598,7 +710,7 @@ export type CreateFolderRequest = Message<"secureconnect.drive.v1.CreateFolderRe
  * Use `create(CreateFolderRequestSchema)` to create a new message.
  */
 export const CreateFolderRequestSchema: GenMessage<CreateFolderRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 17);
+  messageDesc(file_secureconnect_drive_v1_drive, 19);
 
 /**
  * Response for `CreateFolder`.
@@ -619,7 +731,7 @@ export type CreateFolderResponse = Message<"secureconnect.drive.v1.CreateFolderR
  * Use `create(CreateFolderResponseSchema)` to create a new message.
  */
 export const CreateFolderResponseSchema: GenMessage<CreateFolderResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 18);
+  messageDesc(file_secureconnect_drive_v1_drive, 20);
 
 /**
  * Request for `GetFile`.
@@ -640,7 +752,7 @@ export type GetFileRequest = Message<"secureconnect.drive.v1.GetFileRequest"> & 
  * Use `create(GetFileRequestSchema)` to create a new message.
  */
 export const GetFileRequestSchema: GenMessage<GetFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 19);
+  messageDesc(file_secureconnect_drive_v1_drive, 21);
 
 /**
  * Response for `GetFile`.
@@ -661,7 +773,7 @@ export type GetFileResponse = Message<"secureconnect.drive.v1.GetFileResponse"> 
  * Use `create(GetFileResponseSchema)` to create a new message.
  */
 export const GetFileResponseSchema: GenMessage<GetFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 20);
+  messageDesc(file_secureconnect_drive_v1_drive, 22);
 
 /**
  * Request for `ListFiles`.
@@ -711,7 +823,7 @@ export type ListFilesRequest = Message<"secureconnect.drive.v1.ListFilesRequest"
  * Use `create(ListFilesRequestSchema)` to create a new message.
  */
 export const ListFilesRequestSchema: GenMessage<ListFilesRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 21);
+  messageDesc(file_secureconnect_drive_v1_drive, 23);
 
 /**
  * Response for `ListFiles`.
@@ -739,7 +851,7 @@ export type ListFilesResponse = Message<"secureconnect.drive.v1.ListFilesRespons
  * Use `create(ListFilesResponseSchema)` to create a new message.
  */
 export const ListFilesResponseSchema: GenMessage<ListFilesResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 22);
+  messageDesc(file_secureconnect_drive_v1_drive, 24);
 
 /**
  * Request for `UpdateFile`.
@@ -768,7 +880,7 @@ export type UpdateFileRequest = Message<"secureconnect.drive.v1.UpdateFileReques
  * Use `create(UpdateFileRequestSchema)` to create a new message.
  */
 export const UpdateFileRequestSchema: GenMessage<UpdateFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 23);
+  messageDesc(file_secureconnect_drive_v1_drive, 25);
 
 /**
  * Response for `UpdateFile`.
@@ -789,7 +901,7 @@ export type UpdateFileResponse = Message<"secureconnect.drive.v1.UpdateFileRespo
  * Use `create(UpdateFileResponseSchema)` to create a new message.
  */
 export const UpdateFileResponseSchema: GenMessage<UpdateFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 24);
+  messageDesc(file_secureconnect_drive_v1_drive, 26);
 
 /**
  * Request for `DeleteFile`.
@@ -810,7 +922,7 @@ export type DeleteFileRequest = Message<"secureconnect.drive.v1.DeleteFileReques
  * Use `create(DeleteFileRequestSchema)` to create a new message.
  */
 export const DeleteFileRequestSchema: GenMessage<DeleteFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 25);
+  messageDesc(file_secureconnect_drive_v1_drive, 27);
 
 /**
  * Response for `DeleteFile`.
@@ -831,7 +943,7 @@ export type DeleteFileResponse = Message<"secureconnect.drive.v1.DeleteFileRespo
  * Use `create(DeleteFileResponseSchema)` to create a new message.
  */
 export const DeleteFileResponseSchema: GenMessage<DeleteFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 26);
+  messageDesc(file_secureconnect_drive_v1_drive, 28);
 
 /**
  * Request for `RestoreFile`.
@@ -852,7 +964,7 @@ export type RestoreFileRequest = Message<"secureconnect.drive.v1.RestoreFileRequ
  * Use `create(RestoreFileRequestSchema)` to create a new message.
  */
 export const RestoreFileRequestSchema: GenMessage<RestoreFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 27);
+  messageDesc(file_secureconnect_drive_v1_drive, 29);
 
 /**
  * Response for `RestoreFile`.
@@ -873,7 +985,7 @@ export type RestoreFileResponse = Message<"secureconnect.drive.v1.RestoreFileRes
  * Use `create(RestoreFileResponseSchema)` to create a new message.
  */
 export const RestoreFileResponseSchema: GenMessage<RestoreFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 28);
+  messageDesc(file_secureconnect_drive_v1_drive, 30);
 
 /**
  * Request for `EmptyTrash`.
@@ -888,7 +1000,7 @@ export type EmptyTrashRequest = Message<"secureconnect.drive.v1.EmptyTrashReques
  * Use `create(EmptyTrashRequestSchema)` to create a new message.
  */
 export const EmptyTrashRequestSchema: GenMessage<EmptyTrashRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 29);
+  messageDesc(file_secureconnect_drive_v1_drive, 31);
 
 /**
  * Response for `EmptyTrash`.
@@ -916,7 +1028,7 @@ export type EmptyTrashResponse = Message<"secureconnect.drive.v1.EmptyTrashRespo
  * Use `create(EmptyTrashResponseSchema)` to create a new message.
  */
 export const EmptyTrashResponseSchema: GenMessage<EmptyTrashResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 30);
+  messageDesc(file_secureconnect_drive_v1_drive, 32);
 
 /**
  * Request for `GetQuota`.
@@ -931,7 +1043,7 @@ export type GetQuotaRequest = Message<"secureconnect.drive.v1.GetQuotaRequest"> 
  * Use `create(GetQuotaRequestSchema)` to create a new message.
  */
 export const GetQuotaRequestSchema: GenMessage<GetQuotaRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 31);
+  messageDesc(file_secureconnect_drive_v1_drive, 33);
 
 /**
  * Response for `GetQuota`.
@@ -966,7 +1078,7 @@ export type GetQuotaResponse = Message<"secureconnect.drive.v1.GetQuotaResponse"
  * Use `create(GetQuotaResponseSchema)` to create a new message.
  */
 export const GetQuotaResponseSchema: GenMessage<GetQuotaResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 32);
+  messageDesc(file_secureconnect_drive_v1_drive, 34);
 
 /**
  * A file or folder shared for reading.
@@ -1024,7 +1136,7 @@ export type Share = Message<"secureconnect.drive.v1.Share"> & {
  * Use `create(ShareSchema)` to create a new message.
  */
 export const ShareSchema: GenMessage<Share> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 33);
+  messageDesc(file_secureconnect_drive_v1_drive, 35);
 
 /**
  * Request for `ShareFile`.
@@ -1068,7 +1180,7 @@ export type ShareFileRequest = Message<"secureconnect.drive.v1.ShareFileRequest"
  * Use `create(ShareFileRequestSchema)` to create a new message.
  */
 export const ShareFileRequestSchema: GenMessage<ShareFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 34);
+  messageDesc(file_secureconnect_drive_v1_drive, 36);
 
 /**
  * Response for `ShareFile`.
@@ -1089,7 +1201,7 @@ export type ShareFileResponse = Message<"secureconnect.drive.v1.ShareFileRespons
  * Use `create(ShareFileResponseSchema)` to create a new message.
  */
 export const ShareFileResponseSchema: GenMessage<ShareFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 35);
+  messageDesc(file_secureconnect_drive_v1_drive, 37);
 
 /**
  * Request for `UnshareFile`.
@@ -1110,7 +1222,7 @@ export type UnshareFileRequest = Message<"secureconnect.drive.v1.UnshareFileRequ
  * Use `create(UnshareFileRequestSchema)` to create a new message.
  */
 export const UnshareFileRequestSchema: GenMessage<UnshareFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 36);
+  messageDesc(file_secureconnect_drive_v1_drive, 38);
 
 /**
  * Response for `UnshareFile`.
@@ -1125,7 +1237,7 @@ export type UnshareFileResponse = Message<"secureconnect.drive.v1.UnshareFileRes
  * Use `create(UnshareFileResponseSchema)` to create a new message.
  */
 export const UnshareFileResponseSchema: GenMessage<UnshareFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 37);
+  messageDesc(file_secureconnect_drive_v1_drive, 39);
 
 /**
  * Request for `ListShares`.
@@ -1146,7 +1258,7 @@ export type ListSharesRequest = Message<"secureconnect.drive.v1.ListSharesReques
  * Use `create(ListSharesRequestSchema)` to create a new message.
  */
 export const ListSharesRequestSchema: GenMessage<ListSharesRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 38);
+  messageDesc(file_secureconnect_drive_v1_drive, 40);
 
 /**
  * Response for `ListShares`.
@@ -1167,7 +1279,7 @@ export type ListSharesResponse = Message<"secureconnect.drive.v1.ListSharesRespo
  * Use `create(ListSharesResponseSchema)` to create a new message.
  */
 export const ListSharesResponseSchema: GenMessage<ListSharesResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 39);
+  messageDesc(file_secureconnect_drive_v1_drive, 41);
 
 /**
  * Request for `ListSharedWithMe`.
@@ -1195,7 +1307,7 @@ export type ListSharedWithMeRequest = Message<"secureconnect.drive.v1.ListShared
  * Use `create(ListSharedWithMeRequestSchema)` to create a new message.
  */
 export const ListSharedWithMeRequestSchema: GenMessage<ListSharedWithMeRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 40);
+  messageDesc(file_secureconnect_drive_v1_drive, 42);
 
 /**
  * Response for `ListSharedWithMe`.
@@ -1223,7 +1335,7 @@ export type ListSharedWithMeResponse = Message<"secureconnect.drive.v1.ListShare
  * Use `create(ListSharedWithMeResponseSchema)` to create a new message.
  */
 export const ListSharedWithMeResponseSchema: GenMessage<ListSharedWithMeResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 41);
+  messageDesc(file_secureconnect_drive_v1_drive, 43);
 
 /**
  * Request for `GetDownloadUrl`.
@@ -1244,7 +1356,7 @@ export type GetDownloadUrlRequest = Message<"secureconnect.drive.v1.GetDownloadU
  * Use `create(GetDownloadUrlRequestSchema)` to create a new message.
  */
 export const GetDownloadUrlRequestSchema: GenMessage<GetDownloadUrlRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 42);
+  messageDesc(file_secureconnect_drive_v1_drive, 44);
 
 /**
  * Response for `GetDownloadUrl`.
@@ -1272,7 +1384,7 @@ export type GetDownloadUrlResponse = Message<"secureconnect.drive.v1.GetDownload
  * Use `create(GetDownloadUrlResponseSchema)` to create a new message.
  */
 export const GetDownloadUrlResponseSchema: GenMessage<GetDownloadUrlResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 43);
+  messageDesc(file_secureconnect_drive_v1_drive, 45);
 
 /**
  * A link anyone holding it can download a file through.
@@ -1349,7 +1461,7 @@ export type ShareLink = Message<"secureconnect.drive.v1.ShareLink"> & {
  * Use `create(ShareLinkSchema)` to create a new message.
  */
 export const ShareLinkSchema: GenMessage<ShareLink> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 44);
+  messageDesc(file_secureconnect_drive_v1_drive, 46);
 
 /**
  * Request for `CreateShareLink`.
@@ -1391,7 +1503,7 @@ export type CreateShareLinkRequest = Message<"secureconnect.drive.v1.CreateShare
  * Use `create(CreateShareLinkRequestSchema)` to create a new message.
  */
 export const CreateShareLinkRequestSchema: GenMessage<CreateShareLinkRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 45);
+  messageDesc(file_secureconnect_drive_v1_drive, 47);
 
 /**
  * Response for `CreateShareLink`.
@@ -1412,7 +1524,7 @@ export type CreateShareLinkResponse = Message<"secureconnect.drive.v1.CreateShar
  * Use `create(CreateShareLinkResponseSchema)` to create a new message.
  */
 export const CreateShareLinkResponseSchema: GenMessage<CreateShareLinkResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 46);
+  messageDesc(file_secureconnect_drive_v1_drive, 48);
 
 /**
  * Request for `ListShareLinks`.
@@ -1433,7 +1545,7 @@ export type ListShareLinksRequest = Message<"secureconnect.drive.v1.ListShareLin
  * Use `create(ListShareLinksRequestSchema)` to create a new message.
  */
 export const ListShareLinksRequestSchema: GenMessage<ListShareLinksRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 47);
+  messageDesc(file_secureconnect_drive_v1_drive, 49);
 
 /**
  * Response for `ListShareLinks`.
@@ -1454,7 +1566,7 @@ export type ListShareLinksResponse = Message<"secureconnect.drive.v1.ListShareLi
  * Use `create(ListShareLinksResponseSchema)` to create a new message.
  */
 export const ListShareLinksResponseSchema: GenMessage<ListShareLinksResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 48);
+  messageDesc(file_secureconnect_drive_v1_drive, 50);
 
 /**
  * Request for `RevokeShareLink`.
@@ -1475,7 +1587,7 @@ export type RevokeShareLinkRequest = Message<"secureconnect.drive.v1.RevokeShare
  * Use `create(RevokeShareLinkRequestSchema)` to create a new message.
  */
 export const RevokeShareLinkRequestSchema: GenMessage<RevokeShareLinkRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 49);
+  messageDesc(file_secureconnect_drive_v1_drive, 51);
 
 /**
  * Response for `RevokeShareLink`.
@@ -1490,7 +1602,7 @@ export type RevokeShareLinkResponse = Message<"secureconnect.drive.v1.RevokeShar
  * Use `create(RevokeShareLinkResponseSchema)` to create a new message.
  */
 export const RevokeShareLinkResponseSchema: GenMessage<RevokeShareLinkResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 50);
+  messageDesc(file_secureconnect_drive_v1_drive, 52);
 
 /**
  * Request for `GetShareLinkFile`.
@@ -1518,7 +1630,7 @@ export type GetShareLinkFileRequest = Message<"secureconnect.drive.v1.GetShareLi
  * Use `create(GetShareLinkFileRequestSchema)` to create a new message.
  */
 export const GetShareLinkFileRequestSchema: GenMessage<GetShareLinkFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 51);
+  messageDesc(file_secureconnect_drive_v1_drive, 53);
 
 /**
  * Response for `GetShareLinkFile`.
@@ -1539,7 +1651,7 @@ export type GetShareLinkFileResponse = Message<"secureconnect.drive.v1.GetShareL
  * Use `create(GetShareLinkFileResponseSchema)` to create a new message.
  */
 export const GetShareLinkFileResponseSchema: GenMessage<GetShareLinkFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 52);
+  messageDesc(file_secureconnect_drive_v1_drive, 54);
 
 /**
  * Request for `DownloadShareLink`.
@@ -1581,7 +1693,7 @@ export type DownloadShareLinkRequest = Message<"secureconnect.drive.v1.DownloadS
  * Use `create(DownloadShareLinkRequestSchema)` to create a new message.
  */
 export const DownloadShareLinkRequestSchema: GenMessage<DownloadShareLinkRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 53);
+  messageDesc(file_secureconnect_drive_v1_drive, 55);
 
 /**
  * One chunk of a download through a link.
@@ -1616,7 +1728,7 @@ export type DownloadShareLinkResponse = Message<"secureconnect.drive.v1.Download
  * Use `create(DownloadShareLinkResponseSchema)` to create a new message.
  */
 export const DownloadShareLinkResponseSchema: GenMessage<DownloadShareLinkResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 54);
+  messageDesc(file_secureconnect_drive_v1_drive, 56);
 
 /**
  * A file or a folder.
@@ -1718,6 +1830,13 @@ export const FileOrderSchema: GenEnum<FileOrder> = /*@__PURE__*/
  * to carry on. Completing checks the size and, when given, the SHA-256, and
  * only then does the file appear. Uploads not completed within 24 hours of
  * their last chunk expire and release their reservation.
+ *
+ * Direct uploads (S3 deployments): a client that asks for one in
+ * `CreateUpload` gets presigned part URLs instead, PUTs each part's bytes
+ * straight to the object store with plain HTTP (the `ETag` header of each
+ * answer names the part), and completes the upload with those ETags; the
+ * server then checks size and SHA-256 as for any upload. Where the store cannot
+ * sign URLs the upload is an ordinary one (`Upload.direct_part_size` is 0).
  *
  * Names are unique within a folder. A completed upload or a new folder whose
  * name is taken gets the first free "name (2).ext", "name (3).ext"…; renaming
