@@ -84,6 +84,7 @@ async fn upload(
         .drive()
         .complete_upload(CompleteUploadRequest {
             upload_id: upload.upload_id,
+            ..Default::default()
         })
         .await?
         .into_inner()
