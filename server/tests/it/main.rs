@@ -36,5 +36,4 @@ mod sdk_tls;
 mod store_suite;
 mod stream;
 mod transport;
-mod upload_stream;
 mod users;
