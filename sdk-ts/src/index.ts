@@ -158,7 +158,7 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
     eventStream: (cursor = "", signal, idleTimeoutMs) =>
       resumingStream(events, cursor, signal, idleTimeoutMs),
     sendText: (conversationId, text) => sendFiles(conversationId, text, []),
-    sendFiles: (conversationId, caption, fileIds) => sendFiles(conversationId, caption, fileIds),
+    sendFiles,
     async thumbnail(fileId) {
       const answer = await drive.getThumbnail({ fileId });
       return new Blob([answer.data as BlobPart], { type: answer.contentType });

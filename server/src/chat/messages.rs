@@ -295,20 +295,12 @@ impl Chat {
             v.id("conversation_id", conversation_id),
             v.id("message_id", message_id),
         );
-        // An empty caption is checked against the message below.
+        // An empty caption is checked in the write, against the message's attachments.
         self.check_content(&mut v, "content", content.as_ref(), true);
         v.finish()?;
         let ((Some(conversation_id), Some(message_id)), Some(content)) = (ids, content) else {
             return Err(Error::invalid("content", "required"));
         };
-        if matches!(&content, Content::Text(text) if text.trim().is_empty()) {
-            let current = self
-                .get_message(who, &conversation_id.to_string(), &message_id.to_string())
-                .await?;
-            if current.attachments.is_empty() {
-                return Err(Error::invalid("content.text", "must not be empty"));
-            }
-        }
         // Whether the conversation is encrypted never changes, so it is checked here; who
         // may edit is checked in the write (the store, with `domain::rules`).
         let (conversation, _) = self.as_member(conversation_id, who.user_id).await?;

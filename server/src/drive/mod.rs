@@ -299,19 +299,15 @@ impl Drive {
             ));
         }
         let e_tags = given.into_iter().map(|p| p.etag).collect();
-        if let Err(err) = self
+        let joining = self
             .blobs
             .complete_direct_upload(&direct.key, &direct.id, e_tags)
-            .await
-        {
-            let joined = self.blobs.head(&direct.key).await?;
-            if joined.is_none_or(|meta| meta.size != upload.size) {
-                return Err(err);
-            }
-        }
-        let digest = match self.blobs.head(&direct.key).await? {
-            Some(meta) if meta.size == upload.size => self.digest_blob(&direct.key).await,
-            _ => Err(Error::invalid(
+            .await;
+        let stored = self.blobs.head(&direct.key).await?.map(|meta| meta.size);
+        let digest = match (joining, stored) {
+            (_, Some(size)) if size == upload.size => self.digest_blob(&direct.key, size).await,
+            (Err(err), _) => return Err(err),
+            (Ok(()), _) => Err(Error::invalid(
                 "parts",
                 format!("the parts do not add up to {} bytes", upload.size),
             )),
@@ -875,14 +871,8 @@ impl Drive {
         }
     }
 
-    /// The SHA-256 (hex) and first bytes of a stored blob, read in ranges.
-    async fn digest_blob(&self, key: &str) -> Result<(String, Vec<u8>)> {
-        let size = self
-            .blobs
-            .head(key)
-            .await?
-            .ok_or(Error::NotFound("blob"))?
-            .size;
+    /// The SHA-256 (hex) and first bytes of a stored blob of `size` bytes, read in ranges.
+    async fn digest_blob(&self, key: &str, size: u64) -> Result<(String, Vec<u8>)> {
         let mut hasher = Sha256::new();
         let mut head = Vec::new();
         let mut at = 0;

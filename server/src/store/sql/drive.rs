@@ -464,10 +464,7 @@ impl DriveStore for SqlStore {
         };
         let name = free_name(&txn, owner, parent, &row.name, FileKind::File).await?;
         remove_upload(&txn, &row).await?;
-        let image = completed
-            .image
-            .as_ref()
-            .map(|(size, thumb)| (*size, thumb.size));
+        let image = completed.image.as_ref().map(|(size, _)| *size);
         count(&txn, owner, row.size, 0).await?;
         let created = insert_file(
             &txn,
@@ -485,8 +482,8 @@ impl DriveStore for SqlStore {
                 update_time: now,
                 trash_time: None,
                 trash_root: None,
-                image_width: image.map(|(size, _)| db_pixels(size.width)),
-                image_height: image.map(|(size, _)| db_pixels(size.height)),
+                image_width: image.map(|size| db_pixels(size.width)),
+                image_height: image.map(|size| db_pixels(size.height)),
             },
         )
         .await?;
@@ -1099,20 +1096,14 @@ pub(super) async fn detach<C: ConnectionTrait>(txn: &C, message: Uuid) -> Result
 /// Whether `file` is attached to a message of a conversation `reader` is a member of
 /// (attachment rows go with their message's deletion).
 async fn attached_for<C: ConnectionTrait>(db: &C, file: Uuid, reader: Uuid) -> Result<bool> {
-    let conversations: Vec<Uuid> = drive_attachments::Entity::find()
-        .select_only()
+    let attached_in = sea_orm::sea_query::Query::select()
         .column(drive_attachments::Column::ConversationId)
-        .filter(drive_attachments::Column::FileId.eq(file))
-        .distinct()
-        .into_tuple()
-        .all(db)
-        .await?;
-    if conversations.is_empty() {
-        return Ok(false);
-    }
+        .from(drive_attachments::Entity)
+        .and_where(drive_attachments::Column::FileId.eq(file))
+        .to_owned();
     let memberships = members::Entity::find()
         .filter(members::Column::UserId.eq(reader))
-        .filter(members::Column::ConversationId.is_in(conversations))
+        .filter(members::Column::ConversationId.in_subquery(attached_in))
         .count(db)
         .await?;
     Ok(memberships > 0)

@@ -84,6 +84,12 @@ impl SqlStore {
             .message_in(&txn, conversation, id, seq - 1)
             .await?
             .ok_or(Error::NotFound("message"))?;
+        if let Some(Content::Text(text)) = &content
+            && text.trim().is_empty()
+            && current.attachments.is_empty()
+        {
+            return Err(Error::invalid("content.text", "must not be empty"));
+        }
         let author = current.sender_id;
         let act = match content {
             Some(_) => Act::EditMessage { author },
