@@ -2,6 +2,7 @@
 
 use std::{pin::Pin, sync::Arc};
 
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use secureconnect_proto::drive::v1::{self as pb, drive_service_server::DriveService};
 use tonic::{Request, Response, Status};
@@ -155,6 +156,36 @@ impl DriveService for DriveApi {
             )
             .await?;
         Ok(Response::new(pb::UploadChunkResponse { received_bytes }))
+    }
+
+    async fn upload_file(
+        &self,
+        req: Request<tonic::Streaming<pb::UploadFileRequest>>,
+    ) -> Result<Response<pb::UploadFileResponse>, Status> {
+        let who = principal(&self.auth, &req, Operation::Write)?;
+        let mut messages = req.into_inner();
+        let first = messages
+            .message()
+            .await?
+            .ok_or_else(|| crate::error::Error::invalid("upload_id", "required"))?;
+        let head = futures::stream::iter([Ok(Bytes::from(first.data))]);
+        let rest = messages.map(|m| {
+            m.map(|m| Bytes::from(m.data)).map_err(|s| {
+                crate::error::Error::Unavailable(format!("the stream broke: {}", s.message()))
+            })
+        });
+        let file = self
+            .drive
+            .upload_stream(
+                who.user_id,
+                &first.upload_id,
+                first.offset,
+                Box::pin(head.chain(rest)),
+            )
+            .await?;
+        Ok(Response::new(pb::UploadFileResponse {
+            file: Some(file_pb(file)),
+        }))
     }
 
     async fn get_upload(

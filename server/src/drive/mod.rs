@@ -48,6 +48,8 @@ pub const DOWNLOAD_CHUNK_BYTES: u64 = 1 << 20;
 pub const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 /// How many bytes the content type is recognised from.
 const SNIFF_BYTES: usize = 8 << 10;
+/// The parts a streamed upload is stored in (fewer parts than chunks: fewer writes).
+const STREAM_PART_BYTES: usize = 16 << 20;
 /// The smallest part of a direct upload (S3's minimum is 5 MiB).
 pub const DIRECT_PART_BYTES: u64 = 16 << 20;
 /// S3's limit on a multipart upload's parts.
@@ -202,6 +204,60 @@ impl Drive {
         }
         v.finish()?;
         let upload = self.own_upload(who, id).await?;
+        self.append(&upload, offset, data, now).await
+    }
+
+    /// Receives an upload's bytes as one stream from `offset` (where the upload stands),
+    /// stores them in parts of up to `STREAM_PART_BYTES`, then completes the upload. A
+    /// stream that ends early keeps everything it sent; one that breaks, at least every
+    /// part stored before the break (the rest if this call is not cancelled with it).
+    pub async fn upload_stream(
+        &self,
+        who: Uuid,
+        upload_id: &str,
+        offset: u64,
+        mut chunks: Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>,
+    ) -> Result<DriveFile> {
+        let id = parse_id("upload_id", upload_id)?;
+        let mut upload = self.own_upload(who, Some(id)).await?;
+        if offset != upload.received {
+            return Err(Error::OffsetMismatch {
+                received: upload.received,
+            });
+        }
+        let mut buffer = bytes::BytesMut::new();
+        let mut at = offset;
+        loop {
+            let next = chunks.next().await;
+            let (chunk, ended) = match next {
+                Some(Ok(chunk)) => (Some(chunk), None),
+                Some(Err(err)) => (None, Some(Err(err))),
+                None => (None, Some(Ok(()))),
+            };
+            if let Some(chunk) = chunk {
+                buffer.extend_from_slice(&chunk);
+                if buffer.len() < STREAM_PART_BYTES {
+                    continue;
+                }
+            }
+            if !buffer.is_empty() {
+                let part = buffer.split().freeze();
+                upload.received = self.append(&upload, at, part, chrono::Utc::now()).await?;
+                at = upload.received;
+            }
+            match ended {
+                None => {}
+                Some(Ok(())) => break,
+                Some(Err(err)) => return Err(err),
+            }
+        }
+        self.complete_upload(who, upload_id, Vec::new(), chrono::Utc::now())
+            .await
+    }
+
+    /// Stores bytes at `offset` of an upload (see `upload_chunk`); the bytes received
+    /// after them.
+    async fn append(&self, upload: &Upload, offset: u64, data: Bytes, now: Time) -> Result<u64> {
         if upload.direct.is_some() {
             return Err(Error::FailedPrecondition {
                 reason: Reason::DirectUpload,

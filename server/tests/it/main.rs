@@ -36,4 +36,5 @@ mod sdk_tls;
 mod store_suite;
 mod stream;
 mod transport;
+mod upload_stream;
 mod users;

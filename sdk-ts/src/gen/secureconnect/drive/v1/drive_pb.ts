@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file secureconnect/drive/v1/drive.proto.
  */
 export const file_secureconnect_drive_v1_drive: GenFile = /*@__PURE__*/
-  fileDesc("CiJzZWN1cmVjb25uZWN0L2RyaXZlL3YxL2RyaXZlLnByb3RvEhZzZWN1cmVjb25uZWN0LmRyaXZlLnYxIvcCCgRGaWxlEg8KB2ZpbGVfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSLgoEa2luZBgEIAEoDjIgLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZUtpbmQSDAoEc2l6ZRgFIAEoBBIOCgZzaGEyNTYYBiABKAkSFAoMY29udGVudF90eXBlGAcgASgJEhUKDW93bmVyX3VzZXJfaWQYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp0cmFzaF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgVpbWFnZRgMIAEoCzIhLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuSW1hZ2VJbmZvIioKCUltYWdlSW5mbxINCgV3aWR0aBgBIAEoDRIOCgZoZWlnaHQYAiABKA0ivQEKBlVwbG9hZBIRCgl1cGxvYWRfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDAoEc2l6ZRgEIAEoBBIOCgZzaGEyNTYYBSABKAkSFgoOcmVjZWl2ZWRfYnl0ZXMYBiABKAQSLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGRpcmVjdF9wYXJ0X3NpemUYCCABKAQiZAoTQ3JlYXRlVXBsb2FkUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRzaXplGAMgASgEEg4KBnNoYTI1NhgEIAEoCRIOCgZkaXJlY3QYBSABKAgigAEKFENyZWF0ZVVwbG9hZFJlc3BvbnNlEi4KBnVwbG9hZBgBIAEoCzIeLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBsb2FkEjgKDGRpcmVjdF9wYXJ0cxgCIAMoCzIiLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRGlyZWN0UGFydCJMCgpEaXJlY3RQYXJ0EhMKC3BhcnRfbnVtYmVyGAEgASgNEg4KBm9mZnNldBgCIAEoBBIMCgRzaXplGAMgASgEEgsKA3VybBgEIAEoCSIyCg1Db21wbGV0ZWRQYXJ0EhMKC3BhcnRfbnVtYmVyGAEgASgNEgwKBGV0YWcYAiABKAkiRQoSVXBsb2FkQ2h1bmtSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCItChNVcGxvYWRDaHVua1Jlc3BvbnNlEhYKDnJlY2VpdmVkX2J5dGVzGAEgASgEIiUKEEdldFVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJIn0KEUdldFVwbG9hZFJlc3BvbnNlEi4KBnVwbG9hZBgBIAEoCzIeLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBsb2FkEjgKDGRpcmVjdF9wYXJ0cxgCIAMoCzIiLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRGlyZWN0UGFydCJgChVDb21wbGV0ZVVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEjQKBXBhcnRzGAIgAygLMiUuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Db21wbGV0ZWRQYXJ0IkQKFkNvbXBsZXRlVXBsb2FkUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSInChJBYm9ydFVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJIhUKE0Fib3J0VXBsb2FkUmVzcG9uc2UiRgoTRG93bmxvYWRGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBBIOCgZsZW5ndGgYAyABKAQiYAoURG93bmxvYWRGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCImChNHZXRUaHVtYm5haWxSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiawoUR2V0VGh1bWJuYWlsUmVzcG9uc2USFAoMY29udGVudF90eXBlGAEgASgJEgwKBGRhdGEYAiABKAwSLwoEc2l6ZRgDIAEoCzIhLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuSW1hZ2VJbmZvIjYKE0NyZWF0ZUZvbGRlclJlcXVlc3QSEQoJcGFyZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkiRAoUQ3JlYXRlRm9sZGVyUmVzcG9uc2USLAoGZm9sZGVyGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIiEKDkdldEZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiPQoPR2V0RmlsZVJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUikgEKEExpc3RGaWxlc1JlcXVlc3QSEQoJcGFyZW50X2lkGAEgASgJEjMKCG9yZGVyX2J5GAIgASgOMiEuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlT3JkZXISDwoHdHJhc2hlZBgDIAEoCBIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJZChFMaXN0RmlsZXNSZXNwb25zZRIrCgVmaWxlcxgBIAMoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicAoRVXBkYXRlRmlsZVJlcXVlc3QSKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siQAoSVXBkYXRlRmlsZVJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiJAoRRGVsZXRlRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJAChJEZWxldGVGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSIlChJSZXN0b3JlRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJBChNSZXN0b3JlRmlsZVJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiEwoRRW1wdHlUcmFzaFJlcXVlc3QiQAoSRW1wdHlUcmFzaFJlc3BvbnNlEhUKDWRlbGV0ZWRfY291bnQYASABKA0SEwoLZnJlZWRfYnl0ZXMYAiABKAQiEQoPR2V0UXVvdGFSZXF1ZXN0IlMKEEdldFF1b3RhUmVzcG9uc2USEgoKdXNlZF9ieXRlcxgBIAEoBBIWCg5yZXNlcnZlZF9ieXRlcxgCIAEoBBITCgt0b3RhbF9ieXRlcxgDIAEoBCKUAQoFU2hhcmUSEAoIc2hhcmVfaWQYASABKAkSDwoHZmlsZV9pZBgCIAEoCRIRCgd1c2VyX2lkGAMgASgJSAASGQoPY29udmVyc2F0aW9uX2lkGAQgASgJSAASLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgkKB2dyYW50ZWUiXAoQU2hhcmVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEhEKB3VzZXJfaWQYAiABKAlIABIZCg9jb252ZXJzYXRpb25faWQYAyABKAlIAEIJCgdncmFudGVlIkEKEVNoYXJlRmlsZVJlc3BvbnNlEiwKBXNoYXJlGAEgASgLMh0uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZSImChJVbnNoYXJlRmlsZVJlcXVlc3QSEAoIc2hhcmVfaWQYASABKAkiFQoTVW5zaGFyZUZpbGVSZXNwb25zZSIkChFMaXN0U2hhcmVzUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkMKEkxpc3RTaGFyZXNSZXNwb25zZRItCgZzaGFyZXMYASADKAsyHS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlIkAKF0xpc3RTaGFyZWRXaXRoTWVSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImAKGExpc3RTaGFyZWRXaXRoTWVSZXNwb25zZRIrCgVmaWxlcxgBIAMoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKAoVR2V0RG93bmxvYWRVcmxSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiVgoWR2V0RG93bmxvYWRVcmxSZXNwb25zZRILCgN1cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIvIBCglTaGFyZUxpbmsSDwoHbGlua19pZBgBIAEoCRIPCgdmaWxlX2lkGAIgASgJEg0KBXRva2VuGAMgASgJEgwKBHBhdGgYBCABKAkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDW1heF9kb3dubG9hZHMYBiABKA0SEQoJZG93bmxvYWRzGAcgASgNEhoKEnBhc3N3b3JkX3Byb3RlY3RlZBgIIAEoCBIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigwEKFkNyZWF0ZVNoYXJlTGlua1JlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcGFzc3dvcmQYAyABKAkSFQoNbWF4X2Rvd25sb2FkcxgEIAEoDSJKChdDcmVhdGVTaGFyZUxpbmtSZXNwb25zZRIvCgRsaW5rGAEgASgLMiEuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZUxpbmsiKAoVTGlzdFNoYXJlTGlua3NSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiSgoWTGlzdFNoYXJlTGlua3NSZXNwb25zZRIwCgVsaW5rcxgBIAMoCzIhLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuU2hhcmVMaW5rIikKFlJldm9rZVNoYXJlTGlua1JlcXVlc3QSDwoHbGlua19pZBgBIAEoCSIZChdSZXZva2VTaGFyZUxpbmtSZXNwb25zZSI6ChdHZXRTaGFyZUxpbmtGaWxlUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJGChhHZXRTaGFyZUxpbmtGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSJbChhEb3dubG9hZFNoYXJlTGlua1JlcXVlc3QSDQoFdG9rZW4YASABKAkSEAoIcGFzc3dvcmQYAiABKAkSDgoGb2Zmc2V0GAMgASgEEg4KBmxlbmd0aBgEIAEoBCJlChlEb3dubG9hZFNoYXJlTGlua1Jlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwqTwoIRmlsZUtpbmQSGQoVRklMRV9LSU5EX1VOU1BFQ0lGSUVEEAASEgoORklMRV9LSU5EX0ZJTEUQARIUChBGSUxFX0tJTkRfRk9MREVSEAIqbQoJRmlsZU9yZGVyEhoKFkZJTEVfT1JERVJfVU5TUEVDSUZJRUQQABITCg9GSUxFX09SREVSX05BTUUQARITCg9GSUxFX09SREVSX1NJWkUQAhIaChZGSUxFX09SREVSX1VQREFURV9USU1FEAMy9hQKDERyaXZlU2VydmljZRJpCgxDcmVhdGVVcGxvYWQSKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZVVwbG9hZFJlcXVlc3QaLC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZVVwbG9hZFJlc3BvbnNlEmYKC1VwbG9hZENodW5rEiouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGxvYWRDaHVua1JlcXVlc3QaKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZENodW5rUmVzcG9uc2USYAoJR2V0VXBsb2FkEiguc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRVcGxvYWRSZXF1ZXN0Gikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRVcGxvYWRSZXNwb25zZRJvCg5Db21wbGV0ZVVwbG9hZBItLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ29tcGxldGVVcGxvYWRSZXF1ZXN0Gi4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Db21wbGV0ZVVwbG9hZFJlc3BvbnNlEmYKC0Fib3J0VXBsb2FkEiouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5BYm9ydFVwbG9hZFJlcXVlc3QaKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkFib3J0VXBsb2FkUmVzcG9uc2USawoMRG93bmxvYWRGaWxlEisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Eb3dubG9hZEZpbGVSZXF1ZXN0Giwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Eb3dubG9hZEZpbGVSZXNwb25zZTABEmkKDEdldFRodW1ibmFpbBIrLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0VGh1bWJuYWlsUmVxdWVzdBosLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0VGh1bWJuYWlsUmVzcG9uc2USbwoOR2V0RG93bmxvYWRVcmwSLS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldERvd25sb2FkVXJsUmVxdWVzdBouLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0RG93bmxvYWRVcmxSZXNwb25zZRJpCgxDcmVhdGVGb2xkZXISKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZUZvbGRlclJlcXVlc3QaLC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZUZvbGRlclJlc3BvbnNlEloKB0dldEZpbGUSJi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldEZpbGVSZXF1ZXN0Gicuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRGaWxlUmVzcG9uc2USYAoJTGlzdEZpbGVzEiguc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0RmlsZXNSZXF1ZXN0Gikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0RmlsZXNSZXNwb25zZRJjCgpVcGRhdGVGaWxlEikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGRhdGVGaWxlUmVxdWVzdBoqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBkYXRlRmlsZVJlc3BvbnNlEmMKCkRlbGV0ZUZpbGUSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRlbGV0ZUZpbGVSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5EZWxldGVGaWxlUmVzcG9uc2USZgoLUmVzdG9yZUZpbGUSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlJlc3RvcmVGaWxlUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuUmVzdG9yZUZpbGVSZXNwb25zZRJjCgpFbXB0eVRyYXNoEikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5FbXB0eVRyYXNoUmVxdWVzdBoqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRW1wdHlUcmFzaFJlc3BvbnNlEl0KCEdldFF1b3RhEicuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRRdW90YVJlcXVlc3QaKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFF1b3RhUmVzcG9uc2USYAoJU2hhcmVGaWxlEiguc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZUZpbGVSZXF1ZXN0Gikuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZUZpbGVSZXNwb25zZRJmCgtVbnNoYXJlRmlsZRIqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVW5zaGFyZUZpbGVSZXF1ZXN0Gisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VbnNoYXJlRmlsZVJlc3BvbnNlEmMKCkxpc3RTaGFyZXMSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZXNSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVzUmVzcG9uc2USdQoQTGlzdFNoYXJlZFdpdGhNZRIvLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlZFdpdGhNZVJlcXVlc3QaMC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZWRXaXRoTWVSZXNwb25zZRJyCg9DcmVhdGVTaGFyZUxpbmsSLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZVNoYXJlTGlua1JlcXVlc3QaLy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNyZWF0ZVNoYXJlTGlua1Jlc3BvbnNlEm8KDkxpc3RTaGFyZUxpbmtzEi0uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVMaW5rc1JlcXVlc3QaLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZUxpbmtzUmVzcG9uc2UScgoPUmV2b2tlU2hhcmVMaW5rEi4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5SZXZva2VTaGFyZUxpbmtSZXF1ZXN0Gi8uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5SZXZva2VTaGFyZUxpbmtSZXNwb25zZRJ1ChBHZXRTaGFyZUxpbmtGaWxlEi8uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRTaGFyZUxpbmtGaWxlUmVxdWVzdBowLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0U2hhcmVMaW5rRmlsZVJlc3BvbnNlEnoKEURvd25sb2FkU2hhcmVMaW5rEjAuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Eb3dubG9hZFNoYXJlTGlua1JlcXVlc3QaMS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkU2hhcmVMaW5rUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CiJzZWN1cmVjb25uZWN0L2RyaXZlL3YxL2RyaXZlLnByb3RvEhZzZWN1cmVjb25uZWN0LmRyaXZlLnYxIvcCCgRGaWxlEg8KB2ZpbGVfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSLgoEa2luZBgEIAEoDjIgLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZUtpbmQSDAoEc2l6ZRgFIAEoBBIOCgZzaGEyNTYYBiABKAkSFAoMY29udGVudF90eXBlGAcgASgJEhUKDW93bmVyX3VzZXJfaWQYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp0cmFzaF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgVpbWFnZRgMIAEoCzIhLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuSW1hZ2VJbmZvIioKCUltYWdlSW5mbxINCgV3aWR0aBgBIAEoDRIOCgZoZWlnaHQYAiABKA0ivQEKBlVwbG9hZBIRCgl1cGxvYWRfaWQYASABKAkSEQoJcGFyZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDAoEc2l6ZRgEIAEoBBIOCgZzaGEyNTYYBSABKAkSFgoOcmVjZWl2ZWRfYnl0ZXMYBiABKAQSLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGRpcmVjdF9wYXJ0X3NpemUYCCABKAQiZAoTQ3JlYXRlVXBsb2FkUmVxdWVzdBIRCglwYXJlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRzaXplGAMgASgEEg4KBnNoYTI1NhgEIAEoCRIOCgZkaXJlY3QYBSABKAgigAEKFENyZWF0ZVVwbG9hZFJlc3BvbnNlEi4KBnVwbG9hZBgBIAEoCzIeLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBsb2FkEjgKDGRpcmVjdF9wYXJ0cxgCIAMoCzIiLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRGlyZWN0UGFydCJMCgpEaXJlY3RQYXJ0EhMKC3BhcnRfbnVtYmVyGAEgASgNEg4KBm9mZnNldBgCIAEoBBIMCgRzaXplGAMgASgEEgsKA3VybBgEIAEoCSIyCg1Db21wbGV0ZWRQYXJ0EhMKC3BhcnRfbnVtYmVyGAEgASgNEgwKBGV0YWcYAiABKAkiRQoSVXBsb2FkQ2h1bmtSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCItChNVcGxvYWRDaHVua1Jlc3BvbnNlEhYKDnJlY2VpdmVkX2J5dGVzGAEgASgEIkQKEVVwbG9hZEZpbGVSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCJAChJVcGxvYWRGaWxlUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSIlChBHZXRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSJ9ChFHZXRVcGxvYWRSZXNwb25zZRIuCgZ1cGxvYWQYASABKAsyHi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZBI4CgxkaXJlY3RfcGFydHMYAiADKAsyIi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRpcmVjdFBhcnQiYAoVQ29tcGxldGVVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRI0CgVwYXJ0cxgCIAMoCzIlLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ29tcGxldGVkUGFydCJEChZDb21wbGV0ZVVwbG9hZFJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiJwoSQWJvcnRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIVChNBYm9ydFVwbG9hZFJlc3BvbnNlIkYKE0Rvd25sb2FkRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDgoGbGVuZ3RoGAMgASgEImAKFERvd25sb2FkRmlsZVJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwiJgoTR2V0VGh1bWJuYWlsUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJImsKFEdldFRodW1ibmFpbFJlc3BvbnNlEhQKDGNvbnRlbnRfdHlwZRgBIAEoCRIMCgRkYXRhGAIgASgMEi8KBHNpemUYAyABKAsyIS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkltYWdlSW5mbyI2ChNDcmVhdGVGb2xkZXJSZXF1ZXN0EhEKCXBhcmVudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIkQKFENyZWF0ZUZvbGRlclJlc3BvbnNlEiwKBmZvbGRlchgBIAEoCzIcLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZSIhCg5HZXRGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIj0KD0dldEZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIpIBChBMaXN0RmlsZXNSZXF1ZXN0EhEKCXBhcmVudF9pZBgBIAEoCRIzCghvcmRlcl9ieRgCIAEoDjIhLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRmlsZU9yZGVyEg8KB3RyYXNoZWQYAyABKAgSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiWQoRTGlzdEZpbGVzUmVzcG9uc2USKwoFZmlsZXMYASADKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInAKEVVwZGF0ZUZpbGVSZXF1ZXN0EioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkAKElVwZGF0ZUZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIiQKEURlbGV0ZUZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiQAoSRGVsZXRlRmlsZVJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiJQoSUmVzdG9yZUZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiQQoTUmVzdG9yZUZpbGVSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlIhMKEUVtcHR5VHJhc2hSZXF1ZXN0IkAKEkVtcHR5VHJhc2hSZXNwb25zZRIVCg1kZWxldGVkX2NvdW50GAEgASgNEhMKC2ZyZWVkX2J5dGVzGAIgASgEIhEKD0dldFF1b3RhUmVxdWVzdCJTChBHZXRRdW90YVJlc3BvbnNlEhIKCnVzZWRfYnl0ZXMYASABKAQSFgoOcmVzZXJ2ZWRfYnl0ZXMYAiABKAQSEwoLdG90YWxfYnl0ZXMYAyABKAQilAEKBVNoYXJlEhAKCHNoYXJlX2lkGAEgASgJEg8KB2ZpbGVfaWQYAiABKAkSEQoHdXNlcl9pZBgDIAEoCUgAEhkKD2NvbnZlcnNhdGlvbl9pZBgEIAEoCUgAEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIJCgdncmFudGVlIlwKEFNoYXJlRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIRCgd1c2VyX2lkGAIgASgJSAASGQoPY29udmVyc2F0aW9uX2lkGAMgASgJSABCCQoHZ3JhbnRlZSJBChFTaGFyZUZpbGVSZXNwb25zZRIsCgVzaGFyZRgBIAEoCzIdLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuU2hhcmUiJgoSVW5zaGFyZUZpbGVSZXF1ZXN0EhAKCHNoYXJlX2lkGAEgASgJIhUKE1Vuc2hhcmVGaWxlUmVzcG9uc2UiJAoRTGlzdFNoYXJlc1JlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJDChJMaXN0U2hhcmVzUmVzcG9uc2USLQoGc2hhcmVzGAEgAygLMh0uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5TaGFyZSJAChdMaXN0U2hhcmVkV2l0aE1lUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJgChhMaXN0U2hhcmVkV2l0aE1lUmVzcG9uc2USKwoFZmlsZXMYASADKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIigKFUdldERvd25sb2FkVXJsUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIlYKFkdldERvd25sb2FkVXJsUmVzcG9uc2USCwoDdXJsGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLyAQoJU2hhcmVMaW5rEg8KB2xpbmtfaWQYASABKAkSDwoHZmlsZV9pZBgCIAEoCRINCgV0b2tlbhgDIAEoCRIMCgRwYXRoGAQgASgJEi8KC2V4cGlyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1tYXhfZG93bmxvYWRzGAYgASgNEhEKCWRvd25sb2FkcxgHIAEoDRIaChJwYXNzd29yZF9wcm90ZWN0ZWQYCCABKAgSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoMBChZDcmVhdGVTaGFyZUxpbmtSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHBhc3N3b3JkGAMgASgJEhUKDW1heF9kb3dubG9hZHMYBCABKA0iSgoXQ3JlYXRlU2hhcmVMaW5rUmVzcG9uc2USLwoEbGluaxgBIAEoCzIhLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuU2hhcmVMaW5rIigKFUxpc3RTaGFyZUxpbmtzUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkoKFkxpc3RTaGFyZUxpbmtzUmVzcG9uc2USMAoFbGlua3MYASADKAsyIS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlTGluayIpChZSZXZva2VTaGFyZUxpbmtSZXF1ZXN0Eg8KB2xpbmtfaWQYASABKAkiGQoXUmV2b2tlU2hhcmVMaW5rUmVzcG9uc2UiOgoXR2V0U2hhcmVMaW5rRmlsZVJlcXVlc3QSDQoFdG9rZW4YASABKAkSEAoIcGFzc3dvcmQYAiABKAkiRgoYR2V0U2hhcmVMaW5rRmlsZVJlc3BvbnNlEioKBGZpbGUYASABKAsyHC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkZpbGUiWwoYRG93bmxvYWRTaGFyZUxpbmtSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEg4KBm9mZnNldBgDIAEoBBIOCgZsZW5ndGgYBCABKAQiZQoZRG93bmxvYWRTaGFyZUxpbmtSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5GaWxlEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMKk8KCEZpbGVLaW5kEhkKFUZJTEVfS0lORF9VTlNQRUNJRklFRBAAEhIKDkZJTEVfS0lORF9GSUxFEAESFAoQRklMRV9LSU5EX0ZPTERFUhACKm0KCUZpbGVPcmRlchIaChZGSUxFX09SREVSX1VOU1BFQ0lGSUVEEAASEwoPRklMRV9PUkRFUl9OQU1FEAESEwoPRklMRV9PUkRFUl9TSVpFEAISGgoWRklMRV9PUkRFUl9VUERBVEVfVElNRRADMt0VCgxEcml2ZVNlcnZpY2USaQoMQ3JlYXRlVXBsb2FkEisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5DcmVhdGVVcGxvYWRSZXF1ZXN0Giwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5DcmVhdGVVcGxvYWRSZXNwb25zZRJmCgtVcGxvYWRDaHVuaxIqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuVXBsb2FkQ2h1bmtSZXF1ZXN0Gisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGxvYWRDaHVua1Jlc3BvbnNlEmUKClVwbG9hZEZpbGUSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwbG9hZEZpbGVSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGxvYWRGaWxlUmVzcG9uc2UoARJgCglHZXRVcGxvYWQSKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFVwbG9hZFJlcXVlc3QaKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFVwbG9hZFJlc3BvbnNlEm8KDkNvbXBsZXRlVXBsb2FkEi0uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5Db21wbGV0ZVVwbG9hZFJlcXVlc3QaLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkNvbXBsZXRlVXBsb2FkUmVzcG9uc2USZgoLQWJvcnRVcGxvYWQSKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkFib3J0VXBsb2FkUmVxdWVzdBorLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQWJvcnRVcGxvYWRSZXNwb25zZRJrCgxEb3dubG9hZEZpbGUSKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkRmlsZVJlcXVlc3QaLC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkRmlsZVJlc3BvbnNlMAESaQoMR2V0VGh1bWJuYWlsEisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRUaHVtYm5haWxSZXF1ZXN0Giwuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRUaHVtYm5haWxSZXNwb25zZRJvCg5HZXREb3dubG9hZFVybBItLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0RG93bmxvYWRVcmxSZXF1ZXN0Gi4uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXREb3dubG9hZFVybFJlc3BvbnNlEmkKDENyZWF0ZUZvbGRlchIrLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlRm9sZGVyUmVxdWVzdBosLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlRm9sZGVyUmVzcG9uc2USWgoHR2V0RmlsZRImLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0RmlsZVJlcXVlc3QaJy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldEZpbGVSZXNwb25zZRJgCglMaXN0RmlsZXMSKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RGaWxlc1JlcXVlc3QaKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RGaWxlc1Jlc3BvbnNlEmMKClVwZGF0ZUZpbGUSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVwZGF0ZUZpbGVSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VcGRhdGVGaWxlUmVzcG9uc2USYwoKRGVsZXRlRmlsZRIpLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRGVsZXRlRmlsZVJlcXVlc3QaKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRlbGV0ZUZpbGVSZXNwb25zZRJmCgtSZXN0b3JlRmlsZRIqLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuUmVzdG9yZUZpbGVSZXF1ZXN0Gisuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5SZXN0b3JlRmlsZVJlc3BvbnNlEmMKCkVtcHR5VHJhc2gSKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkVtcHR5VHJhc2hSZXF1ZXN0Giouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5FbXB0eVRyYXNoUmVzcG9uc2USXQoIR2V0UXVvdGESJy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFF1b3RhUmVxdWVzdBooLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuR2V0UXVvdGFSZXNwb25zZRJgCglTaGFyZUZpbGUSKC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlRmlsZVJlcXVlc3QaKS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlNoYXJlRmlsZVJlc3BvbnNlEmYKC1Vuc2hhcmVGaWxlEiouc2VjdXJlY29ubmVjdC5kcml2ZS52MS5VbnNoYXJlRmlsZVJlcXVlc3QaKy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlVuc2hhcmVGaWxlUmVzcG9uc2USYwoKTGlzdFNoYXJlcxIpLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlc1JlcXVlc3QaKi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZXNSZXNwb25zZRJ1ChBMaXN0U2hhcmVkV2l0aE1lEi8uc2VjdXJlY29ubmVjdC5kcml2ZS52MS5MaXN0U2hhcmVkV2l0aE1lUmVxdWVzdBowLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlZFdpdGhNZVJlc3BvbnNlEnIKD0NyZWF0ZVNoYXJlTGluaxIuLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlU2hhcmVMaW5rUmVxdWVzdBovLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuQ3JlYXRlU2hhcmVMaW5rUmVzcG9uc2USbwoOTGlzdFNoYXJlTGlua3MSLS5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkxpc3RTaGFyZUxpbmtzUmVxdWVzdBouLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuTGlzdFNoYXJlTGlua3NSZXNwb25zZRJyCg9SZXZva2VTaGFyZUxpbmsSLi5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlJldm9rZVNoYXJlTGlua1JlcXVlc3QaLy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLlJldm9rZVNoYXJlTGlua1Jlc3BvbnNlEnUKEEdldFNoYXJlTGlua0ZpbGUSLy5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkdldFNoYXJlTGlua0ZpbGVSZXF1ZXN0GjAuc2VjdXJlY29ubmVjdC5kcml2ZS52MS5HZXRTaGFyZUxpbmtGaWxlUmVzcG9uc2USegoRRG93bmxvYWRTaGFyZUxpbmsSMC5zZWN1cmVjb25uZWN0LmRyaXZlLnYxLkRvd25sb2FkU2hhcmVMaW5rUmVxdWVzdBoxLnNlY3VyZWNvbm5lY3QuZHJpdmUudjEuRG93bmxvYWRTaGFyZUxpbmtSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A file or folder in a drive.
@@ -423,6 +423,62 @@ export const UploadChunkResponseSchema: GenMessage<UploadChunkResponse> = /*@__P
   messageDesc(file_secureconnect_drive_v1_drive, 8);
 
 /**
+ * A message of `UploadFile`.
+ *
+ * @generated from message secureconnect.drive.v1.UploadFileRequest
+ */
+export type UploadFileRequest = Message<"secureconnect.drive.v1.UploadFileRequest"> & {
+  /**
+   * The upload (first message only).
+   *
+   * @generated from field: string upload_id = 1;
+   */
+  uploadId: string;
+
+  /**
+   * Where the bytes start: the upload's `received_bytes` (first message only).
+   *
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * The next bytes, up to 4 MiB.
+   *
+   * @generated from field: bytes data = 3;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.UploadFileRequest.
+ * Use `create(UploadFileRequestSchema)` to create a new message.
+ */
+export const UploadFileRequestSchema: GenMessage<UploadFileRequest> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 9);
+
+/**
+ * Response for `UploadFile`.
+ *
+ * @generated from message secureconnect.drive.v1.UploadFileResponse
+ */
+export type UploadFileResponse = Message<"secureconnect.drive.v1.UploadFileResponse"> & {
+  /**
+   * The new file.
+   *
+   * @generated from field: secureconnect.drive.v1.File file = 1;
+   */
+  file?: File | undefined;
+};
+
+/**
+ * Describes the message secureconnect.drive.v1.UploadFileResponse.
+ * Use `create(UploadFileResponseSchema)` to create a new message.
+ */
+export const UploadFileResponseSchema: GenMessage<UploadFileResponse> = /*@__PURE__*/
+  messageDesc(file_secureconnect_drive_v1_drive, 10);
+
+/**
  * Request for `GetUpload`.
  *
  * @generated from message secureconnect.drive.v1.GetUploadRequest
@@ -441,7 +497,7 @@ export type GetUploadRequest = Message<"secureconnect.drive.v1.GetUploadRequest"
  * Use `create(GetUploadRequestSchema)` to create a new message.
  */
 export const GetUploadRequestSchema: GenMessage<GetUploadRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 9);
+  messageDesc(file_secureconnect_drive_v1_drive, 11);
 
 /**
  * Response for `GetUpload`.
@@ -469,7 +525,7 @@ export type GetUploadResponse = Message<"secureconnect.drive.v1.GetUploadRespons
  * Use `create(GetUploadResponseSchema)` to create a new message.
  */
 export const GetUploadResponseSchema: GenMessage<GetUploadResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 10);
+  messageDesc(file_secureconnect_drive_v1_drive, 12);
 
 /**
  * Request for `CompleteUpload`.
@@ -499,7 +555,7 @@ export type CompleteUploadRequest = Message<"secureconnect.drive.v1.CompleteUplo
  * Use `create(CompleteUploadRequestSchema)` to create a new message.
  */
 export const CompleteUploadRequestSchema: GenMessage<CompleteUploadRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 11);
+  messageDesc(file_secureconnect_drive_v1_drive, 13);
 
 /**
  * Response for `CompleteUpload`.
@@ -520,7 +576,7 @@ export type CompleteUploadResponse = Message<"secureconnect.drive.v1.CompleteUpl
  * Use `create(CompleteUploadResponseSchema)` to create a new message.
  */
 export const CompleteUploadResponseSchema: GenMessage<CompleteUploadResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 12);
+  messageDesc(file_secureconnect_drive_v1_drive, 14);
 
 /**
  * Request for `AbortUpload`.
@@ -541,7 +597,7 @@ export type AbortUploadRequest = Message<"secureconnect.drive.v1.AbortUploadRequ
  * Use `create(AbortUploadRequestSchema)` to create a new message.
  */
 export const AbortUploadRequestSchema: GenMessage<AbortUploadRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 13);
+  messageDesc(file_secureconnect_drive_v1_drive, 15);
 
 /**
  * Response for `AbortUpload`.
@@ -556,7 +612,7 @@ export type AbortUploadResponse = Message<"secureconnect.drive.v1.AbortUploadRes
  * Use `create(AbortUploadResponseSchema)` to create a new message.
  */
 export const AbortUploadResponseSchema: GenMessage<AbortUploadResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 14);
+  messageDesc(file_secureconnect_drive_v1_drive, 16);
 
 /**
  * Request for `DownloadFile`.
@@ -591,7 +647,7 @@ export type DownloadFileRequest = Message<"secureconnect.drive.v1.DownloadFileRe
  * Use `create(DownloadFileRequestSchema)` to create a new message.
  */
 export const DownloadFileRequestSchema: GenMessage<DownloadFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 15);
+  messageDesc(file_secureconnect_drive_v1_drive, 17);
 
 /**
  * One chunk of a download.
@@ -626,7 +682,7 @@ export type DownloadFileResponse = Message<"secureconnect.drive.v1.DownloadFileR
  * Use `create(DownloadFileResponseSchema)` to create a new message.
  */
 export const DownloadFileResponseSchema: GenMessage<DownloadFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 16);
+  messageDesc(file_secureconnect_drive_v1_drive, 18);
 
 /**
  * Request for `GetThumbnail`.
@@ -647,7 +703,7 @@ export type GetThumbnailRequest = Message<"secureconnect.drive.v1.GetThumbnailRe
  * Use `create(GetThumbnailRequestSchema)` to create a new message.
  */
 export const GetThumbnailRequestSchema: GenMessage<GetThumbnailRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 17);
+  messageDesc(file_secureconnect_drive_v1_drive, 19);
 
 /**
  * Response for `GetThumbnail`.
@@ -682,7 +738,7 @@ export type GetThumbnailResponse = Message<"secureconnect.drive.v1.GetThumbnailR
  * Use `create(GetThumbnailResponseSchema)` to create a new message.
  */
 export const GetThumbnailResponseSchema: GenMessage<GetThumbnailResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 18);
+  messageDesc(file_secureconnect_drive_v1_drive, 20);
 
 /**
  * Request for `CreateFolder`.
@@ -710,7 +766,7 @@ export type CreateFolderRequest = Message<"secureconnect.drive.v1.CreateFolderRe
  * Use `create(CreateFolderRequestSchema)` to create a new message.
  */
 export const CreateFolderRequestSchema: GenMessage<CreateFolderRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 19);
+  messageDesc(file_secureconnect_drive_v1_drive, 21);
 
 /**
  * Response for `CreateFolder`.
@@ -731,7 +787,7 @@ export type CreateFolderResponse = Message<"secureconnect.drive.v1.CreateFolderR
  * Use `create(CreateFolderResponseSchema)` to create a new message.
  */
 export const CreateFolderResponseSchema: GenMessage<CreateFolderResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 20);
+  messageDesc(file_secureconnect_drive_v1_drive, 22);
 
 /**
  * Request for `GetFile`.
@@ -752,7 +808,7 @@ export type GetFileRequest = Message<"secureconnect.drive.v1.GetFileRequest"> & 
  * Use `create(GetFileRequestSchema)` to create a new message.
  */
 export const GetFileRequestSchema: GenMessage<GetFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 21);
+  messageDesc(file_secureconnect_drive_v1_drive, 23);
 
 /**
  * Response for `GetFile`.
@@ -773,7 +829,7 @@ export type GetFileResponse = Message<"secureconnect.drive.v1.GetFileResponse"> 
  * Use `create(GetFileResponseSchema)` to create a new message.
  */
 export const GetFileResponseSchema: GenMessage<GetFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 22);
+  messageDesc(file_secureconnect_drive_v1_drive, 24);
 
 /**
  * Request for `ListFiles`.
@@ -823,7 +879,7 @@ export type ListFilesRequest = Message<"secureconnect.drive.v1.ListFilesRequest"
  * Use `create(ListFilesRequestSchema)` to create a new message.
  */
 export const ListFilesRequestSchema: GenMessage<ListFilesRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 23);
+  messageDesc(file_secureconnect_drive_v1_drive, 25);
 
 /**
  * Response for `ListFiles`.
@@ -851,7 +907,7 @@ export type ListFilesResponse = Message<"secureconnect.drive.v1.ListFilesRespons
  * Use `create(ListFilesResponseSchema)` to create a new message.
  */
 export const ListFilesResponseSchema: GenMessage<ListFilesResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 24);
+  messageDesc(file_secureconnect_drive_v1_drive, 26);
 
 /**
  * Request for `UpdateFile`.
@@ -880,7 +936,7 @@ export type UpdateFileRequest = Message<"secureconnect.drive.v1.UpdateFileReques
  * Use `create(UpdateFileRequestSchema)` to create a new message.
  */
 export const UpdateFileRequestSchema: GenMessage<UpdateFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 25);
+  messageDesc(file_secureconnect_drive_v1_drive, 27);
 
 /**
  * Response for `UpdateFile`.
@@ -901,7 +957,7 @@ export type UpdateFileResponse = Message<"secureconnect.drive.v1.UpdateFileRespo
  * Use `create(UpdateFileResponseSchema)` to create a new message.
  */
 export const UpdateFileResponseSchema: GenMessage<UpdateFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 26);
+  messageDesc(file_secureconnect_drive_v1_drive, 28);
 
 /**
  * Request for `DeleteFile`.
@@ -922,7 +978,7 @@ export type DeleteFileRequest = Message<"secureconnect.drive.v1.DeleteFileReques
  * Use `create(DeleteFileRequestSchema)` to create a new message.
  */
 export const DeleteFileRequestSchema: GenMessage<DeleteFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 27);
+  messageDesc(file_secureconnect_drive_v1_drive, 29);
 
 /**
  * Response for `DeleteFile`.
@@ -943,7 +999,7 @@ export type DeleteFileResponse = Message<"secureconnect.drive.v1.DeleteFileRespo
  * Use `create(DeleteFileResponseSchema)` to create a new message.
  */
 export const DeleteFileResponseSchema: GenMessage<DeleteFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 28);
+  messageDesc(file_secureconnect_drive_v1_drive, 30);
 
 /**
  * Request for `RestoreFile`.
@@ -964,7 +1020,7 @@ export type RestoreFileRequest = Message<"secureconnect.drive.v1.RestoreFileRequ
  * Use `create(RestoreFileRequestSchema)` to create a new message.
  */
 export const RestoreFileRequestSchema: GenMessage<RestoreFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 29);
+  messageDesc(file_secureconnect_drive_v1_drive, 31);
 
 /**
  * Response for `RestoreFile`.
@@ -985,7 +1041,7 @@ export type RestoreFileResponse = Message<"secureconnect.drive.v1.RestoreFileRes
  * Use `create(RestoreFileResponseSchema)` to create a new message.
  */
 export const RestoreFileResponseSchema: GenMessage<RestoreFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 30);
+  messageDesc(file_secureconnect_drive_v1_drive, 32);
 
 /**
  * Request for `EmptyTrash`.
@@ -1000,7 +1056,7 @@ export type EmptyTrashRequest = Message<"secureconnect.drive.v1.EmptyTrashReques
  * Use `create(EmptyTrashRequestSchema)` to create a new message.
  */
 export const EmptyTrashRequestSchema: GenMessage<EmptyTrashRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 31);
+  messageDesc(file_secureconnect_drive_v1_drive, 33);
 
 /**
  * Response for `EmptyTrash`.
@@ -1028,7 +1084,7 @@ export type EmptyTrashResponse = Message<"secureconnect.drive.v1.EmptyTrashRespo
  * Use `create(EmptyTrashResponseSchema)` to create a new message.
  */
 export const EmptyTrashResponseSchema: GenMessage<EmptyTrashResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 32);
+  messageDesc(file_secureconnect_drive_v1_drive, 34);
 
 /**
  * Request for `GetQuota`.
@@ -1043,7 +1099,7 @@ export type GetQuotaRequest = Message<"secureconnect.drive.v1.GetQuotaRequest"> 
  * Use `create(GetQuotaRequestSchema)` to create a new message.
  */
 export const GetQuotaRequestSchema: GenMessage<GetQuotaRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 33);
+  messageDesc(file_secureconnect_drive_v1_drive, 35);
 
 /**
  * Response for `GetQuota`.
@@ -1078,7 +1134,7 @@ export type GetQuotaResponse = Message<"secureconnect.drive.v1.GetQuotaResponse"
  * Use `create(GetQuotaResponseSchema)` to create a new message.
  */
 export const GetQuotaResponseSchema: GenMessage<GetQuotaResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 34);
+  messageDesc(file_secureconnect_drive_v1_drive, 36);
 
 /**
  * A file or folder shared for reading.
@@ -1136,7 +1192,7 @@ export type Share = Message<"secureconnect.drive.v1.Share"> & {
  * Use `create(ShareSchema)` to create a new message.
  */
 export const ShareSchema: GenMessage<Share> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 35);
+  messageDesc(file_secureconnect_drive_v1_drive, 37);
 
 /**
  * Request for `ShareFile`.
@@ -1180,7 +1236,7 @@ export type ShareFileRequest = Message<"secureconnect.drive.v1.ShareFileRequest"
  * Use `create(ShareFileRequestSchema)` to create a new message.
  */
 export const ShareFileRequestSchema: GenMessage<ShareFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 36);
+  messageDesc(file_secureconnect_drive_v1_drive, 38);
 
 /**
  * Response for `ShareFile`.
@@ -1201,7 +1257,7 @@ export type ShareFileResponse = Message<"secureconnect.drive.v1.ShareFileRespons
  * Use `create(ShareFileResponseSchema)` to create a new message.
  */
 export const ShareFileResponseSchema: GenMessage<ShareFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 37);
+  messageDesc(file_secureconnect_drive_v1_drive, 39);
 
 /**
  * Request for `UnshareFile`.
@@ -1222,7 +1278,7 @@ export type UnshareFileRequest = Message<"secureconnect.drive.v1.UnshareFileRequ
  * Use `create(UnshareFileRequestSchema)` to create a new message.
  */
 export const UnshareFileRequestSchema: GenMessage<UnshareFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 38);
+  messageDesc(file_secureconnect_drive_v1_drive, 40);
 
 /**
  * Response for `UnshareFile`.
@@ -1237,7 +1293,7 @@ export type UnshareFileResponse = Message<"secureconnect.drive.v1.UnshareFileRes
  * Use `create(UnshareFileResponseSchema)` to create a new message.
  */
 export const UnshareFileResponseSchema: GenMessage<UnshareFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 39);
+  messageDesc(file_secureconnect_drive_v1_drive, 41);
 
 /**
  * Request for `ListShares`.
@@ -1258,7 +1314,7 @@ export type ListSharesRequest = Message<"secureconnect.drive.v1.ListSharesReques
  * Use `create(ListSharesRequestSchema)` to create a new message.
  */
 export const ListSharesRequestSchema: GenMessage<ListSharesRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 40);
+  messageDesc(file_secureconnect_drive_v1_drive, 42);
 
 /**
  * Response for `ListShares`.
@@ -1279,7 +1335,7 @@ export type ListSharesResponse = Message<"secureconnect.drive.v1.ListSharesRespo
  * Use `create(ListSharesResponseSchema)` to create a new message.
  */
 export const ListSharesResponseSchema: GenMessage<ListSharesResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 41);
+  messageDesc(file_secureconnect_drive_v1_drive, 43);
 
 /**
  * Request for `ListSharedWithMe`.
@@ -1307,7 +1363,7 @@ export type ListSharedWithMeRequest = Message<"secureconnect.drive.v1.ListShared
  * Use `create(ListSharedWithMeRequestSchema)` to create a new message.
  */
 export const ListSharedWithMeRequestSchema: GenMessage<ListSharedWithMeRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 42);
+  messageDesc(file_secureconnect_drive_v1_drive, 44);
 
 /**
  * Response for `ListSharedWithMe`.
@@ -1335,7 +1391,7 @@ export type ListSharedWithMeResponse = Message<"secureconnect.drive.v1.ListShare
  * Use `create(ListSharedWithMeResponseSchema)` to create a new message.
  */
 export const ListSharedWithMeResponseSchema: GenMessage<ListSharedWithMeResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 43);
+  messageDesc(file_secureconnect_drive_v1_drive, 45);
 
 /**
  * Request for `GetDownloadUrl`.
@@ -1356,7 +1412,7 @@ export type GetDownloadUrlRequest = Message<"secureconnect.drive.v1.GetDownloadU
  * Use `create(GetDownloadUrlRequestSchema)` to create a new message.
  */
 export const GetDownloadUrlRequestSchema: GenMessage<GetDownloadUrlRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 44);
+  messageDesc(file_secureconnect_drive_v1_drive, 46);
 
 /**
  * Response for `GetDownloadUrl`.
@@ -1384,7 +1440,7 @@ export type GetDownloadUrlResponse = Message<"secureconnect.drive.v1.GetDownload
  * Use `create(GetDownloadUrlResponseSchema)` to create a new message.
  */
 export const GetDownloadUrlResponseSchema: GenMessage<GetDownloadUrlResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 45);
+  messageDesc(file_secureconnect_drive_v1_drive, 47);
 
 /**
  * A link anyone holding it can download a file through.
@@ -1461,7 +1517,7 @@ export type ShareLink = Message<"secureconnect.drive.v1.ShareLink"> & {
  * Use `create(ShareLinkSchema)` to create a new message.
  */
 export const ShareLinkSchema: GenMessage<ShareLink> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 46);
+  messageDesc(file_secureconnect_drive_v1_drive, 48);
 
 /**
  * Request for `CreateShareLink`.
@@ -1503,7 +1559,7 @@ export type CreateShareLinkRequest = Message<"secureconnect.drive.v1.CreateShare
  * Use `create(CreateShareLinkRequestSchema)` to create a new message.
  */
 export const CreateShareLinkRequestSchema: GenMessage<CreateShareLinkRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 47);
+  messageDesc(file_secureconnect_drive_v1_drive, 49);
 
 /**
  * Response for `CreateShareLink`.
@@ -1524,7 +1580,7 @@ export type CreateShareLinkResponse = Message<"secureconnect.drive.v1.CreateShar
  * Use `create(CreateShareLinkResponseSchema)` to create a new message.
  */
 export const CreateShareLinkResponseSchema: GenMessage<CreateShareLinkResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 48);
+  messageDesc(file_secureconnect_drive_v1_drive, 50);
 
 /**
  * Request for `ListShareLinks`.
@@ -1545,7 +1601,7 @@ export type ListShareLinksRequest = Message<"secureconnect.drive.v1.ListShareLin
  * Use `create(ListShareLinksRequestSchema)` to create a new message.
  */
 export const ListShareLinksRequestSchema: GenMessage<ListShareLinksRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 49);
+  messageDesc(file_secureconnect_drive_v1_drive, 51);
 
 /**
  * Response for `ListShareLinks`.
@@ -1566,7 +1622,7 @@ export type ListShareLinksResponse = Message<"secureconnect.drive.v1.ListShareLi
  * Use `create(ListShareLinksResponseSchema)` to create a new message.
  */
 export const ListShareLinksResponseSchema: GenMessage<ListShareLinksResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 50);
+  messageDesc(file_secureconnect_drive_v1_drive, 52);
 
 /**
  * Request for `RevokeShareLink`.
@@ -1587,7 +1643,7 @@ export type RevokeShareLinkRequest = Message<"secureconnect.drive.v1.RevokeShare
  * Use `create(RevokeShareLinkRequestSchema)` to create a new message.
  */
 export const RevokeShareLinkRequestSchema: GenMessage<RevokeShareLinkRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 51);
+  messageDesc(file_secureconnect_drive_v1_drive, 53);
 
 /**
  * Response for `RevokeShareLink`.
@@ -1602,7 +1658,7 @@ export type RevokeShareLinkResponse = Message<"secureconnect.drive.v1.RevokeShar
  * Use `create(RevokeShareLinkResponseSchema)` to create a new message.
  */
 export const RevokeShareLinkResponseSchema: GenMessage<RevokeShareLinkResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 52);
+  messageDesc(file_secureconnect_drive_v1_drive, 54);
 
 /**
  * Request for `GetShareLinkFile`.
@@ -1630,7 +1686,7 @@ export type GetShareLinkFileRequest = Message<"secureconnect.drive.v1.GetShareLi
  * Use `create(GetShareLinkFileRequestSchema)` to create a new message.
  */
 export const GetShareLinkFileRequestSchema: GenMessage<GetShareLinkFileRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 53);
+  messageDesc(file_secureconnect_drive_v1_drive, 55);
 
 /**
  * Response for `GetShareLinkFile`.
@@ -1651,7 +1707,7 @@ export type GetShareLinkFileResponse = Message<"secureconnect.drive.v1.GetShareL
  * Use `create(GetShareLinkFileResponseSchema)` to create a new message.
  */
 export const GetShareLinkFileResponseSchema: GenMessage<GetShareLinkFileResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 54);
+  messageDesc(file_secureconnect_drive_v1_drive, 56);
 
 /**
  * Request for `DownloadShareLink`.
@@ -1693,7 +1749,7 @@ export type DownloadShareLinkRequest = Message<"secureconnect.drive.v1.DownloadS
  * Use `create(DownloadShareLinkRequestSchema)` to create a new message.
  */
 export const DownloadShareLinkRequestSchema: GenMessage<DownloadShareLinkRequest> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 55);
+  messageDesc(file_secureconnect_drive_v1_drive, 57);
 
 /**
  * One chunk of a download through a link.
@@ -1728,7 +1784,7 @@ export type DownloadShareLinkResponse = Message<"secureconnect.drive.v1.Download
  * Use `create(DownloadShareLinkResponseSchema)` to create a new message.
  */
 export const DownloadShareLinkResponseSchema: GenMessage<DownloadShareLinkResponse> = /*@__PURE__*/
-  messageDesc(file_secureconnect_drive_v1_drive, 56);
+  messageDesc(file_secureconnect_drive_v1_drive, 58);
 
 /**
  * A file or a folder.
@@ -1867,6 +1923,25 @@ export const DriveService: GenService<{
     methodKind: "unary";
     input: typeof UploadChunkRequestSchema;
     output: typeof UploadChunkResponseSchema;
+  },
+  /**
+   * Sends an upload's bytes as one client stream, then completes it (native
+   * clients: faster than `UploadChunk` calls; gRPC-web cannot stream from the
+   * client). The first message names the upload (made by `CreateUpload`) and
+   * the offset it has reached (`received_bytes`: FAILED_PRECONDITION
+   * UPLOAD_OFFSET_MISMATCH otherwise); every message carries up to 4 MiB of the
+   * bytes that follow, in order. Once the stream ends the upload is checked and
+   * completed as by `CompleteUpload`; a stream that ended before all the bytes
+   * keeps what it sent (FAILED_PRECONDITION UPLOAD_INCOMPLETE, and `GetUpload`
+   * tells where to carry on). A stream cut off mid-way keeps at least every
+   * 16 MiB part stored before the cut.
+   *
+   * @generated from rpc secureconnect.drive.v1.DriveService.UploadFile
+   */
+  uploadFile: {
+    methodKind: "client_streaming";
+    input: typeof UploadFileRequestSchema;
+    output: typeof UploadFileResponseSchema;
   },
   /**
    * An upload in progress: how many bytes it has received.
