@@ -229,26 +229,22 @@ impl Drive {
         let mut at = offset;
         loop {
             let next = chunks.next().await;
-            let (chunk, ended) = match next {
-                Some(Ok(chunk)) => (Some(chunk), None),
-                Some(Err(err)) => (None, Some(Err(err))),
-                None => (None, Some(Ok(()))),
-            };
-            if let Some(chunk) = chunk {
-                buffer.extend_from_slice(&chunk);
+            if let Some(Ok(chunk)) = &next {
+                buffer.extend_from_slice(chunk);
                 if buffer.len() < STREAM_PART_BYTES {
                     continue;
                 }
             }
+            // A full part, or the stream's end (or break): store what is buffered.
             if !buffer.is_empty() {
                 let part = buffer.split().freeze();
                 upload.received = self.append(&upload, at, part, chrono::Utc::now()).await?;
                 at = upload.received;
             }
-            match ended {
-                None => {}
-                Some(Ok(())) => break,
+            match next {
+                Some(Ok(_)) => {}
                 Some(Err(err)) => return Err(err),
+                None => break,
             }
         }
         self.complete_upload(who, upload_id, Vec::new(), chrono::Utc::now())
