@@ -50,6 +50,14 @@ pub trait BlobStore: Send + Sync {
     async fn head(&self, key: &str) -> Result<Option<BlobMeta>>;
     /// Removes the blob; removing an absent one succeeds.
     async fn delete(&self, key: &str) -> Result<()>;
+    /// Writes `bytes` at `offset` of the blob at `key` in place, when the backend can (the
+    /// local file system) and the blob holds at least `offset` bytes already (or is new,
+    /// for offset 0): an upload then grows one file instead of writing its bytes twice.
+    /// `false`, with nothing written, otherwise (S3 writes objects whole).
+    async fn write_at(&self, key: &str, offset: u64, bytes: Bytes) -> Result<bool>;
+    /// Makes `to` a copy of `from` without the bytes passing through the server: a hard
+    /// link on the local file system, a server-side copy in S3.
+    async fn copy(&self, from: &str, to: &str) -> Result<()>;
     /// A time-limited URL a client can GET (or PUT) directly, bypassing the server;
     /// `None` when the backend cannot sign URLs (the local file system).
     async fn presigned_url(
@@ -94,6 +102,8 @@ struct DirectUploads {
 /// [`BlobStore`] over an `object_store` backend.
 pub struct ObjectBlobStore {
     store: Arc<dyn ObjectStore>,
+    /// The same store when it is the local file system, for in-place writes.
+    local: Option<Arc<LocalFileSystem>>,
     signer: Option<Arc<dyn Signer>>,
     direct: Option<DirectUploads>,
 }
@@ -104,9 +114,10 @@ pub fn from_config(config: &BlobsConfig, data_dir: &std::path::Path) -> Result<A
         let root = data_dir.join("blobs");
         std::fs::create_dir_all(&root)
             .map_err(|e| Error::internal(format!("{}: {e}", root.display())))?;
-        let local = LocalFileSystem::new_with_prefix(&root).map_err(Error::internal)?;
+        let local = Arc::new(LocalFileSystem::new_with_prefix(&root).map_err(Error::internal)?);
         return Ok(Arc::new(ObjectBlobStore {
-            store: Arc::new(local),
+            store: local.clone(),
+            local: Some(local),
             signer: None,
             direct: None,
         }));
@@ -138,6 +149,7 @@ pub fn from_config(config: &BlobsConfig, data_dir: &std::path::Path) -> Result<A
     };
     Ok(Arc::new(ObjectBlobStore {
         store: s3.clone(),
+        local: None,
         signer: Some(s3),
         direct: Some(direct),
     }))
@@ -163,6 +175,32 @@ fn not_found_or(err: object_store::Error) -> Error {
         object_store::Error::NotFound { .. } => Error::NotFound("blob"),
         other => Error::Unavailable(format!("blob store: {other}")),
     }
+}
+
+/// [`BlobStore::write_at`] on a local file: `false` when the file is shorter than `offset`
+/// (or absent, for a later offset), so the bytes before it were never written here.
+fn write_in_place(file: &std::path::Path, offset: u64, bytes: &[u8]) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    if offset == 0 {
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    let opened = std::fs::OpenOptions::new()
+        .write(true)
+        .create(offset == 0)
+        .truncate(false)
+        .open(file);
+    let opened = match opened {
+        Ok(opened) => opened,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(err),
+    };
+    if opened.metadata()?.len() < offset {
+        return Ok(false);
+    }
+    opened.write_all_at(bytes, offset)?;
+    Ok(true)
 }
 
 fn path(key: &str) -> Result<Path> {
@@ -237,6 +275,26 @@ impl BlobStore for ObjectBlobStore {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(err) => Err(not_found_or(err)),
         }
+    }
+
+    async fn write_at(&self, key: &str, offset: u64, bytes: Bytes) -> Result<bool> {
+        let Some(local) = &self.local else {
+            return Ok(false);
+        };
+        let file = local
+            .path_to_filesystem(&path(key)?)
+            .map_err(Error::internal)?;
+        let written = tokio::task::spawn_blocking(move || write_in_place(&file, offset, &bytes))
+            .await
+            .map_err(Error::internal)?;
+        written.map_err(|e| Error::Unavailable(format!("blob store: {key}: {e}")))
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        self.store
+            .copy(&path(from)?, &path(to)?)
+            .await
+            .map_err(not_found_or)
     }
 
     async fn presigned_url(

@@ -108,6 +108,13 @@ impl Upload {
     pub fn part_key(&self, offset: u64) -> String {
         format!("uploads/{}/{offset:020}", self.id)
     }
+
+    /// Where the bytes are kept while the upload lasts, when the blob store writes in
+    /// place (see `BlobStore::write_at`): one file, the chunks written into it in order
+    /// (directly under a folder of all such files: nothing is left behind to clean up).
+    pub fn staging_key(&self) -> String {
+        format!("staged/{}", self.id)
+    }
 }
 
 /// A user's storage.

@@ -275,14 +275,21 @@ impl Drive {
                 received: upload.received,
             });
         }
-        // The bytes first, under a key of this offset: a copy of this chunk racing here
-        // writes the same bytes, and the record below lets only one of them count.
-        self.blobs
-            .put(&upload.part_key(offset), data.clone())
+        // The bytes first, then the record: a copy of this chunk racing here writes the
+        // same bytes at the same place, and the record lets only one of them count. In
+        // place when the store can (once written, they are the file's bytes); otherwise
+        // as a blob of their own, under a key of this offset, joined at completion.
+        let len = data.len() as u64;
+        let in_place = self
+            .blobs
+            .write_at(&upload.staging_key(), offset, data.clone())
             .await?;
+        if !in_place {
+            self.blobs.put(&upload.part_key(offset), data).await?;
+        }
         let received = self
             .store
-            .record_chunk(upload.id, offset, data.len() as u64, now + self.ttl())
+            .record_chunk(upload.id, offset, len, now + self.ttl())
             .await?;
         Ok(received)
     }
@@ -321,7 +328,21 @@ impl Drive {
         let parts = self.store.parts(upload.id).await?;
         let file_id = Uuid::now_v7();
         let blob_key = format!("files/{file_id}");
-        let digest = self.assemble(&upload, &parts, &blob_key).await;
+        let staged = self.blobs.head(&upload.staging_key()).await?;
+        let digest = match staged {
+            // Written in place: the file is that blob, under its own key.
+            Some(staged) if staged.size == upload.size => {
+                match self.digest_blob(&upload.staging_key(), upload.size).await {
+                    Ok(digest) => (self.blobs)
+                        .copy(&upload.staging_key(), &blob_key)
+                        .await
+                        .map(|()| digest),
+                    Err(err) => Err(err),
+                }
+            }
+            Some(_) => Err(Error::internal("an upload's staged bytes are not its size")),
+            None => self.assemble(&upload, &parts, &blob_key).await,
+        };
         self.commit_upload(upload, &parts, file_id, blob_key, digest, now)
             .await
     }
@@ -907,6 +928,8 @@ impl Drive {
 
     /// Removes what an upload that will not complete left in the blob store.
     async fn forget_parts(&self, upload: &Upload, parts: &[Part]) {
+        // Its bytes are in one or the other (deleting what is absent is harmless).
+        self.forget_blob(&upload.staging_key()).await;
         for part in parts {
             self.forget_blob(&upload.part_key(part.offset)).await;
         }

@@ -537,9 +537,24 @@ async fn abandoned_uploads_expire_and_release_their_reservation() {
     );
     // The expiry job as a node runs it, a day later (the server's own runs once a minute).
     let config = server.config();
+    let blobs =
+        secureconnect_server::blobs::from_config(&config.blobs, &config.data_dir).expect("blobs");
+    // The chunk is kept in place on local files, as a blob of its own in S3.
+    let kept = [
+        format!("staged/{}", upload.upload_id),
+        format!("uploads/{}/{:020}", upload.upload_id, 0),
+    ];
+    let stored = || async {
+        let mut found = 0;
+        for key in &kept {
+            found += usize::from(blobs.head(key).await.expect("head").is_some());
+        }
+        found
+    };
+    assert_eq!(stored().await, 1, "the chunk is stored");
     let drive = secureconnect_server::drive::Drive::new(
         server.open_store().await,
-        secureconnect_server::blobs::from_config(&config.blobs, &config.data_dir).expect("blobs"),
+        blobs.clone(),
         std::sync::Arc::new(secureconnect_server::ratelimit::LocalRateLimiter::default()),
         config.drive.clone(),
         config.limits.max_request_bytes,
@@ -559,14 +574,7 @@ async fn abandoned_uploads_expire_and_release_their_reservation() {
     assert_eq!(quota(&alice.client).await.reserved_bytes, 0);
     let gone = chunk(&alice.client, &upload, &bytes, 0).await;
     assert_code(gone, Code::NotFound);
-    if config.blobs.s3_bucket.is_none() {
-        let parts = config
-            .data_dir
-            .join("blobs/uploads")
-            .join(&upload.upload_id);
-        let left = std::fs::read_dir(&parts).map(|d| d.count()).unwrap_or(0);
-        assert_eq!(left, 0, "the stored chunks are deleted");
-    }
+    assert_eq!(stored().await, 0, "the stored chunk is deleted");
     server.shutdown().await;
 }
 
