@@ -53,6 +53,7 @@ pub trait BlobStore: Send + Sync {
     /// Writes `bytes` at `offset` of the blob at `key` in place, when the backend can (the
     /// local file system) and the blob holds at least `offset` bytes already (or is new,
     /// for offset 0): an upload then grows one file instead of writing its bytes twice.
+    /// Returns once the bytes are durable.
     /// `false`, with nothing written, otherwise (S3 writes objects whole).
     async fn write_at(&self, key: &str, offset: u64, bytes: Bytes) -> Result<bool>;
     /// Makes `to` a copy of `from` without the bytes passing through the server: a hard
@@ -114,7 +115,10 @@ pub fn from_config(config: &BlobsConfig, data_dir: &std::path::Path) -> Result<A
         let root = data_dir.join("blobs");
         std::fs::create_dir_all(&root)
             .map_err(|e| Error::internal(format!("{}: {e}", root.display())))?;
-        let local = Arc::new(LocalFileSystem::new_with_prefix(&root).map_err(Error::internal)?);
+        // Synced writes, links and renames: a blob is on disk before the database that
+        // refers to it commits (which SQLite makes durable).
+        let local = LocalFileSystem::new_with_prefix(&root).map_err(Error::internal)?;
+        let local = Arc::new(local.with_fsync(true));
         return Ok(Arc::new(ObjectBlobStore {
             store: local.clone(),
             local: Some(local),
@@ -179,6 +183,7 @@ fn not_found_or(err: object_store::Error) -> Error {
 
 /// [`BlobStore::write_at`] on a local file: `false` when the file is shorter than `offset`
 /// (or absent, for a later offset), so the bytes before it were never written here.
+/// Returns once the bytes are on disk.
 fn write_in_place(file: &std::path::Path, offset: u64, bytes: &[u8]) -> std::io::Result<bool> {
     use std::os::unix::fs::FileExt;
     if offset == 0 {
@@ -200,6 +205,15 @@ fn write_in_place(file: &std::path::Path, offset: u64, bytes: &[u8]) -> std::io:
         return Ok(false);
     }
     opened.write_all_at(bytes, offset)?;
+    // Durable before the caller records them as received (and, for a new file, its name
+    // too): after a power cut, what the database counts is on disk. Measured: 1-10% of
+    // upload throughput.
+    opened.sync_data()?;
+    if offset == 0 {
+        if let Some(dir) = file.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+    }
     Ok(true)
 }
 

@@ -1,5 +1,6 @@
 //! Drive load scenario: `--clients` users each upload a `--size-mib` file in 4 MiB chunks
-//! at the same time, then download it back; reports upload and download throughput (MiB/s
+//! (`UploadChunk` calls, as browsers do; with `--streamed`, one `UploadFile` stream, as
+//! native clients may) at the same time, then download it back; reports upload and download throughput (MiB/s
 //! over all clients) and, as the ceiling, how fast this machine copies the same bytes
 //! file to file in `--scratch` (`cp`), with the ratio. Run it on the server's machine with
 //! `--scratch` on the server's disk for a fair ceiling.
@@ -20,6 +21,7 @@ use secureconnect_sdk::{
         auth::v1::RegisterRequest,
         drive::v1::{
             CompleteUploadRequest, CreateUploadRequest, DownloadFileRequest, UploadChunkRequest,
+            UploadFileRequest,
         },
     },
 };
@@ -39,6 +41,9 @@ struct Args {
     /// Where to measure the file-copy ceiling (the server's disk, ideally).
     #[arg(long, default_value = "/var/tmp")]
     scratch: PathBuf,
+    /// Upload through one client-streaming `UploadFile` call instead of `UploadChunk` calls.
+    #[arg(long)]
+    streamed: bool,
 }
 
 const MIB: usize = 1 << 20;
@@ -54,6 +59,7 @@ async fn upload(
     client: &Client,
     bytes: &[u8],
     name: &str,
+    streamed: bool,
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let upload = client
         .drive()
@@ -66,6 +72,29 @@ async fn upload(
         .into_inner()
         .upload
         .ok_or("no upload")?;
+    if streamed {
+        let messages: Vec<UploadFileRequest> = bytes
+            .chunks(CHUNK)
+            .enumerate()
+            .map(|(i, data)| UploadFileRequest {
+                upload_id: if i == 0 {
+                    upload.upload_id.clone()
+                } else {
+                    String::new()
+                },
+                offset: 0,
+                data: data.to_vec(),
+            })
+            .collect();
+        let file = client
+            .drive()
+            .upload_file(futures::stream::iter(messages))
+            .await?
+            .into_inner()
+            .file
+            .ok_or("no file")?;
+        return Ok(file.file_id);
+    }
     let mut offset = 0;
     while offset < bytes.len() {
         let end = (offset + CHUNK).min(bytes.len());
@@ -172,7 +201,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .enumerate()
         .map(|(i, (client, bytes))| {
             let client = client.clone();
-            async move { upload(&client, bytes, &format!("load-{i}.bin")).await }
+            let name = format!("load-{i}.bin");
+            async move { upload(&client, bytes, &name, args.streamed).await }
         });
     let ids: Vec<String> = futures::future::try_join_all(uploads).await?;
     let up = mib_per_s(args.clients * size, started.elapsed());
