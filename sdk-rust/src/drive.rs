@@ -44,13 +44,26 @@ async fn digest(path: &Path) -> Result<(String, u64), Error> {
     Ok((hex::encode(hasher.finalize()), size))
 }
 
-/// Where the id of an upload of this file (this path, size and content) is remembered.
-fn state_file(path: &Path, size: u64, sha256: &str) -> PathBuf {
+/// What an upload makes: a new file in a folder, or new contents for a file.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    Folder(&'a str),
+    Replace(&'a str),
+}
+
+/// Where the id of an upload of this file (this path, size and content, to this target)
+/// is remembered.
+fn state_file(path: &Path, size: u64, sha256: &str, target: &Target<'_>) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let target = match target {
+        Target::Folder(id) => format!("folder:{id}"),
+        Target::Replace(id) => format!("replace:{id}"),
+    };
     let key = Sha256::new()
         .chain_update(absolute.to_string_lossy().as_bytes())
         .chain_update(size.to_le_bytes())
         .chain_update(sha256.as_bytes())
+        .chain_update(target.as_bytes())
         .finalize();
     std::env::temp_dir()
         .join("secureconnect-uploads")
@@ -67,11 +80,33 @@ impl Client {
         &self,
         path: impl AsRef<Path>,
         folder_id: &str,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<File, Error> {
+        self.upload_to(path.as_ref(), Target::Folder(folder_id), progress)
+            .await
+    }
+
+    /// Replaces the contents of the file `file_id` (the caller's, or one shared with them
+    /// as an editor) with the file at `path`; the file keeps its id, name and shares. It
+    /// resumes and reports progress as [`Self::upload_path`] does.
+    pub async fn replace_contents(
+        &self,
+        file_id: &str,
+        path: impl AsRef<Path>,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<File, Error> {
+        self.upload_to(path.as_ref(), Target::Replace(file_id), progress)
+            .await
+    }
+
+    async fn upload_to(
+        &self,
+        path: &Path,
+        target: Target<'_>,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<File, Error> {
-        let path = path.as_ref();
         let (sha256, size) = digest(path).await?;
-        let state = state_file(path, size, &sha256);
+        let state = state_file(path, size, &sha256, &target);
         let (upload_id, mut offset) = match self.resumable(&state).await? {
             Some(resumed) => resumed,
             None => {
@@ -82,12 +117,19 @@ impl Client {
                 let upload = self
                     .drive()
                     .create_upload(CreateUploadRequest {
-                        parent_id: folder_id.to_owned(),
+                        parent_id: match target {
+                            Target::Folder(folder_id) => folder_id.to_owned(),
+                            Target::Replace(_) => String::new(),
+                        },
                         name,
                         size,
                         sha256: sha256.clone(),
                         // Chunks through the server: this SDK speaks gRPC only.
                         direct: false,
+                        replace_file_id: match target {
+                            Target::Folder(_) => String::new(),
+                            Target::Replace(file_id) => file_id.to_owned(),
+                        },
                     })
                     .await?
                     .into_inner()

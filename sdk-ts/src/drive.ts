@@ -19,6 +19,11 @@ export interface UploadOptions {
   name?: string;
   /** The folder to put it in (default: the top folder). */
   folderId?: string;
+  /**
+   * A file whose contents this upload replaces (the user's, or shared with them as an
+   * editor): it keeps its id, name and shares; `name` and `folderId` are then unused.
+   */
+  replaceFileId?: string;
   /** Called as bytes are acknowledged. */
   onProgress?: (sent: number, total: number) => void;
   /** Stops the upload (the server discards it when aborted). */
@@ -51,10 +56,11 @@ export async function uploadFile(
   const total = blob.size;
   const sha256 = total <= HASHED_UP_TO ? await sha256Hex(blob) : "";
   const { upload } = await drive.createUpload({
-    parentId: options.folderId ?? "",
-    name,
+    parentId: options.replaceFileId ? "" : (options.folderId ?? ""),
+    name: options.replaceFileId ? "" : name,
     size: BigInt(total),
     sha256,
+    replaceFileId: options.replaceFileId ?? "",
   });
   if (upload === undefined) {
     throw new Error("CreateUpload answered no upload");

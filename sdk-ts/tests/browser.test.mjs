@@ -266,3 +266,54 @@ test("a photo sent in a chat shows its server-made thumbnail on the other page a
   await ann.context.close();
   await bob.context.close();
 });
+
+test("an editor replaces a shared file from the demo, a viewer is refused, the owner gets the new bytes", async () => {
+  const ann = await signedUp("owner");
+  const bob = await signedUp("editor");
+  const cat = await signedUp("reader");
+  await ann.page.getByTestId("open-drive").click();
+  await ann.page.getByTestId("drive-upload-input").setInputFiles({
+    name: "plan.txt",
+    mimeType: "text/plain",
+    buffer: Buffer.from("draft 1"),
+  });
+  await ann.page.getByTestId("drive-status").filter({ hasText: "uploaded plan.txt" }).waitFor();
+  const row = ann.page.getByTestId("drive-file").filter({ hasText: "plan.txt" });
+  for (const [who, role, says] of [[bob, "2", "can edit"], [cat, "1", "can view"]]) {
+    await row.getByTestId("drive-share").click();
+    await ann.page.getByTestId("drive-share-user").fill(who.username);
+    await ann.page.getByTestId("drive-share-role").selectOption(role);
+    await ann.page.getByTestId("drive-share-confirm").click();
+    await ann.page.getByTestId("drive-status").filter({ hasText: `${who.username} ${says}` }).waitFor();
+  }
+
+  const draft2 = Buffer.from("draft 2, from the editor");
+  await bob.page.getByTestId("open-drive").click();
+  await bob.page.getByTestId("drive-shared-with-me").click();
+  const shared = bob.page.getByTestId("drive-file").filter({ hasText: "plan.txt" });
+  await shared.getByTestId("drive-replace-input").setInputFiles({ name: "plan-v2.txt", mimeType: "text/plain", buffer: draft2 });
+  await bob.page.getByTestId("drive-status").filter({ hasText: "replaced plan.txt" }).waitFor();
+  await bob.page.screenshot({ path: join(artifacts, "drive-editor.png") });
+
+  await cat.page.getByTestId("open-drive").click();
+  await cat.page.getByTestId("drive-shared-with-me").click();
+  await cat.page
+    .getByTestId("drive-file")
+    .filter({ hasText: "plan.txt" })
+    .getByTestId("drive-replace-input")
+    .setInputFiles({ name: "vandal.txt", mimeType: "text/plain", buffer: Buffer.from("gone") });
+  await cat.page.getByTestId("drive-error").filter({ hasText: "only the owner and editors" }).waitFor();
+
+  await ann.page.getByTestId("drive-mine").click();
+  const [download] = await Promise.all([
+    ann.page.waitForEvent("download"),
+    ann.page.getByTestId("drive-file").filter({ hasText: "plan.txt" }).getByTestId("drive-download").click(),
+  ]);
+  assert.equal(download.suggestedFilename(), "plan.txt", "the name stays");
+  const saved = join(artifacts, "downloaded-plan.txt");
+  await download.saveAs(saved);
+  const { readFileSync, rmSync } = await import("node:fs");
+  assert.ok(readFileSync(saved).equals(draft2), "the editor's bytes");
+  rmSync(saved);
+  for (const who of [ann, bob, cat]) await who.context.close();
+});

@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { Code, createSecureConnect, MemoryTokenStore, PollView, SecureConnectError, TokenStoreError } from "../dist/index.js";
 import { createSecureConnectNode } from "../dist/node.js";
 import { ErrorReason } from "../dist/gen/secureconnect/type/v1/type_pb.js";
+import { ShareRole } from "../dist/gen/secureconnect/drive/v1/drive_pb.js";
 import { someone, TestServer } from "./server.mjs";
 
 const transports = {
@@ -163,6 +164,24 @@ for (const [name, connect] of Object.entries(transports)) {
         bob.thumbnail(file.fileId),
         (e) => e instanceof SecureConnectError && e.code === Code.NotFound,
         "no thumbnail for a PDF",
+      );
+    });
+
+    test("editors replace a shared file's contents, viewers are refused", async () => {
+      const [ann, bob, cat] = [await connect(server.baseUrl), await connect(server.baseUrl), await connect(server.baseUrl)];
+      await ann.register(someone("ann"));
+      const bobSession = await bob.register(someone("bob"));
+      const catSession = await cat.register(someone("cat"));
+      const file = await ann.uploadFile(new Blob(["draft 1"]), { name: "plan.txt" });
+      const { share } = await ann.drive.shareFile({ fileId: file.fileId, grantee: { case: "userId", value: bobSession.userId }, role: ShareRole.EDITOR });
+      assert.equal(share.role, ShareRole.EDITOR);
+      await ann.drive.shareFile({ fileId: file.fileId, grantee: { case: "userId", value: catSession.userId } });
+      const replaced = await bob.uploadFile(new Blob(["draft 2, longer"]), { replaceFileId: file.fileId });
+      assert.deepEqual([replaced.fileId, replaced.name, replaced.size], [file.fileId, "plan.txt", 15n]);
+      assert.equal(await (await ann.downloadFile(file.fileId)).blob.text(), "draft 2, longer");
+      await assert.rejects(
+        cat.uploadFile(new Blob(["vandalism"]), { replaceFileId: file.fileId }),
+        (e) => e instanceof SecureConnectError && e.code === Code.PermissionDenied && e.reason === ErrorReason.INSUFFICIENT_ROLE,
       );
     });
 

@@ -186,10 +186,10 @@ fn not_found_or(err: object_store::Error) -> Error {
 /// Returns once the bytes are on disk.
 fn write_in_place(file: &std::path::Path, offset: u64, bytes: &[u8]) -> std::io::Result<bool> {
     use std::os::unix::fs::FileExt;
-    if offset == 0 {
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
+    if offset == 0
+        && let Some(dir) = file.parent()
+    {
+        std::fs::create_dir_all(dir)?;
     }
     let opened = std::fs::OpenOptions::new()
         .write(true)
@@ -209,10 +209,10 @@ fn write_in_place(file: &std::path::Path, offset: u64, bytes: &[u8]) -> std::io:
     // too): after a power cut, what the database counts is on disk. Measured: 1-10% of
     // upload throughput.
     opened.sync_data()?;
-    if offset == 0 {
-        if let Some(dir) = file.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
+    if offset == 0
+        && let Some(dir) = file.parent()
+    {
+        std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(true)
 }

@@ -1,14 +1,17 @@
-// The demo's drive view: the user's folders and files, uploads with a progress bar, and
-// downloads — all through the SDK (`uploadFile`, `downloadFile`, `sc.drive`).
+// The demo's drive view: the user's folders and files, uploads with a progress bar,
+// downloads, sharing with viewers and editors, and what others shared — all through the
+// SDK (`uploadFile`, `downloadFile`, `sc.drive`).
 
 import { SecureConnectError, type SecureConnect } from "@secureconnect/sdk";
 import { FileKind, type File } from "@secureconnect/sdk/proto";
 import { size } from "./attachments.js";
 import { h } from "./dom.js";
+import { shareForm } from "./sharing.js";
 
 /** The drive view, starting in the top folder; `server` is the API's (and links') origin. */
 export function driveView(sc: SecureConnect, server: string): HTMLElement {
   const path: File[] = []; // The folders opened, top first.
+  let shared = false; // Browsing what others shared instead of one's own drive.
   const crumbs = h("div.crumbs", { "data-testid": "drive-path" });
   const list = h("div.files", { "data-testid": "drive-files" });
   const picker = h("input", { type: "file", "data-testid": "drive-upload-input" });
@@ -17,8 +20,10 @@ export function driveView(sc: SecureConnect, server: string): HTMLElement {
   const folderName = h("input", { placeholder: "New folder", "data-testid": "drive-folder-name" });
   const makeFolder = h("button.ghost", { type: "button", "data-testid": "drive-create-folder" }, "Create");
   const error = h("div.error", { "data-testid": "drive-error" });
+  const sharedWithMe = h("button.ghost.small", { type: "button", "data-testid": "drive-shared-with-me" }, "Shared with me");
+  const mine = h("button.ghost.small", { type: "button", "data-testid": "drive-mine" }, "My drive");
   const view = h("section.chat.drive", { "data-testid": "drive" },
-    h("header", {}, h("div", {}, "Drive"), crumbs),
+    h("header", {}, h("div", {}, "Drive"), crumbs, h("span", {}, mine, sharedWithMe)),
     h("div.drive-tools", {}, picker, progress, folderName, makeFolder),
     status, error, list);
   const here = () => path.at(-1)?.fileId ?? "";
@@ -26,7 +31,7 @@ export function driveView(sc: SecureConnect, server: string): HTMLElement {
 
   async function refresh(): Promise<void> {
     crumbs.replaceChildren(
-      ...[{ name: "Drive" } as File, ...path].map((folder, i) => {
+      ...[{ name: shared ? "Shared with me" : "Drive" } as File, ...path].map((folder, i) => {
         const crumb = h("button.ghost.small", { type: "button" }, folder.name);
         crumb.onclick = () => {
           path.splice(i);
@@ -34,7 +39,9 @@ export function driveView(sc: SecureConnect, server: string): HTMLElement {
         };
         return crumb;
       }));
-    const { files } = await sc.drive.listFiles({ parentId: here(), pageSize: 200 });
+    const { files } = shared && !path.length
+      ? await sc.drive.listSharedWithMe({ pageSize: 200 })
+      : await sc.drive.listFiles({ parentId: here(), pageSize: 200 });
     list.replaceChildren(...files.map((file) => {
       const folder = file.kind === FileKind.FOLDER;
       const row = h("div.file", { "data-testid": "drive-file", "data-name": file.name },
@@ -48,13 +55,39 @@ export function driveView(sc: SecureConnect, server: string): HTMLElement {
       } else {
         const download = h("button.small", { type: "button", "data-testid": "drive-download" }, "Download");
         download.onclick = () => void save(file);
-        const link = h("button.ghost.small", { type: "button", "data-testid": "drive-share-link" }, "Share link");
-        link.onclick = () => void shareLink(file, row);
-        row.append(download, link);
+        row.append(download, replaceButton(file));
+        if (!shared) {
+          const link = h("button.ghost.small", { type: "button", "data-testid": "drive-share-link" }, "Share link");
+          link.onclick = () => void shareLink(file, row);
+          row.append(link);
+        }
+      }
+      if (!shared) {
+        const share = h("button.ghost.small", { type: "button", "data-testid": "drive-share" }, "Share");
+        share.onclick = (event) => {
+          event.stopPropagation(); // Not a click on the folder.
+          row.after(shareForm(sc, file, (outcome, failed) => {
+            (failed ? error : status).textContent = outcome;
+          }));
+        };
+        row.append(share);
       }
       return row;
     }));
-    if (!files.length) list.append(h("div.empty", {}, "Nothing here yet: upload a file."));
+    if (!files.length) list.append(h("div.empty", {}, shared ? "Nothing shared with you yet." : "Nothing here yet: upload a file."));
+  }
+
+  /** A button that replaces the file's contents with a file picked (owners and editors). */
+  function replaceButton(file: File): HTMLElement {
+    const input = h("input", { type: "file", hidden: "", "data-testid": "drive-replace-input" });
+    const button = h("button.ghost.small", { type: "button", "data-testid": "drive-replace" }, "Replace…", input);
+    button.onclick = () => input.click();
+    input.onclick = (event) => event.stopPropagation();
+    input.onchange = () => {
+      const chosen = input.files?.[0];
+      if (chosen) void send(chosen, { replaceFileId: file.fileId });
+    };
+    return button;
   }
 
   /** A week-long link anyone can download the file from, shown under its row. */
@@ -94,25 +127,42 @@ export function driveView(sc: SecureConnect, server: string): HTMLElement {
     }
   }
 
-  picker.onchange = async () => {
-    const chosen = picker.files?.[0];
-    if (!chosen) return;
+  /** Uploads a picked file: into the folder shown, or as a file's new contents. */
+  async function send(chosen: globalThis.File, target: { replaceFileId?: string }): Promise<void> {
     error.textContent = "";
     try {
       const file = await sc.uploadFile(chosen, {
         folderId: here(),
+        ...target,
         onProgress: (sent, total) => {
           progress.value = total ? sent / total : 1;
           status.textContent = `uploading ${chosen.name}: ${size(BigInt(sent))} of ${size(BigInt(total))}`;
         },
       });
-      status.textContent = `uploaded ${file.name} (${size(file.size)})`;
-      picker.value = "";
+      status.textContent = `${target.replaceFileId ? "replaced" : "uploaded"} ${file.name} (${size(file.size)})`;
       await refresh();
     } catch (e) {
       error.textContent = explain(e);
     }
+  }
+
+  picker.onchange = async () => {
+    const chosen = picker.files?.[0];
+    if (!chosen) return;
+    await send(chosen, {});
+    picker.value = "";
   };
+  const browse = (others: boolean) => {
+    shared = others;
+    path.splice(0);
+    picker.disabled = others; // New files go into one's own drive.
+    makeFolder.disabled = others;
+    void refresh().catch((e) => {
+      error.textContent = explain(e);
+    });
+  };
+  sharedWithMe.onclick = () => browse(true);
+  mine.onclick = () => browse(false);
   makeFolder.onclick = async () => {
     error.textContent = "";
     try {

@@ -10,8 +10,9 @@ use tonic::{Request, Response, Status};
 use super::{convert, mask_paths, principal};
 use crate::{
     auth::{Auth, Operation},
-    domain::drive::{DriveFile, FileKind, FileOrder, Grantee, Share, ShareLink, Upload},
+    domain::drive::{DriveFile, FileKind, FileOrder, Grantee, Share, ShareLink, ShareRole, Upload},
     drive::{CompletedPart, CreateUpload, Download, Drive, FilePage},
+    error::Error,
 };
 
 pub struct DriveApi {
@@ -130,6 +131,7 @@ impl DriveService for DriveApi {
             size: r.size,
             sha256: r.sha256,
             direct: r.direct,
+            replace_file_id: r.replace_file_id,
         };
         let now = chrono::Utc::now();
         let upload = self.drive.create_upload(who.user_id, input, now).await?;
@@ -412,6 +414,12 @@ impl DriveService for DriveApi {
             Some(pb::share_file_request::Grantee::ConversationId(id)) => (None, Some(id.as_str())),
             None => (None, None),
         };
+        // A grant: a value this server does not know is refused, never guessed at.
+        let role = match pb::ShareRole::try_from(r.role) {
+            Ok(pb::ShareRole::Unspecified | pb::ShareRole::Viewer) => ShareRole::Viewer,
+            Ok(pb::ShareRole::Editor) => ShareRole::Editor,
+            Err(_) => return Err(Error::invalid("role", "unknown").into()),
+        };
         let share = self
             .drive
             .share(
@@ -419,6 +427,7 @@ impl DriveService for DriveApi {
                 &r.file_id,
                 user,
                 conversation,
+                role,
                 chrono::Utc::now(),
             )
             .await?;
@@ -519,6 +528,11 @@ fn share_pb(s: Share) -> pb::Share {
             Grantee::Conversation(c) => pb::share::Grantee::ConversationId(c.to_string()),
         }),
         create_time: Some(convert::timestamp(s.create_time)),
+        role: match s.role {
+            ShareRole::Viewer => pb::ShareRole::Viewer,
+            ShareRole::Editor => pb::ShareRole::Editor,
+        }
+        .into(),
     }
 }
 
@@ -568,5 +582,6 @@ fn upload_pb(u: Upload) -> pb::Upload {
         received_bytes: u.received,
         expire_time: Some(convert::timestamp(u.expire_time)),
         direct_part_size: u.direct.map(|d| d.part_size).unwrap_or_default(),
+        replace_file_id: u.replaces.map(|f| f.to_string()).unwrap_or_default(),
     }
 }

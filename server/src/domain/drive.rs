@@ -71,6 +71,10 @@ pub struct Upload {
     pub expire_time: Time,
     /// Set for a direct upload: its bytes go straight to the object store.
     pub direct: Option<DirectUpload>,
+    /// Who sends the bytes and completes it: the owner, or an editor of `replaces`.
+    pub uploader: Uuid,
+    /// The file whose contents it replaces (owned by `owner`), if any.
+    pub replaces: Option<Uuid>,
 }
 
 /// A multipart upload in the object store whose parts clients PUT themselves.
@@ -153,6 +157,27 @@ pub struct Share {
     pub owner: Uuid,
     pub grantee: Grantee,
     pub create_time: Time,
+    pub role: ShareRole,
+}
+
+/// What a share lets its grantees do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum ShareRole {
+    /// Read.
+    #[default]
+    Viewer,
+    /// Read, and replace files' contents.
+    Editor,
+}
+
+/// What a user may do with a file or folder, from least to most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    Read,
+    /// Read and replace its contents.
+    Edit,
+    /// Everything: it is theirs.
+    Own,
 }
 
 /// A link anyone holding it can download a file through.

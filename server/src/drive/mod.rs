@@ -23,8 +23,8 @@ use crate::{
     domain::{
         ImageSize, Time,
         drive::{
-            DirectUpload, DriveFile, FileKind, FileOrder, Grantee, Part, Share, ShareLink,
-            Thumbnail, Upload, Usage,
+            Access, DirectUpload, DriveFile, FileKind, FileOrder, Grantee, Part, Share, ShareLink,
+            ShareRole, Thumbnail, Upload, Usage,
         },
     },
     error::{Error, Reason, Result},
@@ -82,6 +82,8 @@ pub struct CreateUpload {
     pub sha256: String,
     /// Asks for a direct upload (presigned part URLs), when the blob store can.
     pub direct: bool,
+    /// A file whose contents the upload replaces (`parent_id` and `name` unused).
+    pub replace_file_id: String,
 }
 
 /// Input of `list`.
@@ -141,8 +143,13 @@ impl Drive {
 
     pub async fn create_upload(&self, who: Uuid, input: CreateUpload, now: Time) -> Result<Upload> {
         let mut v = Violations::new();
-        let parent = v.optional_id("parent_id", &input.parent_id);
-        let name = names::check_name(&mut v, "name", &input.name);
+        let replaces = v.optional_id("replace_file_id", &input.replace_file_id);
+        let (parent, name) = if input.replace_file_id.is_empty() {
+            let parent = v.optional_id("parent_id", &input.parent_id);
+            (parent, names::check_name(&mut v, "name", &input.name))
+        } else {
+            (None, String::new())
+        };
         if input.size > self.config.max_file_bytes {
             v.add(
                 "size",
@@ -157,18 +164,28 @@ impl Drive {
             window: Duration::from_secs(60),
         };
         self.limiter.check(limit, &who.to_string()).await?;
+        // A replacement is its owner's upload (their quota, their file), sent by `who`.
+        let (owner, name) = match replaces {
+            Some(file) => {
+                let target = self.editable_file(who, file).await?;
+                (target.owner, target.name)
+            }
+            None => (who, name),
+        };
         let direct = match input.direct {
             true => self.start_direct(input.size).await?,
             false => None,
         };
         let new = NewUpload {
-            owner: who,
+            owner,
             parent,
             name,
             size: input.size,
             sha256,
             expire_time: now + self.ttl(),
             direct: direct.clone(),
+            uploader: who,
+            replaces,
         };
         let created = self
             .store
@@ -311,6 +328,10 @@ impl Drive {
     ) -> Result<DriveFile> {
         let id = parse_id("upload_id", upload_id)?;
         let upload = self.own_upload(who, Some(id)).await?;
+        if let Some(target) = upload.replaces {
+            // An editor's share may have been taken back since the upload started.
+            self.editable_file(who, target).await?;
+        }
         if let Some(direct) = &upload.direct {
             return self
                 .complete_direct(upload.clone(), direct, direct_parts, now)
@@ -430,11 +451,14 @@ impl Drive {
             image,
         };
         match self.store.complete_upload(upload.id, completed, now).await {
-            Ok(file) => {
+            Ok(done) => {
                 if upload.direct.is_none() {
                     self.forget_parts(&upload, &parts).await;
                 }
-                Ok(file)
+                if let Some(replaced) = &done.replaced_blob {
+                    self.forget_blob(replaced).await;
+                }
+                Ok(done.file)
             }
             Err(err) => {
                 self.forget_blob(&blob_key).await;
@@ -482,7 +506,7 @@ impl Drive {
         let id = parse_id("upload_id", upload_id)?;
         match self.store.upload(id).await? {
             None => Ok(()), // Gone already (aborted, completed or expired).
-            Some(upload) if upload.owner != who => Err(Error::NotFound("upload")),
+            Some(upload) if upload.uploader != who => Err(Error::NotFound("upload")),
             Some(_) => {
                 if let Some((dropped, parts)) = self.store.drop_upload(id).await? {
                     self.forget_parts(&dropped, &parts).await;
@@ -654,6 +678,7 @@ impl Drive {
         file_id: &str,
         user_id: Option<&str>,
         conversation_id: Option<&str>,
+        role: ShareRole,
         now: Time,
     ) -> Result<Share> {
         let mut v = Violations::new();
@@ -672,7 +697,7 @@ impl Drive {
         let (Some(file), Some(grantee)) = (file, grantee) else {
             return Err(Error::NotFound("file"));
         };
-        self.store.share(who, file, grantee, now).await
+        self.store.share(who, file, grantee, role, now).await
     }
 
     /// Takes back a share of the caller's (gone already: fine).
@@ -847,11 +872,26 @@ impl Drive {
         chrono::Duration::seconds(i64::try_from(self.config.upload_ttl_secs).unwrap_or(i64::MAX))
     }
 
+    /// The upload, if `who` sends its bytes.
     async fn own_upload(&self, who: Uuid, id: Option<Uuid>) -> Result<Upload> {
         let id = id.ok_or(Error::NotFound("upload"))?;
         match self.store.upload(id).await? {
-            Some(upload) if upload.owner == who => Ok(upload),
+            Some(upload) if upload.uploader == who => Ok(upload),
             _ => Err(Error::NotFound("upload")),
+        }
+    }
+
+    /// The file, if `who` may replace its contents: its owner, or an editor of a share
+    /// of it (or of a folder above it). A reader who may not is told so; anyone else
+    /// finds nothing.
+    async fn editable_file(&self, who: Uuid, id: Uuid) -> Result<DriveFile> {
+        match self.store.access(id, who).await? {
+            Some((file, Access::Own | Access::Edit)) if file.kind == FileKind::File => Ok(file),
+            Some((_, Access::Read)) => Err(Error::PermissionDenied {
+                reason: Reason::InsufficientRole,
+                message: "only the owner and editors replace a file's contents",
+            }),
+            _ => Err(Error::NotFound("file")),
         }
     }
 

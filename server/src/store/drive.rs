@@ -8,7 +8,10 @@ use uuid::Uuid;
 use crate::{
     domain::{
         ImageSize, Time,
-        drive::{DriveFile, FileOrder, Grantee, Part, Share, ShareLink, Thumbnail, Upload, Usage},
+        drive::{
+            Access, DriveFile, FileOrder, Grantee, Part, Share, ShareLink, ShareRole, Thumbnail,
+            Upload, Usage,
+        },
     },
     error::Result,
 };
@@ -23,6 +26,20 @@ pub struct NewUpload {
     pub sha256: Option<String>,
     pub expire_time: Time,
     pub direct: Option<crate::domain::drive::DirectUpload>,
+    /// Who sends the bytes: the owner, or an editor of `replaces`.
+    pub uploader: Uuid,
+    /// A file of the owner's whose contents the upload replaces (`parent` and `name`
+    /// are then unused).
+    pub replaces: Option<Uuid>,
+}
+
+/// What completing an upload did.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    /// The new file, or the file with its new contents.
+    pub file: DriveFile,
+    /// The blob of the contents replaced, to delete now that nothing refers to it.
+    pub replaced_blob: Option<String>,
 }
 
 /// The file a completed upload becomes (its bytes already in the blob store).
@@ -48,8 +65,9 @@ pub struct Emptied {
 #[async_trait]
 pub trait DriveStore: Send + Sync {
     /// Starts an upload into `parent` (a folder of the owner's, not in the trash: else
-    /// `NOT_FOUND`), reserving its size: `RESOURCE_EXHAUSTED` when used + reserved +
-    /// size would pass `quota`.
+    /// `NOT_FOUND`), or one replacing the contents of `replaces` (a file of the owner's,
+    /// not in the trash: else `NOT_FOUND`), reserving its size from the owner's quota:
+    /// `RESOURCE_EXHAUSTED` when used + reserved + size would pass `quota`.
     async fn create_upload(&self, new: NewUpload, quota: u64, now: Time) -> Result<Upload>;
     /// The upload, if it exists.
     async fn upload(&self, id: Uuid) -> Result<Option<Upload>>;
@@ -66,10 +84,11 @@ pub trait DriveStore: Send + Sync {
     /// The upload's parts, in order.
     async fn parts(&self, id: Uuid) -> Result<Vec<Part>>;
     /// Turns the upload into a file (named as it asked, or numbered when the name is
-    /// taken; into the top folder if its folder went away), moving its reservation to
-    /// the owner's usage; the upload and its parts are gone after. `NOT_FOUND` if the
-    /// upload is.
-    async fn complete_upload(&self, id: Uuid, file: CompletedFile, now: Time) -> Result<DriveFile>;
+    /// taken; into the top folder if its folder went away) — or into the new contents
+    /// of the file it replaces (`NOT_FOUND` when that is gone or in the trash) —
+    /// moving its reservation to the owner's usage; the upload and its parts are gone
+    /// after. `NOT_FOUND` if the upload is.
+    async fn complete_upload(&self, id: Uuid, file: CompletedFile, now: Time) -> Result<Completed>;
     /// Removes the upload and releases its reservation; the upload as it was (with its
     /// parts), or `None` when it was gone already.
     async fn drop_upload(&self, id: Uuid) -> Result<Option<(Upload, Vec<Part>)>>;
@@ -120,8 +139,15 @@ pub trait DriveStore: Send + Sync {
     async fn usage(&self, owner: Uuid) -> Result<Usage>;
     /// Shares a file or folder of the owner's with `grantee` (a user other than the
     /// owner, or a conversation the owner is a member of: `NOT_FOUND` otherwise); the
-    /// existing share when there is one.
-    async fn share(&self, owner: Uuid, file: Uuid, grantee: Grantee, now: Time) -> Result<Share>;
+    /// existing share when there is one, with its role set to `role`.
+    async fn share(
+        &self,
+        owner: Uuid,
+        file: Uuid,
+        grantee: Grantee,
+        role: ShareRole,
+        now: Time,
+    ) -> Result<Share>;
     /// Takes back one of the owner's shares; `false` when there was none.
     async fn unshare(&self, owner: Uuid, share: Uuid) -> Result<bool>;
     /// The shares of a file or folder of the owner's, oldest first.
@@ -131,8 +157,13 @@ pub trait DriveStore: Send + Sync {
     /// The file or folder if `reader` may read it: its owner (even in the trash), or
     /// anyone it — or a folder above it — is shared with, directly or through a
     /// conversation they are a member of now (not while it is in the trash); or, for a
-    /// file, attached to a message of such a conversation that is not deleted.
-    async fn readable(&self, file: Uuid, reader: Uuid) -> Result<Option<DriveFile>>;
+    /// file, attached to a message of such a conversation that is not deleted. With it,
+    /// what they may do: the most any of those grants.
+    async fn access(&self, file: Uuid, reader: Uuid) -> Result<Option<(DriveFile, Access)>>;
+    /// The file or folder if `reader` may read it (see `access`).
+    async fn readable(&self, file: Uuid, reader: Uuid) -> Result<Option<DriveFile>> {
+        Ok(self.access(file, reader).await?.map(|(file, _)| file))
+    }
     /// What others shared with `reader` (each once, none in the trash), newest share
     /// first, from `limit` shares after the first `skip`; also how many shares it read.
     async fn shared_with(

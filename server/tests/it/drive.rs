@@ -37,7 +37,7 @@ pub(crate) async fn create_upload(
             name: name.into(),
             size: bytes.len() as u64,
             sha256: declared.unwrap_or_else(|| sha256_hex(bytes)),
-            direct: false,
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner().upload.expect("upload"))
@@ -620,7 +620,7 @@ async fn a_crash_mid_upload_leaves_nothing_half_committed() {
     server.shutdown().await;
 }
 
-async fn share(
+pub(crate) async fn share(
     client: &Client,
     file_id: &str,
     grantee: share_file_request::Grantee,
@@ -630,6 +630,7 @@ async fn share(
         .share_file(ShareFileRequest {
             file_id: file_id.into(),
             grantee: Some(grantee),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner().share.expect("share"))
@@ -833,6 +834,7 @@ async fn a_file_shared_with_a_conversation_follows_its_membership() {
         .share_file(ShareFileRequest {
             file_id: report.file_id.clone(),
             grantee: None,
+            ..Default::default()
         })
         .await;
     assert_eq!(

@@ -21,6 +21,7 @@ mod cluster;
 mod crash;
 mod direct_uploads;
 mod drive;
+mod drive_editors;
 mod errors;
 mod idempotency;
 mod mail;

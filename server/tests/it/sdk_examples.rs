@@ -287,6 +287,8 @@ fn pending_upload(path: &std::path::Path, bytes: &[u8]) -> Option<String> {
         .chain_update(absolute.to_string_lossy().as_bytes())
         .chain_update((bytes.len() as u64).to_le_bytes())
         .chain_update(sha.as_bytes())
+        // Into the top folder.
+        .chain_update(b"folder:")
         .finalize();
     let state = std::env::temp_dir()
         .join("secureconnect-uploads")

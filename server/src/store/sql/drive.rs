@@ -25,15 +25,15 @@ use crate::{
     domain::{
         Attachment, ImageSize, Time,
         drive::{
-            DirectUpload, DriveFile, FileKind, FileOrder, Grantee, Part, Share, ShareLink,
-            Thumbnail, Upload, Usage,
+            Access, DirectUpload, DriveFile, FileKind, FileOrder, Grantee, Part, Share, ShareLink,
+            ShareRole, Thumbnail, Upload, Usage,
         },
     },
     drive::names,
     error::{Error, Reason, Result},
     store::{
         NewAttachments,
-        drive::{CompletedFile, DriveStore, Emptied, NewUpload},
+        drive::{Completed, CompletedFile, DriveStore, Emptied, NewUpload},
     },
 };
 
@@ -107,6 +107,24 @@ fn upload(row: drive_uploads::Model) -> Upload {
             }),
             _ => None,
         },
+        uploader: row.uploader_id.unwrap_or(row.owner_id),
+        replaces: row.replace_id,
+    }
+}
+
+const EDITOR: i16 = 1;
+
+fn role(code: Option<i16>) -> ShareRole {
+    match code {
+        Some(EDITOR) => ShareRole::Editor,
+        _ => ShareRole::Viewer,
+    }
+}
+
+fn role_code(role: ShareRole) -> i16 {
+    match role {
+        ShareRole::Viewer => 0,
+        ShareRole::Editor => EDITOR,
     }
 }
 
@@ -122,7 +140,21 @@ fn share(row: drive_shares::Model) -> Result<Share> {
         owner: row.owner_id,
         grantee,
         create_time: row.create_time,
+        role: role(row.role),
     })
+}
+
+/// The owner's file `id` whose contents an upload may replace: a file, not in the trash.
+async fn replaceable<C: ConnectionTrait>(
+    txn: &C,
+    owner: Uuid,
+    id: Uuid,
+) -> Result<drive_files::Model> {
+    let found = owned(txn, owner, id).await?;
+    if found.kind != kind_code(FileKind::File) || found.trash_time.is_some() {
+        return Err(Error::NotFound("file"));
+    }
+    Ok(found)
 }
 
 fn link(row: drive_links::Model) -> ShareLink {
@@ -307,6 +339,48 @@ async fn insert_file<C: ConnectionTrait>(txn: &C, row: drive_files::Model) -> Re
     Ok(file(row))
 }
 
+/// Completes an upload that replaces the contents of `target` (inside `txn`, the owner's
+/// usage locked): the file gets the new bytes' size, hash, type, image and thumbnail,
+/// and the owner's usage moves by the difference.
+async fn replace_contents<C: ConnectionTrait>(
+    txn: &C,
+    upload: &drive_uploads::Model,
+    target: Uuid,
+    completed: CompletedFile,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Completed> {
+    let old = replaceable(txn, upload.owner_id, target).await?;
+    remove_upload(txn, upload).await?;
+    count(txn, upload.owner_id, upload.size - old.size, 0).await?;
+    let image = completed.image.as_ref().map(|(size, _)| *size);
+    let mut row = old.clone().into_active_model();
+    row.size = Set(upload.size);
+    row.sha256 = Set(completed.sha256);
+    row.content_type = Set(completed.content_type);
+    row.blob_key = Set(Some(completed.blob_key));
+    row.update_time = Set(now);
+    row.image_width = Set(image.map(|size| db_pixels(size.width)));
+    row.image_height = Set(image.map(|size| db_pixels(size.height)));
+    let updated = row.update(txn).await?;
+    drive_thumbnails::Entity::delete_by_id(target)
+        .exec(txn)
+        .await?;
+    if let Some((_, thumbnail)) = completed.image {
+        drive_thumbnails::ActiveModel {
+            file_id: Set(target),
+            width: Set(db_pixels(thumbnail.size.width)),
+            height: Set(db_pixels(thumbnail.size.height)),
+            data: Set(thumbnail.data),
+        }
+        .insert(txn)
+        .await?;
+    }
+    Ok(Completed {
+        file: file(updated),
+        replaced_blob: old.blob_key,
+    })
+}
+
 /// Removes an upload (its row, its parts' rows, its reservation) inside `txn`.
 async fn remove_upload<C: ConnectionTrait>(
     txn: &C,
@@ -344,7 +418,10 @@ impl DriveStore for SqlStore {
     async fn create_upload(&self, new: NewUpload, quota: u64, now: Time) -> Result<Upload> {
         let _guard = self.write_guard().await;
         let (txn, usage) = begin(self, new.owner).await?;
-        check_folder(&txn, new.owner, new.parent).await?;
+        match new.replaces {
+            Some(file) => drop(replaceable(&txn, new.owner, file).await?),
+            None => check_folder(&txn, new.owner, new.parent).await?,
+        }
         let committed = bytes(usage.used).saturating_add(bytes(usage.reserved));
         if committed.saturating_add(new.size) > quota {
             return Err(Error::QuotaExceeded {
@@ -367,6 +444,8 @@ impl DriveStore for SqlStore {
             direct_key: new.direct.as_ref().map(|d| d.key.clone()),
             direct_id: new.direct.as_ref().map(|d| d.id.clone()),
             direct_part_size: new.direct.as_ref().map(|d| db_bytes(d.part_size)),
+            uploader_id: Some(new.uploader).filter(|uploader| *uploader != new.owner),
+            replace_id: new.replaces,
         };
         row.clone()
             .into_active_model()
@@ -444,7 +523,7 @@ impl DriveStore for SqlStore {
         id: Uuid,
         completed: CompletedFile,
         now: Time,
-    ) -> Result<DriveFile> {
+    ) -> Result<Completed> {
         let now = db_time(now);
         let owner = drive_uploads::Entity::find_by_id(id)
             .one(&self.db)
@@ -457,6 +536,11 @@ impl DriveStore for SqlStore {
             .one(&txn)
             .await?
             .ok_or(Error::NotFound("upload"))?;
+        if let Some(target) = row.replace_id {
+            let replaced = replace_contents(&txn, &row, target, completed, now).await?;
+            txn.commit().await?;
+            return Ok(replaced);
+        }
         // Its folder may have gone (or into the trash) meanwhile: then the top folder.
         let parent = match check_folder(&txn, owner, row.parent_id).await {
             Ok(()) => row.parent_id,
@@ -498,7 +582,10 @@ impl DriveStore for SqlStore {
             .await?;
         }
         txn.commit().await?;
-        Ok(created)
+        Ok(Completed {
+            file: created,
+            replaced_blob: None,
+        })
     }
 
     async fn drop_upload(&self, id: Uuid) -> Result<Option<(Upload, Vec<Part>)>> {
@@ -775,7 +862,14 @@ impl DriveStore for SqlStore {
             .unwrap_or_default())
     }
 
-    async fn share(&self, owner: Uuid, file: Uuid, grantee: Grantee, now: Time) -> Result<Share> {
+    async fn share(
+        &self,
+        owner: Uuid,
+        file: Uuid,
+        grantee: Grantee,
+        role: ShareRole,
+        now: Time,
+    ) -> Result<Share> {
         let _guard = self.write_guard().await;
         let (txn, _) = begin(self, owner).await?;
         owned(&txn, owner, file).await?;
@@ -805,6 +899,13 @@ impl DriveStore for SqlStore {
             Grantee::Conversation(c) => existing.filter(drive_shares::Column::ConversationId.eq(c)),
         };
         if let Some(row) = existing.one(&txn).await? {
+            if row.role.unwrap_or(0) == role_code(role) {
+                return share(row);
+            }
+            let mut changed = row.into_active_model();
+            changed.role = Set(Some(role_code(role)));
+            let row = changed.update(&txn).await?;
+            txn.commit().await?;
             return share(row);
         }
         let row = drive_shares::Model {
@@ -814,6 +915,7 @@ impl DriveStore for SqlStore {
             user_id: user,
             conversation_id: conversation,
             create_time: db_time(now),
+            role: Some(role_code(role)),
         };
         row.clone()
             .into_active_model()
@@ -860,19 +962,19 @@ impl DriveStore for SqlStore {
             }))
     }
 
-    async fn readable(&self, id: Uuid, reader: Uuid) -> Result<Option<DriveFile>> {
+    async fn access(&self, id: Uuid, reader: Uuid) -> Result<Option<(DriveFile, Access)>> {
         let Some(row) = drive_files::Entity::find_by_id(id).one(&self.db).await? else {
             return Ok(None);
         };
         if row.owner_id == reader {
-            return Ok(Some(file(row)));
+            return Ok(Some((file(row), Access::Own)));
         }
         if row.trash_time.is_some() {
             return Ok(None);
         }
-        if attached_for(&self.db, row.id, reader).await? {
-            return Ok(Some(file(row)));
-        }
+        let mut granted = attached_for(&self.db, row.id, reader)
+            .await?
+            .then_some(Access::Read);
         // The file and every folder above it: a share on any of them lets the reader in.
         let mut chain = vec![row.id];
         let mut above = row.parent_id;
@@ -891,6 +993,13 @@ impl DriveStore for SqlStore {
             .all(&self.db)
             .await?;
         for found in shares {
+            let access = match role(found.role) {
+                ShareRole::Viewer => Access::Read,
+                ShareRole::Editor => Access::Edit,
+            };
+            if granted >= Some(access) {
+                continue; // Nothing more to learn from it.
+            }
             let allowed = match (found.user_id, found.conversation_id) {
                 (Some(user), _) => user == reader,
                 (None, Some(conversation)) => {
@@ -902,10 +1011,10 @@ impl DriveStore for SqlStore {
                 (None, None) => false,
             };
             if allowed {
-                return Ok(Some(file(row)));
+                granted = Some(access);
             }
         }
-        Ok(None)
+        Ok(granted.map(|access| (file(row), access)))
     }
 
     async fn shared_with(

@@ -461,6 +461,11 @@ pub mod drive_uploads {
         pub direct_key: Option<String>,
         pub direct_id: Option<String>,
         pub direct_part_size: Option<i64>,
+        /// Who sends the bytes when not the owner: an editor replacing a file's
+        /// contents (m0012).
+        pub uploader_id: Option<Uuid>,
+        /// The file whose contents the upload replaces (m0012).
+        pub replace_id: Option<Uuid>,
     }
     no_relations!();
 }
@@ -500,7 +505,7 @@ pub mod drive_usage {
 pub mod drive_shares {
     use sea_orm::entity::prelude::*;
 
-    /// A file or folder shared for reading with a user or with a conversation's members.
+    /// A file or folder shared with a user or with a conversation's members.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "drive_shares")]
     pub struct Model {
@@ -512,6 +517,8 @@ pub mod drive_shares {
         pub user_id: Option<Uuid>,
         pub conversation_id: Option<Uuid>,
         pub create_time: DateTimeUtc,
+        /// 1 for editors; viewers are 0, or absent in rows from before m0012.
+        pub role: Option<i16>,
     }
     no_relations!();
 }

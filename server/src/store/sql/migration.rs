@@ -32,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(DriveLinks),
             Box::new(Attachments),
             Box::new(DirectUploads),
+            Box::new(ShareRoles),
         ]
     }
 }
@@ -508,6 +509,37 @@ impl MigrationTrait for DirectUploads {
                 .to_owned(),
         ] {
             add_column(manager, drive_uploads::Entity, column).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Editors: a share's role, and uploads that replace a file's contents (see `drive`).
+struct ShareRoles;
+
+impl MigrationName for ShareRoles {
+    fn name(&self) -> &str {
+        "m0012_share_roles"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ShareRoles {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        use sea_orm_migration::sea_query::ColumnDef;
+        add_column(
+            manager,
+            drive_shares::Entity,
+            ColumnDef::new("role").small_integer().null().to_owned(),
+        )
+        .await?;
+        for name in ["uploader_id", "replace_id"] {
+            add_column(
+                manager,
+                drive_uploads::Entity,
+                ColumnDef::new(name).uuid().null().to_owned(),
+            )
+            .await?;
         }
         Ok(())
     }
