@@ -2,7 +2,8 @@
 // server itself, talking gRPC-web to it: two people sign up and chat in real time, text in
 // any script round-trips byte for byte, typing shows on the other side, a reload resumes
 // the stream, 20 messages sent while one page is offline all arrive once, in order, and a
-// new group shows up live.
+// new group shows up live. The drive's tests run on local files and, when the test command
+// started SeaweedFS, on S3 too.
 
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -10,33 +11,40 @@ import { dirname, join, resolve } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { someone, TestServer } from "./server.mjs";
+import { s3Env, someone, TestServer } from "./server.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const artifacts = resolve(here, "../test-results");
 const CHROMIUM = process.env.SC_CHROMIUM ?? "/usr/bin/chromium";
 
-let server;
+/** Where the drive's files are kept, by the name its tests carry. */
+const backends = { "local files": {}, ...(s3Env() ? { S3: s3Env() } : {}) };
+const servers = {};
+let server; // On local files.
 let browser;
 before(async () => {
-  server = await TestServer.start({
-    SECURECONNECT_WEB__DIR: resolve(here, "../examples/web/dist"),
-    SECURECONNECT_LIMITS__MESSAGES_PER_SECOND: "1000",
-  });
+  for (const [backend, env] of Object.entries(backends)) {
+    servers[backend] = await TestServer.start({
+      SECURECONNECT_WEB__DIR: resolve(here, "../examples/web/dist"),
+      SECURECONNECT_LIMITS__MESSAGES_PER_SECOND: "1000",
+      ...env,
+    });
+  }
+  server = servers["local files"];
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
   mkdirSync(artifacts, { recursive: true });
 });
 after(async () => {
   await browser?.close();
-  await server?.close();
+  for (const running of Object.values(servers)) await running.close();
 });
 
-/** A new browser profile with the demo open and a fresh account signed up in it. */
-async function signedUp(name) {
+/** A new browser profile with the demo open (from `on`) and a fresh account signed up in it. */
+async function signedUp(name, on = server) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
   const page = await context.newPage();
   page.on("pageerror", (error) => console.error(`[${name}] page error:`, error));
-  await page.goto(server.baseUrl);
+  await page.goto(on.baseUrl);
   const who = someone(name);
   await page.getByTestId("email").fill(who.email);
   await page.getByTestId("username").fill(who.username);
@@ -164,13 +172,14 @@ test("a poll's tally moves live on the creator's page as the other votes", async
   await bob.context.close();
 });
 
-test("a 20 MiB file uploaded from one page downloads byte-identical on another", async () => {
-  const ann = await signedUp("uploader");
+for (const backend of Object.keys(backends)) test(`a 20 MiB file uploaded from one page downloads byte-identical on another (${backend})`, async () => {
+  const on = servers[backend];
+  const ann = await signedUp("uploader", on);
   // The same account in a second browser profile (another device).
   const context = await browser.newContext({ viewport: { width: 1100, height: 720 }, acceptDownloads: true });
   const other = await context.newPage();
   other.on("pageerror", (error) => console.error("[other device] page error:", error));
-  await other.goto(server.baseUrl);
+  await other.goto(on.baseUrl);
   await other.getByTestId("email").fill(ann.email);
   await other.getByTestId("password").fill(ann.password);
   await other.getByTestId("sign-in").click();
@@ -207,7 +216,7 @@ test("a 20 MiB file uploaded from one page downloads byte-identical on another",
   // A share link, opened with no account at all: a plain GET on the server's port.
   await row.getByTestId("drive-share-link").click();
   const url = await other.getByTestId("drive-link-url").getAttribute("href");
-  assert.ok(url?.startsWith(`${server.baseUrl}/s/`), url ?? "no link");
+  assert.ok(url?.startsWith(`${on.baseUrl}/s/`), url ?? "no link");
   const stranger = await browser.newContext({ acceptDownloads: true });
   const response = await stranger.request.get(url);
   assert.equal(response.status(), 200);
@@ -218,9 +227,10 @@ test("a 20 MiB file uploaded from one page downloads byte-identical on another",
   await context.close();
 });
 
-test("a photo sent in a chat shows its server-made thumbnail on the other page and downloads intact", async () => {
-  const ann = await signedUp("photographer");
-  const bob = await signedUp("viewer");
+for (const backend of Object.keys(backends)) test(`a photo sent in a chat shows its server-made thumbnail on the other page and downloads intact (${backend})`, async () => {
+  const on = servers[backend];
+  const ann = await signedUp("photographer", on);
+  const bob = await signedUp("viewer", on);
   await ann.page.getByTestId("new-chat").fill(bob.username);
   await ann.page.getByTestId("start-chat").click();
   await ann.page.getByTestId("chat-title").filter({ hasText: bob.username }).waitFor();
@@ -267,10 +277,11 @@ test("a photo sent in a chat shows its server-made thumbnail on the other page a
   await bob.context.close();
 });
 
-test("an editor replaces a shared file from the demo, a viewer is refused, the owner gets the new bytes", async () => {
-  const ann = await signedUp("owner");
-  const bob = await signedUp("editor");
-  const cat = await signedUp("reader");
+for (const backend of Object.keys(backends)) test(`an editor replaces a shared file from the demo, a viewer is refused, the owner gets the new bytes (${backend})`, async () => {
+  const on = servers[backend];
+  const ann = await signedUp("owner", on);
+  const bob = await signedUp("editor", on);
+  const cat = await signedUp("reader", on);
   await ann.page.getByTestId("open-drive").click();
   await ann.page.getByTestId("drive-upload-input").setInputFiles({
     name: "plan.txt",

@@ -8,7 +8,7 @@ import { Code, createSecureConnect, MemoryTokenStore, PollView, SecureConnectErr
 import { createSecureConnectNode } from "../dist/node.js";
 import { ErrorReason } from "../dist/gen/secureconnect/type/v1/type_pb.js";
 import { ShareRole } from "../dist/gen/secureconnect/drive/v1/drive_pb.js";
-import { someone, TestServer } from "./server.mjs";
+import { s3Env, someone, TestServer } from "./server.mjs";
 
 const transports = {
   "gRPC-web": (baseUrl, tokenStore) => createSecureConnect({ baseUrl, tokenStore }),
@@ -33,12 +33,15 @@ const isText = (item) => item.kind === "conversation" && item.event.change.case 
 const textOf = (item) => item.event.change.value.content?.body.value;
 
 for (const [name, connect] of Object.entries(transports)) {
-  describe(`over ${name}`, () => {
+  // Both drive backends: the gRPC-web run keeps files in S3 when the test command started
+  // SeaweedFS, the native run in local files.
+  const s3 = name === "gRPC-web" ? s3Env() : null;
+  describe(`over ${name}, files ${s3 ? "in S3" : "in local files"}`, () => {
     let server;
     before(async () => {
       // Access tokens that live 5 s are always within the SDK's refresh margin: every call
       // refreshes first, which exercises rotation on every call.
-      server = await TestServer.start({ SECURECONNECT_AUTH__ACCESS_TOKEN_TTL_SECS: "5" });
+      server = await TestServer.start({ SECURECONNECT_AUTH__ACCESS_TOKEN_TTL_SECS: "5", ...s3 });
     });
     after(() => server.close());
 

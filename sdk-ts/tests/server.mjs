@@ -63,6 +63,21 @@ export class TestServer {
   }
 }
 
+/**
+ * Server settings that keep files in the suite's S3 server (SeaweedFS), when the test
+ * command started one (it exports `SC_TEST_S3_*`); else `null`.
+ */
+export function s3Env() {
+  const env = process.env;
+  if (!env.SC_TEST_S3_ENDPOINT) return null;
+  return {
+    SECURECONNECT_BLOBS__S3_ENDPOINT: env.SC_TEST_S3_ENDPOINT,
+    SECURECONNECT_BLOBS__S3_BUCKET: env.SC_TEST_S3_BUCKET,
+    SECURECONNECT_BLOBS__S3_ACCESS_KEY_ID: env.SC_TEST_S3_ACCESS_KEY_ID,
+    SECURECONNECT_BLOBS__S3_SECRET_ACCESS_KEY: env.SC_TEST_S3_SECRET_ACCESS_KEY,
+  };
+}
+
 let users = 0;
 /** A unique new user's registration. */
 export function someone(name = "user") {
