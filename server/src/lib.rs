@@ -24,6 +24,7 @@ pub mod presence;
 pub mod ratelimit;
 pub mod redis_keys;
 pub mod request_limits;
+pub mod sfu;
 pub mod share_links;
 pub mod store;
 pub mod users;

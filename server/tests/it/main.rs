@@ -34,6 +34,7 @@ mod sdk_examples;
 mod sdk_session;
 mod sdk_stream;
 mod sdk_tls;
+mod sfu;
 mod store_suite;
 mod stream;
 mod transport;

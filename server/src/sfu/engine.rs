@@ -1,0 +1,431 @@
+//! The SFU's one task: it owns the UDP socket and every peer, takes commands from the call
+//! service, feeds datagrams and timeouts to the right peer, and forwards what a peer
+//! publishes to the others in its room.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use str0m::{
+    Candidate, Input, Rtc, RtcConfig,
+    change::{SdpAnswer, SdpOffer},
+    media::KeyframeRequestKind,
+    net::{Protocol, Receive},
+};
+use tokio::{
+    net::UdpSocket,
+    sync::{mpsc, oneshot},
+};
+use uuid::Uuid;
+
+use super::{
+    PeerEvent, SfuError,
+    peer::{OutState, Peer, Propagated, TrackOut},
+};
+
+/// A peer not connected this long after joining is given up on (str0m has no such limit).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
+
+pub enum Command {
+    Join {
+        room: Uuid,
+        peer: Uuid,
+        offer: String,
+        events: mpsc::Sender<PeerEvent>,
+        reply: Reply<String>,
+    },
+    Answer {
+        peer: Uuid,
+        answer: String,
+        reply: Reply<()>,
+    },
+    Leave {
+        peer: Uuid,
+        reply: Reply<()>,
+    },
+}
+
+pub struct Engine {
+    socket: Arc<UdpSocket>,
+    /// The one host candidate every peer is given.
+    media_addr: SocketAddr,
+    config: RtcConfig,
+    peers: HashMap<Uuid, Peer>,
+    /// Which peer a remote address belongs to, once known.
+    routes: HashMap<SocketAddr, Uuid>,
+}
+
+impl Engine {
+    pub fn new(socket: Arc<UdpSocket>, media_addr: SocketAddr) -> Engine {
+        let config = Rtc::builder().set_ice_lite(true);
+        Engine {
+            socket,
+            media_addr,
+            config,
+            peers: HashMap::new(),
+            routes: HashMap::new(),
+        }
+    }
+
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut buffer = vec![0u8; 2048];
+        loop {
+            let wake = self.next_wake();
+            let socket = Arc::clone(&self.socket);
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => break, // Every handle is gone.
+                },
+                received = socket.recv_from(&mut buffer) => match received {
+                    Ok((len, from)) => self.datagram(from, &buffer[..len]),
+                    Err(err) => tracing::warn!(%err, "SFU socket"),
+                },
+                () = tokio::time::sleep_until(wake.into()) => self.timeouts(Instant::now()),
+            }
+            self.reap(Instant::now());
+        }
+        for peer in self.peers.values_mut() {
+            peer.rtc.disconnect();
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        let idle = Instant::now() + Duration::from_secs(1);
+        self.peers
+            .values()
+            .map(|peer| peer.wake)
+            .min()
+            .map_or(idle, |wake| wake.min(idle))
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Join {
+                room,
+                peer,
+                offer,
+                events,
+                reply,
+            } => {
+                let _ = reply.send(self.join(room, peer, &offer, events));
+            }
+            Command::Answer {
+                peer,
+                answer,
+                reply,
+            } => {
+                let _ = reply.send(self.answer(peer, &answer));
+            }
+            Command::Leave { peer, reply } => {
+                self.remove(peer);
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        room: Uuid,
+        id: Uuid,
+        offer: &str,
+        events: mpsc::Sender<PeerEvent>,
+    ) -> Result<String, SfuError> {
+        if self.peers.contains_key(&id) {
+            return Err(SfuError::AlreadyJoined);
+        }
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let now = Instant::now();
+        let mut rtc = self.config.clone().build(now);
+        let candidate = Candidate::host(self.media_addr, "udp")
+            .map_err(|e| SfuError::InvalidSdp(format!("media address: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        // Everything the room publishes already, to offer once it is connected.
+        let tracks_out = self
+            .peers
+            .values()
+            .filter(|other| other.room == room)
+            .flat_map(|other| {
+                other.tracks_in.iter().map(|&(mid, kind)| TrackOut {
+                    source: (other.id, mid),
+                    kind,
+                    state: OutState::ToOpen,
+                })
+            })
+            .collect();
+        let mut peer = Peer {
+            id,
+            room,
+            rtc,
+            events,
+            tracks_in: Vec::new(),
+            tracks_out,
+            stopping: Vec::new(),
+            pending: None,
+            wake: now,
+            joined: now,
+            connected: false,
+        };
+        let mut out = Vec::new();
+        peer.drain(&self.socket, &mut out);
+        self.peers.insert(id, peer);
+        self.propagate(out);
+        Ok(answer.to_sdp_string())
+    }
+
+    fn answer(&mut self, id: Uuid, answer: &str) -> Result<(), SfuError> {
+        let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer)?;
+        let answer =
+            SdpAnswer::from_sdp_string(answer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let pending = peer.pending.take().ok_or(SfuError::NoPendingOffer)?;
+        if let Err(err) = peer.rtc.sdp_api().accept_answer(pending, answer) {
+            // The offer is spent: offer its tracks again.
+            for track in &mut peer.tracks_out {
+                if let OutState::Negotiating(_) = track.state {
+                    track.state = OutState::ToOpen;
+                }
+            }
+            return Err(SfuError::InvalidSdp(err.to_string()));
+        }
+        let opened = peer.opened();
+        let mut out = Vec::new();
+        peer.drain(&self.socket, &mut out);
+        self.offer(id);
+        // A new subscriber needs a keyframe to start decoding.
+        for (publisher, mid) in opened {
+            self.request_keyframe(publisher, mid, KeyframeRequestKind::Pli);
+        }
+        self.propagate(out);
+        Ok(())
+    }
+
+    /// Sends the peer an offer of the tracks waiting for one, if it can take one now.
+    fn offer(&mut self, id: Uuid) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if let Some(offer) = peer.negotiate() {
+            let _ = peer.events.try_send(PeerEvent::Offer(offer));
+            let mut out = Vec::new();
+            peer.drain(&self.socket, &mut out);
+            self.propagate(out);
+        }
+    }
+
+    fn request_keyframe(
+        &mut self,
+        publisher: Uuid,
+        mid: str0m::media::Mid,
+        kind: KeyframeRequestKind,
+    ) {
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        if let Some(mut writer) = peer.rtc.writer(mid)
+            && writer.is_request_keyframe_possible(kind)
+        {
+            let _ = writer.request_keyframe(None, kind);
+            let mut out = Vec::new();
+            peer.drain(&self.socket, &mut out);
+            self.propagate(out);
+        }
+    }
+
+    fn datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
+        let Ok(contents) = bytes.try_into() else {
+            return; // Not STUN, DTLS or (S)RTP.
+        };
+        let input = Input::Receive(
+            Instant::now(),
+            Receive {
+                proto: Protocol::Udp,
+                source: from,
+                destination: self.media_addr,
+                contents,
+            },
+        );
+        let known = self
+            .routes
+            .get(&from)
+            .filter(|id| self.peers.get(id).is_some_and(|p| p.rtc.accepts(&input)))
+            .copied();
+        let Some(id) = known.or_else(|| {
+            self.peers
+                .values()
+                .find(|peer| peer.rtc.accepts(&input))
+                .map(|peer| peer.id)
+        }) else {
+            return; // Nobody's (yet): a check that beat its peer's join, say.
+        };
+        self.routes.insert(from, id);
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if peer.rtc.handle_input(input).is_err() {
+            peer.rtc.disconnect();
+        }
+        let was_connected = peer.connected;
+        let mut out = Vec::new();
+        peer.drain(&self.socket, &mut out);
+        let now_connected = peer.connected;
+        self.propagate(out);
+        if now_connected && !was_connected {
+            self.offer(id);
+        }
+    }
+
+    fn timeouts(&mut self, now: Instant) {
+        let due: Vec<Uuid> = self
+            .peers
+            .values()
+            .filter(|peer| peer.wake <= now)
+            .map(|peer| peer.id)
+            .collect();
+        for id in due {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                if peer.rtc.handle_input(Input::Timeout(now)).is_err() {
+                    peer.rtc.disconnect();
+                }
+                let mut out = Vec::new();
+                peer.drain(&self.socket, &mut out);
+                self.propagate(out);
+            }
+        }
+    }
+
+    /// Forwards what peers produced to the others in their rooms; writing to a peer can
+    /// produce more (a keyframe request), handled in the same pass.
+    fn propagate(&mut self, mut queue: Vec<Propagated>) {
+        while let Some(item) = queue.pop() {
+            match item {
+                Propagated::TrackOpen {
+                    publisher,
+                    mid,
+                    kind,
+                } => {
+                    let Some(room) = self.peers.get(&publisher).map(|p| p.room) else {
+                        continue;
+                    };
+                    let others: Vec<Uuid> = self
+                        .peers
+                        .values()
+                        .filter(|p| p.room == room && p.id != publisher)
+                        .map(|p| p.id)
+                        .collect();
+                    for other in others {
+                        if let Some(peer) = self.peers.get_mut(&other) {
+                            peer.tracks_out.push(TrackOut {
+                                source: (publisher, mid),
+                                kind,
+                                state: OutState::ToOpen,
+                            });
+                        }
+                        self.offer(other);
+                    }
+                }
+                Propagated::Media { publisher, data } => {
+                    let Some(room) = self.peers.get(&publisher).map(|p| p.room) else {
+                        continue;
+                    };
+                    for peer in self.peers.values_mut() {
+                        if peer.room != room || peer.id == publisher {
+                            continue;
+                        }
+                        let Some(mid) = peer.tracks_out.iter().find_map(|t| match t.state {
+                            OutState::Open(mid) if t.source == (publisher, data.mid) => Some(mid),
+                            _ => None,
+                        }) else {
+                            continue;
+                        };
+                        let Some(writer) = peer.rtc.writer(mid) else {
+                            continue;
+                        };
+                        let Some(pt) = writer.match_params(data.params) else {
+                            continue; // A codec this subscriber did not accept.
+                        };
+                        if writer
+                            .write(pt, data.network_time, data.time, data.data.clone())
+                            .is_err()
+                        {
+                            continue;
+                        }
+                        peer.drain(&self.socket, &mut queue);
+                    }
+                }
+                Propagated::Keyframe {
+                    subscriber,
+                    request,
+                } => {
+                    let source = self.peers.get(&subscriber).and_then(|peer| {
+                        peer.tracks_out.iter().find_map(|t| match t.state {
+                            OutState::Open(mid) if mid == request.mid => Some(t.source),
+                            _ => None,
+                        })
+                    });
+                    if let Some((publisher, mid)) = source {
+                        self.request_keyframe(publisher, mid, request.kind);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes peers whose connection is gone or never came up.
+    fn reap(&mut self, now: Instant) {
+        let gone: Vec<Uuid> = self
+            .peers
+            .values()
+            .filter(|peer| {
+                !peer.rtc.is_alive()
+                    || (!peer.connected && now.duration_since(peer.joined) > CONNECT_TIMEOUT)
+            })
+            .map(|peer| peer.id)
+            .collect();
+        for id in gone {
+            self.remove(id);
+        }
+    }
+
+    /// Takes a peer out: its connection closes, and the others stop receiving its tracks.
+    fn remove(&mut self, id: Uuid) {
+        let Some(mut gone) = self.peers.remove(&id) else {
+            return;
+        };
+        gone.rtc.disconnect();
+        let _ = gone.events.try_send(PeerEvent::Closed);
+        self.routes.retain(|_, peer| *peer != id);
+        let others: Vec<Uuid> = self.peers.keys().copied().collect();
+        for other in others {
+            let Some(peer) = self.peers.get_mut(&other) else {
+                continue;
+            };
+            let Peer {
+                tracks_out,
+                stopping,
+                ..
+            } = peer;
+            tracks_out.retain(|track| {
+                if track.source.0 != id {
+                    return true;
+                }
+                if let OutState::Open(mid) | OutState::Negotiating(mid) = track.state {
+                    stopping.push(mid);
+                }
+                false
+            });
+            if !peer.stopping.is_empty() {
+                self.offer(other);
+            }
+        }
+    }
+}

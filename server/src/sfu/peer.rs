@@ -1,0 +1,168 @@
+//! One participant's connection: its `Rtc`, the tracks it publishes, and the others'
+//! tracks it receives (each negotiated before media is written to it).
+
+use std::time::Instant;
+
+use str0m::{
+    Event, IceConnectionState, Output, Rtc,
+    media::{Direction, KeyframeRequest, MediaData, MediaKind, Mid},
+};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::PeerEvent;
+
+/// A track another peer publishes, as this peer receives it.
+#[derive(Debug)]
+pub struct TrackOut {
+    /// The publisher and its track's mid on the publisher's connection.
+    pub source: (Uuid, Mid),
+    pub kind: MediaKind,
+    pub state: OutState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutState {
+    /// To be offered to the peer.
+    ToOpen,
+    /// Offered as this mid; waiting for the peer's answer.
+    Negotiating(Mid),
+    /// Answered: media is written to this mid.
+    Open(Mid),
+}
+
+/// What a peer's connection produced that concerns other peers.
+pub enum Propagated {
+    /// The peer publishes a new track.
+    TrackOpen {
+        publisher: Uuid,
+        mid: Mid,
+        kind: MediaKind,
+    },
+    /// A frame of one of the peer's tracks.
+    /// (Boxed: a frame's metadata is ten times the size of the other variants.)
+    Media {
+        publisher: Uuid,
+        data: Box<MediaData>,
+    },
+    /// The peer asks for a keyframe of a track it receives.
+    Keyframe {
+        subscriber: Uuid,
+        request: KeyframeRequest,
+    },
+}
+
+pub struct Peer {
+    pub id: Uuid,
+    pub room: Uuid,
+    pub rtc: Rtc,
+    pub events: mpsc::Sender<PeerEvent>,
+    /// The tracks it publishes: mid and kind.
+    pub tracks_in: Vec<(Mid, MediaKind)>,
+    pub tracks_out: Vec<TrackOut>,
+    /// Mids of tracks whose publisher left, to stop in the next offer.
+    pub stopping: Vec<Mid>,
+    /// The SFU's offer waiting for its answer (one at a time).
+    pub pending: Option<str0m::change::SdpPendingOffer>,
+    /// When its `Rtc` next wants `Input::Timeout`.
+    pub wake: Instant,
+    pub joined: Instant,
+    pub connected: bool,
+}
+
+impl Peer {
+    /// Drains the `Rtc`'s output until it next waits (str0m's rule after every change):
+    /// sends what it transmits, tells the peer what concerns it, and returns what concerns
+    /// the others.
+    pub fn drain(&mut self, socket: &tokio::net::UdpSocket, out: &mut Vec<Propagated>) {
+        loop {
+            let output = match self.rtc.poll_output() {
+                Ok(output) => output,
+                Err(err) => {
+                    tracing::info!(peer = %self.id, %err, "a call peer's connection failed");
+                    self.rtc.disconnect();
+                    return;
+                }
+            };
+            match output {
+                Output::Timeout(at) => {
+                    self.wake = at;
+                    return;
+                }
+                Output::Transmit(sent) => {
+                    // Never waits: a datagram the socket cannot take now is lost, as on
+                    // any network, and WebRTC recovers (NACK, keyframes).
+                    let _ = socket.try_send_to(&sent.contents, sent.destination);
+                }
+                Output::Event(event) => self.handle(event, out),
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event, out: &mut Vec<Propagated>) {
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                let _ = self.events.try_send(PeerEvent::Connected);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.rtc.disconnect();
+            }
+            Event::MediaAdded(added) if added.direction.is_receiving() => {
+                self.tracks_in.push((added.mid, added.kind));
+                out.push(Propagated::TrackOpen {
+                    publisher: self.id,
+                    mid: added.mid,
+                    kind: added.kind,
+                });
+            }
+            // Simulcast layers other than the top one are not forwarded (yet).
+            Event::MediaData(data) if data.rid.is_none_or(|rid| &*rid == "h") => {
+                out.push(Propagated::Media {
+                    publisher: self.id,
+                    data: Box::new(data),
+                });
+            }
+            Event::KeyframeRequest(request) => out.push(Propagated::Keyframe {
+                subscriber: self.id,
+                request,
+            }),
+            _ => {}
+        }
+    }
+
+    /// Offers the tracks waiting to be opened, and stops those whose publisher left,
+    /// unless an offer is waiting already (or the peer is not connected yet: it has then
+    /// not applied the SFU's first answer).
+    pub fn negotiate(&mut self) -> Option<String> {
+        if self.pending.is_some() || !self.connected {
+            return None;
+        }
+        let mut api = self.rtc.sdp_api();
+        for mid in self.stopping.drain(..) {
+            api.stop_media(mid);
+        }
+        for track in &mut self.tracks_out {
+            if track.state == OutState::ToOpen {
+                let stream = track.source.0.to_string();
+                let mid = api.add_media(track.kind, Direction::SendOnly, Some(stream), None, None);
+                track.state = OutState::Negotiating(mid);
+            }
+        }
+        let (offer, pending) = api.apply()?;
+        self.pending = Some(pending);
+        Some(offer.to_sdp_string())
+    }
+
+    /// The peer answered the SFU's offer: the tracks offered are open.
+    pub fn opened(&mut self) -> Vec<(Uuid, Mid)> {
+        let mut opened = Vec::new();
+        for track in &mut self.tracks_out {
+            if let OutState::Negotiating(mid) = track.state {
+                track.state = OutState::Open(mid);
+                opened.push(track.source);
+            }
+        }
+        opened
+    }
+}
