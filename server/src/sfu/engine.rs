@@ -12,7 +12,7 @@ use std::{
 use str0m::{
     Candidate, Input, Rtc, RtcConfig,
     change::{SdpAnswer, SdpOffer},
-    media::KeyframeRequestKind,
+    media::{KeyframeRequestKind, MediaKind},
     net::{Protocol, Receive},
 };
 use tokio::{
@@ -24,6 +24,7 @@ use uuid::Uuid;
 use super::{
     PeerEvent, SfuError,
     peer::{OutState, Peer, Propagated, TrackOut},
+    speakers::Speakers,
 };
 
 /// A peer not connected this long after joining is given up on (str0m has no such limit).
@@ -44,6 +45,12 @@ pub enum Command {
         answer: String,
         reply: Reply<()>,
     },
+    SetMuted {
+        peer: Uuid,
+        kind: MediaKind,
+        muted: bool,
+        reply: Reply<()>,
+    },
     Leave {
         peer: Uuid,
         reply: Reply<()>,
@@ -58,6 +65,7 @@ pub struct Engine {
     peers: HashMap<Uuid, Peer>,
     /// Which peer a remote address belongs to, once known.
     routes: HashMap<SocketAddr, Uuid>,
+    speakers: Speakers,
 }
 
 impl Engine {
@@ -69,6 +77,7 @@ impl Engine {
             config,
             peers: HashMap::new(),
             routes: HashMap::new(),
+            speakers: Speakers::default(),
         }
     }
 
@@ -88,7 +97,9 @@ impl Engine {
                 },
                 () = tokio::time::sleep_until(wake.into()) => self.timeouts(Instant::now()),
             }
-            self.reap(Instant::now());
+            let now = Instant::now();
+            self.reap(now);
+            self.announce_speakers(now);
         }
         for peer in self.peers.values_mut() {
             peer.rtc.disconnect();
@@ -96,7 +107,7 @@ impl Engine {
     }
 
     fn next_wake(&self) -> Instant {
-        let idle = Instant::now() + Duration::from_secs(1);
+        let idle = self.speakers.next_check();
         self.peers
             .values()
             .map(|peer| peer.wake)
@@ -121,6 +132,14 @@ impl Engine {
                 reply,
             } => {
                 let _ = reply.send(self.answer(peer, &answer));
+            }
+            Command::SetMuted {
+                peer,
+                kind,
+                muted,
+                reply,
+            } => {
+                let _ = reply.send(self.set_muted(peer, kind, muted));
             }
             Command::Leave { peer, reply } => {
                 self.remove(peer);
@@ -175,6 +194,7 @@ impl Engine {
             wake: now,
             joined: now,
             connected: false,
+            muted: Vec::new(),
         };
         let mut out = Vec::new();
         peer.drain(&self.socket, &mut out);
@@ -207,6 +227,37 @@ impl Engine {
         }
         self.propagate(out);
         Ok(())
+    }
+
+    fn set_muted(&mut self, id: Uuid, kind: MediaKind, muted: bool) -> Result<(), SfuError> {
+        let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer)?;
+        let was = peer.muted.contains(&kind);
+        peer.muted.retain(|k| *k != kind);
+        if muted {
+            peer.muted.push(kind);
+        }
+        if was && !muted && kind == MediaKind::Video {
+            // Subscribers resume decoding from a keyframe.
+            let mids: Vec<_> = peer
+                .tracks_in
+                .iter()
+                .filter(|(_, k)| *k == kind)
+                .map(|(mid, _)| *mid)
+                .collect();
+            for mid in mids {
+                self.request_keyframe(id, mid, KeyframeRequestKind::Pli);
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells each room whose voice is loudest, when that changed.
+    fn announce_speakers(&mut self, now: Instant) {
+        for (room, speaker) in self.speakers.changes(now) {
+            for peer in self.peers.values().filter(|p| p.room == room) {
+                let _ = peer.events.try_send(PeerEvent::ActiveSpeaker(speaker));
+            }
+        }
     }
 
     /// Sends the peer an offer of the tracks waiting for one, if it can take one now.
@@ -334,9 +385,23 @@ impl Engine {
                     }
                 }
                 Propagated::Media { publisher, data } => {
-                    let Some(room) = self.peers.get(&publisher).map(|p| p.room) else {
+                    let Some(source) = self.peers.get(&publisher) else {
                         continue;
                     };
+                    let room = source.room;
+                    let kind = source
+                        .tracks_in
+                        .iter()
+                        .find(|(mid, _)| *mid == data.mid)
+                        .map(|(_, kind)| *kind);
+                    if kind.is_some_and(|kind| source.muted.contains(&kind)) {
+                        continue;
+                    }
+                    if kind == Some(MediaKind::Audio)
+                        && let Some(level) = data.ext_vals.audio_level
+                    {
+                        self.speakers.heard(room, publisher, level, Instant::now());
+                    }
                     for peer in self.peers.values_mut() {
                         if peer.room != room || peer.id == publisher {
                             continue;
@@ -347,12 +412,17 @@ impl Engine {
                         }) else {
                             continue;
                         };
-                        let Some(writer) = peer.rtc.writer(mid) else {
+                        let Some(mut writer) = peer.rtc.writer(mid) else {
                             continue;
                         };
                         let Some(pt) = writer.match_params(data.params) else {
                             continue; // A codec this subscriber did not accept.
                         };
+                        // Header extensions are not carried over by themselves.
+                        if let Some(level) = data.ext_vals.audio_level {
+                            let voice = data.ext_vals.voice_activity.unwrap_or(false);
+                            writer = writer.audio_level(level, voice);
+                        }
                         if writer
                             .write(pt, data.network_time, data.time, data.data.clone())
                             .is_err()
@@ -404,6 +474,7 @@ impl Engine {
         gone.rtc.disconnect();
         let _ = gone.events.try_send(PeerEvent::Closed);
         self.routes.retain(|_, peer| *peer != id);
+        self.speakers.forget(gone.room, id);
         let others: Vec<Uuid> = self.peers.keys().copied().collect();
         for other in others {
             let Some(peer) = self.peers.get_mut(&other) else {

@@ -11,12 +11,14 @@
 
 mod engine;
 mod peer;
+mod speakers;
 
 use std::{
     net::{IpAddr, SocketAddr},
     sync::Arc,
 };
 
+pub use str0m::media::MediaKind;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -37,6 +39,8 @@ pub enum PeerEvent {
     Offer(String),
     /// ICE and DTLS are up: media flows.
     Connected,
+    /// Who in the room is speaking now (the loudest voice, held for a moment), or nobody.
+    ActiveSpeaker(Option<Uuid>),
     /// The connection is gone (closed, timed out or never established); it is removed.
     Closed,
 }
@@ -112,6 +116,23 @@ impl Sfu {
         self.ask(|reply| engine::Command::Answer {
             peer,
             answer,
+            reply,
+        })
+        .await
+    }
+
+    /// Stops (or resumes) forwarding the peer's tracks of one kind: muting is enforced
+    /// here, not trusted to the peer's client. Resuming video asks for a keyframe.
+    pub async fn set_muted(
+        &self,
+        peer: Uuid,
+        kind: MediaKind,
+        muted: bool,
+    ) -> Result<(), SfuError> {
+        self.ask(|reply| engine::Command::SetMuted {
+            peer,
+            kind,
+            muted,
             reply,
         })
         .await

@@ -68,6 +68,8 @@ pub struct Peer {
     pub wake: Instant,
     pub joined: Instant,
     pub connected: bool,
+    /// Kinds of its tracks not forwarded (muted).
+    pub muted: Vec<MediaKind>,
 }
 
 impl Peer {

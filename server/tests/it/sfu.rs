@@ -1,7 +1,8 @@
 //! The SFU with real WebRTC peers: test clients built on str0m (full ICE, DTLS, SRTP, their
 //! own UDP sockets on loopback; none of the SFU's code) join a room, each publishes Opus
 //! audio and VP8 video, and each must receive the other two's frames byte for byte. A peer
-//! that leaves stops reaching the others, who are offered its tracks' end.
+//! that leaves stops reaching the others, who are offered its tracks' end; muting is
+//! enforced by the SFU, and the loudest voice is announced as the active speaker.
 
 use std::{
     collections::HashMap,
@@ -49,12 +50,19 @@ fn decode(kind: MediaKind, bytes: &[u8]) -> Option<u8> {
 struct Client {
     id: Uuid,
     received: Received,
+    /// The active speaker the SFU last announced, if it did.
+    speaker: Arc<Mutex<Option<Option<Uuid>>>>,
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Client {
     /// Joins `room` publishing audio and video tagged `tag`, and runs until stopped.
     async fn join(sfu: &Sfu, room: Uuid, tag: u8) -> Client {
+        Client::join_at(sfu, room, tag, -80).await
+    }
+
+    /// Joins with its audio at `level` dBov (0 loudest, -127 silence).
+    async fn join_at(sfu: &Sfu, room: Uuid, tag: u8, level: i8) -> Client {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let local = socket.local_addr().expect("addr");
         let mut rtc = Rtc::builder().build(Instant::now());
@@ -76,6 +84,7 @@ impl Client {
             )
             .expect("accept answer");
         let received = Received::default();
+        let speaker = Arc::new(Mutex::new(None));
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let run = Run {
             sfu: sfu.clone(),
@@ -86,10 +95,21 @@ impl Client {
             local,
             audio,
             video,
+            level,
             received: Arc::clone(&received),
+            speaker: Arc::clone(&speaker),
         };
         tokio::spawn(run.run(events, stopped));
-        Client { id, received, stop }
+        Client {
+            id,
+            received,
+            speaker,
+            stop,
+        }
+    }
+
+    fn speaker(&self) -> Option<Option<Uuid>> {
+        *self.speaker.lock().expect("lock")
     }
 
     fn count(&self, tag: u8, kind: MediaKind) -> u32 {
@@ -107,7 +127,9 @@ struct Run {
     local: SocketAddr,
     audio: Mid,
     video: Mid,
+    level: i8,
     received: Received,
+    speaker: Arc<Mutex<Option<Option<Uuid>>>>,
 }
 
 impl Run {
@@ -133,6 +155,9 @@ impl Run {
                             .answer(self.id, answer.to_sdp_string())
                             .await
                             .expect("answer the SFU");
+                    }
+                    Some(PeerEvent::ActiveSpeaker(peer)) => {
+                        *self.speaker.lock().expect("lock") = Some(peer);
                     }
                     Some(_) => {}
                     None => return,
@@ -166,7 +191,10 @@ impl Run {
             MediaKind::Audio => (self.audio, Codec::Opus, Frequency::FORTY_EIGHT_KHZ, 960),
             MediaKind::Video => (self.video, Codec::Vp8, Frequency::NINETY_KHZ, 1800),
         };
-        let writer = self.rtc.writer(mid).expect("writer");
+        let mut writer = self.rtc.writer(mid).expect("writer");
+        if kind == MediaKind::Audio {
+            writer = writer.audio_level(self.level, self.level > -50);
+        }
         let pt = writer
             .payload_params()
             .find(|p| p.spec().codec == codec)
@@ -196,6 +224,12 @@ impl Run {
                     let tag = decode(kind, &data.data)
                         .unwrap_or_else(|| panic!("a {kind:?} frame not as sent"));
                     assert_ne!(tag, self.tag, "its own media came back");
+                    if kind == MediaKind::Audio {
+                        assert!(
+                            data.ext_vals.audio_level.is_some(),
+                            "the level is forwarded"
+                        );
+                    }
                     *self
                         .received
                         .lock()
@@ -340,4 +374,54 @@ async fn a_peer_that_stops_answering_is_dropped() {
         }
     }
     drop(stays.stop);
+}
+
+/// The loud one is announced as the speaker; muting them stops their audio at the SFU
+/// (their video goes on) and the floor falls silent; unmuting brings the audio back.
+#[tokio::test]
+async fn the_loudest_is_the_speaker_and_muting_is_enforced_by_the_sfu() {
+    let sfu = sfu().await;
+    let room = Uuid::new_v4();
+    let loud = Client::join_at(&sfu, room, 1, -10).await;
+    let quiet = Client::join(&sfu, room, 2).await;
+    let other = Client::join(&sfu, room, 3).await;
+    eventually("the loud one is the speaker, for everyone", || {
+        [&loud, &quiet, &other]
+            .iter()
+            .all(|c| c.speaker() == Some(Some(loud.id)))
+    })
+    .await;
+
+    sfu.set_muted(loud.id, MediaKind::Audio, true)
+        .await
+        .expect("mute");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let audio = quiet.count(1, MediaKind::Audio);
+    let video = quiet.count(1, MediaKind::Video);
+    eventually("nobody speaks once the loud one is muted", || {
+        quiet.speaker() == Some(None)
+    })
+    .await;
+    assert_eq!(
+        quiet.count(1, MediaKind::Audio),
+        audio,
+        "no audio while muted"
+    );
+    assert!(
+        quiet.count(1, MediaKind::Video) > video + 10,
+        "video goes on"
+    );
+
+    sfu.set_muted(loud.id, MediaKind::Audio, false)
+        .await
+        .expect("unmute");
+    eventually("audio again", || {
+        quiet.count(1, MediaKind::Audio) > audio + 10
+    })
+    .await;
+    assert_eq!(
+        sfu.set_muted(Uuid::new_v4(), MediaKind::Audio, true).await,
+        Err(SfuError::UnknownPeer)
+    );
+    drop((loud.stop, quiet.stop, other.stop));
 }
