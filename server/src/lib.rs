@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod blobs;
 pub mod bus;
+pub mod calls;
 pub mod chat;
 pub mod config;
 pub mod domain;
