@@ -53,8 +53,7 @@ npx --yes "@bufbuild/buf@$BUF_VERSION" lint
 step "buf breaking (against the published API)"
 # proto/breaking-baseline.binpb is the API as published (first at 9668719; refreshed with
 # the presence service, then with the finished drive), kept as a buf image so the check
-# needs no git history. Refresh it
-# when a change that grew the API lands:
+# needs no git history. Refresh it when a change that grew the API lands:
 #   buf build --exclude-source-info -o proto/breaking-baseline.binpb
 npx --yes "@bufbuild/buf@$BUF_VERSION" breaking --against proto/breaking-baseline.binpb
 
