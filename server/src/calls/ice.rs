@@ -41,7 +41,13 @@ mod tests {
         let got = turn_credentials(b"north", "alice", 1_767_225_600);
         assert_eq!(got.username, "1767225600:alice");
         assert_eq!(got.password, "qnVCfmDqv+5N7tpxKH0liO/huIU=");
-        assert_ne!(turn_credentials(b"north", "bob", 1_767_225_600).password, got.password);
-        assert_ne!(turn_credentials(b"south", "alice", 1_767_225_600).password, got.password);
+        assert_ne!(
+            turn_credentials(b"north", "bob", 1_767_225_600).password,
+            got.password
+        );
+        assert_ne!(
+            turn_credentials(b"south", "alice", 1_767_225_600).password,
+            got.password
+        );
     }
 }
