@@ -22,7 +22,7 @@ use tokio::{
 use uuid::Uuid;
 
 use super::{
-    PeerEvent, SfuError,
+    PeerEvent, SfuError, SfuStats,
     peer::{OutState, Peer, Propagated, TrackOut},
     speakers::Speakers,
 };
@@ -55,6 +55,9 @@ pub enum Command {
         peer: Uuid,
         reply: Reply<()>,
     },
+    Stats {
+        reply: Reply<SfuStats>,
+    },
 }
 
 pub struct Engine {
@@ -66,6 +69,7 @@ pub struct Engine {
     /// Which peer a remote address belongs to, once known.
     routes: HashMap<SocketAddr, Uuid>,
     speakers: Speakers,
+    frames_forwarded: u64,
 }
 
 impl Engine {
@@ -78,6 +82,7 @@ impl Engine {
             peers: HashMap::new(),
             routes: HashMap::new(),
             speakers: Speakers::default(),
+            frames_forwarded: 0,
         }
     }
 
@@ -140,6 +145,12 @@ impl Engine {
                 reply,
             } => {
                 let _ = reply.send(self.set_muted(peer, kind, muted));
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(Ok(SfuStats {
+                    peers: self.peers.len(),
+                    frames_forwarded: self.frames_forwarded,
+                }));
             }
             Command::Leave { peer, reply } => {
                 self.remove(peer);
@@ -429,6 +440,7 @@ impl Engine {
                         {
                             continue;
                         }
+                        self.frames_forwarded += 1;
                         peer.drain(&self.socket, &mut queue);
                     }
                 }

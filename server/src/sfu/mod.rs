@@ -45,6 +45,15 @@ pub enum PeerEvent {
     Closed,
 }
 
+/// What the SFU has done since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SfuStats {
+    /// Peers connected or connecting now.
+    pub peers: usize,
+    /// Frames written to subscribers (an audio frame is one RTP packet).
+    pub frames_forwarded: u64,
+}
+
 /// Why the SFU refused a request.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SfuError {
@@ -136,6 +145,11 @@ impl Sfu {
             reply,
         })
         .await
+    }
+
+    /// Counters, for load scenarios and metrics.
+    pub async fn stats(&self) -> Result<SfuStats, SfuError> {
+        self.ask(|reply| engine::Command::Stats { reply }).await
     }
 
     /// Removes the peer (its tracks stop for the others); gone already is fine.

@@ -35,6 +35,7 @@ mod sdk_session;
 mod sdk_stream;
 mod sdk_tls;
 mod sfu;
+mod sfu_client;
 mod store_suite;
 mod stream;
 mod transport;

@@ -1,0 +1,272 @@
+//! A WebRTC participant for testing the SFU, built on str0m alone (full ICE, DTLS, SRTP, its
+//! own UDP socket on loopback; none of the SFU's code): it publishes Opus audio and VP8
+//! video frames whose bytes say who sent them and which they are, answers the SFU's offers,
+//! and counts what it receives, checking every frame byte for byte. Shared by the test suite
+//! and the SFU load scenario (`server/examples/sfu_load.rs`).
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use secureconnect_server::sfu::{PeerEvent, Sfu};
+use str0m::{
+    Candidate, Event, Input, Output, Rtc,
+    change::{SdpAnswer, SdpOffer},
+    format::Codec,
+    media::{Direction, Frequency, MediaKind, MediaTime, Mid},
+    net::{Protocol, Receive},
+};
+use tokio::{net::UdpSocket, sync::mpsc};
+use uuid::Uuid;
+
+/// Frames received, by (publisher's tag, kind): how many, all checked byte for byte.
+pub type Received = Arc<Mutex<HashMap<(u8, MediaKind), u32>>>;
+
+/// A frame's bytes: who sent it, which kind, which one. A VP8 frame starts with a keyframe
+/// header byte, so every one is decodable on its own.
+pub fn frame(tag: u8, kind: MediaKind, n: u32) -> Vec<u8> {
+    let mut bytes = match kind {
+        MediaKind::Audio => vec![b'A', tag],
+        MediaKind::Video => vec![0x10, b'V', tag],
+    };
+    bytes.extend_from_slice(&n.to_be_bytes());
+    let len = if kind == MediaKind::Audio { 80 } else { 1200 };
+    bytes.extend((0..len).map(|i| (i as u8) ^ tag));
+    bytes
+}
+
+/// Which publisher and frame number `bytes` are, if they are exactly such a frame.
+fn decode(kind: MediaKind, bytes: &[u8]) -> Option<u8> {
+    let at = if kind == MediaKind::Audio { 1 } else { 2 };
+    let tag = *bytes.get(at)?;
+    let n = u32::from_be_bytes(bytes.get(at + 1..at + 5)?.try_into().ok()?);
+    (bytes == frame(tag, kind, n).as_slice()).then_some(tag)
+}
+
+/// A WebRTC participant on its own socket.
+pub struct Client {
+    pub id: Uuid,
+    pub received: Received,
+    /// The active speaker the SFU last announced, if it did.
+    speaker: Arc<Mutex<Option<Option<Uuid>>>>,
+    pub stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// What a client sends.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    pub audio: bool,
+    pub video: bool,
+    /// Its audio level, dBov (0 loudest, -127 silence).
+    pub level: i8,
+}
+
+impl Default for Publish {
+    fn default() -> Publish {
+        Publish {
+            audio: true,
+            video: true,
+            level: -80,
+        }
+    }
+}
+
+impl Client {
+    /// Joins `room` publishing audio and video tagged `tag`, and runs until stopped.
+    pub async fn join(sfu: &Sfu, room: Uuid, tag: u8) -> Client {
+        Client::join_with(sfu, room, tag, Publish::default()).await
+    }
+
+    /// Joins publishing what `publish` says (a client publishing nothing only receives).
+    pub async fn join_with(sfu: &Sfu, room: Uuid, tag: u8, publish: Publish) -> Client {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let local = socket.local_addr().expect("addr");
+        let mut rtc = Rtc::builder().build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(local, "udp").expect("candidate"));
+        let mut api = rtc.sdp_api();
+        let direction = |sends| match sends {
+            true => Direction::SendOnly,
+            false => Direction::Inactive,
+        };
+        let audio = api.add_media(MediaKind::Audio, direction(publish.audio), None, None, None);
+        let video = api.add_media(MediaKind::Video, direction(publish.video), None, None, None);
+        let (offer, pending) = api.apply().expect("offer");
+        let id = Uuid::new_v4();
+        let (events_tx, events) = mpsc::channel(64);
+        let answer = sfu
+            .join(room, id, offer.to_sdp_string(), events_tx)
+            .await
+            .expect("join");
+        rtc.sdp_api()
+            .accept_answer(
+                pending,
+                SdpAnswer::from_sdp_string(&answer).expect("answer"),
+            )
+            .expect("accept answer");
+        let received = Received::default();
+        let speaker = Arc::new(Mutex::new(None));
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let run = Run {
+            sfu: sfu.clone(),
+            id,
+            tag,
+            rtc,
+            socket,
+            local,
+            audio,
+            video,
+            publish,
+            received: Arc::clone(&received),
+            speaker: Arc::clone(&speaker),
+        };
+        tokio::spawn(run.run(events, stopped));
+        Client {
+            id,
+            received,
+            speaker,
+            stop,
+        }
+    }
+
+    pub fn speaker(&self) -> Option<Option<Uuid>> {
+        *self.speaker.lock().expect("lock")
+    }
+
+    pub fn count(&self, tag: u8, kind: MediaKind) -> u32 {
+        let received = self.received.lock().expect("lock");
+        received.get(&(tag, kind)).copied().unwrap_or(0)
+    }
+}
+
+struct Run {
+    sfu: Sfu,
+    id: Uuid,
+    tag: u8,
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    audio: Mid,
+    video: Mid,
+    publish: Publish,
+    received: Received,
+    speaker: Arc<Mutex<Option<Option<Uuid>>>>,
+}
+
+impl Run {
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<PeerEvent>,
+        mut stopped: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let mut buffer = vec![0u8; 2048];
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        let mut connected = false;
+        let mut sent = 0u32;
+        loop {
+            let wake = self.drain(&mut connected);
+            tokio::select! {
+                _ = &mut stopped => return,
+                event = events.recv() => match event {
+                    Some(PeerEvent::Offer(sdp)) => {
+                        let offer = SdpOffer::from_sdp_string(&sdp).expect("SFU offer");
+                        let answer = self.rtc.sdp_api().accept_offer(offer).expect("accept");
+                        self.drain(&mut connected);
+                        self.sfu
+                            .answer(self.id, answer.to_sdp_string())
+                            .await
+                            .expect("answer the SFU");
+                    }
+                    Some(PeerEvent::ActiveSpeaker(peer)) => {
+                        *self.speaker.lock().expect("lock") = Some(peer);
+                    }
+                    Some(_) => {}
+                    None => return,
+                },
+                got = self.socket.recv_from(&mut buffer) => {
+                    let Ok((len, from)) = got else { continue };
+                    let Ok(contents) = buffer[..len].try_into() else { continue };
+                    let input = Input::Receive(Instant::now(), Receive {
+                        proto: Protocol::Udp,
+                        source: from,
+                        destination: self.local,
+                        contents,
+                    });
+                    self.rtc.handle_input(input).expect("input");
+                }
+                _ = ticks.tick(), if connected => {
+                    sent += 1;
+                    if self.publish.audio {
+                        self.send(MediaKind::Audio, sent);
+                        self.drain(&mut connected);
+                    }
+                    if self.publish.video {
+                        self.send(MediaKind::Video, sent);
+                    }
+                }
+                () = tokio::time::sleep_until(wake.into()) => {
+                    self.rtc.handle_input(Input::Timeout(Instant::now())).expect("timeout");
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, kind: MediaKind, n: u32) {
+        let (mid, codec, rate, step) = match kind {
+            MediaKind::Audio => (self.audio, Codec::Opus, Frequency::FORTY_EIGHT_KHZ, 960),
+            MediaKind::Video => (self.video, Codec::Vp8, Frequency::NINETY_KHZ, 1800),
+        };
+        let mut writer = self.rtc.writer(mid).expect("writer");
+        if kind == MediaKind::Audio {
+            let level = self.publish.level;
+            writer = writer.audio_level(level, level > -50);
+        }
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .expect("codec negotiated")
+            .pt();
+        let time = MediaTime::new(u64::from(n) * step, rate);
+        writer
+            .write(pt, Instant::now(), time, frame(self.tag, kind, n))
+            .expect("write");
+    }
+
+    /// Runs the connection's output until it waits; when it next wants a timeout.
+    fn drain(&mut self, connected: &mut bool) -> Instant {
+        loop {
+            match self.rtc.poll_output().expect("output") {
+                Output::Timeout(at) => return at,
+                Output::Transmit(t) => {
+                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                }
+                Output::Event(Event::Connected) => *connected = true,
+                Output::Event(Event::MediaData(data)) => {
+                    let kind = if data.params.spec().codec == Codec::Opus {
+                        MediaKind::Audio
+                    } else {
+                        MediaKind::Video
+                    };
+                    let tag = decode(kind, &data.data)
+                        .unwrap_or_else(|| panic!("a {kind:?} frame not as sent"));
+                    assert_ne!(tag, self.tag, "its own media came back");
+                    if kind == MediaKind::Audio {
+                        assert!(
+                            data.ext_vals.audio_level.is_some(),
+                            "the level is forwarded"
+                        );
+                    }
+                    *self
+                        .received
+                        .lock()
+                        .expect("lock")
+                        .entry((tag, kind))
+                        .or_default() += 1;
+                }
+                Output::Event(_) => {}
+            }
+        }
+    }
+}
