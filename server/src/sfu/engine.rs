@@ -12,7 +12,7 @@ use std::{
 use str0m::{
     Candidate, Input, Rtc, RtcConfig,
     change::{SdpAnswer, SdpOffer},
-    media::{KeyframeRequestKind, MediaKind},
+    media::{KeyframeRequestKind, MediaKind, Mid, Rid},
     net::{Protocol, Receive},
 };
 use tokio::{
@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::{
     PeerEvent, SfuError, SfuStats,
+    layers::{self, LayerState, Quality},
     peer::{OutState, Peer, Propagated, TrackOut},
     speakers::Speakers,
 };
@@ -53,6 +54,11 @@ pub enum Command {
     },
     Leave {
         peer: Uuid,
+        reply: Reply<()>,
+    },
+    SetQuality {
+        peer: Uuid,
+        quality: Quality,
         reply: Reply<()>,
     },
     Stats {
@@ -146,6 +152,20 @@ impl Engine {
             } => {
                 let _ = reply.send(self.set_muted(peer, kind, muted));
             }
+            Command::SetQuality {
+                peer,
+                quality,
+                reply,
+            } => {
+                let set = match self.peers.get_mut(&peer) {
+                    Some(peer) => {
+                        peer.quality = quality;
+                        Ok(())
+                    }
+                    None => Err(SfuError::UnknownPeer),
+                };
+                let _ = reply.send(set);
+            }
             Command::Stats { reply } => {
                 let _ = reply.send(Ok(SfuStats {
                     peers: self.peers.len(),
@@ -186,10 +206,11 @@ impl Engine {
             .values()
             .filter(|other| other.room == room)
             .flat_map(|other| {
-                other.tracks_in.iter().map(|&(mid, kind)| TrackOut {
-                    source: (other.id, mid),
-                    kind,
+                other.tracks_in.iter().map(|track| TrackOut {
+                    source: (other.id, track.mid),
+                    kind: track.kind,
                     state: OutState::ToOpen,
+                    layer: LayerState::default(),
                 })
             })
             .collect();
@@ -206,6 +227,7 @@ impl Engine {
             joined: now,
             connected: false,
             muted: Vec::new(),
+            quality: Quality::default(),
         };
         let mut out = Vec::new();
         peer.drain(&self.socket, &mut out);
@@ -234,7 +256,7 @@ impl Engine {
         self.offer(id);
         // A new subscriber needs a keyframe to start decoding.
         for (publisher, mid) in opened {
-            self.request_keyframe(publisher, mid, KeyframeRequestKind::Pli);
+            self.request_keyframe(publisher, mid, None, KeyframeRequestKind::Pli);
         }
         self.propagate(out);
         Ok(())
@@ -252,11 +274,16 @@ impl Engine {
             let mids: Vec<_> = peer
                 .tracks_in
                 .iter()
-                .filter(|(_, k)| *k == kind)
-                .map(|(mid, _)| *mid)
+                .filter(|track| track.kind == kind)
+                .map(|track| (track.mid, track.layers.clone()))
                 .collect();
-            for mid in mids {
-                self.request_keyframe(id, mid, KeyframeRequestKind::Pli);
+            for (mid, layers) in mids {
+                if layers.is_empty() {
+                    self.request_keyframe(id, mid, None, KeyframeRequestKind::Pli);
+                }
+                for rid in layers {
+                    self.request_keyframe(id, mid, Some(rid), KeyframeRequestKind::Pli);
+                }
             }
         }
         Ok(())
@@ -284,10 +311,12 @@ impl Engine {
         }
     }
 
+    /// Asks a publisher for a keyframe of its track `mid` (of layer `rid`, when layered).
     fn request_keyframe(
         &mut self,
         publisher: Uuid,
-        mid: str0m::media::Mid,
+        mid: Mid,
+        rid: Option<Rid>,
         kind: KeyframeRequestKind,
     ) {
         let Some(peer) = self.peers.get_mut(&publisher) else {
@@ -296,7 +325,7 @@ impl Engine {
         if let Some(mut writer) = peer.rtc.writer(mid)
             && writer.is_request_keyframe_possible(kind)
         {
-            let _ = writer.request_keyframe(None, kind);
+            let _ = writer.request_keyframe(rid, kind);
             let mut out = Vec::new();
             peer.drain(&self.socket, &mut out);
             self.propagate(out);
@@ -390,6 +419,7 @@ impl Engine {
                                 source: (publisher, mid),
                                 kind,
                                 state: OutState::ToOpen,
+                                layer: LayerState::default(),
                             });
                         }
                         self.offer(other);
@@ -400,28 +430,57 @@ impl Engine {
                         continue;
                     };
                     let room = source.room;
-                    let kind = source
-                        .tracks_in
-                        .iter()
-                        .find(|(mid, _)| *mid == data.mid)
-                        .map(|(_, kind)| *kind);
+                    let track = source.tracks_in.iter().find(|t| t.mid == data.mid);
+                    let kind = track.map(|t| t.kind);
+                    let offered = track.map(|t| t.layers.clone()).unwrap_or_default();
+                    let now = Instant::now();
+                    // Layers subscribers wait for a keyframe of.
+                    let mut wanted: Vec<Rid> = Vec::new();
                     if kind.is_some_and(|kind| source.muted.contains(&kind)) {
                         continue;
                     }
                     if kind == Some(MediaKind::Audio)
                         && let Some(level) = data.ext_vals.audio_level
                     {
-                        self.speakers.heard(room, publisher, level, Instant::now());
+                        self.speakers.heard(room, publisher, level, now);
                     }
                     for peer in self.peers.values_mut() {
                         if peer.room != room || peer.id == publisher {
                             continue;
                         }
-                        let Some(mid) = peer.tracks_out.iter().find_map(|t| match t.state {
-                            OutState::Open(mid) if t.source == (publisher, data.mid) => Some(mid),
-                            _ => None,
-                        }) else {
+                        let quality = peer.quality;
+                        let Some((mid, layer)) =
+                            peer.tracks_out.iter_mut().find_map(|t| match t.state {
+                                OutState::Open(mid) if t.source == (publisher, data.mid) => {
+                                    Some((mid, &mut t.layer))
+                                }
+                                _ => None,
+                            })
+                        else {
                             continue;
+                        };
+                        if let Some(rid) = data.rid
+                            && layer.current != Some(rid)
+                        {
+                            // Another layer than this subscriber's: switch to it only if
+                            // it is the one wanted, at a keyframe.
+                            let target = layers::pick(&offered, quality);
+                            if target == Some(rid) && data.is_keyframe() {
+                                layer.switch(rid, data.time);
+                            } else {
+                                if let Some(target) = target
+                                    && layer.current != Some(target)
+                                    && layer.ask_keyframe(now)
+                                    && !wanted.contains(&target)
+                                {
+                                    wanted.push(target);
+                                }
+                                continue;
+                            }
+                        }
+                        let time = match data.rid {
+                            Some(_) => layer.out_time(data.time),
+                            None => data.time,
                         };
                         let Some(mut writer) = peer.rtc.writer(mid) else {
                             continue;
@@ -435,13 +494,21 @@ impl Engine {
                             writer = writer.audio_level(level, voice);
                         }
                         if writer
-                            .write(pt, data.network_time, data.time, data.data.clone())
+                            .write(pt, data.network_time, time, data.data.clone())
                             .is_err()
                         {
                             continue;
                         }
                         self.frames_forwarded += 1;
                         peer.drain(&self.socket, &mut queue);
+                    }
+                    for rid in wanted {
+                        self.request_keyframe(
+                            publisher,
+                            data.mid,
+                            Some(rid),
+                            KeyframeRequestKind::Pli,
+                        );
                     }
                 }
                 Propagated::Keyframe {
@@ -450,12 +517,14 @@ impl Engine {
                 } => {
                     let source = self.peers.get(&subscriber).and_then(|peer| {
                         peer.tracks_out.iter().find_map(|t| match t.state {
-                            OutState::Open(mid) if mid == request.mid => Some(t.source),
+                            OutState::Open(mid) if mid == request.mid => {
+                                Some((t.source, t.layer.current))
+                            }
                             _ => None,
                         })
                     });
-                    if let Some((publisher, mid)) = source {
-                        self.request_keyframe(publisher, mid, request.kind);
+                    if let Some(((publisher, mid), rid)) = source {
+                        self.request_keyframe(publisher, mid, rid, request.kind);
                     }
                 }
             }

@@ -10,8 +10,11 @@
 //! candidate: the node's media address.
 
 mod engine;
+mod layers;
 mod peer;
 mod speakers;
+
+pub use layers::Quality;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -142,6 +145,16 @@ impl Sfu {
             peer,
             kind,
             muted,
+            reply,
+        })
+        .await
+    }
+
+    /// Which simulcast layer of others' video the peer receives (the highest by default).
+    pub async fn set_quality(&self, peer: Uuid, quality: Quality) -> Result<(), SfuError> {
+        self.ask(|reply| engine::Command::SetQuality {
+            peer,
+            quality,
             reply,
         })
         .await

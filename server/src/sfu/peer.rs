@@ -5,12 +5,24 @@ use std::time::Instant;
 
 use str0m::{
     Event, IceConnectionState, Output, Rtc,
-    media::{Direction, KeyframeRequest, MediaData, MediaKind, Mid},
+    media::{Direction, KeyframeRequest, MediaData, MediaKind, Mid, Rid},
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::PeerEvent;
+use super::{
+    PeerEvent,
+    layers::{self, LayerState, Quality},
+};
+
+/// A track the peer publishes.
+#[derive(Debug)]
+pub struct TrackIn {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    /// Its simulcast layers, lowest first; empty when it has none.
+    pub layers: Vec<Rid>,
+}
 
 /// A track another peer publishes, as this peer receives it.
 #[derive(Debug)]
@@ -19,6 +31,8 @@ pub struct TrackOut {
     pub source: (Uuid, Mid),
     pub kind: MediaKind,
     pub state: OutState,
+    /// Which layer of a layered track it gets.
+    pub layer: LayerState,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +71,7 @@ pub struct Peer {
     pub room: Uuid,
     pub rtc: Rtc,
     pub events: mpsc::Sender<PeerEvent>,
-    /// The tracks it publishes: mid and kind.
-    pub tracks_in: Vec<(Mid, MediaKind)>,
+    pub tracks_in: Vec<TrackIn>,
     pub tracks_out: Vec<TrackOut>,
     /// Mids of tracks whose publisher left, to stop in the next offer.
     pub stopping: Vec<Mid>,
@@ -70,6 +83,8 @@ pub struct Peer {
     pub connected: bool,
     /// Kinds of its tracks not forwarded (muted).
     pub muted: Vec<MediaKind>,
+    /// The video layers it receives.
+    pub quality: Quality,
 }
 
 impl Peer {
@@ -111,15 +126,22 @@ impl Peer {
                 self.rtc.disconnect();
             }
             Event::MediaAdded(added) if added.direction.is_receiving() => {
-                self.tracks_in.push((added.mid, added.kind));
+                let offered = added
+                    .simulcast
+                    .map(|s| if s.recv.is_empty() { s.send } else { s.recv })
+                    .unwrap_or_default();
+                self.tracks_in.push(TrackIn {
+                    mid: added.mid,
+                    kind: added.kind,
+                    layers: layers::ranked(offered.into_iter().map(|l| l.rid).collect()),
+                });
                 out.push(Propagated::TrackOpen {
                     publisher: self.id,
                     mid: added.mid,
                     kind: added.kind,
                 });
             }
-            // Simulcast layers other than the top one are not forwarded (yet).
-            Event::MediaData(data) if data.rid.is_none_or(|rid| &*rid == "h") => {
+            Event::MediaData(data) => {
                 out.push(Propagated::Media {
                     publisher: self.id,
                     data: Box::new(data),

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use secureconnect_server::sfu::{Sfu, SfuConfig, SfuError};
+use secureconnect_server::sfu::{Quality, Sfu, SfuConfig, SfuError};
 use str0m::media::MediaKind;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -202,4 +202,51 @@ async fn the_loudest_is_the_speaker_and_muting_is_enforced_by_the_sfu() {
         Err(SfuError::UnknownPeer)
     );
     drop((loud.stop, quiet.stop, other.stop));
+}
+
+/// A publisher sends three simulcast layers: each subscriber gets only the layer its
+/// quality asks for, and moves to another when its quality changes.
+#[tokio::test]
+async fn each_subscriber_gets_the_simulcast_layer_it_asks_for() {
+    let sfu = sfu().await;
+    let room = Uuid::new_v4();
+    let layered = Publish {
+        simulcast: true,
+        ..Publish::default()
+    };
+    let publisher = Client::join_with(&sfu, room, 1, layered).await;
+    let high = Client::join(&sfu, room, 2).await;
+    let low = Client::join(&sfu, room, 3).await;
+    sfu.set_quality(low.id, Quality::Low)
+        .await
+        .expect("quality");
+    // Layer tags: 11 is `l`, 12 `m`, 13 `h`.
+    eventually("each gets its layer", || {
+        high.count(13, MediaKind::Video) > 20 && low.count(11, MediaKind::Video) > 20
+    })
+    .await;
+    assert_eq!(
+        high.count(11, MediaKind::Video) + high.count(12, MediaKind::Video),
+        0
+    );
+    assert_eq!(
+        low.count(12, MediaKind::Video) + low.count(13, MediaKind::Video),
+        0
+    );
+
+    sfu.set_quality(low.id, Quality::High)
+        .await
+        .expect("quality");
+    eventually("the low one moves up", || {
+        low.count(13, MediaKind::Video) > 20
+    })
+    .await;
+    let stopped = low.count(11, MediaKind::Video);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        low.count(11, MediaKind::Video),
+        stopped,
+        "the old layer stops"
+    );
+    drop((publisher.stop, high.stop, low.stop));
 }

@@ -16,7 +16,7 @@ use str0m::{
     Candidate, Event, Input, Output, Rtc,
     change::{SdpAnswer, SdpOffer},
     format::Codec,
-    media::{Direction, Frequency, MediaKind, MediaTime, Mid},
+    media::{Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer},
     net::{Protocol, Receive},
 };
 use tokio::{net::UdpSocket, sync::mpsc};
@@ -62,7 +62,13 @@ pub struct Publish {
     pub video: bool,
     /// Its audio level, dBov (0 loudest, -127 silence).
     pub level: i8,
+    /// Video in three simulcast layers, `l`, `m` and `h`: a layer's frames are tagged
+    /// `tag * 10 + 1`, `+ 2` and `+ 3`.
+    pub simulcast: bool,
 }
+
+/// The simulcast layers a client sends, lowest first.
+pub const LAYERS: [&str; 3] = ["l", "m", "h"];
 
 impl Default for Publish {
     fn default() -> Publish {
@@ -70,6 +76,7 @@ impl Default for Publish {
             audio: true,
             video: true,
             level: -80,
+            simulcast: false,
         }
     }
 }
@@ -92,7 +99,17 @@ impl Client {
             false => Direction::Inactive,
         };
         let audio = api.add_media(MediaKind::Audio, direction(publish.audio), None, None, None);
-        let video = api.add_media(MediaKind::Video, direction(publish.video), None, None, None);
+        let layers = publish.simulcast.then(|| Simulcast {
+            send: LAYERS.iter().map(|rid| SimulcastLayer::new(rid)).collect(),
+            recv: Vec::new(),
+        });
+        let video = api.add_media(
+            MediaKind::Video,
+            direction(publish.video),
+            None,
+            None,
+            layers,
+        );
         let (offer, pending) = api.apply().expect("offer");
         let id = Uuid::new_v4();
         let (events_tx, events) = mpsc::channel(64);
@@ -202,7 +219,13 @@ impl Run {
                         self.send(MediaKind::Audio, sent);
                         self.drain(&mut connected);
                     }
-                    if self.publish.video {
+                    if self.publish.video && self.publish.simulcast {
+                        for (i, rid) in LAYERS.iter().enumerate() {
+                            let tag = self.tag * 10 + i as u8 + 1;
+                            self.send_as(MediaKind::Video, sent, tag, Some(Rid::from(*rid)));
+                            self.drain(&mut connected);
+                        }
+                    } else if self.publish.video {
                         self.send(MediaKind::Video, sent);
                     }
                 }
@@ -214,6 +237,11 @@ impl Run {
     }
 
     fn send(&mut self, kind: MediaKind, n: u32) {
+        self.send_as(kind, n, self.tag, None);
+    }
+
+    /// Sends frame `n` tagged `tag` (of simulcast layer `rid`).
+    fn send_as(&mut self, kind: MediaKind, n: u32, tag: u8, rid: Option<Rid>) {
         let (mid, codec, rate, step) = match kind {
             MediaKind::Audio => (self.audio, Codec::Opus, Frequency::FORTY_EIGHT_KHZ, 960),
             MediaKind::Video => (self.video, Codec::Vp8, Frequency::NINETY_KHZ, 1800),
@@ -223,6 +251,9 @@ impl Run {
             let level = self.publish.level;
             writer = writer.audio_level(level, level > -50);
         }
+        if let Some(rid) = rid {
+            writer = writer.rid(rid);
+        }
         let pt = writer
             .payload_params()
             .find(|p| p.spec().codec == codec)
@@ -230,7 +261,7 @@ impl Run {
             .pt();
         let time = MediaTime::new(u64::from(n) * step, rate);
         writer
-            .write(pt, Instant::now(), time, frame(self.tag, kind, n))
+            .write(pt, Instant::now(), time, frame(tag, kind, n))
             .expect("write");
     }
 
