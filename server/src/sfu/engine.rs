@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::{
     PeerEvent, SfuError, SfuStats,
     layers::{self, LayerState, Quality},
-    peer::{OutState, Peer, Propagated, TrackOut},
+    peer::{OutState, Peer, Propagated, TrackOut, shielded},
     speakers::Speakers,
 };
 
@@ -196,9 +196,8 @@ impl Engine {
         let candidate = Candidate::host(self.media_addr, "udp")
             .map_err(|e| SfuError::InvalidSdp(format!("media address: {e}")))?;
         rtc.add_local_candidate(candidate);
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
+        let answer = shielded(id, || rtc.sdp_api().accept_offer(offer))
+            .ok_or_else(|| SfuError::InvalidSdp("the offer broke the WebRTC stack".into()))?
             .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         // Everything the room publishes already, to offer once it is connected.
         let tracks_out = self
@@ -228,9 +227,10 @@ impl Engine {
             connected: false,
             muted: Vec::new(),
             quality: Quality::default(),
+            broken: false,
         };
         let mut out = Vec::new();
-        peer.drain(&self.socket, &mut out);
+        peer.apply(&self.socket, &mut out, |_| ());
         self.peers.insert(id, peer);
         self.propagate(out);
         Ok(answer.to_sdp_string())
@@ -241,7 +241,13 @@ impl Engine {
         let answer =
             SdpAnswer::from_sdp_string(answer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let pending = peer.pending.take().ok_or(SfuError::NoPendingOffer)?;
-        if let Err(err) = peer.rtc.sdp_api().accept_answer(pending, answer) {
+        let mut out = Vec::new();
+        let accepted = peer
+            .apply(&self.socket, &mut out, |rtc| {
+                rtc.sdp_api().accept_answer(pending, answer)
+            })
+            .ok_or_else(|| SfuError::InvalidSdp("the answer broke the WebRTC stack".into()))?;
+        if let Err(err) = accepted {
             // The offer is spent: offer its tracks again.
             for track in &mut peer.tracks_out {
                 if let OutState::Negotiating(_) = track.state {
@@ -251,8 +257,6 @@ impl Engine {
             return Err(SfuError::InvalidSdp(err.to_string()));
         }
         let opened = peer.opened();
-        let mut out = Vec::new();
-        peer.drain(&self.socket, &mut out);
         self.offer(id);
         // A new subscriber needs a keyframe to start decoding.
         for (publisher, mid) in opened {
@@ -303,10 +307,18 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        if let Some(offer) = peer.negotiate() {
+        if peer.broken {
+            return;
+        }
+        let id = peer.id;
+        let Some(offer) = shielded(id, || peer.negotiate()) else {
+            peer.broken = true;
+            return;
+        };
+        if let Some(offer) = offer {
             let _ = peer.events.try_send(PeerEvent::Offer(offer));
             let mut out = Vec::new();
-            peer.drain(&self.socket, &mut out);
+            peer.apply(&self.socket, &mut out, |_| ());
             self.propagate(out);
         }
     }
@@ -322,14 +334,15 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(&publisher) else {
             return;
         };
-        if let Some(mut writer) = peer.rtc.writer(mid)
-            && writer.is_request_keyframe_possible(kind)
-        {
-            let _ = writer.request_keyframe(rid, kind);
-            let mut out = Vec::new();
-            peer.drain(&self.socket, &mut out);
-            self.propagate(out);
-        }
+        let mut out = Vec::new();
+        peer.apply(&self.socket, &mut out, |rtc| {
+            if let Some(mut writer) = rtc.writer(mid)
+                && writer.is_request_keyframe_possible(kind)
+            {
+                let _ = writer.request_keyframe(rid, kind);
+            }
+        });
+        self.propagate(out);
     }
 
     fn datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
@@ -348,12 +361,12 @@ impl Engine {
         let known = self
             .routes
             .get(&from)
-            .filter(|id| self.peers.get(id).is_some_and(|p| p.rtc.accepts(&input)))
+            .filter(|id| self.peers.get(id).is_some_and(|p| accepts(p, &input)))
             .copied();
         let Some(id) = known.or_else(|| {
             self.peers
                 .values()
-                .find(|peer| peer.rtc.accepts(&input))
+                .find(|peer| accepts(peer, &input))
                 .map(|peer| peer.id)
         }) else {
             return; // Nobody's (yet): a check that beat its peer's join, say.
@@ -362,12 +375,13 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        if peer.rtc.handle_input(input).is_err() {
-            peer.rtc.disconnect();
-        }
         let was_connected = peer.connected;
         let mut out = Vec::new();
-        peer.drain(&self.socket, &mut out);
+        peer.apply(&self.socket, &mut out, |rtc| {
+            if rtc.handle_input(input).is_err() {
+                rtc.disconnect();
+            }
+        });
         let now_connected = peer.connected;
         self.propagate(out);
         if now_connected && !was_connected {
@@ -384,11 +398,12 @@ impl Engine {
             .collect();
         for id in due {
             if let Some(peer) = self.peers.get_mut(&id) {
-                if peer.rtc.handle_input(Input::Timeout(now)).is_err() {
-                    peer.rtc.disconnect();
-                }
                 let mut out = Vec::new();
-                peer.drain(&self.socket, &mut out);
+                peer.apply(&self.socket, &mut out, |rtc| {
+                    if rtc.handle_input(Input::Timeout(now)).is_err() {
+                        rtc.disconnect();
+                    }
+                });
                 self.propagate(out);
             }
         }
@@ -482,25 +497,25 @@ impl Engine {
                             Some(_) => layer.out_time(data.time),
                             None => data.time,
                         };
-                        let Some(mut writer) = peer.rtc.writer(mid) else {
-                            continue;
-                        };
-                        let Some(pt) = writer.match_params(data.params) else {
-                            continue; // A codec this subscriber did not accept.
-                        };
-                        // Header extensions are not carried over by themselves.
-                        if let Some(level) = data.ext_vals.audio_level {
-                            let voice = data.ext_vals.voice_activity.unwrap_or(false);
-                            writer = writer.audio_level(level, voice);
+                        let written = peer.apply(&self.socket, &mut queue, |rtc| {
+                            let Some(mut writer) = rtc.writer(mid) else {
+                                return false;
+                            };
+                            let Some(pt) = writer.match_params(data.params) else {
+                                return false; // A codec this subscriber did not accept.
+                            };
+                            // Header extensions are not carried over by themselves.
+                            if let Some(level) = data.ext_vals.audio_level {
+                                let voice = data.ext_vals.voice_activity.unwrap_or(false);
+                                writer = writer.audio_level(level, voice);
+                            }
+                            writer
+                                .write(pt, data.network_time, time, data.data.clone())
+                                .is_ok()
+                        });
+                        if written == Some(true) {
+                            self.frames_forwarded += 1;
                         }
-                        if writer
-                            .write(pt, data.network_time, time, data.data.clone())
-                            .is_err()
-                        {
-                            continue;
-                        }
-                        self.frames_forwarded += 1;
-                        peer.drain(&self.socket, &mut queue);
                     }
                     for rid in wanted {
                         self.request_keyframe(
@@ -537,7 +552,8 @@ impl Engine {
             .peers
             .values()
             .filter(|peer| {
-                !peer.rtc.is_alive()
+                peer.broken
+                    || !peer.rtc.is_alive()
                     || (!peer.connected && now.duration_since(peer.joined) > CONNECT_TIMEOUT)
             })
             .map(|peer| peer.id)
@@ -580,4 +596,9 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whether the datagram is for this peer's connection (a broken one takes nothing).
+fn accepts(peer: &Peer, input: &Input) -> bool {
+    !peer.broken && shielded(peer.id, || peer.rtc.accepts(input)).unwrap_or(false)
 }

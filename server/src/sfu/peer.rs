@@ -85,9 +85,45 @@ pub struct Peer {
     pub muted: Vec<MediaKind>,
     /// The video layers it receives.
     pub quality: Quality,
+    /// Its connection panicked inside the WebRTC stack: it is removed.
+    pub broken: bool,
+}
+
+/// Runs `work`, turning a panic into `None`: str0m panics on what it considers a bug
+/// rather than carry on corrupted, and one peer's connection must not take down every
+/// call on the node.
+pub fn shielded<T>(peer: Uuid, work: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(done) => Some(done),
+        Err(_) => {
+            tracing::error!(%peer, "the WebRTC stack panicked on a call peer's connection");
+            None
+        }
+    }
 }
 
 impl Peer {
+    /// Makes a change to the connection (`change`), then drains it; `None` if the peer is
+    /// (or just became) broken.
+    pub fn apply<T>(
+        &mut self,
+        socket: &tokio::net::UdpSocket,
+        out: &mut Vec<Propagated>,
+        change: impl FnOnce(&mut Rtc) -> T,
+    ) -> Option<T> {
+        if self.broken {
+            return None;
+        }
+        let id = self.id;
+        let done = shielded(id, || {
+            let done = change(&mut self.rtc);
+            self.drain(socket, out);
+            done
+        });
+        self.broken = done.is_none();
+        done
+    }
+
     /// Drains the `Rtc`'s output until it next waits (str0m's rule after every change):
     /// sends what it transmits, tells the peer what concerns it, and returns what concerns
     /// the others.
@@ -188,5 +224,18 @@ impl Peer {
             }
         }
         opened
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_the_stack_is_contained() {
+        let id = Uuid::new_v4();
+        assert_eq!(shielded(id, || 7), Some(7));
+        let panicked: Option<()> = shielded(id, || panic!("a str0m bug"));
+        assert_eq!(panicked, None);
     }
 }

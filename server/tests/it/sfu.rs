@@ -113,6 +113,26 @@ async fn malformed_signaling_is_refused_without_harm() {
         a.count(2, MediaKind::Audio) > 5 && b.count(1, MediaKind::Audio) > 5
     })
     .await;
+    // Garbage at the media port, shaped like each protocol it carries (STUN 0-3, DTLS
+    // 20-63, RTP/RTCP 128-191) and not: the call goes on.
+    let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..3000u32 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let len = 1 + (seed % 1200) as usize;
+        let mut bytes: Vec<u8> = (0..len).map(|j| (seed >> (j % 56)) as u8).collect();
+        bytes[0] = [0u8, 1, 22, 23, 128, 144, 200, 255][(i % 8) as usize];
+        let _ = attacker.send_to(&bytes, sfu.media_addr()).await;
+    }
+    let before = a.count(2, MediaKind::Audio);
+    eventually("media still flows after the garbage", || {
+        a.count(2, MediaKind::Audio) > before + 20
+    })
+    .await;
     assert_eq!(
         sfu.answer(a.id, "v=0\r\nbroken".into())
             .await
