@@ -22,7 +22,7 @@ use tokio::{
 use uuid::Uuid;
 
 use super::{
-    PeerEvent, SfuError, SfuStats,
+    PeerEvent, Renegotiated, SfuError, SfuStats,
     layers::{self, LayerState, Quality},
     peer::{OutState, Peer, Propagated, TrackOut, shielded},
     speakers::Speakers,
@@ -43,8 +43,14 @@ pub enum Command {
     },
     Answer {
         peer: Uuid,
+        offer: u64,
         answer: String,
         reply: Reply<()>,
+    },
+    Renegotiate {
+        peer: Uuid,
+        offer: String,
+        reply: Reply<Renegotiated>,
     },
     SetMuted {
         peer: Uuid,
@@ -139,10 +145,17 @@ impl Engine {
             }
             Command::Answer {
                 peer,
+                offer,
                 answer,
                 reply,
             } => {
-                let _ = reply.send(self.answer(peer, &answer));
+                let _ = reply.send(self.answer(peer, offer, &answer));
+            }
+            Command::Renegotiate { peer, offer, reply } => {
+                let answered = self.renegotiate(peer, &offer);
+                let _ = reply.send(answered);
+                // After the answer: the SFU's next offer comes once the peer is stable.
+                self.offer(peer);
             }
             Command::SetMuted {
                 peer,
@@ -222,6 +235,7 @@ impl Engine {
             tracks_out,
             stopping: Vec::new(),
             pending: None,
+            offers: 0,
             wake: now,
             joined: now,
             connected: false,
@@ -236,11 +250,16 @@ impl Engine {
         Ok(answer.to_sdp_string())
     }
 
-    fn answer(&mut self, id: Uuid, answer: &str) -> Result<(), SfuError> {
+    fn answer(&mut self, id: Uuid, offer: u64, answer: &str) -> Result<(), SfuError> {
         let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer)?;
+        match &peer.pending {
+            None => return Err(SfuError::NoPendingOffer),
+            Some((pending, _)) if *pending != offer => return Err(SfuError::StaleOffer),
+            Some(_) => {}
+        }
         let answer =
             SdpAnswer::from_sdp_string(answer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
-        let pending = peer.pending.take().ok_or(SfuError::NoPendingOffer)?;
+        let (_, pending) = peer.pending.take().ok_or(SfuError::NoPendingOffer)?;
         let mut out = Vec::new();
         let accepted = peer
             .apply(&self.socket, &mut out, |rtc| {
@@ -248,12 +267,9 @@ impl Engine {
             })
             .ok_or_else(|| SfuError::InvalidSdp("the answer broke the WebRTC stack".into()))?;
         if let Err(err) = accepted {
-            // The offer is spent: offer its tracks again.
-            for track in &mut peer.tracks_out {
-                if let OutState::Negotiating(_) = track.state {
-                    track.state = OutState::ToOpen;
-                }
-            }
+            // The offer is spent: its tracks are offered again.
+            peer.reoffer();
+            self.offer(id);
             return Err(SfuError::InvalidSdp(err.to_string()));
         }
         let opened = peer.opened();
@@ -302,6 +318,28 @@ impl Engine {
         }
     }
 
+    /// The peer offers again: its offer wins over one of the SFU's still out (which str0m
+    /// drops when it accepts the peer's), and the SFU offers its tracks again after.
+    fn renegotiate(&mut self, id: Uuid, offer: &str) -> Result<Renegotiated, SfuError> {
+        let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer)?;
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        peer.reoffer();
+        let mut out = Vec::new();
+        let answer = peer
+            .apply(&self.socket, &mut out, |rtc| {
+                rtc.sdp_api().accept_offer(offer)
+            })
+            .ok_or_else(|| SfuError::InvalidSdp("the offer broke the WebRTC stack".into()))?
+            .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let void_up_to = peer.offers;
+        self.propagate(out);
+        Ok(Renegotiated {
+            answer: answer.to_sdp_string(),
+            void_up_to,
+        })
+    }
+
     /// Sends the peer an offer of the tracks waiting for one, if it can take one now.
     fn offer(&mut self, id: Uuid) {
         let Some(peer) = self.peers.get_mut(&id) else {
@@ -315,8 +353,8 @@ impl Engine {
             peer.broken = true;
             return;
         };
-        if let Some(offer) = offer {
-            let _ = peer.events.try_send(PeerEvent::Offer(offer));
+        if let Some((offer_id, sdp)) = offer {
+            let _ = peer.events.try_send(PeerEvent::Offer { id: offer_id, sdp });
             let mut out = Vec::new();
             peer.apply(&self.socket, &mut out, |_| ());
             self.propagate(out);
@@ -439,6 +477,9 @@ impl Engine {
                         }
                         self.offer(other);
                     }
+                }
+                Propagated::TrackClosed { publisher, mid } => {
+                    self.stop_forwarding(publisher, Some(mid));
                 }
                 Propagated::Media { publisher, data } => {
                     let Some(source) = self.peers.get(&publisher) else {
@@ -572,6 +613,11 @@ impl Engine {
         let _ = gone.events.try_send(PeerEvent::Closed);
         self.routes.retain(|_, peer| *peer != id);
         self.speakers.forget(gone.room, id);
+        self.stop_forwarding(id, None);
+    }
+
+    /// The others stop receiving `publisher`'s track `mid` (every track of it: `None`).
+    fn stop_forwarding(&mut self, publisher: Uuid, mid: Option<Mid>) {
         let others: Vec<Uuid> = self.peers.keys().copied().collect();
         for other in others {
             let Some(peer) = self.peers.get_mut(&other) else {
@@ -583,11 +629,12 @@ impl Engine {
                 ..
             } = peer;
             tracks_out.retain(|track| {
-                if track.source.0 != id {
+                let (source, source_mid) = track.source;
+                if source != publisher || mid.is_some_and(|mid| mid != source_mid) {
                     return true;
                 }
-                if let OutState::Open(mid) | OutState::Negotiating(mid) = track.state {
-                    stopping.push(mid);
+                if let OutState::Open(out) | OutState::Negotiating(out) = track.state {
+                    stopping.push(out);
                 }
                 false
             });

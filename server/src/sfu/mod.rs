@@ -6,8 +6,11 @@
 //!
 //! Signaling: a participant joins with its SDP offer and gets the answer; when others
 //! publish, the SFU offers the new tracks to it ([`PeerEvent::Offer`]), and it answers with
-//! [`Sfu::answer`]. ICE is lite (the SFU only answers connectivity checks), with one host
-//! candidate: the node's media address.
+//! [`Sfu::answer`], naming the offer. To publish more (or less) later, the participant
+//! offers again ([`Sfu::renegotiate`]). If both offer at once, the participant's offer
+//! wins: the SFU drops its own (the answer says which offers are void) and offers again
+//! after. ICE is lite (the SFU only answers connectivity checks), with one host candidate:
+//! the node's media address.
 
 mod engine;
 mod layers;
@@ -38,14 +41,24 @@ pub struct SfuConfig {
 /// What happens to a peer, in order, for its signaling stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {
-    /// An offer from the SFU (others' tracks to receive): answer with [`Sfu::answer`].
-    Offer(String),
+    /// An offer from the SFU (others' tracks to receive): answer with [`Sfu::answer`],
+    /// unless [`Renegotiated::void_up_to`] voided it.
+    Offer { id: u64, sdp: String },
     /// ICE and DTLS are up: media flows.
     Connected,
     /// Who in the room is speaking now (the loudest voice, held for a moment), or nobody.
     ActiveSpeaker(Option<Uuid>),
     /// The connection is gone (closed, timed out or never established); it is removed.
     Closed,
+}
+
+/// The SFU's answer to a participant's new offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renegotiated {
+    pub answer: String,
+    /// The SFU's offers up to this id are void: the participant ignores them (it had an
+    /// offer of its own out when they crossed) and gets a new one.
+    pub void_up_to: u64,
 }
 
 /// What the SFU has done since it started.
@@ -66,6 +79,8 @@ pub enum SfuError {
     UnknownPeer,
     #[error("no offer of the SFU's is waiting for an answer")]
     NoPendingOffer,
+    #[error("that offer of the SFU's is no longer waiting for an answer")]
+    StaleOffer,
     #[error("the peer is in the room already")]
     AlreadyJoined,
     #[error("the SFU has stopped")]
@@ -123,14 +138,21 @@ impl Sfu {
         .await
     }
 
-    /// The peer's answer to the SFU's latest [`PeerEvent::Offer`].
-    pub async fn answer(&self, peer: Uuid, answer: String) -> Result<(), SfuError> {
+    /// The peer's answer to the SFU's offer `offer`.
+    pub async fn answer(&self, peer: Uuid, offer: u64, answer: String) -> Result<(), SfuError> {
         self.ask(|reply| engine::Command::Answer {
             peer,
+            offer,
             answer,
             reply,
         })
         .await
+    }
+
+    /// A new offer from the peer (a track added or stopped); the SFU's answer.
+    pub async fn renegotiate(&self, peer: Uuid, offer: String) -> Result<Renegotiated, SfuError> {
+        self.ask(|reply| engine::Command::Renegotiate { peer, offer, reply })
+            .await
     }
 
     /// Stops (or resumes) forwarding the peer's tracks of one kind: muting is enforced

@@ -53,6 +53,8 @@ pub enum Propagated {
         mid: Mid,
         kind: MediaKind,
     },
+    /// The peer stopped publishing a track.
+    TrackClosed { publisher: Uuid, mid: Mid },
     /// A frame of one of the peer's tracks.
     /// (Boxed: a frame's metadata is ten times the size of the other variants.)
     Media {
@@ -75,8 +77,10 @@ pub struct Peer {
     pub tracks_out: Vec<TrackOut>,
     /// Mids of tracks whose publisher left, to stop in the next offer.
     pub stopping: Vec<Mid>,
-    /// The SFU's offer waiting for its answer (one at a time).
-    pub pending: Option<str0m::change::SdpPendingOffer>,
+    /// The SFU's offer waiting for its answer (one at a time), with its id.
+    pub pending: Option<(u64, str0m::change::SdpPendingOffer)>,
+    /// The id of the SFU's last offer to it.
+    pub offers: u64,
     /// When its `Rtc` next wants `Input::Timeout`.
     pub wake: Instant,
     pub joined: Instant,
@@ -161,6 +165,30 @@ impl Peer {
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 self.rtc.disconnect();
             }
+            Event::MediaChanged(changed) => {
+                let known = self.tracks_in.iter().any(|t| t.mid == changed.mid);
+                if changed.direction.is_receiving() && !known {
+                    let kind = self.rtc.media(changed.mid).map(|m| m.kind());
+                    if let Some(kind) = kind {
+                        self.tracks_in.push(TrackIn {
+                            mid: changed.mid,
+                            kind,
+                            layers: Vec::new(),
+                        });
+                        out.push(Propagated::TrackOpen {
+                            publisher: self.id,
+                            mid: changed.mid,
+                            kind,
+                        });
+                    }
+                } else if !changed.direction.is_receiving() && known {
+                    self.tracks_in.retain(|t| t.mid != changed.mid);
+                    out.push(Propagated::TrackClosed {
+                        publisher: self.id,
+                        mid: changed.mid,
+                    });
+                }
+            }
             Event::MediaAdded(added) if added.direction.is_receiving() => {
                 let offered = added
                     .simulcast
@@ -194,7 +222,7 @@ impl Peer {
     /// Offers the tracks waiting to be opened, and stops those whose publisher left,
     /// unless an offer is waiting already (or the peer is not connected yet: it has then
     /// not applied the SFU's first answer).
-    pub fn negotiate(&mut self) -> Option<String> {
+    pub fn negotiate(&mut self) -> Option<(u64, String)> {
         if self.pending.is_some() || !self.connected {
             return None;
         }
@@ -210,8 +238,20 @@ impl Peer {
             }
         }
         let (offer, pending) = api.apply()?;
-        self.pending = Some(pending);
-        Some(offer.to_sdp_string())
+        self.offers += 1;
+        self.pending = Some((self.offers, pending));
+        Some((self.offers, offer.to_sdp_string()))
+    }
+
+    /// The SFU's offer is void (spent, or crossed by the peer's): what it offered is to be
+    /// offered again.
+    pub fn reoffer(&mut self) {
+        self.pending = None;
+        for track in &mut self.tracks_out {
+            if let OutState::Negotiating(_) = track.state {
+                track.state = OutState::ToOpen;
+            }
+        }
     }
 
     /// The peer answered the SFU's offer: the tracks offered are open.

@@ -102,7 +102,7 @@ async fn malformed_signaling_is_refused_without_harm() {
         "{refused:?}"
     );
     assert_eq!(
-        sfu.answer(Uuid::new_v4(), "v=0".into()).await,
+        sfu.answer(Uuid::new_v4(), 1, "v=0".into()).await,
         Err(SfuError::UnknownPeer)
     );
     // The SFU still works.
@@ -133,11 +133,15 @@ async fn malformed_signaling_is_refused_without_harm() {
         a.count(2, MediaKind::Audio) > before + 20
     })
     .await;
-    assert_eq!(
-        sfu.answer(a.id, "v=0\r\nbroken".into())
-            .await
-            .map_err(|e| matches!(e, SfuError::InvalidSdp(_) | SfuError::NoPendingOffer)),
-        Err(true)
+    // An answer to an offer that is not waiting (answered, or never made) is refused
+    // before its SDP is even read.
+    let refused = sfu.answer(a.id, 99, "v=0\r\nbroken".into()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(SfuError::StaleOffer | SfuError::NoPendingOffer)
+        ),
+        "{refused:?}"
     );
 }
 
@@ -154,7 +158,7 @@ async fn a_peer_that_stops_answering_is_dropped() {
     drop(vanishes.stop); // Its task ends: silence.
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
-        match sfu.answer(id, "v=0".into()).await {
+        match sfu.answer(id, 1, "v=0".into()).await {
             Err(SfuError::UnknownPeer) => break,
             _ => {
                 assert!(Instant::now() < deadline, "the silent peer is still there");
@@ -269,4 +273,27 @@ async fn each_subscriber_gets_the_simulcast_layer_it_asks_for() {
         "the old layer stops"
     );
     drop((publisher.stop, high.stop, low.stop));
+}
+
+/// A peer that joins with audio only and starts its camera later offers again: the SFU
+/// answers, and the others are offered the new track and receive it.
+#[tokio::test]
+async fn a_peer_adds_video_later_by_offering_again() {
+    let sfu = sfu().await;
+    let room = Uuid::new_v4();
+    let camera_later = Publish {
+        video: false,
+        video_after: Some(Duration::from_millis(800)),
+        ..Publish::default()
+    };
+    let late = Client::join_with(&sfu, room, 1, camera_later).await;
+    let watcher = Client::join(&sfu, room, 2).await;
+    eventually("audio first", || watcher.count(1, MediaKind::Audio) > 10).await;
+    assert_eq!(watcher.count(1, MediaKind::Video), 0, "no camera yet");
+    eventually("then video", || watcher.count(1, MediaKind::Video) > 20).await;
+    assert!(
+        late.count(2, MediaKind::Video) > 20,
+        "and it still receives"
+    );
+    drop((late.stop, watcher.stop));
 }

@@ -65,6 +65,8 @@ pub struct Publish {
     /// Video in three simulcast layers, `l`, `m` and `h`: a layer's frames are tagged
     /// `tag * 10 + 1`, `+ 2` and `+ 3`.
     pub simulcast: bool,
+    /// Starts sending video this long after connecting (offering again to say so).
+    pub video_after: Option<Duration>,
 }
 
 /// The simulcast layers a client sends, lowest first.
@@ -77,6 +79,7 @@ impl Default for Publish {
             video: true,
             level: -80,
             simulcast: false,
+            video_after: None,
         }
     }
 }
@@ -182,17 +185,30 @@ impl Run {
         let mut ticks = tokio::time::interval(Duration::from_millis(20));
         let mut connected = false;
         let mut sent = 0u32;
+        // The SFU's offers up to this one crossed one of ours: they are void.
+        let mut void_up_to = 0;
+        let start_video = self.publish.video_after.map(|after| Instant::now() + after);
+        let mut start_video = std::pin::pin!(async move {
+            match start_video {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        });
+        let mut video_started = false;
         loop {
             let wake = self.drain(&mut connected);
             tokio::select! {
                 _ = &mut stopped => return,
                 event = events.recv() => match event {
-                    Some(PeerEvent::Offer(sdp)) => {
+                    Some(PeerEvent::Offer { id, sdp }) => {
+                        if id <= void_up_to {
+                            continue;
+                        }
                         let offer = SdpOffer::from_sdp_string(&sdp).expect("SFU offer");
                         let answer = self.rtc.sdp_api().accept_offer(offer).expect("accept");
                         self.drain(&mut connected);
                         self.sfu
-                            .answer(self.id, answer.to_sdp_string())
+                            .answer(self.id, id, answer.to_sdp_string())
                             .await
                             .expect("answer the SFU");
                     }
@@ -212,6 +228,25 @@ impl Run {
                         contents,
                     });
                     self.rtc.handle_input(input).expect("input");
+                }
+                () = &mut start_video, if connected && !video_started => {
+                    video_started = true;
+                    let mut api = self.rtc.sdp_api();
+                    api.set_direction(self.video, Direction::SendOnly);
+                    let (offer, pending) = api.apply().expect("offer video");
+                    self.drain(&mut connected);
+                    let answered = self
+                        .sfu
+                        .renegotiate(self.id, offer.to_sdp_string())
+                        .await
+                        .expect("renegotiate");
+                    void_up_to = answered.void_up_to;
+                    let answer = SdpAnswer::from_sdp_string(&answered.answer).expect("answer");
+                    self.rtc
+                        .sdp_api()
+                        .accept_answer(pending, answer)
+                        .expect("accept the SFU's answer");
+                    self.publish.video = true;
                 }
                 _ = ticks.tick(), if connected => {
                     sent += 1;
