@@ -169,12 +169,11 @@ impl DriveService for DriveApi {
         let first = messages
             .message()
             .await?
-            .ok_or_else(|| crate::error::Error::invalid("upload_id", "required"))?;
+            .ok_or_else(|| Error::invalid("upload_id", "required"))?;
         let head = futures::stream::iter([Ok(Bytes::from(first.data))]);
         let rest = messages.map(|m| {
-            m.map(|m| Bytes::from(m.data)).map_err(|s| {
-                crate::error::Error::Unavailable(format!("the stream broke: {}", s.message()))
-            })
+            m.map(|m| Bytes::from(m.data))
+                .map_err(|s| Error::Unavailable(format!("the stream broke: {}", s.message())))
         });
         let file = self
             .drive

@@ -422,7 +422,6 @@ impl Drive {
         digest: Result<(String, Vec<u8>)>,
         now: Time,
     ) -> Result<DriveFile> {
-        let parts = parts.to_vec();
         let (sha256, head) = match digest {
             Ok(done) => done,
             Err(err) => {
@@ -453,7 +452,7 @@ impl Drive {
         match self.store.complete_upload(upload.id, completed, now).await {
             Ok(done) => {
                 if upload.direct.is_none() {
-                    self.forget_parts(&upload, &parts).await;
+                    self.forget_parts(&upload, parts).await;
                 }
                 if let Some(replaced) = &done.replaced_blob {
                     self.forget_blob(replaced).await;
@@ -885,7 +884,7 @@ impl Drive {
     /// of it (or of a folder above it). A reader who may not is told so; anyone else
     /// finds nothing.
     async fn editable_file(&self, who: Uuid, id: Uuid) -> Result<DriveFile> {
-        match self.store.access(id, who).await? {
+        match self.store.access(id, who, Access::Edit).await? {
             Some((file, Access::Own | Access::Edit)) if file.kind == FileKind::File => Ok(file),
             Some((_, Access::Read)) => Err(Error::PermissionDenied {
                 reason: Reason::InsufficientRole,

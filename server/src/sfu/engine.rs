@@ -23,13 +23,15 @@ use uuid::Uuid;
 
 use super::{
     PeerEvent, Renegotiated, SfuError, SfuStats,
-    layers::{self, LayerState, Quality},
+    layers::{LayerState, Picks, Quality},
     peer::{OutState, Peer, Propagated, TrackOut, shielded},
     speakers::Speakers,
 };
 
 /// A peer not connected this long after joining is given up on (str0m has no such limit).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often peers are checked for removal (not after every datagram: it visits them all).
+const REAP_EVERY: Duration = Duration::from_millis(250);
 
 type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
 
@@ -82,6 +84,7 @@ pub struct Engine {
     routes: HashMap<SocketAddr, Uuid>,
     speakers: Speakers,
     frames_forwarded: u64,
+    next_reap: Instant,
 }
 
 impl Engine {
@@ -95,6 +98,7 @@ impl Engine {
             routes: HashMap::new(),
             speakers: Speakers::default(),
             frames_forwarded: 0,
+            next_reap: Instant::now(),
         }
     }
 
@@ -115,7 +119,10 @@ impl Engine {
                 () = tokio::time::sleep_until(wake.into()) => self.timeouts(Instant::now()),
             }
             let now = Instant::now();
-            self.reap(now);
+            if now >= self.next_reap {
+                self.reap(now);
+                self.next_reap = now + REAP_EVERY;
+            }
             self.announce_speakers(now);
         }
         for peer in self.peers.values_mut() {
@@ -129,7 +136,8 @@ impl Engine {
             .values()
             .map(|peer| peer.wake)
             .min()
-            .map_or(idle, |wake| wake.min(idle))
+            // With peers, their removal is checked on time too.
+            .map_or(idle, |wake| wake.min(idle).min(self.next_reap))
     }
 
     fn command(&mut self, command: Command) {
@@ -348,7 +356,6 @@ impl Engine {
         if peer.broken {
             return;
         }
-        let id = peer.id;
         let Some(offer) = shielded(id, || peer.negotiate()) else {
             peer.broken = true;
             return;
@@ -488,7 +495,7 @@ impl Engine {
                     let room = source.room;
                     let track = source.tracks_in.iter().find(|t| t.mid == data.mid);
                     let kind = track.map(|t| t.kind);
-                    let offered = track.map(|t| t.layers.clone()).unwrap_or_default();
+                    let picks = track.map(|t| Picks::of(&t.layers)).unwrap_or_default();
                     let now = Instant::now();
                     // Layers subscribers wait for a keyframe of.
                     let mut wanted: Vec<Rid> = Vec::new();
@@ -520,7 +527,7 @@ impl Engine {
                         {
                             // Another layer than this subscriber's: switch to it only if
                             // it is the one wanted, at a keyframe.
-                            let target = layers::pick(&offered, quality);
+                            let target = picks.get(quality);
                             if target == Some(rid) && data.is_keyframe() {
                                 layer.switch(rid, data.time);
                             } else {

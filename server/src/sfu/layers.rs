@@ -22,13 +22,11 @@ pub const KEYFRAME_EVERY: Duration = Duration::from_secs(1);
 /// A publisher's layers, lowest first. Browsers name them by convention — `q`/`h`/`f`
 /// (quarter, half, full) or `l`/`m`/`h` — and those are ordered by meaning; other names
 /// keep the order the publisher listed them in, taken as lowest first.
-pub fn ranked(rids: Vec<Rid>) -> Vec<Rid> {
-    let names: Vec<&str> = rids.iter().map(|rid| &**rid).collect();
+pub fn ranked(mut rids: Vec<Rid>) -> Vec<Rid> {
     for order in [["q", "h", "f"], ["l", "m", "h"]] {
-        if names.iter().all(|name| order.contains(name)) {
-            let mut sorted = rids.clone();
-            sorted.sort_by_key(|rid| order.iter().position(|name| **name == **rid));
-            return sorted;
+        if rids.iter().all(|rid| order.contains(&&**rid)) {
+            rids.sort_by_key(|rid| order.iter().position(|name| **name == **rid));
+            break;
         }
     }
     rids
@@ -43,6 +41,22 @@ pub fn pick(ranked: &[Rid], quality: Quality) -> Option<Rid> {
         Quality::High => last,
     };
     ranked.get(at).copied()
+}
+
+/// The layer each quality gets of one track, worked out once per frame (not once per
+/// subscriber).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Picks([Option<Rid>; 3]);
+
+impl Picks {
+    pub fn of(ranked: &[Rid]) -> Picks {
+        Picks([Quality::Low, Quality::Medium, Quality::High].map(|q| pick(ranked, q)))
+    }
+
+    pub fn get(&self, quality: Quality) -> Option<Rid> {
+        // Indexed in the order `of` fills it, which is `Quality`'s declaration order.
+        self.0[quality as usize]
+    }
 }
 
 /// Where one subscriber's copy of a layered track stands.

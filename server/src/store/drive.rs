@@ -158,11 +158,18 @@ pub trait DriveStore: Send + Sync {
     /// anyone it — or a folder above it — is shared with, directly or through a
     /// conversation they are a member of now (not while it is in the trash); or, for a
     /// file, attached to a message of such a conversation that is not deleted. With it,
-    /// what they may do: the most any of those grants.
-    async fn access(&self, file: Uuid, reader: Uuid) -> Result<Option<(DriveFile, Access)>>;
+    /// what they may do: the most any of those grants, looking no further once one
+    /// grants `enough`.
+    async fn access(
+        &self,
+        file: Uuid,
+        reader: Uuid,
+        enough: Access,
+    ) -> Result<Option<(DriveFile, Access)>>;
     /// The file or folder if `reader` may read it (see `access`).
     async fn readable(&self, file: Uuid, reader: Uuid) -> Result<Option<DriveFile>> {
-        Ok(self.access(file, reader).await?.map(|(file, _)| file))
+        let access = self.access(file, reader, Access::Read).await?;
+        Ok(access.map(|(file, _)| file))
     }
     /// What others shared with `reader` (each once, none in the trash), newest share
     /// first, from `limit` shares after the first `skip`; also how many shares it read.

@@ -352,22 +352,43 @@ async fn replace_contents<C: ConnectionTrait>(
     let old = replaceable(txn, upload.owner_id, target).await?;
     remove_upload(txn, upload).await?;
     count(txn, upload.owner_id, upload.size - old.size, 0).await?;
-    let image = completed.image.as_ref().map(|(size, _)| *size);
+    let (width, height) = image_columns(&completed.image);
     let mut row = old.clone().into_active_model();
     row.size = Set(upload.size);
     row.sha256 = Set(completed.sha256);
     row.content_type = Set(completed.content_type);
     row.blob_key = Set(Some(completed.blob_key));
     row.update_time = Set(now);
-    row.image_width = Set(image.map(|size| db_pixels(size.width)));
-    row.image_height = Set(image.map(|size| db_pixels(size.height)));
+    row.image_width = Set(width);
+    row.image_height = Set(height);
     let updated = row.update(txn).await?;
     drive_thumbnails::Entity::delete_by_id(target)
         .exec(txn)
         .await?;
-    if let Some((_, thumbnail)) = completed.image {
+    save_thumbnail(txn, target, completed.image).await?;
+    Ok(Completed {
+        file: file(updated),
+        replaced_blob: old.blob_key,
+    })
+}
+
+/// A file's `image_width` and `image_height` columns, for an image the server decoded.
+fn image_columns(image: &Option<(ImageSize, Thumbnail)>) -> (Option<i32>, Option<i32>) {
+    match image {
+        Some((size, _)) => (Some(db_pixels(size.width)), Some(db_pixels(size.height))),
+        None => (None, None),
+    }
+}
+
+/// Keeps a file's thumbnail, when it has one.
+async fn save_thumbnail<C: ConnectionTrait>(
+    txn: &C,
+    file: Uuid,
+    image: Option<(ImageSize, Thumbnail)>,
+) -> Result<()> {
+    if let Some((_, thumbnail)) = image {
         drive_thumbnails::ActiveModel {
-            file_id: Set(target),
+            file_id: Set(file),
             width: Set(db_pixels(thumbnail.size.width)),
             height: Set(db_pixels(thumbnail.size.height)),
             data: Set(thumbnail.data),
@@ -375,10 +396,7 @@ async fn replace_contents<C: ConnectionTrait>(
         .insert(txn)
         .await?;
     }
-    Ok(Completed {
-        file: file(updated),
-        replaced_blob: old.blob_key,
-    })
+    Ok(())
 }
 
 /// Removes an upload (its row, its parts' rows, its reservation) inside `txn`.
@@ -548,7 +566,7 @@ impl DriveStore for SqlStore {
         };
         let name = free_name(&txn, owner, parent, &row.name, FileKind::File).await?;
         remove_upload(&txn, &row).await?;
-        let image = completed.image.as_ref().map(|(size, _)| *size);
+        let (image_width, image_height) = image_columns(&completed.image);
         count(&txn, owner, row.size, 0).await?;
         let created = insert_file(
             &txn,
@@ -566,21 +584,12 @@ impl DriveStore for SqlStore {
                 update_time: now,
                 trash_time: None,
                 trash_root: None,
-                image_width: image.map(|size| db_pixels(size.width)),
-                image_height: image.map(|size| db_pixels(size.height)),
+                image_width,
+                image_height,
             },
         )
         .await?;
-        if let Some((_, thumbnail)) = completed.image {
-            drive_thumbnails::ActiveModel {
-                file_id: Set(created.id),
-                width: Set(db_pixels(thumbnail.size.width)),
-                height: Set(db_pixels(thumbnail.size.height)),
-                data: Set(thumbnail.data),
-            }
-            .insert(&txn)
-            .await?;
-        }
+        save_thumbnail(&txn, created.id, completed.image).await?;
         txn.commit().await?;
         Ok(Completed {
             file: created,
@@ -962,7 +971,12 @@ impl DriveStore for SqlStore {
             }))
     }
 
-    async fn access(&self, id: Uuid, reader: Uuid) -> Result<Option<(DriveFile, Access)>> {
+    async fn access(
+        &self,
+        id: Uuid,
+        reader: Uuid,
+        enough: Access,
+    ) -> Result<Option<(DriveFile, Access)>> {
         let Some(row) = drive_files::Entity::find_by_id(id).one(&self.db).await? else {
             return Ok(None);
         };
@@ -975,6 +989,9 @@ impl DriveStore for SqlStore {
         let mut granted = attached_for(&self.db, row.id, reader)
             .await?
             .then_some(Access::Read);
+        if granted >= Some(enough) {
+            return Ok(granted.map(|access| (file(row), access)));
+        }
         // The file and every folder above it: a share on any of them lets the reader in.
         let mut chain = vec![row.id];
         let mut above = row.parent_id;
@@ -1012,6 +1029,9 @@ impl DriveStore for SqlStore {
             };
             if allowed {
                 granted = Some(access);
+                if access >= enough {
+                    break;
+                }
             }
         }
         Ok(granted.map(|access| (file(row), access)))
