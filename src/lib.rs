@@ -50,6 +50,8 @@ domain_package! {
     drive => "secureconnect.drive.v1",
     /// Polls and voting (`secureconnect.poll.v1`).
     poll => "secureconnect.poll.v1",
+    /// Audio and video calls (`secureconnect.call.v1`).
+    call => "secureconnect.call.v1",
     /// Internal: what nodes store and send each other (`secureconnect.storage.v1`); never
     /// served to clients.
     storage => "secureconnect.storage.v1",

@@ -11,6 +11,7 @@ use futures::{Stream, StreamExt};
 use secureconnect_sdk::{
     Client, Error, StreamEvent,
     proto::{
+        call::v1::CallMedia,
         conversation::v1::Conversation,
         event::v1::conversation_event::Change,
         message::v1::{ListDirection, ListMessagesRequest, Message, message_content::Body},
@@ -146,6 +147,8 @@ impl Names {
             Some(Body::Text(text)) => text.clone(),
             Some(Body::EncryptedPayload(_)) => "(encrypted)".into(),
             Some(Body::Poll(poll)) => format!("(poll) {}", poll.question),
+            Some(Body::Call(call)) if call.media() == CallMedia::Video => "(video call)".into(),
+            Some(Body::Call(_)) => "(voice call)".into(),
             None => "(deleted)".into(),
         };
         format!("{}: {text}", self.name(&message.sender_user_id).await)

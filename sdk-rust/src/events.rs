@@ -9,8 +9,8 @@ use std::{collections::HashMap, time::Duration};
 use futures::Stream;
 use rand::Rng;
 use secureconnect_proto::event::v1::{
-    ClosingReason, ConversationEvent, PollTally, SubscribeRequest, SubscribeResponse, Typing,
-    UserEvent, subscribe_response::Event,
+    CallUpdated, ClosingReason, ConversationEvent, PollTally, SubscribeRequest, SubscribeResponse,
+    Typing, UserEvent, subscribe_response::Event,
 };
 use tonic::{Code, Streaming};
 
@@ -42,6 +42,9 @@ pub enum StreamEvent {
     /// current tally). Keep the one with the highest `results.version`:
     /// [`crate::PollView`] does.
     PollTally(PollTally),
+    /// A call in one of the user's conversations changed (ephemeral): ring while the call
+    /// shows the user ringing, stop when it no longer does.
+    CallUpdated(CallUpdated),
     /// Events were missed and cannot be replayed: re-read the conversations (for
     /// instance with [`Client::all_conversations`]); later events follow.
     Gap,
@@ -161,6 +164,7 @@ impl Resuming {
             Some(Event::UserEvent(event)) => Some(StreamEvent::User(event)),
             Some(Event::Typing(typing)) => Some(StreamEvent::Typing(typing)),
             Some(Event::PollTally(tally)) => Some(StreamEvent::PollTally(tally)),
+            Some(Event::CallUpdated(call)) => Some(StreamEvent::CallUpdated(call)),
             Some(Event::Gap(_)) => Some(StreamEvent::Gap),
             Some(Event::CaughtUp(_)) => Some(StreamEvent::CaughtUp),
             Some(Event::Heartbeat(_)) | None => None, // None: a kind newer than this SDK.

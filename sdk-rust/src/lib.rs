@@ -24,6 +24,7 @@
 use std::{sync::Arc, time::SystemTime};
 
 mod builder;
+mod calls;
 mod drive;
 mod error;
 mod events;
@@ -41,6 +42,7 @@ use proto::{
     auth::v1::{
         LoginRequest, LogoutRequest, RegisterRequest, auth_service_client::AuthServiceClient,
     },
+    call::v1::call_service_client::CallServiceClient,
     conversation::v1::conversation_service_client::ConversationServiceClient,
     drive::v1::drive_service_client::DriveServiceClient,
     event::v1::event_service_client::EventServiceClient,
@@ -193,6 +195,12 @@ impl Client {
     /// current from the event stream).
     pub fn polls(&self) -> PollServiceClient<Authenticated> {
         PollServiceClient::new(self.transport.clone())
+    }
+
+    /// Calls in conversations: start, join, leave, and the signaling of their media (see
+    /// [`Client::start_call`] and the steps in the `calls` module's helpers).
+    pub fn calls(&self) -> CallServiceClient<Authenticated> {
+        CallServiceClient::new(self.transport.clone())
     }
 
     /// The raw event stream (see [`Client::event_stream`] for the resuming one).

@@ -8,6 +8,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use secureconnect_proto::{
     auth::v1::auth_service_server::AuthServiceServer,
+    call::v1::call_service_server::CallServiceServer,
     conversation::v1::conversation_service_server::ConversationServiceServer,
     drive::v1::drive_service_server::DriveServiceServer,
     event::v1::event_service_server::EventServiceServer,
@@ -24,11 +25,12 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use self::background::Background;
 use crate::{
     api::{
-        auth::AuthApi, conversation::ConversationApi, drive::DriveApi, event::EventApi,
-        message::MessageApi, poll::PollApi, presence::PresenceApi, user::UserApi,
+        auth::AuthApi, call::CallApi, conversation::ConversationApi, drive::DriveApi,
+        event::EventApi, message::MessageApi, poll::PollApi, presence::PresenceApi, user::UserApi,
     },
     auth::{Auth, AuthParts, TokenAuthority},
     bus::{EventBus, LocalBus, RedisBus, RedisHandles},
+    calls::Calls,
     chat::Chat,
     config::Config,
     drive::Drive,
@@ -40,9 +42,10 @@ use crate::{
     presence::{LocalPresence, Presence, PresenceStore, RedisPresence},
     ratelimit::{LocalRateLimiter, RateLimiter, RedisRateLimiter},
     request_limits::RequestLimitsLayer,
+    sfu::{Sfu, SfuConfig},
     store::{
-        ChatStore, ContactStore, DriveStore, PollStore, SessionStore, UserStore, cql::CqlHistory,
-        sql::SqlStore,
+        CallStore, ChatStore, ContactStore, DriveStore, PollStore, SessionStore, UserStore,
+        cql::CqlHistory, sql::SqlStore,
     },
     users::Users,
 };
@@ -52,6 +55,9 @@ const BUS_CAPACITY: usize = 4096;
 
 /// How often each node looks for polls whose close time came.
 const POLL_CLOSE_PERIOD: Duration = Duration::from_secs(1);
+
+/// How often each node looks for calls whose ring timed out.
+const CALL_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
 /// How often each node looks for expired uploads.
 const UPLOAD_EXPIRY_PERIOD: Duration = Duration::from_secs(60);
@@ -162,6 +168,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let contact_store: Arc<dyn ContactStore> = store.clone();
     let poll_store: Arc<dyn PollStore> = store.clone();
     let drive_store: Arc<dyn DriveStore> = store.clone();
+    let call_store: Arc<dyn CallStore> = store.clone();
     let chat_store: Arc<dyn ChatStore> = store;
 
     let tokens = Arc::new(TokenAuthority::load_or_create(
@@ -238,6 +245,28 @@ pub async fn start(config: Config) -> Result<Running> {
         limiter.clone(),
         config.limits.clone(),
     ));
+    let sfu = Sfu::start(SfuConfig {
+        bind: config.calls.media_bind,
+        public_ip: config.calls.public_ip(),
+    })
+    .await
+    .map_err(|e| {
+        Error::internal(format!(
+            "cannot open the SFU's media socket {}: {e}",
+            config.calls.media_bind
+        ))
+    })?;
+    tracing::info!(media = %sfu.media_addr(), "SFU listening for call media");
+    let calls = Arc::new(Calls::new(
+        call_store,
+        chat_store.clone(),
+        user_store.clone(),
+        bus.clone(),
+        limiter.clone(),
+        config.limits.clone(),
+        config.calls.clone(),
+        sfu,
+    ));
     let blobs = crate::blobs::from_config(&config.blobs, &config.data_dir)?;
     tracing::info!(
         s3_bucket = config.blobs.s3_bucket.as_deref().unwrap_or("(local files)"),
@@ -274,6 +303,15 @@ pub async fn start(config: Config) -> Result<Running> {
     let keep = config.stream.max_replay_events;
     let closing = polls.clone();
     background.start("poll closing", |stop| close_due_polls(closing, stop));
+    let sweeping = calls.clone();
+    background.start("call sweeping", |stop| sweep_calls(sweeping, stop));
+    // Watchers of calls are told to go elsewhere as soon as the node starts shutting
+    // down (their streams would otherwise hold the drain open).
+    let (leaving, going) = (calls.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        going.cancelled().await;
+        leaving.shutdown().await;
+    });
     let expiring = drive.clone();
     let drive_links = drive.clone();
     background.start("upload expiry", |stop| expire_uploads(expiring, stop));
@@ -328,6 +366,7 @@ pub async fn start(config: Config) -> Result<Running> {
                 auth: auth.clone(),
                 chat: chat.clone(),
                 polls: polls.clone(),
+                calls: calls.clone(),
             })
             .max_decoding_message_size(max_request),
         )
@@ -336,6 +375,7 @@ pub async fn start(config: Config) -> Result<Running> {
                 auth: auth.clone(),
                 chat,
                 polls: polls.clone(),
+                calls: calls.clone(),
             })
             .max_decoding_message_size(max_request),
         )
@@ -361,10 +401,18 @@ pub async fn start(config: Config) -> Result<Running> {
             .max_decoding_message_size(max_request),
         )
         .add_service(
+            CallServiceServer::new(CallApi {
+                auth: auth.clone(),
+                calls: calls.clone(),
+            })
+            .max_decoding_message_size(max_request),
+        )
+        .add_service(
             EventServiceServer::new(EventApi {
                 auth,
                 events,
                 polls,
+                calls,
             })
             .max_decoding_message_size(max_request),
         );
@@ -413,8 +461,6 @@ const HEALTH_PERIOD: Duration = Duration::from_secs(2);
 /// How often feeds are trimmed to what a device can still be replayed.
 const TRIM_PERIOD: Duration = Duration::from_secs(60);
 
-/// Keeps feeds to their replay window (see `store::sql::retention`), on every node: the
-/// deletes are idempotent, and a node that is down leaves the job to the others.
 /// Closes polls whose close time came, once a second on every node (each poll closes on
 /// exactly one: see `PollStore::close_due`). The first round runs at start-up, so polls
 /// that came due while the servers were down close at once.
@@ -452,6 +498,27 @@ fn expire_uploads(drive: Arc<Drive>, shutdown: CancellationToken) -> JoinHandle<
     })
 }
 
+/// Times out rings that are due, once a second on every node (each call's ring times out
+/// on exactly one: see `CallStore::ring_due`), and drops participants who joined here
+/// and never connected. The first round runs at start-up.
+fn sweep_calls(calls: Arc<Calls>, shutdown: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match calls.sweep(chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(rings) => tracing::debug!(rings, "call rings timed out"),
+                Err(err) => tracing::warn!(error = %err, "sweeping calls failed; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(CALL_SWEEP_PERIOD) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    })
+}
+
+/// Keeps feeds to their replay window (see `store::sql::retention`), on every node: the
+/// deletes are idempotent, and a node that is down leaves the job to the others.
 fn trim_feeds(store: Arc<SqlStore>, keep: u64, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {

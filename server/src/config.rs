@@ -54,6 +54,63 @@ pub struct Config {
     pub mail: MailConfig,
     /// A web app served on the same port (the built demo, or your own).
     pub web: WebConfig,
+    /// Calls: the SFU's media socket, ICE servers, limits.
+    pub calls: CallsConfig,
+}
+
+/// Calls and their SFU.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// The UDP socket every call participant's media goes through on this node (port 0:
+    /// any free port). A wildcard address (`0.0.0.0:…`) needs `public_ip`.
+    pub media_bind: SocketAddr,
+    /// The address participants reach this node's media socket at (behind NAT, or with
+    /// a wildcard `media_bind`); unset: `media_bind`'s.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub public_ip: Option<String>,
+    /// Most participants in one call at once.
+    pub max_participants: u32,
+    /// Seconds a call rings before those who did not answer missed it.
+    pub ring_timeout_secs: u64,
+    /// STUN server URLs handed to clients (`stun:host:port`).
+    pub stun_urls: Vec<String>,
+    /// TURN server URLs handed to clients (`turn:host:port?transport=udp`, `turns:…`),
+    /// with credentials made from `turn_secret`.
+    pub turn_urls: Vec<String>,
+    /// The TURN server's shared secret (coturn `static-auth-secret`); required with
+    /// `turn_urls`.
+    pub turn_secret: Secret,
+    /// A file holding `turn_secret` (a mounted secret); set this or `turn_secret`.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub turn_secret_file: Option<PathBuf>,
+    /// How long TURN credentials work, in seconds.
+    pub turn_ttl_secs: u64,
+}
+
+impl CallsConfig {
+    /// `public_ip` as an address (`None` when unset or not an IP: loading refuses that).
+    pub fn public_ip(&self) -> Option<std::net::IpAddr> {
+        self.public_ip
+            .as_deref()
+            .and_then(|ip| ip.trim().parse().ok())
+    }
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        Self {
+            media_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_ip: None,
+            max_participants: 50,
+            ring_timeout_secs: 45,
+            stun_urls: Vec::new(),
+            turn_urls: Vec::new(),
+            turn_secret: Secret::default(),
+            turn_secret_file: None,
+            turn_ttl_secs: 12 * 3600,
+        }
+    }
 }
 
 /// Static files served beside the API.
@@ -338,6 +395,7 @@ impl Default for Config {
             stream: StreamConfig::default(),
             mail: MailConfig::default(),
             web: WebConfig::default(),
+            calls: CallsConfig::default(),
         }
     }
 }

@@ -44,11 +44,17 @@ pub enum Reason {
     LinkExhausted,
     LinkPassword,
     DirectUpload,
+    CallInProgress,
+    CallFull,
+    CallEnded,
+    NotInCall,
+    StaleOffer,
+    CallMessage,
 }
 
 impl Reason {
     /// Every reason, for the tests that keep this list and the proto enum in step.
-    pub const ALL: [Reason; 30] = [
+    pub const ALL: [Reason; 36] = [
         Reason::InvalidToken,
         Reason::InvalidCredentials,
         Reason::RefreshTokenReused,
@@ -79,6 +85,12 @@ impl Reason {
         Reason::LinkExhausted,
         Reason::LinkPassword,
         Reason::DirectUpload,
+        Reason::CallInProgress,
+        Reason::CallFull,
+        Reason::CallEnded,
+        Reason::NotInCall,
+        Reason::StaleOffer,
+        Reason::CallMessage,
     ];
 
     /// The `ErrorInfo.reason` string: the proto enum value's name without its
@@ -115,6 +127,12 @@ impl Reason {
             Reason::LinkExhausted => "LINK_EXHAUSTED",
             Reason::LinkPassword => "LINK_PASSWORD",
             Reason::DirectUpload => "DIRECT_UPLOAD",
+            Reason::CallInProgress => "CALL_IN_PROGRESS",
+            Reason::CallFull => "CALL_FULL",
+            Reason::CallEnded => "CALL_ENDED",
+            Reason::NotInCall => "NOT_IN_CALL",
+            Reason::StaleOffer => "STALE_OFFER",
+            Reason::CallMessage => "CALL_MESSAGE",
         }
     }
 }
@@ -155,6 +173,15 @@ pub enum Error {
         reason: Reason,
         message: &'static str,
     },
+    /// A limit of the server's, not a rate (`RESOURCE_EXHAUSTED`).
+    #[error("{message}")]
+    Exhausted {
+        reason: Reason,
+        message: &'static str,
+    },
+    /// The conversation has a call going on already.
+    #[error("the conversation has a call going on")]
+    CallInProgress { call_id: uuid::Uuid },
     #[error("too many requests")]
     RateLimited { retry_after: std::time::Duration },
     /// The server has no capacity for this work right now (not the caller's fault).
@@ -269,6 +296,21 @@ impl From<Error> for Status {
             }
             Error::FailedPrecondition { reason, message } => {
                 Status::with_error_details(Code::FailedPrecondition, message, info(reason))
+            }
+            Error::Exhausted { reason, message } => {
+                Status::with_error_details(Code::ResourceExhausted, message, info(reason))
+            }
+            Error::CallInProgress { call_id } => {
+                let details = ErrorDetails::with_error_info(
+                    Reason::CallInProgress.as_str(),
+                    ERROR_DOMAIN,
+                    [("call_id".to_owned(), call_id.to_string())],
+                );
+                Status::with_error_details(
+                    Code::FailedPrecondition,
+                    "the conversation has a call going on: join it",
+                    details,
+                )
             }
             Error::RateLimited { retry_after } => {
                 let mut details = info(Reason::RateLimited);

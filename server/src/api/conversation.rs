@@ -18,6 +18,7 @@ pub struct ConversationApi {
     pub auth: Arc<Auth>,
     pub chat: Arc<Chat>,
     pub polls: Arc<Polls>,
+    pub calls: Arc<crate::calls::Calls>,
 }
 
 #[tonic::async_trait]
@@ -53,6 +54,7 @@ impl ConversationService for ConversationApi {
             .await?;
         let mut conversation = convert::conversation(view);
         poll::with_polls(&self.polls, who.user_id, conversation.last_message.as_mut()).await;
+        super::call::with_calls(&self.calls, conversation.last_message.as_mut()).await;
         Ok(Response::new(pb::GetConversationResponse {
             conversation: Some(conversation),
         }))
@@ -74,6 +76,10 @@ impl ConversationService for ConversationApi {
             .iter_mut()
             .filter_map(|c| c.last_message.as_mut());
         poll::with_polls(&self.polls, who.user_id, last_messages).await;
+        let last_messages = conversations
+            .iter_mut()
+            .filter_map(|c| c.last_message.as_mut());
+        super::call::with_calls(&self.calls, last_messages).await;
         Ok(Response::new(pb::ListConversationsResponse {
             conversations,
             next_page_token,

@@ -133,6 +133,13 @@ pub fn content_from_proto(c: Option<msg_pb::MessageContent>) -> Option<Content> 
             poll_id: uuid::Uuid::nil(),
             question: poll.question,
         })),
+        // Refused by the service too: calls are started, not sent.
+        msg_pb::message_content::Body::Call(_) => {
+            Some(Content::Call(crate::domain::call::CallRef {
+                call_id: uuid::Uuid::nil(),
+                video: false,
+            }))
+        }
     }
 }
 
@@ -150,6 +157,11 @@ pub fn message(m: Message) -> msg_pb::Message {
             question: poll.question,
             ..Default::default()
         }),
+        Content::Call(call) => msg_pb::message_content::Body::Call(super::call::carried_call(
+            call,
+            conversation_id.clone(),
+            message_id.clone(),
+        )),
     });
     msg_pb::Message {
         message_id,
@@ -238,6 +250,9 @@ fn change(c: Change, time: Time) -> event_pb::conversation_event::Change {
             closed_time: Some(timestamp(time)),
         }),
         Change::Deleted => C::ConversationDeleted(event_pb::ConversationDeleted {}),
+        Change::CallEnded(ended) => C::CallEnded(event_pb::CallEnded {
+            call: Some(super::call::call_record(*ended)),
+        }),
     }
 }
 
@@ -353,6 +368,9 @@ pub fn stream_item(item: StreamItem, viewer: uuid::Uuid) -> event_pb::SubscribeR
                     user_id: signal.user_id.to_string(),
                     typing: signal.typing,
                     expire_time: signal.expire_time.map(timestamp),
+                }),
+                Signal::CallUpdated(signal) => E::CallUpdated(event_pb::CallUpdated {
+                    call: Some(super::call::call_record(signal.call.clone())),
                 }),
                 Signal::PollTally(signal) => E::PollTally(event_pb::PollTally {
                     conversation_id: signal.conversation_id.to_string(),

@@ -18,6 +18,7 @@ pub struct EventApi {
     pub auth: Arc<Auth>,
     pub events: Arc<Events>,
     pub polls: Arc<Polls>,
+    pub calls: Arc<crate::calls::Calls>,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
@@ -37,14 +38,17 @@ impl EventService for EventApi {
             .await?;
         let viewer = who.user_id;
         let polls = self.polls.clone();
-        // A poll message shows the poll as the member sees it when it is delivered (so a
-        // replay carries the current tally): one read per poll message, none for others.
+        let calls = self.calls.clone();
+        // A poll or call message shows the poll or call as it is when it is delivered (so
+        // a replay carries the current tally, or a call that has ended): one read per poll
+        // or call message, none for others.
         let stream = ReceiverStream::new(items).then(move |item| {
-            let polls = polls.clone();
+            let (polls, calls) = (polls.clone(), calls.clone());
             async move {
                 let mut response = convert::stream_item(item, viewer);
                 if let Some(message) = poll::event_message(&mut response) {
-                    poll::with_polls(&polls, viewer, [message]).await;
+                    poll::with_polls(&polls, viewer, [&mut *message]).await;
+                    super::call::with_calls(&calls, [message]).await;
                 }
                 Ok(response)
             }

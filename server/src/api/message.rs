@@ -16,6 +16,7 @@ pub struct MessageApi {
     pub auth: Arc<Auth>,
     pub chat: Arc<Chat>,
     pub polls: Arc<Polls>,
+    pub calls: Arc<crate::calls::Calls>,
 }
 
 #[tonic::async_trait]
@@ -52,6 +53,7 @@ impl MessageService for MessageApi {
             .await?;
         let mut message = convert::message(message);
         poll::with_polls(&self.polls, who.user_id, [&mut message]).await;
+        super::call::with_calls(&self.calls, [&mut message]).await;
         Ok(Response::new(pb::GetMessageResponse {
             message: Some(message),
         }))
@@ -73,6 +75,7 @@ impl MessageService for MessageApi {
         let (messages, next_page_token) = self.chat.list_messages(&who, page).await?;
         let mut messages: Vec<pb::Message> = messages.into_iter().map(convert::message).collect();
         poll::with_polls(&self.polls, who.user_id, &mut messages).await;
+        super::call::with_calls(&self.calls, &mut messages).await;
         Ok(Response::new(pb::ListMessagesResponse {
             messages,
             next_page_token,

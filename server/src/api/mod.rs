@@ -14,6 +14,7 @@ use crate::{
 };
 
 pub mod auth;
+pub mod call;
 pub mod conversation;
 pub mod convert;
 pub mod drive;

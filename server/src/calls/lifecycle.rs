@@ -8,55 +8,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use uuid::Uuid;
 
-type Time = DateTime<Utc>;
-
-/// Where one member stands in the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Presence {
-    Ringing,
-    Joined,
-    Left,
-    Declined,
-    /// Rang until the ring timed out.
-    Missed,
-}
-
-/// How a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    /// Its caller or an admin ended it.
-    EndedBy(Uuid),
-    /// The last participant left.
-    Emptied,
-    /// Everyone rang declined.
-    Declined,
-    /// Nobody answered before the ring timed out, or the caller gave up first.
-    Missed,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Participant {
-    pub presence: Presence,
-    /// When they (last) joined.
-    pub joined: Option<Time>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
-    pub id: Uuid,
-    pub conversation: Uuid,
-    pub caller: Uuid,
-    pub video: bool,
-    pub started: Time,
-    /// When someone other than the caller first joined.
-    pub answered: Option<Time>,
-    pub ended: Option<(Time, Ending)>,
-    /// Every member rung, by user id (the caller included).
-    pub members: BTreeMap<Uuid, Participant>,
-}
+use crate::domain::Time;
+pub use crate::domain::call::{Call, Ending, Participant, Presence};
 
 /// Why a change to a call is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +34,7 @@ impl Call {
     pub fn start(
         id: Uuid,
         conversation: Uuid,
+        message: Uuid,
         caller: Uuid,
         video: bool,
         members: &[Uuid],
@@ -104,6 +61,7 @@ impl Call {
         Call {
             id,
             conversation,
+            message,
             caller,
             video,
             started: now,
@@ -125,10 +83,16 @@ impl Call {
             .count()
     }
 
-    /// `user` joins (answering, or coming back); at most `max` at once.
+    /// `user` joins (answering, coming back, or — a member who was not rung — coming in);
+    /// at most `max` at once. The caller checked that `user` is a member of the
+    /// conversation.
     pub fn join(&mut self, user: Uuid, max: usize, now: Time) -> Result<(), CallError> {
         self.live()?;
-        let participant = self.members.get_mut(&user).ok_or(CallError::NotMember)?;
+        // Someone who became a member after the call started is not in it yet.
+        let participant = self.members.entry(user).or_insert(Participant {
+            presence: Presence::Left,
+            joined: None,
+        });
         if participant.presence == Presence::Joined {
             return Ok(());
         }
@@ -253,12 +217,13 @@ mod tests {
     use super::*;
 
     fn at(seconds: i64) -> Time {
-        DateTime::from_timestamp(1_800_000_000 + seconds, 0).expect("time")
+        chrono::DateTime::from_timestamp(1_800_000_000 + seconds, 0).expect("time")
     }
 
     fn ringing(members: usize) -> (Call, Vec<Uuid>) {
         let people: Vec<Uuid> = (0..members).map(|_| Uuid::new_v4()).collect();
         let call = Call::start(
+            Uuid::new_v4(),
             Uuid::new_v4(),
             Uuid::new_v4(),
             people[0],
@@ -329,10 +294,12 @@ mod tests {
         // A member who missed the ring may still join, up to the limit.
         call.join(p[2], 3, at(41)).expect("join late");
         assert_eq!(call.join(p[3], 3, at(42)), Err(CallError::Full));
-        assert_eq!(
-            call.join(Uuid::new_v4(), 3, at(42)),
-            Err(CallError::NotMember)
-        );
+        assert_eq!(call.join(Uuid::new_v4(), 3, at(42)), Err(CallError::Full));
+        // A member added since the call started comes in as anyone else.
+        let newcomer = Uuid::new_v4();
+        call.leave(p[1], at(42)).expect("make room");
+        call.join(newcomer, 3, at(43)).expect("newcomer joins");
+        assert_eq!(call.members[&newcomer].presence, Presence::Joined);
         assert_eq!(call.leave(p[3], at(43)), Err(CallError::NotJoined));
         call.join(p[2], 3, at(44))
             .expect("joining twice changes nothing");

@@ -1,6 +1,11 @@
-//! Calls in conversations. The call service is being built in parts (issue 11): the SFU
-//! that carries the media is `crate::sfu`; here are a call's rules and what a participant
-//! needs to reach the SFU.
+//! Calls in conversations: their rules (`lifecycle`), the live state of the calls this
+//! node carries (`rooms`), what a participant needs to reach the SFU (`ice`), and the
+//! service that drives them and the SFU (`crate::sfu`), which carries the media.
 
 pub mod ice;
 pub mod lifecycle;
+pub mod rooms;
+mod service;
+
+pub use rooms::{CallView, Closing, Live, MediaState, WatchItem};
+pub use service::{CallPage, Calls, ClientSignal, IceServer, SignalReply};

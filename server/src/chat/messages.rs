@@ -157,6 +157,13 @@ impl Chat {
                     message: "a poll cannot be forwarded: create a new poll",
                 });
             }
+            // A call happens once, in its conversation.
+            Content::Call(_) => {
+                return Err(Error::FailedPrecondition {
+                    reason: Reason::CallMessage,
+                    message: "a call cannot be forwarded",
+                });
+            }
             Content::Text(_) => {}
         }
         self.limit_sends(who).await?;
@@ -348,6 +355,10 @@ impl Chat {
                 &format!("{field}.poll"),
                 "polls are created with PollService.CreatePoll",
             ),
+            Some(Content::Call(_)) => v.add(
+                &format!("{field}.call"),
+                "calls are started with CallService.StartCall",
+            ),
             Some(Content::Text(text)) => {
                 if text.trim().is_empty() && !caption_only {
                     v.add(&format!("{field}.text"), "must not be empty");
@@ -399,7 +410,9 @@ fn check_metadata(v: &mut Violations, metadata: &BTreeMap<String, String>) {
 fn check_encryption(end_to_end_encrypted: bool, content: &Content) -> Result<()> {
     match (end_to_end_encrypted, content) {
         // A poll is never encrypted (the server counts its votes), in any conversation.
-        (true, Content::Encrypted(_)) | (false, Content::Text(_)) | (_, Content::Poll(_)) => Ok(()),
+        (true, Content::Encrypted(_))
+        | (false, Content::Text(_))
+        | (_, Content::Poll(_) | Content::Call(_)) => Ok(()),
         (true, Content::Text(_)) => Err(Error::FailedPrecondition {
             reason: Reason::EncryptionMismatch,
             message: "this conversation is end-to-end encrypted: send encrypted_payload",
@@ -425,6 +438,7 @@ fn content_bytes(content: &Content) -> Vec<u8> {
         Content::Text(text) => (1, text.as_bytes()),
         Content::Encrypted(bytes) => (2, bytes),
         Content::Poll(poll) => (3, poll.poll_id.as_bytes()),
+        Content::Call(call) => (4, call.call_id.as_bytes()),
     };
     let mut out = vec![kind];
     out.extend_from_slice(bytes);

@@ -53,6 +53,15 @@ impl Config {
         ) {
             blobs.s3_secret_access_key = key.into();
         }
+        let calls = &mut self.calls;
+        if let Some(secret) = read_secret(
+            "calls.turn_secret",
+            !calls.turn_secret.is_empty(),
+            calls.turn_secret_file.as_deref(),
+            &mut problems,
+        ) {
+            calls.turn_secret = secret.into();
+        }
         problems
     }
 
@@ -133,6 +142,31 @@ impl Config {
         p.range("stream.buffer_events", stream.buffer_events, 1, 1_000_000);
         let replay = stream.max_replay_events;
         p.range("stream.max_replay_events", replay, 1, 10_000_000);
+
+        let calls = &self.calls;
+        let most = calls.max_participants;
+        p.range("calls.max_participants", most, 2, 1000);
+        p.range("calls.ring_timeout_secs", calls.ring_timeout_secs, 5, HOUR);
+        p.range("calls.turn_ttl_secs", calls.turn_ttl_secs, MINUTE, 7 * DAY);
+        if let Some(ip) = &calls.public_ip
+            && calls.public_ip().is_none()
+        {
+            p.0.push(format!("calls.public_ip = {ip:?}: not an IP address"));
+        }
+        if calls.media_bind.ip().is_unspecified() && calls.public_ip.is_none() {
+            p.0.push(format!(
+                "calls.media_bind = {}: a wildcard address needs calls.public_ip, the \
+                 address participants reach this node at",
+                calls.media_bind
+            ));
+        }
+        if !calls.turn_urls.is_empty() && calls.turn_secret.is_empty() {
+            p.0.push(
+                "calls.turn_urls is set without calls.turn_secret: TURN credentials are made \
+                 from the secret the TURN server shares"
+                    .to_owned(),
+            );
+        }
         p.0
     }
 }

@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{ConversationKind, Details, Member, Message, Time, User, poll::Tally};
+use super::{ConversationKind, Details, Member, Message, Time, User, call::Call, poll::Tally};
 
 /// A durable event. Conversation events carry the conversation's `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +75,8 @@ pub enum Change {
         message_id: Uuid,
         tally: Tally,
     },
+    /// A call ended: the call as it ended.
+    CallEnded(Box<Call>),
 }
 
 /// One event in one user's feed: `feed_seq` is dense per user and is the resume cursor.
@@ -123,12 +125,21 @@ pub struct TallySignal {
     pub recipients: Vec<Uuid>,
 }
 
+/// A call changed (someone joined, left or declined, or it ended): ephemeral, addressed
+/// to the members of its conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSignal {
+    pub call: Call,
+    pub recipients: Vec<Uuid>,
+}
+
 /// Something ephemeral for some users' streams: never stored and never replayed, so a
 /// stream that misses one loses nothing that matters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
     Typing(TypingSignal),
     PollTally(TallySignal),
+    CallUpdated(Box<CallSignal>),
 }
 
 impl Signal {
@@ -137,6 +148,7 @@ impl Signal {
         match self {
             Signal::Typing(signal) => &signal.recipients,
             Signal::PollTally(signal) => &signal.recipients,
+            Signal::CallUpdated(signal) => &signal.recipients,
         }
     }
 }

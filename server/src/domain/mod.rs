@@ -6,13 +6,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub mod call;
 pub mod drive;
 pub mod event;
 pub mod poll;
 pub mod rules;
 
 pub use event::{
-    Change, Contact, ContactRequest, Event, FeedItem, Published, Signal, TallySignal, TypingSignal,
+    CallSignal, Change, Contact, ContactRequest, Event, FeedItem, Published, Signal, TallySignal,
+    TypingSignal,
 };
 
 /// Point in time used everywhere in the domain.
@@ -155,6 +157,8 @@ pub enum Content {
     Encrypted(#[serde(with = "base64_bytes")] Vec<u8>),
     /// A poll; its options, votes and state live with the poll.
     Poll(PollRef),
+    /// A call; its participants and state live with the call.
+    Call(call::CallRef),
 }
 
 /// The poll a poll message carries.

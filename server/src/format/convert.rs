@@ -10,10 +10,11 @@ use secureconnect_proto::storage::v1::{self as pb, bus_envelope, conversation_ev
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::call;
 use crate::{
     domain::{
-        Attachment, Change, ContactRequest, Content, ConversationKind, Details, Event, Forwarded,
-        ImageSize, Member, Message, PollRef, Published, Role, Signal, TallySignal, Time,
+        Attachment, CallSignal, Change, ContactRequest, Content, ConversationKind, Details, Event,
+        Forwarded, ImageSize, Member, Message, PollRef, Published, Role, Signal, TallySignal, Time,
         TypingSignal, User, poll::Tally,
     },
     error::{Error, Result},
@@ -30,15 +31,15 @@ pub enum BusPayload {
     Signal(Signal),
 }
 
-fn bad(what: &str) -> Error {
+pub(super) fn bad(what: &str) -> Error {
     Error::internal(format!("stored payload: {what}"))
 }
 
-fn id(bytes: &[u8]) -> Result<Uuid> {
+pub(super) fn id(bytes: &[u8]) -> Result<Uuid> {
     Uuid::from_slice(bytes).map_err(|_| bad("an id is not 16 bytes"))
 }
 
-fn optional_id(bytes: &[u8]) -> Result<Option<Uuid>> {
+pub(super) fn optional_id(bytes: &[u8]) -> Result<Option<Uuid>> {
     if bytes.is_empty() {
         Ok(None)
     } else {
@@ -46,24 +47,24 @@ fn optional_id(bytes: &[u8]) -> Result<Option<Uuid>> {
     }
 }
 
-fn id_bytes(id: Uuid) -> Vec<u8> {
+pub(super) fn id_bytes(id: Uuid) -> Vec<u8> {
     id.as_bytes().to_vec()
 }
 
-fn time(t: Time) -> Option<Timestamp> {
+pub(super) fn time(t: Time) -> Option<Timestamp> {
     Some(Timestamp {
         seconds: t.timestamp(),
         nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
     })
 }
 
-fn time_from(t: Option<Timestamp>) -> Result<Time> {
+pub(super) fn time_from(t: Option<Timestamp>) -> Result<Time> {
     let t = t.ok_or_else(|| bad("a required time is missing"))?;
     let nanos = u32::try_from(t.nanos).map_err(|_| bad("negative nanoseconds"))?;
     DateTime::<Utc>::from_timestamp(t.seconds, nanos).ok_or_else(|| bad("time out of range"))
 }
 
-fn optional_time_from(t: Option<Timestamp>) -> Result<Option<Time>> {
+pub(super) fn optional_time_from(t: Option<Timestamp>) -> Result<Option<Time>> {
     t.map(|t| time_from(Some(t))).transpose()
 }
 
@@ -157,6 +158,7 @@ pub fn message_to_proto(m: &Message) -> pb::Message {
                 poll_id: id_bytes(poll.poll_id),
                 question: poll.question.clone(),
             }),
+            Content::Call(call) => pb::message::Content::Call(call::call_ref_to_proto(call)),
         }),
         metadata: m.metadata.clone().into_iter().collect(),
         reply_to: m.reply_to.map(id_bytes).unwrap_or_default(),
@@ -215,6 +217,9 @@ pub fn message_from_proto(m: pb::Message) -> Result<Message> {
                         poll_id: id(&poll.poll_id)?,
                         question: poll.question,
                     }),
+                    pb::message::Content::Call(call) => {
+                        Content::Call(call::call_ref_from_proto(call)?)
+                    }
                 })
             })
             .transpose()?,
@@ -279,6 +284,9 @@ fn change(c: &Change) -> conversation_event::Change {
             message_id: id_bytes(*message_id),
             tally: Some(tally(t)),
         }),
+        Change::CallEnded(ended) => P::CallEnded(pb::CallEnded {
+            call: Some(call::call_to_proto(ended)),
+        }),
     }
 }
 
@@ -340,6 +348,7 @@ fn change_from(c: Option<conversation_event::Change>) -> Result<Change> {
                 message_id: id(&closed.message_id)?,
                 tally: tally_from(closed.tally)?,
             },
+            P::CallEnded(ended) => Change::CallEnded(Box::new(call::call_from_proto(ended.call)?)),
         },
     )
 }
@@ -458,6 +467,12 @@ pub fn bus_to_proto(node: Uuid, payload: &BusPayload) -> pb::BusEnvelope {
             expire_time: signal.expire_time.and_then(time),
             recipients: signal.recipients.iter().map(|u| id_bytes(*u)).collect(),
         }),
+        BusPayload::Signal(Signal::CallUpdated(signal)) => {
+            bus_envelope::Body::CallUpdated(pb::CallUpdated {
+                call: Some(call::call_to_proto(&signal.call)),
+                recipients: signal.recipients.iter().map(|u| id_bytes(*u)).collect(),
+            })
+        }
         BusPayload::Signal(Signal::PollTally(signal)) => {
             bus_envelope::Body::PollTally(pb::PollTally {
                 conversation_id: id_bytes(signal.conversation_id),
@@ -498,6 +513,12 @@ pub fn bus_from_proto(envelope: pb::BusEnvelope) -> Result<(Uuid, BusPayload)> {
             expire_time: optional_time_from(t.expire_time)?,
             recipients: t.recipients.iter().map(|u| id(u)).collect::<Result<_>>()?,
         })),
+        bus_envelope::Body::CallUpdated(c) => {
+            BusPayload::Signal(Signal::CallUpdated(Box::new(CallSignal {
+                call: call::call_from_proto(c.call)?,
+                recipients: c.recipients.iter().map(|u| id(u)).collect::<Result<_>>()?,
+            })))
+        }
         bus_envelope::Body::PollTally(t) => BusPayload::Signal(Signal::PollTally(TallySignal {
             conversation_id: id(&t.conversation_id)?,
             poll_id: id(&t.poll_id)?,

@@ -24,6 +24,7 @@ use crate::{
     error::{Error, Result},
 };
 
+mod call;
 mod convert;
 
 pub use convert::{BusPayload, bus_from_proto, bus_to_proto};
@@ -115,6 +116,22 @@ pub fn decode_attachments(bytes: &[u8]) -> Result<Vec<Attachment>> {
                 .into_iter()
                 .map(convert::attachment_from_proto)
                 .collect()
+        }
+    }
+}
+
+/// A call's record as the SQL store keeps it — in the current format.
+pub fn encode_call(call: &crate::domain::call::Call) -> Vec<u8> {
+    v1(&call::call_to_proto(call))
+}
+
+/// A stored call record, in any format this node reads (v1 only: calls came after v0).
+pub fn decode_call(bytes: &[u8]) -> Result<crate::domain::call::Call> {
+    match format_of(bytes)? {
+        Format::V0Json(_) => Err(undecodable("call", "JSON was never written")),
+        Format::V1(body) => {
+            let proto = pb::Call::decode(body).map_err(|e| undecodable("call", e))?;
+            call::call_from_proto(Some(proto))
         }
     }
 }

@@ -10,9 +10,11 @@ use uuid::Uuid;
 
 use super::*;
 use crate::domain::{
-    Attachment, Change, ContactRequest, Content, ConversationKind, Details, Event, Forwarded,
-    ImageSize, Member, Message, PollRef, Published, Role, Signal, TallySignal, Time, TypingSignal,
-    User, poll::Tally,
+    Attachment, CallSignal, Change, ContactRequest, Content, ConversationKind, Details, Event,
+    Forwarded, ImageSize, Member, Message, PollRef, Published, Role, Signal, TallySignal, Time,
+    TypingSignal, User,
+    call::{Call, CallRef, Ending, Participant, Presence},
+    poll::Tally,
 };
 
 fn uid(n: u8) -> Uuid {
@@ -88,11 +90,50 @@ fn attachment_message(seq: u64) -> Message {
     }
 }
 
+fn call_message(seq: u64) -> Message {
+    Message {
+        id: uid(14),
+        content: Some(Content::Call(CallRef {
+            call_id: uid(40),
+            video: true,
+        })),
+        metadata: BTreeMap::new(),
+        reply_to: None,
+        edit_time: None,
+        forwarded_from: None,
+        ..message(seq)
+    }
+}
+
+/// A group call that was answered and ended by its caller: one member left before the
+/// end, one declined, one missed the ring.
+fn ended_call() -> Call {
+    let member = |presence, joined| Participant { presence, joined };
+    Call {
+        id: uid(40),
+        conversation: uid(1),
+        message: uid(14),
+        caller: uid(2),
+        video: true,
+        started: at(20),
+        answered: Some(at(25)),
+        ended: Some((at(55), Ending::EndedBy(uid(2)))),
+        members: BTreeMap::from([
+            (uid(2), member(Presence::Left, Some(at(20)))),
+            (uid(3), member(Presence::Left, Some(at(25)))),
+            (uid(4), member(Presence::Declined, None)),
+            (uid(5), member(Presence::Missed, None)),
+        ]),
+    }
+}
+
 /// Kinds added after v0: no v0 node ever wrote them.
 const NEWER_THAN_V0: &[&str] = &[
     "poll_message_sent",
     "poll_closed",
     "attachment_message_sent",
+    "call_message_sent",
+    "call_ended",
 ];
 
 fn user(n: u8) -> User {
@@ -225,6 +266,14 @@ fn samples() -> Vec<(&'static str, Event)> {
             ),
         ),
         (
+            "call_message_sent",
+            conversation(15, Change::MessageSent(call_message(15))),
+        ),
+        (
+            "call_ended",
+            conversation(16, Change::CallEnded(Box::new(ended_call()))),
+        ),
+        (
             "read_state",
             Event::ReadState {
                 conversation_id: uid(1),
@@ -312,6 +361,15 @@ fn messages_match_their_golden_bytes_and_v0_json_still_decodes() {
 }
 
 #[test]
+fn call_records_match_their_golden_bytes() {
+    let call = ended_call();
+    let bytes = encode_call(&call);
+    let golden = pinned("call_v1.bin", &bytes);
+    assert_eq!(bytes, golden, "call encoding changed");
+    assert_eq!(decode_call(&golden).expect("call"), call);
+}
+
+#[test]
 fn attachments_match_their_golden_bytes() {
     let sample = attachment_message(14).attachments;
     let bytes = encode_attachments(&sample);
@@ -382,7 +440,15 @@ fn bus_messages_round_trip_and_v0_json_envelopes_still_decode() {
             recipients: vec![uid(2), uid(3)],
         })),
     ];
-    for payload in &payloads {
+    let call_updated = BusPayload::Signal(Signal::CallUpdated(Box::new(CallSignal {
+        call: Call {
+            answered: None,
+            ended: None,
+            ..ended_call()
+        },
+        recipients: vec![uid(2), uid(3), uid(4), uid(5)],
+    })));
+    for payload in payloads.iter().chain([&call_updated]) {
         let bytes = encode_bus(node, payload);
         let (from, decoded) = decode_bus(&bytes).expect("v1");
         assert_eq!((from, &decoded), (node, payload));

@@ -14,11 +14,13 @@ use crate::{
     error::Result,
 };
 
+pub mod calls;
 pub mod cql;
 pub mod drive;
 pub mod polls;
 pub mod sql;
 
+pub use calls::{CallChange, CallStore, NewCall};
 pub use drive::{DriveStore, NewUpload};
 pub use polls::{NewPoll, PollStore};
 

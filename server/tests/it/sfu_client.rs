@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use async_trait::async_trait;
 use secureconnect_server::sfu::{PeerEvent, Sfu};
 use str0m::{
     Candidate, Event, Input, Output, Rtc,
@@ -44,6 +45,59 @@ fn decode(kind: MediaKind, bytes: &[u8]) -> Option<u8> {
     let tag = *bytes.get(at)?;
     let n = u32::from_be_bytes(bytes.get(at + 1..at + 5)?.try_into().ok()?);
     (bytes == frame(tag, kind, n).as_slice()).then_some(tag)
+}
+
+/// How a client reaches the SFU: straight (the SFU's own API) or through the call service
+/// (`SendSignal`, with the SFU's events from `WatchCall`).
+#[async_trait]
+pub trait Signaling: Send + Sync + 'static {
+    /// The client's first offer; the SFU's answer.
+    async fn connect(&self, offer: String) -> String;
+    /// The client's answer to the SFU's offer `offer_id`.
+    async fn answer(&self, offer_id: u64, sdp: String);
+    /// A new offer of the client's; the SFU's answer, and up to which of its offers are
+    /// void.
+    async fn renegotiate(&self, offer: String) -> (String, u64);
+}
+
+/// Signaling straight to the SFU.
+struct Direct {
+    sfu: Sfu,
+    room: Uuid,
+    id: Uuid,
+    events: Mutex<Option<mpsc::Sender<PeerEvent>>>,
+}
+
+#[async_trait]
+impl Signaling for Direct {
+    async fn connect(&self, offer: String) -> String {
+        let events = self
+            .events
+            .lock()
+            .expect("lock")
+            .take()
+            .expect("connect once");
+        self.sfu
+            .join(self.room, self.id, offer, events)
+            .await
+            .expect("join")
+    }
+
+    async fn answer(&self, offer_id: u64, sdp: String) {
+        self.sfu
+            .answer(self.id, offer_id, sdp)
+            .await
+            .expect("answer the SFU");
+    }
+
+    async fn renegotiate(&self, offer: String) -> (String, u64) {
+        let answered = self
+            .sfu
+            .renegotiate(self.id, offer)
+            .await
+            .expect("renegotiate");
+        (answered.answer, answered.void_up_to)
+    }
 }
 
 /// A WebRTC participant on its own socket.
@@ -92,6 +146,26 @@ impl Client {
 
     /// Joins publishing what `publish` says (a client publishing nothing only receives).
     pub async fn join_with(sfu: &Sfu, room: Uuid, tag: u8, publish: Publish) -> Client {
+        let id = Uuid::new_v4();
+        let (events_tx, events) = mpsc::channel(64);
+        let direct = Direct {
+            sfu: sfu.clone(),
+            room,
+            id,
+            events: Mutex::new(Some(events_tx)),
+        };
+        Client::connect(id, Arc::new(direct), events, tag, publish).await
+    }
+
+    /// Connects through `signaling`, with the SFU's events on `events` (`id`: the
+    /// client's, as the SFU's active-speaker events name it).
+    pub async fn connect(
+        id: Uuid,
+        signaling: Arc<dyn Signaling>,
+        events: mpsc::Receiver<PeerEvent>,
+        tag: u8,
+        publish: Publish,
+    ) -> Client {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let local = socket.local_addr().expect("addr");
         let mut rtc = Rtc::builder().build(Instant::now());
@@ -114,12 +188,7 @@ impl Client {
             layers,
         );
         let (offer, pending) = api.apply().expect("offer");
-        let id = Uuid::new_v4();
-        let (events_tx, events) = mpsc::channel(64);
-        let answer = sfu
-            .join(room, id, offer.to_sdp_string(), events_tx)
-            .await
-            .expect("join");
+        let answer = signaling.connect(offer.to_sdp_string()).await;
         rtc.sdp_api()
             .accept_answer(
                 pending,
@@ -130,8 +199,7 @@ impl Client {
         let speaker = Arc::new(Mutex::new(None));
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let run = Run {
-            sfu: sfu.clone(),
-            id,
+            signaling,
             tag,
             rtc,
             socket,
@@ -162,8 +230,7 @@ impl Client {
 }
 
 struct Run {
-    sfu: Sfu,
-    id: Uuid,
+    signaling: Arc<dyn Signaling>,
     tag: u8,
     rtc: Rtc,
     socket: UdpSocket,
@@ -207,10 +274,7 @@ impl Run {
                         let offer = SdpOffer::from_sdp_string(&sdp).expect("SFU offer");
                         let answer = self.rtc.sdp_api().accept_offer(offer).expect("accept");
                         self.drain(&mut connected);
-                        self.sfu
-                            .answer(self.id, id, answer.to_sdp_string())
-                            .await
-                            .expect("answer the SFU");
+                        self.signaling.answer(id, answer.to_sdp_string()).await;
                     }
                     Some(PeerEvent::ActiveSpeaker(peer)) => {
                         *self.speaker.lock().expect("lock") = Some(peer);
@@ -235,13 +299,9 @@ impl Run {
                     api.set_direction(self.video, Direction::SendOnly);
                     let (offer, pending) = api.apply().expect("offer video");
                     self.drain(&mut connected);
-                    let answered = self
-                        .sfu
-                        .renegotiate(self.id, offer.to_sdp_string())
-                        .await
-                        .expect("renegotiate");
-                    void_up_to = answered.void_up_to;
-                    let answer = SdpAnswer::from_sdp_string(&answered.answer).expect("answer");
+                    let (answer, void) = self.signaling.renegotiate(offer.to_sdp_string()).await;
+                    void_up_to = void;
+                    let answer = SdpAnswer::from_sdp_string(&answer).expect("answer");
                     self.rtc
                         .sdp_api()
                         .accept_answer(pending, answer)

@@ -9,7 +9,7 @@ use super::entities::{conversations, messages, sessions, users};
 use crate::{
     domain::{
         Content, Conversation, ConversationKind, Details, Forwarded, Message, PollRef, Session,
-        User,
+        User, call::CallRef,
     },
     error::{Error, Result},
 };
@@ -96,6 +96,12 @@ pub fn message(row: messages::Model) -> Result<Message> {
             poll_id,
             question: question.unwrap_or_default(),
         })),
+        (None, media, _) if row.call_id.is_some() => row.call_id.map(|call_id| {
+            Content::Call(CallRef {
+                call_id,
+                video: media.as_deref() == Some(VIDEO),
+            })
+        }),
         (None, Some(text), _) => Some(Content::Text(text)),
         (None, None, Some(bytes)) => Some(Content::Encrypted(bytes)),
         (None, None, None) => None,
@@ -127,12 +133,13 @@ pub fn message(row: messages::Model) -> Result<Message> {
     })
 }
 
-/// Content as its nullable columns (a poll keeps its question in `text`).
+/// Content as its nullable columns (a poll keeps its question in `text`, a call its media).
 #[derive(Default)]
 pub struct ContentColumns {
     pub text: Option<String>,
     pub encrypted_payload: Option<Vec<u8>>,
     pub poll_id: Option<Uuid>,
+    pub call_id: Option<Uuid>,
 }
 
 pub fn content_columns(content: Option<&Content>) -> ContentColumns {
@@ -150,6 +157,15 @@ pub fn content_columns(content: Option<&Content>) -> ContentColumns {
             poll_id: Some(poll.poll_id),
             ..ContentColumns::default()
         },
+        Some(Content::Call(call)) => ContentColumns {
+            text: Some(if call.video { VIDEO } else { AUDIO }.to_owned()),
+            call_id: Some(call.call_id),
+            ..ContentColumns::default()
+        },
         None => ContentColumns::default(),
     }
 }
+
+/// What a call message keeps in `text`: the media it started with.
+const VIDEO: &str = "video";
+const AUDIO: &str = "audio";

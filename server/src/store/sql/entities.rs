@@ -142,11 +142,14 @@ pub mod messages {
         pub seq: i64,
         pub sender_id: Uuid,
         pub request_id: String,
-        /// The text; for a poll message, the poll's question.
+        /// The text; for a poll message, the poll's question; for a call message, its
+        /// media.
         pub text: Option<String>,
         pub encrypted_payload: Option<Vec<u8>>,
         /// Set on a poll message.
         pub poll_id: Option<Uuid>,
+        /// Set on a call message (whose `text` is `video` or `audio`; added by m0013).
+        pub call_id: Option<Uuid>,
         /// JSON object of string to string.
         pub metadata: String,
         pub reply_to: Option<Uuid>,
@@ -542,6 +545,58 @@ pub mod drive_links {
         pub downloads: i32,
         pub revoked: bool,
         pub create_time: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod calls {
+    use sea_orm::entity::prelude::*;
+
+    /// A call in a conversation: its record (who rang, joined, left; how it ended) in the
+    /// versioned format of `storage.v1.Call`, and the columns the store queries by.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "calls")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub conversation_id: Uuid,
+        pub start_time: DateTimeUtc,
+        /// When the ring times out; NULL once that was handled or the call ended.
+        pub ring_due: Option<DateTimeUtc>,
+        /// NULL while the call is on.
+        pub end_time: Option<DateTimeUtc>,
+        pub record: Vec<u8>,
+    }
+    no_relations!();
+}
+
+pub mod call_members {
+    use sea_orm::entity::prelude::*;
+
+    /// Who a call concerns (rung, or joined later): each user's call history.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "call_members")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub call_id: Uuid,
+        /// The call's start, for listing newest first.
+        pub start_time: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod active_calls {
+    use sea_orm::entity::prelude::*;
+
+    /// The call going on in a conversation: at most one (the primary key says so).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "active_calls")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub conversation_id: Uuid,
+        pub call_id: Uuid,
     }
     no_relations!();
 }

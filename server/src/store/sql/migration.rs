@@ -8,10 +8,11 @@ use sea_orm_migration::{
 };
 
 use super::entities::{
-    blocks, contact_requests, contacts, conversations, drive_attachments, drive_files, drive_links,
-    drive_shares, drive_thumbnails, drive_upload_parts, drive_uploads, drive_usage, events, feed,
-    members, message_requests, messages, one_time_codes, poll_options, poll_votes, polls,
-    refresh_tokens, request_ids, sessions, users,
+    active_calls, blocks, call_members, calls, contact_requests, contacts, conversations,
+    drive_attachments, drive_files, drive_links, drive_shares, drive_thumbnails,
+    drive_upload_parts, drive_uploads, drive_usage, events, feed, members, message_requests,
+    messages, one_time_codes, poll_options, poll_votes, polls, refresh_tokens, request_ids,
+    sessions, users,
 };
 
 /// All migrations, oldest first. Never edit a released one: add a new one.
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(Attachments),
             Box::new(DirectUploads),
             Box::new(ShareRoles),
+            Box::new(Calls),
         ]
     }
 }
@@ -542,6 +544,57 @@ impl MigrationTrait for ShareRoles {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// Calls: their records, who each concerns, the one going on per conversation, and the
+/// call a call message carries (see `store::sql::calls`).
+struct Calls;
+
+impl MigrationName for Calls {
+    fn name(&self) -> &str {
+        "m0013_calls"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Calls {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        use sea_orm_migration::sea_query::ColumnDef;
+        let schema = Schema::new(manager.get_database_backend());
+        create(manager, &schema, calls::Entity).await?;
+        create(manager, &schema, call_members::Entity).await?;
+        create(manager, &schema, active_calls::Entity).await?;
+        index(
+            manager,
+            "idx_calls_conversation",
+            calls::Entity,
+            &["conversation_id", "start_time"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "idx_calls_ring_due",
+            calls::Entity,
+            &["ring_due"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "idx_call_members_user",
+            call_members::Entity,
+            &["user_id", "start_time"],
+            false,
+        )
+        .await?;
+        add_column(
+            manager,
+            messages::Entity,
+            ColumnDef::new("call_id").uuid().null().to_owned(),
+        )
+        .await
     }
 }
 

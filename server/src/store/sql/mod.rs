@@ -18,6 +18,7 @@ use crate::{
 };
 
 mod accounts;
+mod calls;
 mod chat;
 mod contacts;
 mod convert;

@@ -382,7 +382,8 @@ impl PollStore for SqlStore {
             request,
         };
         // A retry gets the first poll's message back, and so the first poll.
-        let Committed { value, published } = messages::send(self, message, Some(&new), now).await?;
+        let Committed { value, published } =
+            messages::send(self, message, messages::Carried::Poll(&new), now).await?;
         let Some(Content::Poll(carried)) = value.content else {
             return Err(Error::NotFound("poll"));
         };

@@ -480,7 +480,7 @@ pub fn text_content(text: &str) -> MessageContent {
 pub fn text_of(message: &Message) -> Option<&str> {
     match message.content.as_ref()?.body.as_ref()? {
         Body::Text(text) => Some(text),
-        Body::EncryptedPayload(_) | Body::Poll(_) => None,
+        Body::EncryptedPayload(_) | Body::Poll(_) | Body::Call(_) => None,
     }
 }
 
@@ -493,8 +493,9 @@ pub async fn next(stream: &mut Streaming<SubscribeResponse>) -> SubscribeRespons
         .expect("stream not ended")
 }
 
-/// The next conversation event, skipping heartbeats, `caught_up`, user events and poll
-/// tallies (which trail votes by up to a coalescing interval, so may arrive at any point).
+/// The next conversation event, skipping heartbeats, `caught_up`, user events, poll
+/// tallies (which trail votes by up to a coalescing interval, so may arrive at any point)
+/// and call updates.
 pub async fn next_conversation_event(
     stream: &mut Streaming<SubscribeResponse>,
 ) -> (String, ConversationEvent) {
@@ -505,7 +506,8 @@ pub async fn next_conversation_event(
             Some(Event::Heartbeat(_))
             | Some(Event::CaughtUp(_))
             | Some(Event::UserEvent(_))
-            | Some(Event::PollTally(_)) => {}
+            | Some(Event::PollTally(_))
+            | Some(Event::CallUpdated(_)) => {}
             other => panic!("unexpected stream item {other:?}"),
         }
     }

@@ -15,8 +15,8 @@ use crate::{
     },
     error::{Error, Reason, Result},
     store::{
-        Committed, Direction, NewMessage, NewPoll, RequestKey,
-        sql::{SqlStore, accounts, append_event, convert, drive, history, polls, requests},
+        Committed, Direction, NewCall, NewMessage, NewPoll, RequestKey,
+        sql::{SqlStore, accounts, append_event, calls, convert, drive, history, polls, requests},
     },
 };
 
@@ -106,6 +106,12 @@ impl SqlStore {
                 message: "a poll's message is not edited: use the poll's own RPCs",
             });
         }
+        if matches!(current.content, Some(Content::Call(_))) && content.is_some() {
+            return Err(Error::FailedPrecondition {
+                reason: Reason::CallMessage,
+                message: "a call's message is not edited",
+            });
+        }
         if current.delete_time.is_some() {
             if content.is_none() {
                 // Deleting twice is a no-op that returns the tombstone.
@@ -140,11 +146,18 @@ impl SqlStore {
     }
 }
 
-/// Sends `new`; with `poll`, the poll it carries is created in the same write.
+/// What a new message brings into being in the same write as itself.
+pub(in crate::store::sql) enum Carried<'a> {
+    Nothing,
+    Poll(&'a NewPoll),
+    Call(&'a NewCall),
+}
+
+/// Sends `new`, with the poll or call it carries created in the same write.
 pub(in crate::store::sql) async fn send(
     store: &SqlStore,
     new: NewMessage,
-    poll: Option<&NewPoll>,
+    carried: Carried<'_>,
     now: Time,
 ) -> Result<Committed<Message>> {
     let _guard = store.write_guard().await;
@@ -180,8 +193,14 @@ pub(in crate::store::sql) async fn send(
     authorize_post(&txn, kind, new.sender_id, &recipients).await?;
     let mut message = message;
     message.attachments = drive::attach(&txn, &message, new.attachments, now).await?;
-    if let (Some(poll), Some(Content::Poll(carried))) = (poll, &message.content) {
-        polls::insert(&txn, carried.poll_id, message.id, poll, now).await?;
+    match (carried, &message.content) {
+        (Carried::Poll(poll), Some(Content::Poll(carried))) => {
+            polls::insert(&txn, carried.poll_id, message.id, poll, now).await?;
+        }
+        (Carried::Call(call), Some(Content::Call(carried))) => {
+            calls::insert(&txn, call, carried.call_id, message.id, &recipients, now).await?;
+        }
+        _ => {}
     }
     store
         .history

@@ -129,7 +129,7 @@ impl ChatStore for SqlStore {
     }
 
     async fn send_message(&self, new: NewMessage, now: Time) -> Result<Committed<Message>> {
-        messages::send(self, new, None, db_time(now)).await
+        messages::send(self, new, messages::Carried::Nothing, db_time(now)).await
     }
 
     async fn message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>> {

@@ -56,6 +56,7 @@ impl MessageHistory for SqlHistory {
             text: Set(columns.text),
             encrypted_payload: Set(columns.encrypted_payload),
             poll_id: Set(columns.poll_id),
+            call_id: Set(columns.call_id),
             metadata: Set(metadata),
             reply_to: Set(message.reply_to),
             forwarded_sender_id: Set(message.forwarded_from.map(|f| f.sender_id)),
@@ -80,6 +81,7 @@ impl MessageHistory for SqlHistory {
         active.text = Set(columns.text);
         active.encrypted_payload = Set(columns.encrypted_payload);
         active.poll_id = Set(columns.poll_id);
+        active.call_id = Set(columns.call_id);
         active.metadata = Set(serde_json::to_string(&message.metadata).map_err(Error::internal)?);
         active.attachments = Set(stored_attachments(&message.attachments));
         active.edit_time = Set(message.edit_time);

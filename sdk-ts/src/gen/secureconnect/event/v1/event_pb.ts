@@ -6,6 +6,8 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Call } from "../../call/v1/call_pb.js";
+import { file_secureconnect_call_v1_call } from "../../call/v1/call_pb.js";
 import type { ConversationSettings, ConversationType, Member } from "../../conversation/v1/conversation_pb.js";
 import { file_secureconnect_conversation_v1_conversation } from "../../conversation/v1/conversation_pb.js";
 import type { Message as Message$1 } from "../../message/v1/message_pb.js";
@@ -20,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file secureconnect/event/v1/event.proto.
  */
 export const file_secureconnect_event_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("CiJzZWN1cmVjb25uZWN0L2V2ZW50L3YxL2V2ZW50LnByb3RvEhZzZWN1cmVjb25uZWN0LmV2ZW50LnYxIiIKEFN1YnNjcmliZVJlcXVlc3QSDgoGY3Vyc29yGAEgASgJIugDChFTdWJzY3JpYmVSZXNwb25zZRIOCgZjdXJzb3IYASABKAkSNQoJY2F1Z2h0X3VwGAIgASgLMiAuc2VjdXJlY29ubmVjdC5ldmVudC52MS5DYXVnaHRVcEgAEjYKCWhlYXJ0YmVhdBgDIAEoCzIhLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuSGVhcnRiZWF0SAASKgoDZ2FwGAQgASgLMhsuc2VjdXJlY29ubmVjdC5ldmVudC52MS5HYXBIABJHChJjb252ZXJzYXRpb25fZXZlbnQYBSABKAsyKS5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvbkV2ZW50SAASNwoKdXNlcl9ldmVudBgGIAEoCzIhLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuVXNlckV2ZW50SAASMgoHY2xvc2luZxgHIAEoCzIfLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuQ2xvc2luZ0gAEjAKBnR5cGluZxgIIAEoCzIeLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuVHlwaW5nSAASNwoKcG9sbF90YWxseRgJIAEoCzIhLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuUG9sbFRhbGx5SABCBwoFZXZlbnQiagoJUG9sbFRhbGx5EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRIPCgdwb2xsX2lkGAIgASgJEjMKB3Jlc3VsdHMYAyABKAsyIi5zZWN1cmVjb25uZWN0LnBvbGwudjEuUG9sbFJlc3VsdHMicwoGVHlwaW5nEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg4KBnR5cGluZxgDIAEoCBIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiCgoIQ2F1Z2h0VXAiCwoJSGVhcnRiZWF0IgUKA0dhcCJACgdDbG9zaW5nEjUKBnJlYXNvbhgBIAEoDjIlLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuQ2xvc2luZ1JlYXNvbiKtBgoRQ29udmVyc2F0aW9uRXZlbnQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEgsKA3NlcRgCIAEoBBIVCg1hY3Rvcl91c2VyX2lkGAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5CgxtZXNzYWdlX3NlbnQYCiABKAsyIS5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZUgAEjsKDm1lc3NhZ2VfZWRpdGVkGAsgASgLMiEuc2VjdXJlY29ubmVjdC5tZXNzYWdlLnYxLk1lc3NhZ2VIABI8Cg9tZXNzYWdlX2RlbGV0ZWQYDCABKAsyIS5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZUgAEksKFGNvbnZlcnNhdGlvbl9jcmVhdGVkGA0gASgLMisuc2VjdXJlY29ubmVjdC5ldmVudC52MS5Db252ZXJzYXRpb25DcmVhdGVkSAASSwoUY29udmVyc2F0aW9uX3VwZGF0ZWQYDiABKAsyKy5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvblVwZGF0ZWRIABI9Cg1tZW1iZXJzX2FkZGVkGA8gASgLMiQuc2VjdXJlY29ubmVjdC5ldmVudC52MS5NZW1iZXJzQWRkZWRIABI/Cg5tZW1iZXJfcmVtb3ZlZBgQIAEoCzIlLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuTWVtYmVyUmVtb3ZlZEgAEkgKE21lbWJlcl9yb2xlX3VwZGF0ZWQYESABKAsyKS5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLk1lbWJlclJvbGVVcGRhdGVkSAASSwoUY29udmVyc2F0aW9uX2RlbGV0ZWQYEiABKAsyKy5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvbkRlbGV0ZWRIABI5Cgtwb2xsX2Nsb3NlZBgTIAEoCzIiLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuUG9sbENsb3NlZEgAQggKBmNoYW5nZSKXAQoKUG9sbENsb3NlZBIPCgdwb2xsX2lkGAEgASgJEhIKCm1lc3NhZ2VfaWQYAiABKAkSMwoHcmVzdWx0cxgDIAEoCzIiLnNlY3VyZWNvbm5lY3QucG9sbC52MS5Qb2xsUmVzdWx0cxIvCgtjbG9zZWRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTQoTQ29udmVyc2F0aW9uRGV0YWlscxINCgV0aXRsZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRISCgphdmF0YXJfdXJsGAMgASgJIpECChNDb252ZXJzYXRpb25DcmVhdGVkEj0KBHR5cGUYASABKA4yLy5zZWN1cmVjb25uZWN0LmNvbnZlcnNhdGlvbi52MS5Db252ZXJzYXRpb25UeXBlEjwKB2RldGFpbHMYAiABKAsyKy5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvbkRldGFpbHMSRQoIc2V0dGluZ3MYAyABKAsyMy5zZWN1cmVjb25uZWN0LmNvbnZlcnNhdGlvbi52MS5Db252ZXJzYXRpb25TZXR0aW5ncxI2CgdtZW1iZXJzGAQgAygLMiUuc2VjdXJlY29ubmVjdC5jb252ZXJzYXRpb24udjEuTWVtYmVyIlMKE0NvbnZlcnNhdGlvblVwZGF0ZWQSPAoHZGV0YWlscxgBIAEoCzIrLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuQ29udmVyc2F0aW9uRGV0YWlscyJGCgxNZW1iZXJzQWRkZWQSNgoHbWVtYmVycxgBIAMoCzIlLnNlY3VyZWNvbm5lY3QuY29udmVyc2F0aW9uLnYxLk1lbWJlciIuCg1NZW1iZXJSZW1vdmVkEg8KB3VzZXJfaWQYASABKAkSDAoEbGVmdBgCIAEoCCIVChNDb252ZXJzYXRpb25EZWxldGVkIkoKEU1lbWJlclJvbGVVcGRhdGVkEjUKBm1lbWJlchgBIAEoCzIlLnNlY3VyZWNvbm5lY3QuY29udmVyc2F0aW9uLnYxLk1lbWJlciLVAgoJVXNlckV2ZW50Ei8KC2NyZWF0ZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJGChJyZWFkX3N0YXRlX3VwZGF0ZWQYCiABKAsyKC5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLlJlYWRTdGF0ZVVwZGF0ZWRIABJJChhjb250YWN0X3JlcXVlc3RfcmVjZWl2ZWQYCyABKAsyJS5zZWN1cmVjb25uZWN0LnVzZXIudjEuQ29udGFjdFJlcXVlc3RIABI3Cg1jb250YWN0X2FkZGVkGAwgASgLMh4uc2VjdXJlY29ubmVjdC51c2VyLnYxLkNvbnRhY3RIABJBCg9jb250YWN0X3JlbW92ZWQYDSABKAsyJi5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnRhY3RSZW1vdmVkSABCCAoGY2hhbmdlIiEKDkNvbnRhY3RSZW1vdmVkEg8KB3VzZXJfaWQYASABKAkiPQoQUmVhZFN0YXRlVXBkYXRlZBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEAoIcmVhZF9zZXEYAiABKAQqkAEKDUNsb3NpbmdSZWFzb24SHgoaQ0xPU0lOR19SRUFTT05fVU5TUEVDSUZJRUQQABIgChxDTE9TSU5HX1JFQVNPTl9TTE9XX0NPTlNVTUVSEAESGwoXQ0xPU0lOR19SRUFTT05fU0hVVERPV04QAhIgChxDTE9TSU5HX1JFQVNPTl9TRVNTSU9OX0VOREVEEAMycgoMRXZlbnRTZXJ2aWNlEmIKCVN1YnNjcmliZRIoLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuU3Vic2NyaWJlUmVxdWVzdBopLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuU3Vic2NyaWJlUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_secureconnect_conversation_v1_conversation, file_secureconnect_message_v1_message, file_secureconnect_poll_v1_poll, file_secureconnect_user_v1_user]);
+  fileDesc("CiJzZWN1cmVjb25uZWN0L2V2ZW50L3YxL2V2ZW50LnByb3RvEhZzZWN1cmVjb25uZWN0LmV2ZW50LnYxIiIKEFN1YnNjcmliZVJlcXVlc3QSDgoGY3Vyc29yGAEgASgJIqUEChFTdWJzY3JpYmVSZXNwb25zZRIOCgZjdXJzb3IYASABKAkSNQoJY2F1Z2h0X3VwGAIgASgLMiAuc2VjdXJlY29ubmVjdC5ldmVudC52MS5DYXVnaHRVcEgAEjYKCWhlYXJ0YmVhdBgDIAEoCzIhLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuSGVhcnRiZWF0SAASKgoDZ2FwGAQgASgLMhsuc2VjdXJlY29ubmVjdC5ldmVudC52MS5HYXBIABJHChJjb252ZXJzYXRpb25fZXZlbnQYBSABKAsyKS5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvbkV2ZW50SAASNwoKdXNlcl9ldmVudBgGIAEoCzIhLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuVXNlckV2ZW50SAASMgoHY2xvc2luZxgHIAEoCzIfLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuQ2xvc2luZ0gAEjAKBnR5cGluZxgIIAEoCzIeLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuVHlwaW5nSAASNwoKcG9sbF90YWxseRgJIAEoCzIhLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuUG9sbFRhbGx5SAASOwoMY2FsbF91cGRhdGVkGAogASgLMiMuc2VjdXJlY29ubmVjdC5ldmVudC52MS5DYWxsVXBkYXRlZEgAQgcKBWV2ZW50IjgKC0NhbGxVcGRhdGVkEikKBGNhbGwYASABKAsyGy5zZWN1cmVjb25uZWN0LmNhbGwudjEuQ2FsbCJqCglQb2xsVGFsbHkSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEg8KB3BvbGxfaWQYAiABKAkSMwoHcmVzdWx0cxgDIAEoCzIiLnNlY3VyZWNvbm5lY3QucG9sbC52MS5Qb2xsUmVzdWx0cyJzCgZUeXBpbmcSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdHlwaW5nGAMgASgIEi8KC2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIKCghDYXVnaHRVcCILCglIZWFydGJlYXQiBQoDR2FwIkAKB0Nsb3NpbmcSNQoGcmVhc29uGAEgASgOMiUuc2VjdXJlY29ubmVjdC5ldmVudC52MS5DbG9zaW5nUmVhc29uIuYGChFDb252ZXJzYXRpb25FdmVudBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSCwoDc2VxGAIgASgEEhUKDWFjdG9yX3VzZXJfaWQYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKDG1lc3NhZ2Vfc2VudBgKIAEoCzIhLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5NZXNzYWdlSAASOwoObWVzc2FnZV9lZGl0ZWQYCyABKAsyIS5zZWN1cmVjb25uZWN0Lm1lc3NhZ2UudjEuTWVzc2FnZUgAEjwKD21lc3NhZ2VfZGVsZXRlZBgMIAEoCzIhLnNlY3VyZWNvbm5lY3QubWVzc2FnZS52MS5NZXNzYWdlSAASSwoUY29udmVyc2F0aW9uX2NyZWF0ZWQYDSABKAsyKy5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvbkNyZWF0ZWRIABJLChRjb252ZXJzYXRpb25fdXBkYXRlZBgOIAEoCzIrLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuQ29udmVyc2F0aW9uVXBkYXRlZEgAEj0KDW1lbWJlcnNfYWRkZWQYDyABKAsyJC5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLk1lbWJlcnNBZGRlZEgAEj8KDm1lbWJlcl9yZW1vdmVkGBAgASgLMiUuc2VjdXJlY29ubmVjdC5ldmVudC52MS5NZW1iZXJSZW1vdmVkSAASSAoTbWVtYmVyX3JvbGVfdXBkYXRlZBgRIAEoCzIpLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuTWVtYmVyUm9sZVVwZGF0ZWRIABJLChRjb252ZXJzYXRpb25fZGVsZXRlZBgSIAEoCzIrLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuQ29udmVyc2F0aW9uRGVsZXRlZEgAEjkKC3BvbGxfY2xvc2VkGBMgASgLMiIuc2VjdXJlY29ubmVjdC5ldmVudC52MS5Qb2xsQ2xvc2VkSAASNwoKY2FsbF9lbmRlZBgUIAEoCzIhLnNlY3VyZWNvbm5lY3QuZXZlbnQudjEuQ2FsbEVuZGVkSABCCAoGY2hhbmdlIjYKCUNhbGxFbmRlZBIpCgRjYWxsGAEgASgLMhsuc2VjdXJlY29ubmVjdC5jYWxsLnYxLkNhbGwilwEKClBvbGxDbG9zZWQSDwoHcG9sbF9pZBgBIAEoCRISCgptZXNzYWdlX2lkGAIgASgJEjMKB3Jlc3VsdHMYAyABKAsyIi5zZWN1cmVjb25uZWN0LnBvbGwudjEuUG9sbFJlc3VsdHMSLwoLY2xvc2VkX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk0KE0NvbnZlcnNhdGlvbkRldGFpbHMSDQoFdGl0bGUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKYXZhdGFyX3VybBgDIAEoCSKRAgoTQ29udmVyc2F0aW9uQ3JlYXRlZBI9CgR0eXBlGAEgASgOMi8uc2VjdXJlY29ubmVjdC5jb252ZXJzYXRpb24udjEuQ29udmVyc2F0aW9uVHlwZRI8CgdkZXRhaWxzGAIgASgLMisuc2VjdXJlY29ubmVjdC5ldmVudC52MS5Db252ZXJzYXRpb25EZXRhaWxzEkUKCHNldHRpbmdzGAMgASgLMjMuc2VjdXJlY29ubmVjdC5jb252ZXJzYXRpb24udjEuQ29udmVyc2F0aW9uU2V0dGluZ3MSNgoHbWVtYmVycxgEIAMoCzIlLnNlY3VyZWNvbm5lY3QuY29udmVyc2F0aW9uLnYxLk1lbWJlciJTChNDb252ZXJzYXRpb25VcGRhdGVkEjwKB2RldGFpbHMYASABKAsyKy5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLkNvbnZlcnNhdGlvbkRldGFpbHMiRgoMTWVtYmVyc0FkZGVkEjYKB21lbWJlcnMYASADKAsyJS5zZWN1cmVjb25uZWN0LmNvbnZlcnNhdGlvbi52MS5NZW1iZXIiLgoNTWVtYmVyUmVtb3ZlZBIPCgd1c2VyX2lkGAEgASgJEgwKBGxlZnQYAiABKAgiFQoTQ29udmVyc2F0aW9uRGVsZXRlZCJKChFNZW1iZXJSb2xlVXBkYXRlZBI1CgZtZW1iZXIYASABKAsyJS5zZWN1cmVjb25uZWN0LmNvbnZlcnNhdGlvbi52MS5NZW1iZXIi1QIKCVVzZXJFdmVudBIvCgtjcmVhdGVfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASRgoScmVhZF9zdGF0ZV91cGRhdGVkGAogASgLMiguc2VjdXJlY29ubmVjdC5ldmVudC52MS5SZWFkU3RhdGVVcGRhdGVkSAASSQoYY29udGFjdF9yZXF1ZXN0X3JlY2VpdmVkGAsgASgLMiUuc2VjdXJlY29ubmVjdC51c2VyLnYxLkNvbnRhY3RSZXF1ZXN0SAASNwoNY29udGFjdF9hZGRlZBgMIAEoCzIeLnNlY3VyZWNvbm5lY3QudXNlci52MS5Db250YWN0SAASQQoPY29udGFjdF9yZW1vdmVkGA0gASgLMiYuc2VjdXJlY29ubmVjdC5ldmVudC52MS5Db250YWN0UmVtb3ZlZEgAQggKBmNoYW5nZSIhCg5Db250YWN0UmVtb3ZlZBIPCgd1c2VyX2lkGAEgASgJIj0KEFJlYWRTdGF0ZVVwZGF0ZWQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEhAKCHJlYWRfc2VxGAIgASgEKpABCg1DbG9zaW5nUmVhc29uEh4KGkNMT1NJTkdfUkVBU09OX1VOU1BFQ0lGSUVEEAASIAocQ0xPU0lOR19SRUFTT05fU0xPV19DT05TVU1FUhABEhsKF0NMT1NJTkdfUkVBU09OX1NIVVRET1dOEAISIAocQ0xPU0lOR19SRUFTT05fU0VTU0lPTl9FTkRFRBADMnIKDEV2ZW50U2VydmljZRJiCglTdWJzY3JpYmUSKC5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLlN1YnNjcmliZVJlcXVlc3QaKS5zZWN1cmVjb25uZWN0LmV2ZW50LnYxLlN1YnNjcmliZVJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_secureconnect_call_v1_call, file_secureconnect_conversation_v1_conversation, file_secureconnect_message_v1_message, file_secureconnect_poll_v1_poll, file_secureconnect_user_v1_user]);
 
 /**
  * Request for `Subscribe`.
@@ -133,6 +135,18 @@ export type SubscribeResponse = Message<"secureconnect.event.v1.SubscribeRespons
      */
     value: PollTally;
     case: "pollTally";
+  } | {
+    /**
+     * A call in one of the user's conversations changed: someone joined,
+     * left or declined, the ring timed out, or it ended. Ephemeral like
+     * `typing` (the call's message and `GetCall` hold its state): stop
+     * ringing when it shows the user joined or declined, or the call is no
+     * longer ringing for them.
+     *
+     * @generated from field: secureconnect.event.v1.CallUpdated call_updated = 10;
+     */
+    value: CallUpdated;
+    case: "callUpdated";
   } | { case: undefined; value?: undefined };
 };
 
@@ -142,6 +156,28 @@ export type SubscribeResponse = Message<"secureconnect.event.v1.SubscribeRespons
  */
 export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE__*/
   messageDesc(file_secureconnect_event_v1_event, 1);
+
+/**
+ * Payload of a `call_updated` event.
+ *
+ * @generated from message secureconnect.event.v1.CallUpdated
+ */
+export type CallUpdated = Message<"secureconnect.event.v1.CallUpdated"> & {
+  /**
+   * The call after the change (participants' `media_state` and `stream_id`
+   * are only on `WatchCall`).
+   *
+   * @generated from field: secureconnect.call.v1.Call call = 1;
+   */
+  call?: Call | undefined;
+};
+
+/**
+ * Describes the message secureconnect.event.v1.CallUpdated.
+ * Use `create(CallUpdatedSchema)` to create a new message.
+ */
+export const CallUpdatedSchema: GenMessage<CallUpdated> = /*@__PURE__*/
+  messageDesc(file_secureconnect_event_v1_event, 2);
 
 /**
  * Payload of a `poll_tally` event.
@@ -177,7 +213,7 @@ export type PollTally = Message<"secureconnect.event.v1.PollTally"> & {
  * Use `create(PollTallySchema)` to create a new message.
  */
 export const PollTallySchema: GenMessage<PollTally> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 2);
+  messageDesc(file_secureconnect_event_v1_event, 3);
 
 /**
  * Payload of a `typing` event.
@@ -219,7 +255,7 @@ export type Typing = Message<"secureconnect.event.v1.Typing"> & {
  * Use `create(TypingSchema)` to create a new message.
  */
 export const TypingSchema: GenMessage<Typing> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 3);
+  messageDesc(file_secureconnect_event_v1_event, 4);
 
 /**
  * Sent exactly once per stream, when everything before it was delivered and
@@ -236,7 +272,7 @@ export type CaughtUp = Message<"secureconnect.event.v1.CaughtUp"> & {
  * Use `create(CaughtUpSchema)` to create a new message.
  */
 export const CaughtUpSchema: GenMessage<CaughtUp> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 4);
+  messageDesc(file_secureconnect_event_v1_event, 5);
 
 /**
  * Keeps idle connections open through proxies.
@@ -251,7 +287,7 @@ export type Heartbeat = Message<"secureconnect.event.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 5);
+  messageDesc(file_secureconnect_event_v1_event, 6);
 
 /**
  * The cursor was too old (or the backlog too large) to replay. The client
@@ -268,7 +304,7 @@ export type Gap = Message<"secureconnect.event.v1.Gap"> & {
  * Use `create(GapSchema)` to create a new message.
  */
 export const GapSchema: GenMessage<Gap> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 6);
+  messageDesc(file_secureconnect_event_v1_event, 7);
 
 /**
  * The last event on a stream that the server ends on purpose.
@@ -289,7 +325,7 @@ export type Closing = Message<"secureconnect.event.v1.Closing"> & {
  * Use `create(ClosingSchema)` to create a new message.
  */
 export const ClosingSchema: GenMessage<Closing> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 7);
+  messageDesc(file_secureconnect_event_v1_event, 8);
 
 /**
  * A durable change to a conversation's timeline. `seq` is strictly
@@ -413,6 +449,15 @@ export type ConversationEvent = Message<"secureconnect.event.v1.ConversationEven
      */
     value: PollClosed;
     case: "pollClosed";
+  } | {
+    /**
+     * A call ended (the call's message, which started it, now reads as
+     * ended too).
+     *
+     * @generated from field: secureconnect.event.v1.CallEnded call_ended = 20;
+     */
+    value: CallEnded;
+    case: "callEnded";
   } | { case: undefined; value?: undefined };
 };
 
@@ -421,7 +466,28 @@ export type ConversationEvent = Message<"secureconnect.event.v1.ConversationEven
  * Use `create(ConversationEventSchema)` to create a new message.
  */
 export const ConversationEventSchema: GenMessage<ConversationEvent> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 8);
+  messageDesc(file_secureconnect_event_v1_event, 9);
+
+/**
+ * Payload of a `call_ended` event.
+ *
+ * @generated from message secureconnect.event.v1.CallEnded
+ */
+export type CallEnded = Message<"secureconnect.event.v1.CallEnded"> & {
+  /**
+   * The call as it ended: how, when, how long, and who was in it.
+   *
+   * @generated from field: secureconnect.call.v1.Call call = 1;
+   */
+  call?: Call | undefined;
+};
+
+/**
+ * Describes the message secureconnect.event.v1.CallEnded.
+ * Use `create(CallEndedSchema)` to create a new message.
+ */
+export const CallEndedSchema: GenMessage<CallEnded> = /*@__PURE__*/
+  messageDesc(file_secureconnect_event_v1_event, 10);
 
 /**
  * Payload of a `poll_closed` event.
@@ -463,7 +529,7 @@ export type PollClosed = Message<"secureconnect.event.v1.PollClosed"> & {
  * Use `create(PollClosedSchema)` to create a new message.
  */
 export const PollClosedSchema: GenMessage<PollClosed> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 9);
+  messageDesc(file_secureconnect_event_v1_event, 11);
 
 /**
  * The group's details as of a change.
@@ -498,7 +564,7 @@ export type ConversationDetails = Message<"secureconnect.event.v1.ConversationDe
  * Use `create(ConversationDetailsSchema)` to create a new message.
  */
 export const ConversationDetailsSchema: GenMessage<ConversationDetails> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 10);
+  messageDesc(file_secureconnect_event_v1_event, 12);
 
 /**
  * Payload of a `conversation_created` event.
@@ -540,7 +606,7 @@ export type ConversationCreated = Message<"secureconnect.event.v1.ConversationCr
  * Use `create(ConversationCreatedSchema)` to create a new message.
  */
 export const ConversationCreatedSchema: GenMessage<ConversationCreated> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 11);
+  messageDesc(file_secureconnect_event_v1_event, 13);
 
 /**
  * Payload of a `conversation_updated` event.
@@ -561,7 +627,7 @@ export type ConversationUpdated = Message<"secureconnect.event.v1.ConversationUp
  * Use `create(ConversationUpdatedSchema)` to create a new message.
  */
 export const ConversationUpdatedSchema: GenMessage<ConversationUpdated> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 12);
+  messageDesc(file_secureconnect_event_v1_event, 14);
 
 /**
  * Payload of a `members_added` event.
@@ -582,7 +648,7 @@ export type MembersAdded = Message<"secureconnect.event.v1.MembersAdded"> & {
  * Use `create(MembersAddedSchema)` to create a new message.
  */
 export const MembersAddedSchema: GenMessage<MembersAdded> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 13);
+  messageDesc(file_secureconnect_event_v1_event, 15);
 
 /**
  * Payload of a `member_removed` event.
@@ -610,7 +676,7 @@ export type MemberRemoved = Message<"secureconnect.event.v1.MemberRemoved"> & {
  * Use `create(MemberRemovedSchema)` to create a new message.
  */
 export const MemberRemovedSchema: GenMessage<MemberRemoved> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 14);
+  messageDesc(file_secureconnect_event_v1_event, 16);
 
 /**
  * Payload of a `conversation_deleted` event.
@@ -625,7 +691,7 @@ export type ConversationDeleted = Message<"secureconnect.event.v1.ConversationDe
  * Use `create(ConversationDeletedSchema)` to create a new message.
  */
 export const ConversationDeletedSchema: GenMessage<ConversationDeleted> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 15);
+  messageDesc(file_secureconnect_event_v1_event, 17);
 
 /**
  * Payload of a `member_role_updated` event.
@@ -646,7 +712,7 @@ export type MemberRoleUpdated = Message<"secureconnect.event.v1.MemberRoleUpdate
  * Use `create(MemberRoleUpdatedSchema)` to create a new message.
  */
 export const MemberRoleUpdatedSchema: GenMessage<MemberRoleUpdated> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 16);
+  messageDesc(file_secureconnect_event_v1_event, 18);
 
 /**
  * A change that concerns only the receiving user.
@@ -706,7 +772,7 @@ export type UserEvent = Message<"secureconnect.event.v1.UserEvent"> & {
  * Use `create(UserEventSchema)` to create a new message.
  */
 export const UserEventSchema: GenMessage<UserEvent> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 17);
+  messageDesc(file_secureconnect_event_v1_event, 19);
 
 /**
  * Payload of a `contact_removed` event.
@@ -727,7 +793,7 @@ export type ContactRemoved = Message<"secureconnect.event.v1.ContactRemoved"> & 
  * Use `create(ContactRemovedSchema)` to create a new message.
  */
 export const ContactRemovedSchema: GenMessage<ContactRemoved> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 18);
+  messageDesc(file_secureconnect_event_v1_event, 20);
 
 /**
  * Payload of a `read_state_updated` event.
@@ -755,7 +821,7 @@ export type ReadStateUpdated = Message<"secureconnect.event.v1.ReadStateUpdated"
  * Use `create(ReadStateUpdatedSchema)` to create a new message.
  */
 export const ReadStateUpdatedSchema: GenMessage<ReadStateUpdated> = /*@__PURE__*/
-  messageDesc(file_secureconnect_event_v1_event, 19);
+  messageDesc(file_secureconnect_event_v1_event, 21);
 
 /**
  * Why the server ends a stream.
