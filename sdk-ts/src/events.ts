@@ -6,6 +6,7 @@
 import { Code, type Client } from "@connectrpc/connect";
 import { SecureConnectError, SessionEndedError } from "./errors.js";
 import {
+  type CallUpdated,
   ClosingReason,
   type ConversationEvent,
   type EventService,
@@ -21,6 +22,11 @@ export type StreamEvent =
   | { kind: "typing"; typing: Typing; cursor: string }
   /** A poll's tally changed (never replayed: a replayed poll message carries the current one). */
   | { kind: "pollTally"; tally: PollTally; cursor: string }
+  /**
+   * A call changed (never replayed): ring while it shows this user ringing, stop when it
+   * no longer does. A call starts as a call message (`conversation` event).
+   */
+  | { kind: "callUpdated"; update: CallUpdated; cursor: string }
   /** Events were missed and cannot be replayed: re-read the conversations. */
   | { kind: "gap"; cursor: string }
   /** What follows is live (once per connection, so again after a reconnect). */
@@ -105,6 +111,10 @@ export async function* resumingStream(
           case "pollTally":
             cursor = previous;
             yield { kind: "pollTally", tally: event.value, cursor };
+            break;
+          case "callUpdated":
+            cursor = previous;
+            yield { kind: "callUpdated", update: event.value, cursor };
             break;
           case "gap":
             yield { kind: "gap", cursor };

@@ -9,6 +9,8 @@ import { SessionKeeper } from "./auth.js";
 import { SecureConnectError, TokenStoreError } from "./errors.js";
 import { resumingStream, type StreamEvent } from "./events.js";
 import { AuthService, type RegisterRequestSchema } from "./gen/secureconnect/auth/v1/auth_pb.js";
+import { type CallHandle, type CallOptions, joinCall, startCall } from "./calls.js";
+import { CallService } from "./gen/secureconnect/call/v1/call_pb.js";
 import { ConversationService, type Conversation } from "./gen/secureconnect/conversation/v1/conversation_pb.js";
 import { downloadFile, type DownloadOptions, uploadFile, type UploadOptions } from "./drive.js";
 import { DriveService, type File as DriveFile } from "./gen/secureconnect/drive/v1/drive_pb.js";
@@ -22,6 +24,7 @@ import { MemoryTokenStore, type Session, type TokenStore, sessionFrom } from "./
 export * from "./errors.js";
 export type { StreamEvent } from "./events.js";
 export { PollView, pollOf } from "./polls.js";
+export type { CallHandle, CallOptions, RemoteParticipant } from "./calls.js";
 export { UPLOAD_CHUNK_BYTES, type DownloadOptions, type UploadOptions } from "./drive.js";
 export { LocalStorageTokenStore, MemoryTokenStore, type Session, type TokenStore } from "./session.js";
 export { Code } from "@connectrpc/connect";
@@ -52,6 +55,8 @@ export interface SecureConnect {
   readonly polls: Client<typeof PollService>;
   readonly events: Client<typeof EventService>;
   readonly presence: Client<typeof PresenceService>;
+  /** Calls in conversations (see `startCall` and `joinCall` for their media). */
+  readonly calls: Client<typeof CallService>;
   /** Creates an account and signs in as it (the session goes to the token store). */
   register(request: MessageInitShape<typeof RegisterRequestSchema>): Promise<Session>;
   /** Signs in (the session goes to the token store). */
@@ -86,6 +91,13 @@ export interface SecureConnect {
   uploadFile(blob: Blob, options?: UploadOptions): Promise<DriveFile>;
   /** Downloads a file into a Blob (typed as the server recognised it), with progress. */
   downloadFile(fileId: string, options?: DownloadOptions): Promise<{ file: DriveFile; blob: Blob }>;
+  /**
+   * Starts a call (voice, or video with `video`) and connects this device's media to it:
+   * the others ring. Browsers only (it needs `RTCPeerConnection`).
+   */
+  startCall(conversationId: string, video: boolean, options: CallOptions): Promise<CallHandle>;
+  /** Joins a call (answering it, or coming back) and connects this device's media. */
+  joinCall(callId: string, options: CallOptions): Promise<CallHandle>;
   /** Creates a poll under a fresh request id (a retried call never posts twice). */
   createPoll(
     conversationId: string,
@@ -115,6 +127,7 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
   const messages = wrap(createClient(MessageService, transport));
   const polls = wrap(createClient(PollService, transport));
   const drive = wrap(createClient(DriveService, transport));
+  const calls = wrap(createClient(CallService, transport));
   const events = createClient(EventService, transport);
   const sendFiles = async (conversationId: string, text: string, attachmentFileIds: string[]) => {
     const answer = await messages.sendMessage({
@@ -142,6 +155,9 @@ export async function createSecureConnect(options: Options): Promise<SecureConne
     polls,
     events,
     presence: wrap(createClient(PresenceService, transport)),
+    calls,
+    startCall: (conversationId, video, options) => startCall(calls, conversationId, video, options),
+    joinCall: (callId, options) => joinCall(calls, callId, options),
     async register(request) {
       const answer = await auth.register(request);
       return start(answer.userId, answer.tokens);

@@ -2,7 +2,7 @@
 // server itself, talking gRPC-web to it: two people sign up and chat in real time, text in
 // any script round-trips byte for byte, typing shows on the other side, a reload resumes
 // the stream, 20 messages sent while one page is offline all arrive once, in order, and a
-// new group shows up live. The drive's tests run on local files and, when the test command
+// new group shows up live; three people hold a video call through the server's SFU. The drive's tests run on local files and, when the test command
 // started SeaweedFS, on S3 too.
 
 import assert from "node:assert/strict";
@@ -31,7 +31,12 @@ before(async () => {
     });
   }
   server = servers["local files"];
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // Calls: a synthetic camera and microphone, and no permission prompt.
+    args: ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"],
+  });
   mkdirSync(artifacts, { recursive: true });
 });
 after(async () => {
@@ -44,6 +49,11 @@ async function signedUp(name, on = server) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
   const page = await context.newPage();
   page.on("pageerror", (error) => console.error(`[${name}] page error:`, error));
+  page.on("console", (message) => {
+    if (message.type() === "warning" || message.type() === "error") {
+      console.error(`[${name}] console ${message.type()}:`, message.text());
+    }
+  });
   await page.goto(on.baseUrl);
   const who = someone(name);
   await page.getByTestId("email").fill(who.email);
@@ -326,5 +336,76 @@ for (const backend of Object.keys(backends)) test(`an editor replaces a shared f
   const { readFileSync, rmSync } = await import("node:fs");
   assert.ok(readFileSync(saved).equals(draft2), "the editor's bytes");
   rmSync(saved);
+  for (const who of [ann, bob, cat]) await who.context.close();
+});
+
+/** Inbound video on the page's call connection (`RTCPeerConnection.getStats()`): per track. */
+async function inboundVideo(page) {
+  return page.evaluate(async () => {
+    const stats = await globalThis.secureconnectCall.peer.getStats();
+    const tracks = [];
+    stats.forEach((report) => {
+      if (report.type === "inbound-rtp" && report.kind === "video") {
+        tracks.push({ bytes: report.bytesReceived ?? 0, frames: report.framesDecoded ?? 0 });
+      }
+    });
+    return tracks;
+  });
+}
+
+/** Waits until `page` decodes video from `count` others, frames still rising. */
+async function decodingFrom(page, count) {
+  const flowing = async () => {
+    const first = await inboundVideo(page);
+    await page.waitForTimeout(700);
+    const then = await inboundVideo(page);
+    return then.filter((t, i) => t.frames > (first[i]?.frames ?? 0) && t.bytes > (first[i]?.bytes ?? 0)).length;
+  };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if ((await flowing()) >= count) return;
+    assert.ok(Date.now() < deadline, `video from ${count} others within 30 s`);
+  }
+}
+
+test("three people hold a video call through the server's SFU", async () => {
+  const ann = await signedUp("caller");
+  const bob = await signedUp("callee");
+  const cat = await signedUp("latecomer");
+  await ann.page.getByTestId("group-title").fill("Standup");
+  await ann.page.getByTestId("group-members").fill(`${bob.username}, ${cat.username}`);
+  await ann.page.getByTestId("create-group").click();
+  await ann.page.getByTestId("chat-title").filter({ hasText: "Standup" }).waitFor();
+
+  // Ann calls; Bob's page rings and he answers; each decodes the other's video.
+  await ann.page.getByTestId("call-start-video").click();
+  await ann.page.getByTestId("call-view").waitFor();
+  await bob.page.getByTestId("incoming-call").waitFor({ state: "visible" });
+  await bob.page.getByTestId("incoming-join").click();
+  await bob.page.getByTestId("call-view").waitFor();
+  await decodingFrom(ann.page, 1);
+  await decodingFrom(bob.page, 1);
+  await ann.page.locator("[data-testid=remote-video]").first().waitFor();
+
+  // Cat joins from the call's card in the chat: everyone sees two others.
+  await cat.page.getByTestId("conversation").filter({ hasText: "Standup" }).click();
+  await cat.page.getByTestId("call-join").click();
+  await cat.page.getByTestId("call-view").waitFor();
+  for (const who of [ann, bob, cat]) {
+    await decodingFrom(who.page, 2);
+    await who.page.locator("[data-testid=remote-video]").nth(1).waitFor();
+    assert.equal(await who.page.locator("[data-testid=remote-video]").count(), 2, `${who.username} sees two others`);
+  }
+  for (const who of [ann, bob, cat]) {
+    await who.page.screenshot({ path: join(artifacts, `call-${who.username.split("-")[0]}.png`) });
+  }
+
+  // Bob leaves: the others are left with one remote video each; the card tells the call.
+  await bob.page.getByTestId("call-leave").click();
+  await bob.page.getByTestId("call-view").waitFor({ state: "detached" });
+  for (const who of [ann, cat]) {
+    await who.page.locator("[data-testid=remote-video]").nth(1).waitFor({ state: "detached" });
+  }
+  await ann.page.getByTestId("call-status").filter({ hasText: "2 in the call" }).waitFor();
   for (const who of [ann, bob, cat]) await who.context.close();
 });

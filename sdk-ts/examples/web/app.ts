@@ -1,6 +1,6 @@
 // The SecureConnect web demo: sign up or in, conversations with unread counts and presence,
 // a live chat with typing indicators, new direct chats and groups, polls with live bars, file attachments with
-// thumbnails, a drive. It uses nothing but the
+// thumbnails, a drive, and voice and video calls. It uses nothing but the
 // SDK, over gRPC-web to the server that serves this page (or `?server=URL`).
 
 import {
@@ -13,7 +13,9 @@ import {
   type SecureConnect,
   type StreamEvent,
 } from "@secureconnect/sdk";
-import { type Conversation, type Message, type Poll, PollState } from "@secureconnect/sdk/proto";
+import { type Call, type Conversation, type Message, type Poll, PollState } from "@secureconnect/sdk/proto";
+import { type CallHandle, type CallOptions } from "@secureconnect/sdk";
+import { callOf, callView, describeCall, joinable, localMedia } from "./call.js";
 import { h } from "./dom.js";
 import { attachButton, attachmentList } from "./attachments.js";
 import { driveView } from "./drive.js";
@@ -22,6 +24,7 @@ import { driveView } from "./drive.js";
 function preview(m: Message | undefined): string {
   const body = m?.content?.body;
   if (body?.case === "poll") return `Poll: ${body.value.question}`;
+  if (body?.case === "call") return describeCall(body.value);
   const text = body?.case === "text" ? body.value : "";
   const files = m?.attachments.map((a) => `📎 ${a.name}`).join(" ") ?? "";
   return [files, text].filter(Boolean).join(" ");
@@ -109,7 +112,14 @@ async function showChat(): Promise<void> {
   const pollError = h("div.error", { "data-testid": "poll-error" });
   const pollForm = h("div.poll-form", {}, pollQuestion, pollOptions, pollCreate, pollError);
   pollForm.hidden = true;
-  const chat = h("section.chat", {}, h("header", {}, title, sub), messages, pollForm, attachStatus, composer);
+  const voiceCall = h("button.ghost", { "data-testid": "call-start-audio", title: "Voice call" }, "Call");
+  const videoCall = h("button.ghost", { "data-testid": "call-start-video", title: "Video call" }, "Video");
+  const callError = h("div.error", { "data-testid": "call-error" });
+  const incoming = h("div.incoming", { "data-testid": "incoming-call" });
+  incoming.hidden = true;
+  const chat = h("section.chat", {},
+    h("header", {}, h("div.grow", {}, title, sub), voiceCall, videoCall), callError, incoming,
+    messages, pollForm, attachStatus, composer);
   // The right-hand side: a conversation, or the drive.
   const main = h("div.main", {}, chat);
   const openDrive = h("button.ghost", { "data-testid": "open-drive" }, "Drive");
@@ -262,9 +272,81 @@ async function showChat(): Promise<void> {
     return card;
   }
 
+  // Calls: the one this device is in, and the cards of calls in the chat, by call id.
+  let inCall: { handle: CallHandle; view: ReturnType<typeof callView> } | undefined;
+  const callCards = new Map<string, HTMLElement>();
+
+  async function enterCall(video: boolean, make: (options: CallOptions) => Promise<CallHandle>): Promise<void> {
+    if (inCall) return;
+    callError.textContent = "";
+    let local: MediaStream | undefined;
+    try {
+      local = await localMedia(video);
+      const media = local;
+      let view: ReturnType<typeof callView> | undefined;
+      const handle = await make({ localStream: media, onChange: () => view?.render() });
+      view = callView(handle, media, (id) => names.get(id) ?? "someone", () => {
+        view?.remove();
+        inCall = undefined;
+      });
+      inCall = { handle, view };
+      incoming.hidden = true;
+      main.prepend(view);
+    } catch (e) {
+      for (const track of local?.getTracks() ?? []) track.stop();
+      callError.textContent = explain(e);
+    }
+  }
+
+  function showCall(call: Call): void {
+    const card = callCards.get(call.callId);
+    if (card) renderCallCard(card, call);
+    const ringing = call.participants.find((p) => p.userId === me?.userId)?.state === 1;
+    if (ringing && call.callerUserId !== me?.userId && !inCall) {
+      incoming.replaceChildren(
+        h("span", {}, `${names.get(call.callerUserId) ?? "Someone"}: ${describeCall(call)}`),
+        Object.assign(h("button", { "data-testid": "incoming-join" }, "Join"), {
+          onclick: () => void enterCall(call.media === 2, (o) => sc.joinCall(call.callId, o)),
+        }),
+        Object.assign(h("button.ghost", { "data-testid": "incoming-decline" }, "Decline"), {
+          onclick: () => {
+            incoming.hidden = true;
+            void sc.calls.declineCall({ callId: call.callId });
+          },
+        }),
+      );
+      incoming.hidden = false;
+    } else if (incoming.hidden === false && !ringing) {
+      incoming.hidden = true;
+    }
+  }
+
+  function renderCallCard(card: HTMLElement, call: Call): void {
+    const join = h("button.small", { "data-testid": "call-join" }, "Join");
+    join.onclick = () => void enterCall(call.media === 2, (o) => sc.joinCall(call.callId, o));
+    card.replaceChildren(h("span", { "data-testid": "call-summary" }, describeCall(call)));
+    if (joinable(call, me?.userId) && !inCall) card.append(join);
+  }
+
+  voiceCall.onclick = () => {
+    const id = current?.conversationId;
+    if (id) void enterCall(false, (o) => sc.startCall(id, false, o));
+  };
+  videoCall.onclick = () => {
+    const id = current?.conversationId;
+    if (id) void enterCall(true, (o) => sc.startCall(id, true, o));
+  };
+
   async function bubble(m: Message): Promise<HTMLElement> {
     const body = m.content?.body;
     const poll = pollOf(m);
+    const call = callOf(body);
+    if (call) {
+      const card = h("div.call-card", { "data-testid": "call-card", "data-call": call.callId });
+      callCards.set(call.callId, card);
+      renderCallCard(card, call);
+      return h("div.msg.event", { "data-testid": "message", "data-seq": String(m.seq) }, card);
+    }
     const text = body?.case === "text" ? body.value : poll ? "" : body ? "(encrypted)" : "(deleted)";
     const mine = m.senderUserId === me?.userId;
     const bubble = h(mine ? "div.msg.mine" : "div.msg", { "data-testid": "message", "data-seq": String(m.seq) },
@@ -357,8 +439,16 @@ async function showChat(): Promise<void> {
       if (entry.view.apply(item)) renderPoll(entry);
     }
     if (item.kind === "pollTally") return;
+    if (item.kind === "callUpdated") {
+      if (item.update.call) showCall(item.update.call);
+      await refresh();
+      return;
+    }
     if (item.kind === "conversation") {
       const change = item.event.change;
+      const carried = change.case === "messageSent" ? callOf(change.value.content?.body) : undefined;
+      if (carried) showCall(carried);
+      if (change.case === "callEnded" && change.value.call) showCall(change.value.call);
       if (change.case === "messageSent" && change.value.conversationId === current?.conversationId) {
         messages.querySelector(".empty")?.remove();
         messages.append(await bubble(change.value));

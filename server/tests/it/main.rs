@@ -15,6 +15,7 @@ mod auth;
 mod bad_input;
 mod binary;
 mod blobs;
+mod call_media;
 mod calls;
 mod cassandra_faults;
 mod chat;
