@@ -30,7 +30,10 @@ use crate::{
     },
     auth::{Auth, AuthParts, TokenAuthority},
     bus::{EventBus, LocalBus, RedisBus, RedisHandles},
-    calls::Calls,
+    calls::{
+        Calls, CallsParts,
+        placement::{LocalPlacement, Placement, RedisPlacement},
+    },
     chat::Chat,
     config::Config,
     drive::Drive,
@@ -183,13 +186,16 @@ pub async fn start(config: Config) -> Result<Running> {
     let mut bus_tasks = None;
     // One node: everything in-process. A cluster: Redis carries events, revocations,
     // rate-limit counters and presence between nodes.
-    let (bus, limiter, presence_store): Shared = match &config.redis.url {
+    let (bus, limiter, presence_store, placement): Shared = match &config.redis.url {
         None => {
-            tracing::info!("no Redis configured: events, rate limits and presence in-process");
+            tracing::info!(
+                "no Redis configured: events, rate limits, presence and calls in-process"
+            );
             (
                 Arc::new(LocalBus::new(BUS_CAPACITY)),
                 Arc::new(LocalRateLimiter::default()),
                 Arc::new(LocalPresence::default()),
+                Arc::new(LocalPlacement),
             )
         }
         Some(url) => {
@@ -203,6 +209,7 @@ pub async fn start(config: Config) -> Result<Running> {
                 bus,
                 Arc::new(RedisRateLimiter::new(redis.pool.clone(), &redis.prefix)),
                 Arc::new(RedisPresence::new(redis.pool.clone(), &redis.prefix)),
+                Arc::new(RedisPlacement::new(redis.pool.clone(), &redis.prefix)),
             )
         }
     };
@@ -245,6 +252,16 @@ pub async fn start(config: Config) -> Result<Running> {
         limiter.clone(),
         config.limits.clone(),
     ));
+    // Bound before the services start: a call's carrier is known by this address.
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener.local_addr().map_err(Error::internal)?;
+    let node_url = config
+        .calls
+        .node_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     let sfu = Sfu::start(SfuConfig {
         bind: config.calls.media_bind,
         public_ip: config.calls.public_ip(),
@@ -265,7 +282,11 @@ pub async fn start(config: Config) -> Result<Running> {
         limiter.clone(),
         config.limits.clone(),
         config.calls.clone(),
-        sfu,
+        CallsParts {
+            sfu,
+            placement,
+            node_url,
+        },
     ));
     let blobs = crate::blobs::from_config(&config.blobs, &config.data_dir)?;
     tracing::info!(
@@ -334,10 +355,6 @@ pub async fn start(config: Config) -> Result<Running> {
         .build_v1()
         .map_err(Error::internal)?;
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
-    let addr = listener.local_addr().map_err(Error::internal)?;
     // No Nagle: events are small writes that must leave at once (with it, a stream's
     // frames can wait ~40 ms for a delayed ACK).
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -404,6 +421,7 @@ pub async fn start(config: Config) -> Result<Running> {
             CallServiceServer::new(CallApi {
                 auth: auth.clone(),
                 calls: calls.clone(),
+                nodes: Default::default(),
             })
             .max_decoding_message_size(max_request),
         )
@@ -448,11 +466,12 @@ pub async fn start(config: Config) -> Result<Running> {
 }
 
 /// What nodes share in a cluster (in-process on one node): the event bus, rate-limit
-/// counters and presence.
+/// counters, presence and where calls are carried.
 type Shared = (
     Arc<dyn EventBus>,
     Arc<dyn RateLimiter>,
     Arc<dyn PresenceStore>,
+    Arc<dyn Placement>,
 );
 
 /// How often health follows the database.

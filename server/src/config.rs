@@ -86,6 +86,11 @@ pub struct CallsConfig {
     pub turn_secret_file: Option<PathBuf>,
     /// How long TURN credentials work, in seconds.
     pub turn_ttl_secs: u64,
+    /// This node's gRPC URL as the other nodes of a cluster reach it (they forward the
+    /// RPCs of the calls it carries there); unset: `http://` and the address it listens
+    /// on, which in a cluster must then not be a wildcard.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub node_url: Option<String>,
 }
 
 impl CallsConfig {
@@ -109,6 +114,7 @@ impl Default for CallsConfig {
             turn_secret: Secret::default(),
             turn_secret_file: None,
             turn_ttl_secs: 12 * 3600,
+            node_url: None,
         }
     }
 }

@@ -46,3 +46,9 @@ pub fn node_channel(prefix: &str, node: &str) -> String {
 pub fn routes(prefix: &str, user: &str) -> String {
     format!("{prefix}:v1:routes:{user}")
 }
+
+/// The node carrying a call (its gRPC URL), with an expiry its carrier keeps renewing (see
+/// `calls::placement`). Example: `sc:v1:call:<call id>`.
+pub fn call_carrier(prefix: &str, call: &str) -> String {
+    format!("{prefix}:v1:call:{call}")
+}

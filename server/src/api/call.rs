@@ -1,20 +1,33 @@
 //! `secureconnect.call.v1.CallService`, and the calls that messages carry.
 
-use std::{collections::HashMap, pin::Pin, sync::Arc};
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use futures::Stream;
 use secureconnect_proto::{
-    call::v1::{self as pb, call_service_server::CallService},
+    call::v1::{
+        self as pb, call_service_client::CallServiceClient, call_service_server::CallService,
+    },
     message::v1 as msg_pb,
 };
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
-use tonic::{Request, Response, Status};
+use tonic::{
+    Request, Response, Status,
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+};
 use uuid::Uuid;
 
 use super::{convert, principal};
 use crate::{
     auth::{Auth, Operation},
-    calls::{CallPage, CallView, Calls, ClientSignal, Closing, IceServer, MediaState, WatchItem},
+    calls::{
+        CallPage, CallView, Calls, Carrier, ClientSignal, Closing, IceServer, MediaState, WatchItem,
+    },
     domain::call::{Call, CallRef, Ending, Presence},
     sfu::Quality,
 };
@@ -22,6 +35,71 @@ use crate::{
 pub struct CallApi {
     pub auth: Arc<Auth>,
     pub calls: Arc<Calls>,
+    pub nodes: Nodes,
+}
+
+/// How many times a request was forwarded between nodes (a guard against loops while a
+/// call changes carrier).
+const HOPS: &str = "x-secureconnect-hops";
+
+/// Connections to the other nodes of a cluster, to forward the RPCs of the calls they
+/// carry: one lazily connected channel per node.
+#[derive(Default)]
+pub struct Nodes {
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl Nodes {
+    fn client(&self, url: &str) -> Result<CallServiceClient<Channel>, Status> {
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(channel) = channels.get(url) {
+            return Ok(CallServiceClient::new(channel.clone()));
+        }
+        let endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|_| Status::internal("a node's URL is not valid"))?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
+        channels.insert(url.to_owned(), channel.clone());
+        Ok(CallServiceClient::new(channel))
+    }
+}
+
+/// `request` as forwarded to the call's carrier: the caller's token, one more hop.
+fn onward<T>(request: Request<T>) -> Result<Request<T>, Status> {
+    let hops = request
+        .metadata()
+        .get(HOPS)
+        .and_then(|v| v.to_str().ok()?.parse::<u8>().ok())
+        .unwrap_or(0);
+    if hops >= 2 {
+        return Err(Status::unavailable(
+            "the call is moving to another node: retry in a moment",
+        ));
+    }
+    let token = request.metadata().get("authorization").cloned();
+    let mut forwarded = Request::new(request.into_inner());
+    if let Some(token) = token {
+        forwarded.metadata_mut().insert("authorization", token);
+    }
+    forwarded
+        .metadata_mut()
+        .insert(HOPS, MetadataValue::from(u32::from(hops) + 1));
+    Ok(forwarded)
+}
+
+impl CallApi {
+    /// The carrier's client when another node carries the call.
+    async fn elsewhere(
+        &self,
+        who: uuid::Uuid,
+        call_id: &str,
+    ) -> Result<Option<CallServiceClient<Channel>>, Status> {
+        match self.calls.carrier(who, call_id).await? {
+            Carrier::Here => Ok(None),
+            Carrier::Elsewhere(node) => self.nodes.client(&node).map(Some),
+        }
+    }
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchCallResponse, Status>> + Send>>;
@@ -56,6 +134,9 @@ impl CallService for CallApi {
         req: Request<pb::JoinCallRequest>,
     ) -> Result<Response<pb::JoinCallResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Write)?;
+        if let Some(mut carrier) = self.elsewhere(who.user_id, &req.get_ref().call_id).await? {
+            return carrier.join_call(onward(req)?).await;
+        }
         let (view, ice) = self.calls.join(who.user_id, &req.get_ref().call_id).await?;
         Ok(Response::new(pb::JoinCallResponse {
             call: Some(call(view)),
@@ -68,6 +149,9 @@ impl CallService for CallApi {
         req: Request<pb::DeclineCallRequest>,
     ) -> Result<Response<pb::DeclineCallResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Write)?;
+        if let Some(mut carrier) = self.elsewhere(who.user_id, &req.get_ref().call_id).await? {
+            return carrier.decline_call(onward(req)?).await;
+        }
         let view = self
             .calls
             .decline(who.user_id, &req.get_ref().call_id)
@@ -82,6 +166,9 @@ impl CallService for CallApi {
         req: Request<pb::LeaveCallRequest>,
     ) -> Result<Response<pb::LeaveCallResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Write)?;
+        if let Some(mut carrier) = self.elsewhere(who.user_id, &req.get_ref().call_id).await? {
+            return carrier.leave_call(onward(req)?).await;
+        }
         let view = self
             .calls
             .leave(who.user_id, &req.get_ref().call_id)
@@ -96,6 +183,9 @@ impl CallService for CallApi {
         req: Request<pb::EndCallRequest>,
     ) -> Result<Response<pb::EndCallResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Write)?;
+        if let Some(mut carrier) = self.elsewhere(who.user_id, &req.get_ref().call_id).await? {
+            return carrier.end_call(onward(req)?).await;
+        }
         let view = self.calls.end(who.user_id, &req.get_ref().call_id).await?;
         Ok(Response::new(pb::EndCallResponse {
             call: Some(call(view)),
@@ -136,6 +226,10 @@ impl CallService for CallApi {
         req: Request<pb::WatchCallRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let who = principal(&self.auth, &req, Operation::Read)?;
+        if let Some(mut carrier) = self.elsewhere(who.user_id, &req.get_ref().call_id).await? {
+            let upstream = carrier.watch_call(onward(req)?).await?.into_inner();
+            return Ok(Response::new(relayed(upstream)));
+        }
         let items = self
             .calls
             .watch(who.user_id, &req.get_ref().call_id)
@@ -149,6 +243,9 @@ impl CallService for CallApi {
         req: Request<pb::SendSignalRequest>,
     ) -> Result<Response<pb::SendSignalResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Write)?;
+        if let Some(mut carrier) = self.elsewhere(who.user_id, &req.get_ref().call_id).await? {
+            return carrier.send_signal(onward(req)?).await;
+        }
         let r = req.into_inner();
         use pb::send_signal_request::Signal;
         let signal = r.signal.map(|signal| match signal {
@@ -171,6 +268,9 @@ impl CallService for CallApi {
         req: Request<pb::UpdateMediaStateRequest>,
     ) -> Result<Response<pb::UpdateMediaStateResponse>, Status> {
         let who = principal(&self.auth, &req, Operation::Write)?;
+        if let Some(mut carrier) = self.elsewhere(who.user_id, &req.get_ref().call_id).await? {
+            return carrier.update_media_state(onward(req)?).await;
+        }
         let r = req.into_inner();
         let media = r.media_state.map(|m| MediaState {
             audio_muted: m.audio_muted,
@@ -191,6 +291,29 @@ impl CallService for CallApi {
             call: Some(call(view)),
         }))
     }
+}
+
+/// The carrier's `WatchCall` stream, passed on; when the carrier goes away mid-stream,
+/// the watcher is told to join again (`closing` with `SHUTDOWN`).
+fn relayed(mut upstream: tonic::Streaming<pb::WatchCallResponse>) -> WatchStream {
+    let (items, stream) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let item = match upstream.message().await {
+                Ok(Some(item)) => item,
+                Ok(None) => return,
+                Err(status) => {
+                    tracing::debug!(%status, "a call's carrier ended its stream");
+                    watch_item(WatchItem::Closing(Closing::Shutdown))
+                }
+            };
+            let last = matches!(item.event, Some(pb::watch_call_response::Event::Closing(_)));
+            if items.send(Ok(item)).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    Box::pin(ReceiverStream::new(stream))
 }
 
 fn ice_server(server: IceServer) -> pb::IceServer {

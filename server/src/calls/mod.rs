@@ -4,8 +4,10 @@
 
 pub mod ice;
 pub mod lifecycle;
+pub mod placement;
 pub mod rooms;
 mod service;
 
+pub use placement::Carrier;
 pub use rooms::{CallView, Closing, Live, MediaState, WatchItem};
-pub use service::{CallPage, Calls, ClientSignal, IceServer, SignalReply};
+pub use service::{CallPage, Calls, CallsParts, ClientSignal, IceServer, SignalReply};

@@ -6,8 +6,9 @@
 //! and, as a `CallUpdated` signal, to every member's event stream.
 
 use std::{
-    sync::{Arc, Weak},
-    time::Duration,
+    collections::HashSet,
+    sync::{Arc, Mutex, PoisonError, Weak},
+    time::{Duration, Instant},
 };
 
 use tokio::sync::mpsc;
@@ -16,6 +17,7 @@ use uuid::Uuid;
 use super::{
     ice,
     lifecycle::CallError,
+    placement::{Carrier, Placement},
     rooms::{CallView, Closing, MediaState, Rooms, WatchItem},
 };
 use crate::{
@@ -33,6 +35,9 @@ use crate::{
 
 /// How long a participant may stay joined without connecting their media.
 const CONNECT_GRACE: Duration = Duration::from_secs(30);
+/// How often a node looks for calls nobody carries (their node died, or this one
+/// restarted) and for participants its calls lost.
+const ORPHAN_PERIOD: Duration = Duration::from_secs(5);
 
 /// A STUN or TURN server for clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +84,21 @@ struct Inner {
     config: CallsConfig,
     sfu: Sfu,
     rooms: Rooms,
+    placement: Arc<dyn Placement>,
+    /// This node's gRPC URL, as other nodes reach it.
+    me: String,
+    /// The calls this node carries.
+    carried: Mutex<HashSet<Uuid>>,
+    /// When the last look for orphaned calls was.
+    orphans_checked: Mutex<Option<Instant>>,
+}
+
+/// What `Calls::new` needs besides the stores.
+pub struct CallsParts {
+    pub sfu: Sfu,
+    pub placement: Arc<dyn Placement>,
+    /// This node's gRPC URL, as other nodes reach it.
+    pub node_url: String,
 }
 
 impl Calls {
@@ -91,7 +111,7 @@ impl Calls {
         limiter: Arc<dyn RateLimiter>,
         limits: LimitsConfig,
         config: CallsConfig,
-        sfu: Sfu,
+        parts: CallsParts,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -102,10 +122,31 @@ impl Calls {
                 limiter,
                 limits,
                 config,
-                sfu,
+                sfu: parts.sfu,
                 rooms: Rooms::default(),
+                placement: parts.placement,
+                me: parts.node_url,
+                carried: Mutex::new(HashSet::new()),
+                orphans_checked: Mutex::new(None),
             }),
         }
+    }
+
+    /// Which node carries the call (`who` may see it): this one claims it when none does.
+    /// The RPCs that touch a call's sessions run on its carrier.
+    pub async fn carrier(&self, who: Uuid, call_id: &str) -> Result<Carrier> {
+        let inner = &self.inner;
+        let id = parse_call_id(call_id)?;
+        let call = inner.visible(who, id).await?;
+        if call.is_over() {
+            // Nothing left to carry: any node answers (with CALL_ENDED).
+            return Ok(Carrier::Here);
+        }
+        let carrier = inner.placement.claim(id, &inner.me).await?;
+        if carrier == Carrier::Here {
+            inner.carry(id);
+        }
+        Ok(carrier)
     }
 
     /// The SFU's media address (for logs and tests).
@@ -158,6 +199,14 @@ impl Calls {
         let committed = inner.store.start_call(new, request, now).await?;
         let fresh = committed.published.is_some();
         let call = crate::bus::publish_committed(&*inner.bus, committed);
+        // A new call is carried where it started (a retry's, wherever it is carried).
+        if let Carrier::Elsewhere(node) = inner.placement.claim(call.id, &inner.me).await? {
+            return Err(Error::Unavailable(format!(
+                "call {} is carried by {node}: join it there",
+                call.id
+            )));
+        }
+        inner.carry(call.id);
         // The caller is in the call from the start (a retry keeps the session it has).
         let replaced = (fresh || !inner.rooms.has(call.id, who))
             .then(|| inner.rooms.open(call.id, who))
@@ -402,15 +451,28 @@ impl Calls {
         Ok(view)
     }
 
-    /// Times out the rings that are due (each on exactly one node of a cluster), and
-    /// removes participants who joined here and never connected their media.
+    /// Keeps this node's claims on its calls, times out their rings that are due (each
+    /// once, even against another node), removes participants who joined and never
+    /// connected, and every few seconds takes over calls nobody carries and lets go of
+    /// participants its calls lost. The number of rings timed out.
     pub async fn sweep(&self, now: Time) -> Result<usize> {
         let inner = &self.inner;
+        let carried = inner.carried_ids();
+        for lost in inner.placement.renew(&carried, &inner.me).await? {
+            tracing::warn!(call = %lost, "another node took over a call carried here");
+            inner.uncarry(lost);
+            for peer in inner.rooms.close_all(lost, Closing::Shutdown) {
+                inner.leave_sfu(peer).await;
+            }
+        }
         let ring = chrono::Duration::seconds(
             i64::try_from(inner.config.ring_timeout_secs).unwrap_or(i64::MAX),
         );
         let timing_out = move |call: &mut Call, _: Role| Ok(call.ring_timeout(ring, now));
-        let changed = inner.store.ring_due(now, 100, &timing_out).await?;
+        let changed = inner
+            .store
+            .ring_due(&inner.carried_ids(), now, &timing_out)
+            .await?;
         let count = changed.len();
         for committed in changed {
             let call = crate::bus::publish_committed(&*inner.bus, committed);
@@ -420,6 +482,9 @@ impl Calls {
             if let Err(err) = inner.leave(user, call, Closing::MediaLost).await {
                 tracing::debug!(%call, %user, %err, "removing an unconnected participant");
             }
+        }
+        if inner.orphan_check_due() {
+            inner.adopt_orphans(now).await?;
         }
         Ok(count)
     }
@@ -436,6 +501,83 @@ impl Calls {
 }
 
 impl Inner {
+    fn carry(&self, call: Uuid) {
+        self.carried
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(call);
+    }
+
+    fn uncarry(&self, call: Uuid) {
+        self.carried
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&call);
+    }
+
+    fn carried_ids(&self) -> Vec<Uuid> {
+        let carried = self.carried.lock().unwrap_or_else(PoisonError::into_inner);
+        carried.iter().copied().collect()
+    }
+
+    fn orphan_check_due(&self) -> bool {
+        let mut last = self
+            .orphans_checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let due = last.is_none_or(|at| at.elapsed() >= ORPHAN_PERIOD);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+
+    /// Takes over the calls going on that no node carries, and takes out of this node's
+    /// calls those participants who are in them by their record but have no session
+    /// here, a grace period after joining (their node died, or this one restarted).
+    async fn adopt_orphans(&self, now: Time) -> Result<()> {
+        let carried: HashSet<Uuid> = self.carried_ids().into_iter().collect();
+        for id in self.store.active_calls(1000).await? {
+            if carried.contains(&id) {
+                continue;
+            }
+            match self.placement.carrier(id, &self.me).await? {
+                Some(Carrier::Here) => self.carry(id),
+                Some(Carrier::Elsewhere(_)) => {}
+                None => {
+                    if self.placement.claim(id, &self.me).await? == Carrier::Here {
+                        tracing::info!(call = %id, "taking over a call no node carries");
+                        self.carry(id);
+                    }
+                }
+            }
+        }
+        let grace = chrono::Duration::from_std(CONNECT_GRACE).unwrap_or(chrono::Duration::MAX);
+        for call in self.store.calls_by_id(&self.carried_ids()).await? {
+            if call.is_over() {
+                self.uncarry(call.id);
+                self.placement.release(call.id, &self.me).await?;
+                continue;
+            }
+            let gone: Vec<Uuid> = call
+                .members
+                .iter()
+                .filter(|(user, p)| {
+                    p.presence == crate::domain::call::Presence::Joined
+                        && p.joined.is_some_and(|at| at + grace < now)
+                        && !self.rooms.has(call.id, **user)
+                })
+                .map(|(user, _)| *user)
+                .collect();
+            for user in gone {
+                if let Err(err) = self.leave(user, call.id, Closing::MediaLost).await {
+                    tracing::debug!(call = %call.id, %user, %err, "removing a participant with no session");
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The call, when `who` is a member of its conversation; `NOT_FOUND` otherwise.
     async fn visible(&self, who: Uuid, id: Uuid) -> Result<Call> {
         let call = self.store.call(id).await?.ok_or(Error::NotFound("call"))?;
@@ -492,6 +634,10 @@ impl Inner {
     async fn after_change(&self, call: &Call) {
         self.told(call);
         if call.is_over() {
+            self.uncarry(call.id);
+            if let Err(err) = self.placement.release(call.id, &self.me).await {
+                tracing::debug!(call = %call.id, %err, "releasing an ended call's claim");
+            }
             for peer in self.rooms.close_all(call.id, Closing::Ended) {
                 self.leave_sfu(peer).await;
             }

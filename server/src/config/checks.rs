@@ -160,6 +160,14 @@ impl Config {
                 calls.media_bind
             ));
         }
+        if self.redis.url.is_some() && calls.node_url.is_none() && self.listen.ip().is_unspecified()
+        {
+            p.0.push(format!(
+                "listen = {}: in a cluster (redis.url set) a wildcard address needs \
+                 calls.node_url, the URL other nodes reach this one at",
+                self.listen
+            ));
+        }
         if !calls.turn_urls.is_empty() && calls.turn_secret.is_empty() {
             p.0.push(
                 "calls.turn_urls is set without calls.turn_secret: TURN credentials are made \

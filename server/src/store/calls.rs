@@ -54,15 +54,17 @@ pub trait CallStore: Send + Sync {
         now: Time,
         change: CallChange<'_>,
     ) -> Result<Committed<Call>>;
-    /// Runs `change` (the ring timing out) on calls whose ring is due, at most `limit`,
-    /// and returns those it changed: with several nodes calling it at once, each call's
-    /// ring times out on exactly one of them.
+    /// Runs `change` (the ring timing out) on those of `calls` whose ring is due, and
+    /// returns those it changed: with several nodes calling it at once, each call's ring
+    /// times out on exactly one of them.
     async fn ring_due(
         &self,
+        calls: &[Uuid],
         now: Time,
-        limit: u64,
         change: CallChange<'_>,
     ) -> Result<Vec<Committed<Call>>>;
+    /// Calls going on now (at most `limit`), oldest first.
+    async fn active_calls(&self, limit: u64) -> Result<Vec<Uuid>>;
     /// Calls newest first, strictly older than `before` (a call's start and id): of
     /// `conversation`, or — when `None` — every call `user` was rung for or joined.
     async fn calls(

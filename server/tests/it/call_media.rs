@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// Signaling over the contract: the SDK's `SendSignal` helpers.
-struct ThroughCalls {
+pub struct ThroughCalls {
     client: Client,
     call_id: String,
 }
@@ -53,15 +53,15 @@ impl Signaling for ThroughCalls {
 }
 
 /// A participant: its media connection, and what its `WatchCall` stream said last.
-struct Participant {
-    media: sfu_client::Client,
-    call: Arc<Mutex<Option<Call>>>,
-    closing: Arc<Mutex<Option<CallClosingReason>>>,
+pub struct Participant {
+    pub media: sfu_client::Client,
+    pub call: Arc<Mutex<Option<Call>>>,
+    pub closing: Arc<Mutex<Option<CallClosingReason>>>,
 }
 
 impl Participant {
     /// Watches the call, then connects its media through the call service.
-    async fn connect(user: &TestUser, call_id: &str, tag: u8) -> Participant {
+    pub async fn connect(user: &TestUser, call_id: &str, tag: u8) -> Participant {
         let mut stream = user.client.watch_call(call_id).await.expect("watch");
         let (events, received) = mpsc::channel(64);
         let call = Arc::new(Mutex::new(None));
@@ -109,11 +109,11 @@ impl Participant {
     }
 
     /// The call as the stream showed it last.
-    fn call(&self) -> Option<Call> {
+    pub fn call(&self) -> Option<Call> {
         self.call.lock().expect("lock").clone()
     }
 
-    fn state_of(&self, user: &TestUser) -> Option<ParticipantState> {
+    pub fn state_of(&self, user: &TestUser) -> Option<ParticipantState> {
         let call = self.call()?;
         let found = call.participants.iter().find(|p| p.user_id == user.id)?;
         Some(found.state())
@@ -121,7 +121,7 @@ impl Participant {
 }
 
 /// Waits (up to `seconds`) until `done` holds.
-async fn eventually(seconds: u64, what: &str, done: impl Fn() -> bool) {
+pub async fn eventually(seconds: u64, what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting: {what}");

@@ -1,5 +1,6 @@
 //! Several nodes on one PostgreSQL database and one Redis: cross-node live delivery, a
-//! Redis outage under load, and a node crashing under load. Each test runs its own Redis
+//! Redis outage under load, a node crashing under load, and a call carried by one node
+//! and reached through another. Each test runs its own Redis
 //! server so it can stop and restart it.
 //!
 //! Ignored in the embedded pass; `deploy/local/test.sh` runs them on its PostgreSQL pass.
@@ -562,4 +563,81 @@ async fn login_throttling_counts_attempts_on_every_node_together() {
     for node in nodes {
         node.shutdown().await;
     }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and redis-server; run by deploy/local/test.sh"]
+async fn a_call_is_reached_through_any_node_and_its_carrier_dying_is_told() {
+    use secureconnect_sdk::proto::call::v1::{CallClosingReason, CallMedia, JoinCallRequest};
+    use str0m::media::MediaKind;
+
+    use crate::call_media::{Participant, eventually};
+
+    let redis = RedisProcess::start().await;
+    let keys = tempfile::tempdir().expect("key dir");
+    let Pair {
+        mut nodes,
+        alice,
+        bob,
+        chat,
+        ..
+    } = Pair::start(&redis, &keys).await;
+    // Alice starts the call on the first node, which carries it; bob's client talks to
+    // the second, which forwards his call RPCs and relays his watch stream.
+    let (call, _) = alice
+        .client
+        .start_call(&chat.conversation_id, CallMedia::Video)
+        .await
+        .expect("start");
+    let join = JoinCallRequest {
+        call_id: call.call_id.clone(),
+    };
+    bob.client
+        .calls()
+        .join_call(join.clone())
+        .await
+        .expect("join through the other node");
+    let alices = Participant::connect(&alice, &call.call_id, 1).await;
+    let bobs = Participant::connect(&bob, &call.call_id, 2).await;
+    eventually(
+        20,
+        "media flows both ways across the nodes' signaling",
+        || {
+            alices.media.count(2, MediaKind::Video) >= 20
+                && bobs.media.count(1, MediaKind::Video) >= 20
+        },
+    )
+    .await;
+
+    // The carrier dies: bob's relayed stream tells him to join again.
+    nodes.remove(0).crash();
+    eventually(10, "bob is told the call's node went away", || {
+        *bobs.closing.lock().expect("lock") == Some(CallClosingReason::Shutdown)
+    })
+    .await;
+    // Once the dead node's claim lapses, his node takes the call over and he is back in.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match bob.client.calls().join_call(join.clone()).await {
+            Ok(_) => break,
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no node took the call over"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    let again = Participant::connect(&bob, &call.call_id, 2).await;
+    eventually(10, "bob's new connection is in the call", || {
+        again.call().is_some_and(|call| {
+            call.participants
+                .iter()
+                .any(|p| p.user_id == bob.id && !p.stream_id.is_empty())
+        })
+    })
+    .await;
+    drop(nodes);
 }

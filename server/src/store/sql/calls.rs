@@ -248,18 +248,21 @@ impl CallStore for SqlStore {
 
     async fn ring_due(
         &self,
+        ids: &[Uuid],
         now: Time,
-        limit: u64,
         change: CallChange<'_>,
     ) -> Result<Vec<Committed<Call>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = db_time(now);
         let due: Vec<(Uuid, Uuid)> = calls::Entity::find()
             .select_only()
             .column(calls::Column::Id)
             .column(calls::Column::ConversationId)
+            .filter(calls::Column::Id.is_in(ids.iter().copied()))
             .filter(calls::Column::RingDue.lte(now))
             .order_by_asc(calls::Column::RingDue)
-            .limit(limit)
             .into_tuple()
             .all(&self.db)
             .await?;
@@ -295,6 +298,17 @@ impl CallStore for SqlStore {
             changed.push(committed);
         }
         Ok(changed)
+    }
+
+    async fn active_calls(&self, limit: u64) -> Result<Vec<Uuid>> {
+        Ok(active_calls::Entity::find()
+            .select_only()
+            .column(active_calls::Column::CallId)
+            .order_by_asc(active_calls::Column::CallId)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?)
     }
 
     async fn calls(
