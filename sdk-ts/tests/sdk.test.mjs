@@ -188,6 +188,48 @@ for (const [name, connect] of Object.entries(transports)) {
       );
     });
 
+    test("a call's lifecycle and signaling: ring, answer, watch, bad SDP, end", async () => {
+      const ann = await connect(server.baseUrl);
+      const bob = await connect(server.baseUrl);
+      await ann.register(someone("ann"));
+      const bobSession = await bob.register(someone("bob"));
+      const { conversation } = await ann.conversations.createConversation({ type: 1, memberUserIds: [bobSession.userId] });
+      const stream = bob.eventStream("");
+      await next(stream, (item) => item.kind === "caughtUp");
+      const { call } = await ann.calls.startCall({ conversationId: conversation.conversationId, media: 2, requestId: crypto.randomUUID() });
+      // The call's message rings bob, with the call as it is.
+      const rung = await next(stream, (item) => item.kind === "conversation" &&
+        item.event.change.case === "messageSent" && item.event.change.value.content?.body.case === "call");
+      const ringing = rung.event.change.value.content.body.value;
+      assert.equal(ringing.callId, call.callId);
+      assert.equal(ringing.participants.find((p) => p.userId === bobSession.userId)?.state, 1, "bob rings");
+      const joined = await bob.calls.joinCall({ callId: call.callId });
+      assert.equal(joined.call.state, 2, "answered");
+      const update = await next(stream, (item) => item.kind === "callUpdated");
+      assert.equal(update.update.call.state, 2);
+      // The watch stream starts with the call; malformed SDP is refused with the field.
+      const watch = bob.calls.watchCall({ callId: call.callId })[Symbol.asyncIterator]();
+      const first = await watch.next();
+      assert.equal(first.value.event.case, "call");
+      await assert.rejects(
+        bob.calls.sendSignal({ callId: call.callId, signal: { case: "offer", value: "v=0" } }),
+        (e) => e instanceof SecureConnectError && e.code === Code.InvalidArgument && e.fieldViolations[0]?.field === "offer",
+      );
+      await ann.calls.endCall({ callId: call.callId });
+      // The watch stream shows the call ended, then closes saying so.
+      let item;
+      let last;
+      do {
+        item = await watch.next();
+        if (item.value?.event.case === "call") last = item.value.event.value;
+      } while (!item.done && item.value.event.case !== "closing");
+      assert.equal(last?.state, 3, "the last call seen is ended");
+      assert.equal(item.value?.event.value.reason, 1, "closing: ENDED");
+      const ended = await next(stream, (item) => item.kind === "conversation" && item.event.change.case === "callEnded");
+      assert.equal(ended.event.change.value.call.endReason, 1, "completed");
+      await stream.return(undefined);
+    });
+
     test("two users chat in real time, typing shows, text round-trips byte for byte", async () => {
       const ann = await connect(server.baseUrl);
       const bob = await connect(server.baseUrl);
