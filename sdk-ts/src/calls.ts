@@ -22,8 +22,10 @@ import {
 /** What the others send, by participant. */
 export interface RemoteParticipant {
   userId: string;
-  /** Their tracks (audio, camera, screen), in one stream. */
+  /** Their microphone and camera. */
   stream: MediaStream;
+  /** Their other streams: a screen share, while they share one. */
+  screens: MediaStream[];
   /** As the call last showed them (mute state included). */
   participant: CallParticipant | undefined;
 }
@@ -125,15 +127,22 @@ async function connect(
     if (ready) options.onChange?.(handle);
   };
 
-  const userOfStream = (streamId: string) =>
-    call.participants.find((p) => p.streamId === streamId)?.userId;
+  // A participant's main stream has their `streamId`; a further one (a screen share)
+  // `<streamId>.<n>`.
   const refreshRemote = () => {
     remote.clear();
-    for (const [streamId, stream] of byStream) {
-      const userId = userOfStream(streamId);
-      const participant = call.participants.find((p) => p.userId === userId);
-      if (userId !== undefined && participant?.state === ParticipantState.JOINED) {
-        remote.set(userId, { userId, stream, participant });
+    const ordered = [...byStream].sort(([a], [b]) => a.length - b.length);
+    for (const [streamId, stream] of ordered) {
+      const [main] = streamId.split(".");
+      const participant = call.participants.find((p) => p.streamId === main);
+      if (participant?.state !== ParticipantState.JOINED) continue;
+      const entry = remote.get(participant.userId);
+      if (streamId === main) {
+        remote.set(participant.userId, { userId: participant.userId, stream, screens: entry?.screens ?? [], participant });
+      } else if (entry) {
+        entry.screens.push(stream);
+      } else {
+        remote.set(participant.userId, { userId: participant.userId, stream: new MediaStream(), screens: [stream], participant });
       }
     }
   };
@@ -265,8 +274,8 @@ async function connect(
           screen = undefined;
         }
         if (next !== undefined) {
-          // In the same stream as the camera: the others see it as this participant's.
-          const senders = next.getVideoTracks().map((track) => peer.addTrack(track, options.localStream));
+          // A stream of its own: the others get it as this participant's second stream.
+          const senders = next.getVideoTracks().map((track) => peer.addTrack(track, next));
           screen = { stream: next, senders };
         }
         await offer();

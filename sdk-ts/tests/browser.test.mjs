@@ -2,7 +2,8 @@
 // server itself, talking gRPC-web to it: two people sign up and chat in real time, text in
 // any script round-trips byte for byte, typing shows on the other side, a reload resumes
 // the stream, 20 messages sent while one page is offline all arrive once, in order, and a
-// new group shows up live; three people hold a video call through the server's SFU. The drive's tests run on local files and, when the test command
+// new group shows up live; three people hold a video call through the server's SFU, one
+// sharing her screen. The drive's tests run on local files and, when the test command
 // started SeaweedFS, on S3 too.
 
 import assert from "node:assert/strict";
@@ -399,6 +400,14 @@ test("three people hold a video call through the server's SFU", async () => {
   for (const who of [ann, bob, cat]) {
     await who.page.screenshot({ path: join(artifacts, `call-${who.username.split("-")[0]}.png`) });
   }
+
+  // Ann shares her screen: it reaches the others as a stream of its own, beside her camera.
+  await ann.page.getByTestId("call-screen").click();
+  for (const who of [bob, cat]) {
+    await who.page.locator("[data-testid=remote-screen]").waitFor();
+    await decodingFrom(who.page, 3);
+  }
+  await bob.page.screenshot({ path: join(artifacts, "call-screen-share.png") });
 
   // Bob leaves: the others are left with one remote video each; the card tells the call.
   await bob.page.getByTestId("call-leave").click();

@@ -149,6 +149,7 @@ async function showChat(): Promise<void> {
   );
   messages.append(h("div.empty", {}, "Pick a conversation, or start one."));
   composer.style.visibility = "hidden";
+  voiceCall.hidden = videoCall.hidden = true;
 
   const idsOf = async (usernames: string[]) =>
     Promise.all(usernames.map(async (name) => {
@@ -363,6 +364,7 @@ async function showChat(): Promise<void> {
     main.replaceChildren(chat);
     title.textContent = await label(current);
     composer.style.visibility = "visible";
+    voiceCall.hidden = videoCall.hidden = false;
     const page = await sc.messages.listMessages({ conversationId: id, direction: 1, pageSize: 50 });
     const bubbles = await Promise.all([...page.messages].reverse().map(bubble));
     messages.replaceChildren(...bubbles);

@@ -72,6 +72,7 @@ export function callView(
   const view = h("section.call", { "data-testid": "call-view", "data-call": handle.callId },
     h("header", {}, h("div", {}, "Call"), status), grid,
     h("div.call-controls", {}, mute, camera, screen, leave));
+  // One tile per remote stream: a participant's camera, and their screen while shared.
   const tiles = new Map<string, HTMLVideoElement>();
   let muted = false;
   let cameraOff = false;
@@ -80,21 +81,28 @@ export function callView(
   const render = () => {
     const joined = handle.call.participants.filter((p) => p.state === ParticipantState.JOINED);
     status.textContent = `${describeCall(handle.call)} · ${joined.length} in the call`;
+    const shown = new Set<string>();
     for (const [userId, remote] of handle.remote) {
-      let tile = tiles.get(userId);
-      if (!tile) {
-        tile = h("video", { "data-testid": "remote-video", "data-user": userId, autoplay: "", playsinline: "" });
-        tiles.set(userId, tile);
+      const streams: [MediaStream, string][] = [[remote.stream, "remote-video"], ...remote.screens.map((s): [MediaStream, string] => [s, "remote-screen"])];
+      for (const [stream, testId] of streams) {
+        shown.add(stream.id);
+        let tile = tiles.get(stream.id);
+        if (!tile) {
+          tile = h("video", { "data-testid": testId, "data-user": userId, autoplay: "", playsinline: "" });
+          tiles.set(stream.id, tile);
+        }
+        if (tile.srcObject !== stream) tile.srcObject = stream;
+        const state = remote.participant?.mediaState;
+        tile.title = testId === "remote-screen"
+          ? `${nameOf(userId)}'s screen`
+          : `${nameOf(userId)}${state?.audioMuted ? " (muted)" : ""}`;
+        tile.classList.toggle("speaking", testId === "remote-video" && handle.activeSpeaker === userId);
       }
-      if (tile.srcObject !== remote.stream) tile.srcObject = remote.stream;
-      const state = remote.participant?.mediaState;
-      tile.title = `${nameOf(userId)}${state?.audioMuted ? " (muted)" : ""}${state?.screenSharing ? " (sharing)" : ""}`;
-      tile.classList.toggle("speaking", handle.activeSpeaker === userId);
     }
-    for (const [userId, tile] of tiles) {
-      if (!handle.remote.has(userId)) {
+    for (const [id, tile] of tiles) {
+      if (!shown.has(id)) {
         tile.remove();
-        tiles.delete(userId);
+        tiles.delete(id);
       }
     }
     grid.replaceChildren(self, ...tiles.values());

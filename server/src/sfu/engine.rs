@@ -210,6 +210,7 @@ impl Engine {
         if self.peers.contains_key(&id) {
             return Err(SfuError::AlreadyJoined);
         }
+        let offer_text = offer;
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let now = Instant::now();
@@ -231,6 +232,7 @@ impl Engine {
                     kind: track.kind,
                     state: OutState::ToOpen,
                     layer: LayerState::default(),
+                    stream: track.stream.clone(),
                 })
             })
             .collect();
@@ -250,6 +252,8 @@ impl Engine {
             muted: Vec::new(),
             quality: Quality::default(),
             broken: false,
+            msids: super::msid::streams_by_mid(offer_text),
+            streams: Vec::new(),
         };
         let mut out = Vec::new();
         peer.apply(&self.socket, &mut out, |_| ());
@@ -330,8 +334,10 @@ impl Engine {
     /// drops when it accepts the peer's), and the SFU offers its tracks again after.
     fn renegotiate(&mut self, id: Uuid, offer: &str) -> Result<Renegotiated, SfuError> {
         let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer)?;
+        let streams = super::msid::streams_by_mid(offer);
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        peer.msids = streams;
         peer.reoffer();
         let mut out = Vec::new();
         let answer = peer
@@ -463,6 +469,7 @@ impl Engine {
                     publisher,
                     mid,
                     kind,
+                    stream,
                 } => {
                     let Some(room) = self.peers.get(&publisher).map(|p| p.room) else {
                         continue;
@@ -480,6 +487,7 @@ impl Engine {
                                 kind,
                                 state: OutState::ToOpen,
                                 layer: LayerState::default(),
+                                stream: stream.clone(),
                             });
                         }
                         self.offer(other);

@@ -14,6 +14,7 @@
 
 mod engine;
 mod layers;
+mod msid;
 mod peer;
 mod speakers;
 

@@ -22,6 +22,8 @@ pub struct TrackIn {
     pub kind: MediaKind,
     /// Its simulcast layers, lowest first; empty when it has none.
     pub layers: Vec<Rid>,
+    /// The stream id the others receive it under (see `msid::forwarded_stream`).
+    pub stream: String,
 }
 
 /// A track another peer publishes, as this peer receives it.
@@ -33,6 +35,8 @@ pub struct TrackOut {
     pub state: OutState,
     /// Which layer of a layered track it gets.
     pub layer: LayerState,
+    /// The stream id it is offered under: its publisher's (see `msid`).
+    pub stream: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +56,7 @@ pub enum Propagated {
         publisher: Uuid,
         mid: Mid,
         kind: MediaKind,
+        stream: String,
     },
     /// The peer stopped publishing a track.
     TrackClosed { publisher: Uuid, mid: Mid },
@@ -91,6 +96,10 @@ pub struct Peer {
     pub quality: Quality,
     /// Its connection panicked inside the WebRTC stack: it is removed.
     pub broken: bool,
+    /// The media stream of each track it offered, by mid, as its last offer said.
+    pub msids: std::collections::HashMap<String, String>,
+    /// Its streams in the order its tracks first came in them (the first is its main one).
+    pub streams: Vec<String>,
 }
 
 /// Runs `work`, turning a panic into `None`: str0m panics on what it considers a bug
@@ -156,6 +165,21 @@ impl Peer {
         }
     }
 
+    /// The stream id the others receive the peer's track `mid` under.
+    fn stream_of(&mut self, mid: Mid) -> String {
+        let index = match self.msids.get(&mid.to_string()) {
+            None => 0,
+            Some(label) => match self.streams.iter().position(|s| s == label) {
+                Some(index) => index,
+                None => {
+                    self.streams.push(label.clone());
+                    self.streams.len() - 1
+                }
+            },
+        };
+        super::msid::forwarded_stream(self.id, index)
+    }
+
     fn handle(&mut self, event: Event, out: &mut Vec<Propagated>) {
         match event {
             Event::Connected => {
@@ -170,15 +194,18 @@ impl Peer {
                 if changed.direction.is_receiving() && !known {
                     let kind = self.rtc.media(changed.mid).map(|m| m.kind());
                     if let Some(kind) = kind {
+                        let stream = self.stream_of(changed.mid);
                         self.tracks_in.push(TrackIn {
                             mid: changed.mid,
                             kind,
                             layers: Vec::new(),
+                            stream: stream.clone(),
                         });
                         out.push(Propagated::TrackOpen {
                             publisher: self.id,
                             mid: changed.mid,
                             kind,
+                            stream,
                         });
                     }
                 } else if !changed.direction.is_receiving() && known {
@@ -194,15 +221,18 @@ impl Peer {
                     .simulcast
                     .map(|s| if s.recv.is_empty() { s.send } else { s.recv })
                     .unwrap_or_default();
+                let stream = self.stream_of(added.mid);
                 self.tracks_in.push(TrackIn {
                     mid: added.mid,
                     kind: added.kind,
                     layers: layers::ranked(offered.into_iter().map(|l| l.rid).collect()),
+                    stream: stream.clone(),
                 });
                 out.push(Propagated::TrackOpen {
                     publisher: self.id,
                     mid: added.mid,
                     kind: added.kind,
+                    stream,
                 });
             }
             Event::MediaData(data) => {
@@ -232,7 +262,7 @@ impl Peer {
         }
         for track in &mut self.tracks_out {
             if track.state == OutState::ToOpen {
-                let stream = track.source.0.to_string();
+                let stream = track.stream.clone();
                 let mid = api.add_media(track.kind, Direction::SendOnly, Some(stream), None, None);
                 track.state = OutState::Negotiating(mid);
             }

@@ -1,7 +1,8 @@
 //! The SFU with real WebRTC peers (`sfu_client`: str0m clients on loopback UDP): each of
 //! three receives the other two's audio and video byte for byte; a peer that leaves stops
 //! reaching the others, who are offered its tracks' end; a silent one is dropped; muting is
-//! enforced by the SFU, and the loudest voice is announced as the active speaker.
+//! enforced by the SFU, and the loudest voice is announced as the active speaker; a peer's
+//! second stream (a screen share) reaches the others as a stream of its own.
 
 use std::time::{Duration, Instant};
 
@@ -296,4 +297,31 @@ async fn a_peer_adds_video_later_by_offering_again() {
         "and it still receives"
     );
     drop((late.stop, watcher.stop));
+}
+
+#[tokio::test]
+async fn a_peers_second_stream_reaches_the_others_as_a_stream_of_its_own() {
+    let sfu = sfu().await;
+    let room = Uuid::new_v4();
+    let sharing = Publish {
+        screen: true,
+        ..Publish::default()
+    };
+    let presenter = Client::join_with(&sfu, room, 1, sharing).await;
+    let viewer = Client::join(&sfu, room, 2).await;
+    let expected: std::collections::BTreeSet<String> =
+        [presenter.id.to_string(), format!("{}.1", presenter.id)].into();
+    eventually(
+        "the viewer is offered the camera's and the screen's streams",
+        || *viewer.streams.lock().expect("lock") == expected,
+    )
+    .await;
+    eventually("and the presenter only the viewer's one", || {
+        *presenter.streams.lock().expect("lock") == [viewer.id.to_string()].into()
+    })
+    .await;
+    eventually("camera video flows as before", || {
+        viewer.count(1, MediaKind::Video) >= 10 && viewer.count(1, MediaKind::Audio) >= 10
+    })
+    .await;
 }

@@ -104,6 +104,8 @@ impl Signaling for Direct {
 pub struct Client {
     pub id: Uuid,
     pub received: Received,
+    /// The media stream ids of the tracks the SFU offered it.
+    pub streams: Arc<Mutex<std::collections::BTreeSet<String>>>,
     /// The active speaker the SFU last announced, if it did.
     speaker: Arc<Mutex<Option<Option<Uuid>>>>,
     pub stop: tokio::sync::oneshot::Sender<()>,
@@ -121,6 +123,8 @@ pub struct Publish {
     pub simulcast: bool,
     /// Starts sending video this long after connecting (offering again to say so).
     pub video_after: Option<Duration>,
+    /// Also offers a second video track, in a stream of its own (as a screen share is).
+    pub screen: bool,
 }
 
 /// The simulcast layers a client sends, lowest first.
@@ -134,6 +138,7 @@ impl Default for Publish {
             level: -80,
             simulcast: false,
             video_after: None,
+            screen: false,
         }
     }
 }
@@ -175,7 +180,15 @@ impl Client {
             true => Direction::SendOnly,
             false => Direction::Inactive,
         };
-        let audio = api.add_media(MediaKind::Audio, direction(publish.audio), None, None, None);
+        // Camera and microphone in one stream, as browsers send them.
+        let camera = Some("camera".to_owned());
+        let audio = api.add_media(
+            MediaKind::Audio,
+            direction(publish.audio),
+            camera.clone(),
+            None,
+            None,
+        );
         let layers = publish.simulcast.then(|| Simulcast {
             send: LAYERS.iter().map(|rid| SimulcastLayer::new(rid)).collect(),
             recv: Vec::new(),
@@ -183,10 +196,14 @@ impl Client {
         let video = api.add_media(
             MediaKind::Video,
             direction(publish.video),
-            None,
+            camera,
             None,
             layers,
         );
+        if publish.screen {
+            let screen = Some("screen".to_owned());
+            api.add_media(MediaKind::Video, Direction::SendOnly, screen, None, None);
+        }
         let (offer, pending) = api.apply().expect("offer");
         let answer = signaling.connect(offer.to_sdp_string()).await;
         rtc.sdp_api()
@@ -196,6 +213,7 @@ impl Client {
             )
             .expect("accept answer");
         let received = Received::default();
+        let streams = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
         let speaker = Arc::new(Mutex::new(None));
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let run = Run {
@@ -209,11 +227,13 @@ impl Client {
             publish,
             received: Arc::clone(&received),
             speaker: Arc::clone(&speaker),
+            streams: Arc::clone(&streams),
         };
         tokio::spawn(run.run(events, stopped));
         Client {
             id,
             received,
+            streams,
             speaker,
             stop,
         }
@@ -240,6 +260,7 @@ struct Run {
     publish: Publish,
     received: Received,
     speaker: Arc<Mutex<Option<Option<Uuid>>>>,
+    streams: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl Run {
@@ -271,6 +292,12 @@ impl Run {
                         if id <= void_up_to {
                             continue;
                         }
+                        // The streams of what the SFU sends (its own tracks' sections).
+                        let named = sdp.split("\nm=").filter(|m| m.contains("a=sendonly")).filter_map(|m| {
+                            let msid = m.lines().find_map(|l| l.trim_end().strip_prefix("a=msid:"))?;
+                            msid.split(' ').next().map(str::to_owned)
+                        });
+                        self.streams.lock().expect("lock").extend(named);
                         let offer = SdpOffer::from_sdp_string(&sdp).expect("SFU offer");
                         let answer = self.rtc.sdp_api().accept_offer(offer).expect("accept");
                         self.drain(&mut connected);

@@ -157,7 +157,8 @@ export type CallParticipant = Message<"secureconnect.call.v1.CallParticipant"> &
 
   /**
    * The media stream id of their tracks (the SDP `msid`) while joined with
-   * a media connection; empty otherwise.
+   * a media connection; empty otherwise. Tracks of a further stream of
+   * theirs (a screen share) come as `<stream_id>.<n>`.
    *
    * @generated from field: string stream_id = 5;
    */
@@ -1220,7 +1221,9 @@ export const ReceiveQualitySchema: GenEnum<ReceiveQuality> = /*@__PURE__*/
  * (see `SendSignalResponse.void_up_to`).
  *
  * Each participant's tracks carry its `stream_id` as their media stream id
- * (the `msid` in the SDP), so remote tracks map to participants.
+ * (the `msid` in the SDP), so remote tracks map to participants; tracks it
+ * sends in a further stream of its own (a screen share, sent in a
+ * `MediaStream` apart from the camera's) carry `<stream_id>.<n>`.
  *
  * @generated from service secureconnect.call.v1.CallService
  */
