@@ -249,7 +249,7 @@ impl Calls {
         if let Some(old) = inner.rooms.open(id, who) {
             inner.leave_sfu(old).await;
         }
-        inner.told(&call);
+        inner.told(&call).await;
         Ok((inner.view(call), inner.ice_servers(who)))
     }
 
@@ -632,7 +632,7 @@ impl Inner {
     /// Tells everyone of a change: the watchers here, the members' streams; when the
     /// call is over, its sessions end.
     async fn after_change(&self, call: &Call) {
-        self.told(call);
+        self.told(call).await;
         if call.is_over() {
             self.uncarry(call.id);
             if let Err(err) = self.placement.release(call.id, &self.me).await {
@@ -644,12 +644,24 @@ impl Inner {
         }
     }
 
-    /// Tells the watchers here and every member's event stream of the call as it is.
-    fn told(&self, call: &Call) {
+    /// Tells the watchers here and the event stream of every member of its conversation
+    /// (now: not those who left it since the call started) of the call as it is.
+    async fn told(&self, call: &Call) {
         let view = self.view(call.clone());
         self.rooms
             .broadcast(call.id, &WatchItem::Call(Box::new(view)));
-        let recipients = call.members.keys().copied().collect();
+        let members = self
+            .chat
+            .members(call.conversation, None, u64::from(u32::MAX))
+            .await;
+        let recipients = match members {
+            Ok(members) => members.into_iter().map(|m| m.user_id).collect(),
+            Err(err) => {
+                // Ephemeral: the call's message and GetCall still tell where it stands.
+                tracing::warn!(call = %call.id, %err, "reading a call's members to tell them");
+                return;
+            }
+        };
         self.bus
             .publish_signal(Signal::CallUpdated(Box::new(CallSignal {
                 call: call.clone(),

@@ -10,6 +10,7 @@ use base64::Engine;
 use hmac::{KeyInit, Mac};
 use secureconnect_sdk::proto::{
     call::v1::*,
+    conversation::v1::RemoveMemberRequest,
     event::v1::{SubscribeResponse, conversation_event::Change, subscribe_response::Event},
     message::v1::{EditMessageRequest, MessageContent, SendMessageRequest, message_content::Body},
     user::v1::BlockUserRequest,
@@ -512,4 +513,53 @@ async fn bad_input_is_refused_with_the_field_and_never_reaches_the_sfu() {
     // Still ringing, untouched.
     let after = get(&bob, &call).await.expect("get");
     assert_eq!(after.state(), CallState::Ringing);
+}
+
+#[tokio::test]
+async fn a_member_removed_from_the_conversation_hears_nothing_more_of_its_call() {
+    let server = TestServer::start().await;
+    let (alice, [bob, carol], group) = server.group(3).await.into_parts();
+    let direct = alice.direct_with(&carol).await;
+    let mut carols = carol.subscribe("").await;
+    until_caught_up(&mut carols).await;
+    // Carol is rung, then removed from the group while the call rings.
+    let call = start(&alice, &group.conversation_id, CallMedia::Audio).await;
+    until_call(&mut carols, "message", |c| c.call_id == call.call_id).await;
+    alice
+        .client
+        .conversations()
+        .remove_member(RemoveMemberRequest {
+            conversation_id: group.conversation_id.clone(),
+            user_id: carol.id.clone(),
+        })
+        .await
+        .expect("remove carol");
+    loop {
+        let item = next(&mut carols).await;
+        if let Some(Event::ConversationEvent(event)) = &item.event
+            && let Some(Change::MemberRemoved(_)) = &event.change
+        {
+            break;
+        }
+    }
+    join(&bob, &call).await.expect("bob answers");
+    // What alice sends carol afterwards comes after anything the call sent her: nothing
+    // of the call may come first.
+    alice
+        .send(&direct.conversation_id, "after bob answered")
+        .await;
+    loop {
+        let item = next(&mut carols).await;
+        assert!(
+            call_in(&item).is_none(),
+            "carol heard of the call: {item:?}"
+        );
+        if let Some(Event::ConversationEvent(event)) = &item.event
+            && let Some(Change::MessageSent(message)) = &event.change
+            && text_of(message) == Some("after bob answered")
+        {
+            break;
+        }
+    }
+    assert_code(get(&carol, &call).await, Code::NotFound);
 }
