@@ -563,3 +563,27 @@ async fn a_member_removed_from_the_conversation_hears_nothing_more_of_its_call()
     }
     assert_code(get(&carol, &call).await, Code::NotFound);
 }
+
+#[tokio::test]
+async fn a_call_left_hanging_by_a_crash_ends_once_its_people_do_not_come_back() {
+    let mut server = TestServer::start().await;
+    let (alice, bob) = server.pair().await;
+    let direct = alice.direct_with(&bob).await;
+    let call = start(&alice, &direct.conversation_id, CallMedia::Audio).await;
+    join(&bob, &call).await.expect("bob answers");
+    // The node dies with the call on: its sessions are gone, its record says both are in.
+    server.crash_and_restart().await;
+    // After the grace a participant has to connect, the restarted node takes the call
+    // over and lets go of those with no session: the call ends, answered, with a length.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let ended = loop {
+        let now = get(&bob, &call).await.expect("get");
+        if now.state() == CallState::Ended {
+            break now;
+        }
+        assert!(std::time::Instant::now() < deadline, "the call never ended");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(ended.end_reason(), CallEndReason::Completed);
+    assert!(ended.duration.is_some());
+}
