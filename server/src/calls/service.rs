@@ -35,6 +35,18 @@ use crate::{
 
 /// How long a participant may stay joined without connecting their media.
 const CONNECT_GRACE: Duration = Duration::from_secs(30);
+/// The longest SDP taken (browsers' offers are a few KiB; a call of fifty with simulcast
+/// stays far below): parsing runs on the SFU's task, which must never chew on megabytes.
+const MAX_SDP_BYTES: usize = 64 * 1024;
+
+/// Signaling and media-state changes one user may send, across nodes: far above what a
+/// client negotiating in earnest sends, far below what would keep the SFU busy.
+const SIGNAL_LIMIT: crate::ratelimit::Limit = crate::ratelimit::Limit {
+    name: "call-signal",
+    max: 100,
+    window: Duration::from_secs(10),
+};
+
 /// How often a node looks for calls nobody carries (their node died, or this one
 /// restarted) and for participants its calls lost.
 const ORPHAN_PERIOD: Duration = Duration::from_secs(5);
@@ -352,7 +364,21 @@ impl Calls {
                 "required: offer, answer or ice_candidate",
             ));
         };
+        let sdp_len = match &signal {
+            ClientSignal::Offer(sdp) => Some(("offer", sdp.len())),
+            ClientSignal::Answer { sdp, .. } => Some(("answer.sdp", sdp.len())),
+            ClientSignal::Candidate(_) => None,
+        };
+        if let Some((field, len)) = sdp_len
+            && len > MAX_SDP_BYTES
+        {
+            return Err(Error::invalid(
+                field,
+                format!("at most {MAX_SDP_BYTES} bytes of SDP"),
+            ));
+        }
         inner.visible(who, id).await?;
+        inner.limiter.check(SIGNAL_LIMIT, &who.to_string()).await?;
         let (generation, peer) = inner.rooms.peer(id, who).ok_or_else(not_in_call)?;
         match (signal, peer) {
             (ClientSignal::Offer(sdp), None) => {
@@ -424,6 +450,7 @@ impl Calls {
             return Err(Error::invalid("media_state", "required"));
         };
         let call = inner.visible(who, id).await?;
+        inner.limiter.check(SIGNAL_LIMIT, &who.to_string()).await?;
         let (_, peer) = inner.rooms.peer(id, who).ok_or_else(not_in_call)?;
         if let Some(peer) = peer {
             let sfu = &inner.sfu;
