@@ -238,7 +238,17 @@ async function connect(
       }
     }
   })();
-  await step(offer);
+  // The first offer connects: if it fails, so does joining (and the call is left, so the
+  // others do not wait for media that never comes).
+  const connecting = offer();
+  steps = connecting.catch(() => {});
+  try {
+    await connecting;
+  } catch (error) {
+    await calls.leaveCall({ callId }).catch(() => undefined);
+    finish(CallClosingReason.LEFT);
+    throw SecureConnectError.from(error);
+  }
 
   const sendState = async () => {
     const answer = await calls.updateMediaState({ callId, mediaState: media });
