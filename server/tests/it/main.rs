@@ -41,5 +41,6 @@ mod sfu_client;
 mod store_suite;
 mod stream;
 mod transport;
+mod unauthenticated;
 mod upload_stream;
 mod users;
