@@ -74,7 +74,7 @@ async fn call(
             .server_streaming(with_token(Request::new(())), path, codec)
             .await
         {
-            Ok(mut stream) => stream.into_inner().message().await.map(|_| ()),
+            Ok(stream) => stream.into_inner().message().await.map(|_| ()),
             Err(status) => Err(status),
         },
         (true, false) => {
@@ -89,7 +89,7 @@ async fn call(
                 .streaming(bearer(Request::new(requests), token), path, codec)
                 .await
             {
-                Ok(mut stream) => stream.into_inner().message().await.map(|_| ()),
+                Ok(stream) => stream.into_inner().message().await.map(|_| ()),
                 Err(status) => Err(status),
             }
         }
