@@ -36,6 +36,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 1
 fi
 
+# The build cache grows with every change (incremental state above all): when the disk
+# runs low, that state goes first — the next build is slower, never wrong.
+mkdir -p "$CARGO_TARGET_DIR"
+free_gib=$(( $(df -Pk "$CARGO_TARGET_DIR" | awk 'NR == 2 { print $4 }') / 1024 / 1024 ))
+if [ "$free_gib" -lt 15 ]; then
+  printf 'Only %s GiB free: removing the incremental build state in %s\n' "$free_gib" "$CARGO_TARGET_DIR"
+  rm -rf "$CARGO_TARGET_DIR"/*/incremental
+fi
+
 step "toolchain"
 for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
