@@ -340,6 +340,7 @@ fn watch_item(item: WatchItem) -> pb::WatchCallResponse {
                 Closing::Replaced => pb::CallClosingReason::Replaced,
                 Closing::MediaLost => pb::CallClosingReason::MediaLost,
                 Closing::Shutdown => pb::CallClosingReason::Shutdown,
+                Closing::Removed => pb::CallClosingReason::Removed,
             };
             Event::Closing(pb::CallClosing {
                 reason: reason.into(),

@@ -54,6 +54,7 @@ pub enum Closing {
     Replaced,
     MediaLost,
     Shutdown,
+    Removed,
 }
 
 /// One item on a `WatchCall` stream.

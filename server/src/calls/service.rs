@@ -29,7 +29,9 @@ use crate::{
     paging,
     ratelimit::RateLimiter,
     sfu::{MediaKind, PeerEvent, Quality, Sfu, SfuError},
-    store::{CallChange, CallStore, ChatStore, Committed, NewCall, RequestKind, UserStore},
+    store::{
+        CallActor, CallChange, CallStore, ChatStore, Committed, NewCall, RequestKind, UserStore,
+    },
     validate::{self, Violations},
 };
 
@@ -586,6 +588,7 @@ impl Inner {
                 self.placement.release(call.id, &self.me).await?;
                 continue;
             }
+            self.remove_non_members(&call, now).await?;
             let gone: Vec<Uuid> = call
                 .members
                 .iter()
@@ -621,7 +624,10 @@ impl Inner {
     }
 
     async fn update(&self, id: Uuid, who: Uuid, now: Time, change: CallChange<'_>) -> Result<Call> {
-        let committed: Committed<Call> = self.store.update_call(id, who, now, change).await?;
+        let committed: Committed<Call> = self
+            .store
+            .update_call(id, CallActor::Member(who), now, change)
+            .await?;
         Ok(crate::bus::publish_committed(&*self.bus, committed))
     }
 
@@ -648,6 +654,43 @@ impl Inner {
         let call = result?;
         self.after_change(&call).await;
         Ok(self.view(call))
+    }
+
+    /// Takes out of `call` those in it who are no longer members of its conversation
+    /// (removed, or left it): a non-member sees and hears nothing of a conversation.
+    async fn remove_non_members(&self, call: &Call, now: Time) -> Result<()> {
+        let members: std::collections::HashSet<Uuid> = self
+            .chat
+            .members(call.conversation, None, u64::from(u32::MAX))
+            .await?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect();
+        let outsiders = call.members.iter().filter(|(user, p)| {
+            p.presence == crate::domain::call::Presence::Joined && !members.contains(user)
+        });
+        for (user, _) in outsiders {
+            let user = *user;
+            let leaving = move |call: &mut Call, _: Role| {
+                call.leave(user, now).map_err(refused)?;
+                Ok(true)
+            };
+            let result = self
+                .store
+                .update_call(call.id, CallActor::Call(user), now, &leaving)
+                .await;
+            if let Some(peer) = self.rooms.close(call.id, user, Closing::Removed) {
+                self.leave_sfu(peer).await;
+            }
+            match result {
+                Ok(committed) => {
+                    let after = crate::bus::publish_committed(&*self.bus, committed);
+                    self.after_change(&after).await;
+                }
+                Err(err) => tracing::debug!(call = %call.id, %user, %err, "removing a non-member"),
+            }
+        }
+        Ok(())
     }
 
     async fn leave_sfu(&self, peer: Uuid) {

@@ -13,6 +13,16 @@ use crate::{
 /// The store runs it on the call as stored, locked, and keeps what it leaves.
 pub type CallChange<'a> = &'a (dyn Fn(&mut Call, Role) -> Result<bool> + Send + Sync);
 
+/// Who changes a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallActor {
+    /// A member of the call's conversation (anyone else: `NOT_FOUND`), with their role.
+    Member(Uuid),
+    /// The call itself, for this user (no longer a member: taken out of the call); they
+    /// are named as the cause of a `CallEnded`.
+    Call(Uuid),
+}
+
 /// A call to start (the caller checked as allowed by the service).
 #[derive(Debug, Clone)]
 pub struct NewCall {
@@ -44,13 +54,12 @@ pub trait CallStore: Send + Sync {
     async fn call(&self, id: Uuid) -> Result<Option<Call>>;
     /// Those of `ids` that exist, in no particular order.
     async fn calls_by_id(&self, ids: &[Uuid]) -> Result<Vec<Call>>;
-    /// Applies `change` as `actor`, a member of the call's conversation; when it ends the
-    /// call, the `CallEnded` event is written with it. Nothing is written when `change`
-    /// returns false.
+    /// Applies `change`, by `actor`; when it ends the call, the `CallEnded` event is
+    /// written with it. Nothing is written when `change` returns false.
     async fn update_call(
         &self,
         id: Uuid,
-        actor: Uuid,
+        actor: CallActor,
         now: Time,
         change: CallChange<'_>,
     ) -> Result<Committed<Call>>;

@@ -20,7 +20,7 @@ pub mod drive;
 pub mod polls;
 pub mod sql;
 
-pub use calls::{CallChange, CallStore, NewCall};
+pub use calls::{CallActor, CallChange, CallStore, NewCall};
 pub use drive::{DriveStore, NewUpload};
 pub use polls::{NewPoll, PollStore};
 

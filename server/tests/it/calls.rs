@@ -81,6 +81,19 @@ fn call_in(item: &SubscribeResponse) -> Option<(&'static str, &Call)> {
     }
 }
 
+/// `owner` removes `member` from the group.
+async fn remove(owner: &TestUser, group_id: &str, member: &TestUser) {
+    owner
+        .client
+        .conversations()
+        .remove_member(RemoveMemberRequest {
+            conversation_id: group_id.to_owned(),
+            user_id: member.id.clone(),
+        })
+        .await
+        .expect("remove a member");
+}
+
 /// Reads `stream` until an item of `kind` about a call that passes `check`.
 async fn until_call(
     stream: &mut Streaming<SubscribeResponse>,
@@ -544,15 +557,7 @@ async fn a_member_removed_from_the_conversation_hears_nothing_more_of_its_call()
     // Carol is rung, then removed from the group while the call rings.
     let call = start(&alice, &group.conversation_id, CallMedia::Audio).await;
     until_call(&mut carols, "message", |c| c.call_id == call.call_id).await;
-    alice
-        .client
-        .conversations()
-        .remove_member(RemoveMemberRequest {
-            conversation_id: group.conversation_id.clone(),
-            user_id: carol.id.clone(),
-        })
-        .await
-        .expect("remove carol");
+    remove(&alice, &group.conversation_id, &carol).await;
     loop {
         let item = next(&mut carols).await;
         if let Some(Event::ConversationEvent(event)) = &item.event
@@ -605,4 +610,31 @@ async fn a_call_left_hanging_by_a_crash_ends_once_its_people_do_not_come_back() 
     };
     assert_eq!(ended.end_reason(), CallEndReason::Completed);
     assert!(ended.duration.is_some());
+}
+
+#[tokio::test]
+async fn a_participant_removed_from_the_conversation_is_taken_out_of_the_call() {
+    let server = TestServer::start().await;
+    let (alice, [bob, carol], group) = server.group(3).await.into_parts();
+    let call = start(&alice, &group.conversation_id, CallMedia::Video).await;
+    join(&bob, &call).await.expect("bob joins");
+    join(&carol, &call).await.expect("carol joins");
+    let mut watching = carol.client.watch_call(&call.call_id).await.expect("watch");
+    remove(&alice, &group.conversation_id, &carol).await;
+    // Within a few seconds her stream closes, saying why, and the call goes on without her.
+    let reason = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let item = watching.message().await.expect("stream").expect("an item");
+            if let Some(watch_call_response::Event::Closing(closing)) = item.event {
+                return closing.reason();
+            }
+        }
+    })
+    .await
+    .expect("closed within 15 s");
+    assert_eq!(reason, CallClosingReason::Removed);
+    let now = get(&alice, &call).await.expect("get");
+    assert_eq!(state_of(&now, &carol), ParticipantState::Left);
+    assert_eq!(now.state(), CallState::Active, "the others go on");
+    assert_code(get(&carol, &call).await, Code::NotFound);
 }

@@ -28,7 +28,7 @@ use crate::{
     domain::{Change, Content, Role, Time, call::Call, call::CallRef},
     error::{Error, Result},
     format,
-    store::{CallChange, CallStore, Committed, NewCall, NewMessage, RequestKey},
+    store::{CallActor, CallChange, CallStore, Committed, NewCall, NewMessage, RequestKey},
 };
 
 /// Creates the call `id` carried by message `message` (in the send's write, which has
@@ -166,6 +166,44 @@ async fn save(
     })
 }
 
+impl SqlStore {
+    /// `change` on the call, locked; by `actor`, who must be a member of its conversation
+    /// when `as_member` (the change then gets their role).
+    async fn change_call(
+        &self,
+        id: Uuid,
+        actor: Uuid,
+        as_member: bool,
+        now: Time,
+        change: CallChange<'_>,
+    ) -> Result<Committed<Call>> {
+        let now = db_time(now);
+        let conversation = conversation_of(&self.db, id).await?;
+        let _guard = self.write_guard().await;
+        let txn = self.db.begin().await?;
+        lock_conversation(&txn, conversation).await?;
+        let role: Option<i16> = members::Entity::find_by_id((conversation, actor))
+            .select_only()
+            .column(members::Column::Role)
+            .into_tuple()
+            .one(&txn)
+            .await?;
+        let role = match role.map(Role::from_code) {
+            Some(role) => role,
+            None if !as_member => Role::Member,
+            None => return Err(Error::NotFound("call")),
+        };
+        let before = load(&txn, id, true).await?.ok_or(Error::NotFound("call"))?;
+        let mut after = before.clone();
+        if !change(&mut after, role)? {
+            return Ok(Committed::unchanged(before));
+        }
+        let committed = save(&txn, &before, after, actor, now).await?;
+        txn.commit().await?;
+        Ok(committed)
+    }
+}
+
 #[async_trait]
 impl CallStore for SqlStore {
     async fn start_call(
@@ -220,30 +258,14 @@ impl CallStore for SqlStore {
     async fn update_call(
         &self,
         id: Uuid,
-        actor: Uuid,
+        actor: CallActor,
         now: Time,
         change: CallChange<'_>,
     ) -> Result<Committed<Call>> {
-        let now = db_time(now);
-        let conversation = conversation_of(&self.db, id).await?;
-        let _guard = self.write_guard().await;
-        let txn = self.db.begin().await?;
-        lock_conversation(&txn, conversation).await?;
-        let role: Option<i16> = members::Entity::find_by_id((conversation, actor))
-            .select_only()
-            .column(members::Column::Role)
-            .into_tuple()
-            .one(&txn)
-            .await?;
-        let role = role.map(Role::from_code).ok_or(Error::NotFound("call"))?;
-        let before = load(&txn, id, true).await?.ok_or(Error::NotFound("call"))?;
-        let mut after = before.clone();
-        if !change(&mut after, role)? {
-            return Ok(Committed::unchanged(before));
+        match actor {
+            CallActor::Member(user) => self.change_call(id, user, true, now, change).await,
+            CallActor::Call(user) => self.change_call(id, user, false, now, change).await,
         }
-        let committed = save(&txn, &before, after, actor, now).await?;
-        txn.commit().await?;
-        Ok(committed)
     }
 
     async fn ring_due(
