@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use str0m::media::{MediaTime, Rid};
 
 /// How good a subscriber wants the video it receives.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Quality {
     Low,
     Medium,
@@ -43,19 +43,77 @@ pub fn pick(ranked: &[Rid], quality: Quality) -> Option<Rid> {
     ranked.get(at).copied()
 }
 
-/// The layer each quality gets of one track, worked out once per frame (not once per
-/// subscriber).
+/// The layer each quality gets of one track, with that layer's measured bitrate, worked
+/// out once per frame (not once per subscriber).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Picks([Option<Rid>; 3]);
+pub struct Picks([Option<(Rid, f64)>; 3]);
 
 impl Picks {
-    pub fn of(ranked: &[Rid]) -> Picks {
-        Picks([Quality::Low, Quality::Medium, Quality::High].map(|q| pick(ranked, q)))
+    /// `ranked` layers (lowest first) with their bitrates (`rates`, in the same order).
+    pub fn of(ranked: &[Rid], rates: &[Rate]) -> Picks {
+        Picks([Quality::Low, Quality::Medium, Quality::High].map(|q| {
+            let rid = pick(ranked, q)?;
+            let at = ranked.iter().position(|r| *r == rid)?;
+            Some((rid, rates.get(at).map_or(0.0, Rate::bps)))
+        }))
     }
 
     pub fn get(&self, quality: Quality) -> Option<Rid> {
         // Indexed in the order `of` fills it, which is `Quality`'s declaration order.
-        self.0[quality as usize]
+        self.0[quality as usize].map(|(rid, _)| rid)
+    }
+
+    /// The best layer up to `asked` whose bitrate fits `budget` (bits per second; `None`:
+    /// not estimated yet, anything fits); the lowest when none does.
+    pub fn fitting(&self, asked: Quality, budget: Option<f64>) -> Option<Rid> {
+        let Some(budget) = budget else {
+            return self.get(asked);
+        };
+        [Quality::High, Quality::Medium, Quality::Low]
+            .into_iter()
+            .filter(|q| *q <= asked)
+            .find_map(|q| {
+                let (rid, bps) = self.0[q as usize]?;
+                (bps <= budget * HEADROOM).then_some(rid)
+            })
+            .or_else(|| self.get(Quality::Low))
+    }
+}
+
+/// The share of a subscriber's estimated bandwidth its video may fill.
+const HEADROOM: f64 = 0.85;
+
+/// A layer's bitrate, measured over one-second windows.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    since: Instant,
+    bytes: u64,
+    bps: f64,
+}
+
+impl Rate {
+    pub fn new(now: Instant) -> Rate {
+        Rate {
+            since: now,
+            bytes: 0,
+            bps: 0.0,
+        }
+    }
+
+    /// Counts a frame of `bytes` arriving at `now`.
+    pub fn add(&mut self, bytes: usize, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.since);
+        if elapsed >= Duration::from_secs(1) {
+            self.bps = self.bytes as f64 * 8.0 / elapsed.as_secs_f64();
+            self.since = now;
+            self.bytes = 0;
+        }
+        self.bytes += bytes as u64;
+    }
+
+    /// Bits per second over the last full window (0 before one has passed).
+    pub fn bps(&self) -> f64 {
+        self.bps
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use str0m::{
     Event, IceConnectionState, Output, Rtc,
+    bwe::{Bitrate, BweKind},
     media::{Direction, KeyframeRequest, MediaData, MediaKind, Mid, Rid},
 };
 use tokio::sync::mpsc;
@@ -15,6 +16,10 @@ use super::{
     layers::{self, LayerState, Quality},
 };
 
+/// What the bandwidth estimation probes for, per video track a peer receives: room for a
+/// browser's top simulcast layer.
+pub const TOP_LAYER_KBPS: u64 = 2_500;
+
 /// A track the peer publishes.
 #[derive(Debug)]
 pub struct TrackIn {
@@ -22,6 +27,8 @@ pub struct TrackIn {
     pub kind: MediaKind,
     /// Its simulcast layers, lowest first; empty when it has none.
     pub layers: Vec<Rid>,
+    /// Each layer's bitrate, in the order of `layers`.
+    pub rates: Vec<layers::Rate>,
     /// The stream id the others receive it under (see `msid::forwarded_stream`).
     pub stream: String,
 }
@@ -92,8 +99,11 @@ pub struct Peer {
     pub connected: bool,
     /// Kinds of its tracks not forwarded (muted).
     pub muted: Vec<MediaKind>,
-    /// The video layers it receives.
+    /// The video layers it asked to receive.
     pub quality: Quality,
+    /// What each video track it receives may use, by its bandwidth estimate (TWCC),
+    /// in bits per second; `None` until estimated.
+    pub video_budget: Option<f64>,
     /// Its connection panicked inside the WebRTC stack: it is removed.
     pub broken: bool,
     /// The media stream of each track it offered, by mid, as its last offer said.
@@ -199,6 +209,7 @@ impl Peer {
                             mid: changed.mid,
                             kind,
                             layers: Vec::new(),
+                            rates: Vec::new(),
                             stream: stream.clone(),
                         });
                         out.push(Propagated::TrackOpen {
@@ -222,10 +233,13 @@ impl Peer {
                     .map(|s| if s.recv.is_empty() { s.send } else { s.recv })
                     .unwrap_or_default();
                 let stream = self.stream_of(added.mid);
+                let layers = layers::ranked(offered.into_iter().map(|l| l.rid).collect());
+                let now = Instant::now();
                 self.tracks_in.push(TrackIn {
                     mid: added.mid,
                     kind: added.kind,
-                    layers: layers::ranked(offered.into_iter().map(|l| l.rid).collect()),
+                    rates: layers.iter().map(|_| layers::Rate::new(now)).collect(),
+                    layers,
                     stream: stream.clone(),
                 });
                 out.push(Propagated::TrackOpen {
@@ -234,6 +248,10 @@ impl Peer {
                     kind: added.kind,
                     stream,
                 });
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                let video = self.open_video().max(1);
+                self.video_budget = Some(estimate.as_f64() / video as f64);
             }
             Event::MediaData(data) => {
                 out.push(Propagated::Media {
@@ -293,7 +311,21 @@ impl Peer {
                 opened.push(track.source);
             }
         }
+        // Probe for room for a top layer of every video it receives.
+        let video = self.open_video() as u64;
+        if video > 0 {
+            let desired = Bitrate::kbps(TOP_LAYER_KBPS * video);
+            self.rtc.bwe().set_bitrate(Bitrate::kbps(0), desired);
+        }
         opened
+    }
+
+    /// How many video tracks it receives.
+    fn open_video(&self) -> usize {
+        self.tracks_out
+            .iter()
+            .filter(|t| t.kind == MediaKind::Video && matches!(t.state, OutState::Open(_)))
+            .count()
     }
 }
 

@@ -2,7 +2,8 @@
 //! three receives the other two's audio and video byte for byte; a peer that leaves stops
 //! reaching the others, who are offered its tracks' end; a silent one is dropped; muting is
 //! enforced by the SFU, and the loudest voice is announced as the active speaker; a peer's
-//! second stream (a screen share) reaches the others as a stream of its own.
+//! second stream (a screen share) reaches the others as a stream of its own; a subscriber
+//! on a bad link gets a lower simulcast layer by its bandwidth estimate.
 
 use std::time::{Duration, Instant};
 
@@ -229,10 +230,8 @@ async fn the_loudest_is_the_speaker_and_muting_is_enforced_by_the_sfu() {
     drop((loud.stop, quiet.stop, other.stop));
 }
 
-/// A publisher sends three simulcast layers: each subscriber gets only the layer its
-/// quality asks for, and moves to another when its quality changes.
-#[tokio::test]
-async fn each_subscriber_gets_the_simulcast_layer_it_asks_for() {
+/// An SFU with a room whose first peer (tag 1) publishes video in three simulcast layers.
+async fn simulcast_room() -> (Sfu, Uuid, Client) {
     let sfu = sfu().await;
     let room = Uuid::new_v4();
     let layered = Publish {
@@ -240,6 +239,14 @@ async fn each_subscriber_gets_the_simulcast_layer_it_asks_for() {
         ..Publish::default()
     };
     let publisher = Client::join_with(&sfu, room, 1, layered).await;
+    (sfu, room, publisher)
+}
+
+/// A publisher sends three simulcast layers: each subscriber gets only the layer its
+/// quality asks for, and moves to another when its quality changes.
+#[tokio::test]
+async fn each_subscriber_gets_the_simulcast_layer_it_asks_for() {
+    let (sfu, room, publisher) = simulcast_room().await;
     let high = Client::join(&sfu, room, 2).await;
     let low = Client::join(&sfu, room, 3).await;
     sfu.set_quality(low.id, Quality::Low)
@@ -324,4 +331,37 @@ async fn a_peers_second_stream_reaches_the_others_as_a_stream_of_its_own() {
         viewer.count(1, MediaKind::Video) >= 10 && viewer.count(1, MediaKind::Audio) >= 10
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_subscriber_on_a_bad_link_is_moved_to_a_lower_layer_by_its_bandwidth_estimate() {
+    let (sfu, room, publisher) = simulcast_room().await;
+    let good = Client::join(&sfu, room, 2).await;
+    let lossy = Publish {
+        lossy: true,
+        ..Publish::default()
+    };
+    let bad = Client::join_with(&sfu, room, 3, lossy).await;
+    // Both asked for the top layer (tag 13). The bad link's loss brings its estimate, and
+    // so its layer, down; the good link's estimate leaves room for the top one.
+    let video = |client: &Client| [11, 12, 13].map(|tag| client.count(tag, MediaKind::Video));
+    eventually("the bad link is moved to the lowest layer", || {
+        video(&bad)[0] > 20
+    })
+    .await;
+    eventually("the good link is on the top layer", || video(&good)[2] > 20).await;
+    let (good_then, bad_then) = (video(&good), video(&bad));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (good_now, bad_now) = (video(&good), video(&bad));
+    assert!(
+        good_now[2] > good_then[2] + 50,
+        "good: top layer flows {good_then:?} → {good_now:?}"
+    );
+    assert_eq!(good_now[..2], good_then[..2], "good: nothing else");
+    assert!(
+        bad_now[0] > bad_then[0] + 25,
+        "bad: lowest layer flows {bad_then:?} → {bad_now:?}"
+    );
+    assert_eq!(bad_now[2], bad_then[2], "bad: not the top layer");
+    drop((publisher.stop, good.stop, bad.stop));
 }

@@ -125,6 +125,8 @@ pub struct Publish {
     pub video_after: Option<Duration>,
     /// Also offers a second video track, in a stream of its own (as a screen share is).
     pub screen: bool,
+    /// Receives over a bad link: two in five media datagrams are lost.
+    pub lossy: bool,
 }
 
 /// The simulcast layers a client sends, lowest first.
@@ -139,6 +141,7 @@ impl Default for Publish {
             simulcast: false,
             video_after: None,
             screen: false,
+            lossy: false,
         }
     }
 }
@@ -283,6 +286,7 @@ impl Run {
             }
         });
         let mut video_started = false;
+        let mut received_media = 0u64;
         loop {
             let wake = self.drain(&mut connected);
             tokio::select! {
@@ -311,6 +315,14 @@ impl Run {
                 },
                 got = self.socket.recv_from(&mut buffer) => {
                     let Ok((len, from)) = got else { continue };
+                    // (S)RTP and RTCP start with 128–191 (RFC 7983).
+                    let media = (128..192).contains(&buffer[0]);
+                    if self.publish.lossy && connected && media {
+                        received_media += 1;
+                        if received_media % 5 < 2 {
+                            continue;
+                        }
+                    }
                     let Ok(contents) = buffer[..len].try_into() else { continue };
                     let input = Input::Receive(Instant::now(), Receive {
                         proto: Protocol::Udp,
