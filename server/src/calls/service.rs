@@ -151,6 +151,10 @@ impl Calls {
     pub async fn carrier(&self, who: Uuid, call_id: &str) -> Result<Carrier> {
         let inner = &self.inner;
         let id = parse_call_id(call_id)?;
+        // A session here means this node carries the call (it closes them if it loses it).
+        if inner.rooms.has(id, who) {
+            return Ok(Carrier::Here);
+        }
         let call = inner.visible(who, id).await?;
         if call.is_over() {
             // Nothing left to carry: any node answers (with CALL_ENDED).
@@ -201,14 +205,11 @@ impl Calls {
             .check(crate::chat::send_limit(&inner.limits), &who.to_string())
             .await?;
         let now = chrono::Utc::now();
-        let ring = chrono::Duration::seconds(
-            i64::try_from(inner.config.ring_timeout_secs).unwrap_or(i64::MAX),
-        );
         let new = NewCall {
             conversation_id,
             caller: who,
             video,
-            ring_until: now + ring,
+            ring_until: now + inner.ring(),
         };
         let committed = inner.store.start_call(new, request, now).await?;
         let fresh = committed.published.is_some();
@@ -379,9 +380,8 @@ impl Calls {
                 format!("at most {MAX_SDP_BYTES} bytes of SDP"),
             ));
         }
-        inner.visible(who, id).await?;
+        let (generation, peer) = inner.session(who, id).await?;
         inner.limiter.check(SIGNAL_LIMIT, &who.to_string()).await?;
-        let (generation, peer) = inner.rooms.peer(id, who).ok_or_else(not_in_call)?;
         match (signal, peer) {
             (ClientSignal::Offer(sdp), None) => {
                 let peer = Uuid::new_v4();
@@ -451,9 +451,8 @@ impl Calls {
         let Some(media) = media else {
             return Err(Error::invalid("media_state", "required"));
         };
-        let call = inner.visible(who, id).await?;
+        let (_, peer) = inner.session(who, id).await?;
         inner.limiter.check(SIGNAL_LIMIT, &who.to_string()).await?;
-        let (_, peer) = inner.rooms.peer(id, who).ok_or_else(not_in_call)?;
         if let Some(peer) = peer {
             let sfu = &inner.sfu;
             let muting = [
@@ -473,6 +472,7 @@ impl Calls {
             }
         }
         inner.rooms.set_media(id, who, media);
+        let call = inner.store.call(id).await?.ok_or(Error::NotFound("call"))?;
         let view = inner.view(call);
         inner
             .rooms
@@ -494,9 +494,7 @@ impl Calls {
                 inner.leave_sfu(peer).await;
             }
         }
-        let ring = chrono::Duration::seconds(
-            i64::try_from(inner.config.ring_timeout_secs).unwrap_or(i64::MAX),
-        );
+        let ring = inner.ring();
         let timing_out = move |call: &mut Call, _: Role| Ok(call.ring_timeout(ring, now));
         let changed = inner
             .store
@@ -530,6 +528,23 @@ impl Calls {
 }
 
 impl Inner {
+    /// How long a call rings.
+    fn ring(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.config.ring_timeout_secs).unwrap_or(i64::MAX))
+    }
+
+    /// `who`'s session in the call, checked as allowed: a session is opened only for a
+    /// member who joined (and is closed when they stop being one), so it stands for the
+    /// membership check; without one, a member gets `NOT_IN_CALL`, anyone else
+    /// `NOT_FOUND`.
+    async fn session(&self, who: Uuid, id: Uuid) -> Result<(u64, Option<Uuid>)> {
+        if let Some(session) = self.rooms.peer(id, who) {
+            return Ok(session);
+        }
+        self.visible(who, id).await?;
+        Err(not_in_call())
+    }
+
     fn carry(&self, call: Uuid) {
         self.carried
             .lock()

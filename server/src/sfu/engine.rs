@@ -520,27 +520,23 @@ impl Engine {
                         continue;
                     };
                     let room = source.room;
-                    let track = source.tracks_in.iter_mut().find(|t| t.mid == data.mid);
-                    if let Some(track) = track
+                    let mut track = source.tracks_in.iter_mut().find(|t| t.mid == data.mid);
+                    if let Some(track) = track.as_deref_mut()
                         && let Some(rid) = data.rid
                         && let Some(at) = track.layers.iter().position(|r| *r == rid)
                         && let Some(rate) = track.rates.get_mut(at)
                     {
                         rate.add(data.data.len(), now);
                     }
-                    let Some(source) = self.peers.get(&publisher) else {
-                        continue;
-                    };
-                    let track = source.tracks_in.iter().find(|t| t.mid == data.mid);
-                    let kind = track.map(|t| t.kind);
+                    let kind = track.as_ref().map(|t| t.kind);
                     let picks = track
                         .map(|t| Picks::of(&t.layers, &t.rates))
                         .unwrap_or_default();
-                    // Layers subscribers wait for a keyframe of.
-                    let mut wanted: Vec<Rid> = Vec::new();
                     if kind.is_some_and(|kind| source.muted.contains(&kind)) {
                         continue;
                     }
+                    // Layers subscribers wait for a keyframe of.
+                    let mut wanted: Vec<Rid> = Vec::new();
                     if kind == Some(MediaKind::Audio)
                         && let Some(level) = data.ext_vals.audio_level
                     {

@@ -239,6 +239,27 @@ pub struct NewMessage {
     pub request: RequestKey,
 }
 
+impl NewMessage {
+    /// The message a poll or call posts: its content alone, sent under `request`.
+    pub fn carrying(
+        conversation_id: Uuid,
+        sender_id: Uuid,
+        content: Content,
+        request: RequestKey,
+    ) -> Self {
+        Self {
+            conversation_id,
+            sender_id,
+            content,
+            metadata: Default::default(),
+            reply_to: None,
+            forwarded_from: None,
+            attachments: Default::default(),
+            request,
+        }
+    }
+}
+
 /// The drive files a new message attaches.
 #[derive(Debug, Clone, Default)]
 pub enum NewAttachments {

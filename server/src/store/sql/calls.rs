@@ -17,11 +17,11 @@ use uuid::Uuid;
 use super::{
     SqlStore,
     chat::{
-        messages,
-        timeline::{next_seq, record_change},
+        members, messages,
+        timeline::{lock_conversation, next_seq, record_change},
     },
     convert::db_time,
-    entities::{active_calls, call_members, calls, conversations, members},
+    entities::{active_calls, call_members, calls},
     paging::{self, Order},
 };
 use crate::{
@@ -81,20 +81,6 @@ pub(super) async fn insert<C: ConnectionTrait>(
         start_time: Set(now),
     });
     call_members::Entity::insert_many(rows).exec(txn).await?;
-    Ok(())
-}
-
-/// Locks the conversation (PostgreSQL; SQLite writes one at a time anyway).
-async fn lock_conversation<C: ConnectionTrait>(txn: &C, conversation: Uuid) -> Result<()> {
-    if txn.get_database_backend() == DbBackend::Postgres {
-        conversations::Entity::find_by_id(conversation)
-            .select_only()
-            .column(conversations::Column::Id)
-            .lock_exclusive()
-            .into_tuple::<Uuid>()
-            .one(txn)
-            .await?;
-    }
     Ok(())
 }
 
@@ -182,13 +168,7 @@ impl SqlStore {
         let _guard = self.write_guard().await;
         let txn = self.db.begin().await?;
         lock_conversation(&txn, conversation).await?;
-        let role: Option<i16> = members::Entity::find_by_id((conversation, actor))
-            .select_only()
-            .column(members::Column::Role)
-            .into_tuple()
-            .one(&txn)
-            .await?;
-        let role = match role.map(Role::from_code) {
+        let role = match members::role_in(&txn, conversation, actor).await? {
             Some(role) => role,
             None if !as_member => Role::Member,
             None => return Err(Error::NotFound("call")),
@@ -213,19 +193,11 @@ impl CallStore for SqlStore {
         now: Time,
     ) -> Result<Committed<Call>> {
         let now = db_time(now);
-        let message = NewMessage {
-            conversation_id: new.conversation_id,
-            sender_id: new.caller,
-            content: Content::Call(CallRef {
-                call_id: Uuid::now_v7(),
-                video: new.video,
-            }),
-            metadata: Default::default(),
-            reply_to: None,
-            forwarded_from: None,
-            attachments: Default::default(),
-            request,
-        };
+        let content = Content::Call(CallRef {
+            call_id: Uuid::now_v7(),
+            video: new.video,
+        });
+        let message = NewMessage::carrying(new.conversation_id, new.caller, content, request);
         // A retry gets the first call's message back, and so the first call.
         let Committed { value, published } =
             messages::send(self, message, messages::Carried::Call(&new), now).await?;
@@ -340,20 +312,21 @@ impl CallStore for SqlStore {
         before: Option<(Time, Uuid)>,
         limit: u64,
     ) -> Result<Vec<Call>> {
+        // A conversation's calls are read with their records; a user's through the index.
         let ids: Vec<Uuid> = match conversation {
             Some(conversation) => {
-                paging::page(
+                return paging::page(
                     calls::Entity::find().filter(calls::Column::ConversationId.eq(conversation)),
                     (calls::Column::StartTime, calls::Column::Id),
                     Order::NewestFirst,
                     before,
                     limit,
                 )
-                .select_only()
-                .column(calls::Column::Id)
-                .into_tuple()
                 .all(&self.db)
                 .await?
+                .iter()
+                .map(|row| format::decode_call(&row.record))
+                .collect();
             }
             None => {
                 paging::page(

@@ -20,10 +20,10 @@ use super::{
     SqlStore,
     chat::{
         messages,
-        timeline::{Locked, next_seq, record_change},
+        timeline::{Locked, lock_conversation, next_seq, record_change},
     },
     convert::db_time,
-    entities::{conversations, members, poll_options, poll_votes, polls},
+    entities::{members, poll_options, poll_votes, polls},
     paging::{self, Order},
 };
 use crate::{
@@ -147,15 +147,7 @@ async fn load<C: ConnectionTrait>(db: &C, id: Uuid, lock: bool) -> Result<Option
 /// Locks `conversation` (PostgreSQL; SQLite writes one at a time anyway) and checks that
 /// `user` is a member: `NOT_FOUND` for anyone else, as for the poll itself.
 async fn lock_as_member<C: ConnectionTrait>(txn: &C, conversation: Uuid, user: Uuid) -> Result<()> {
-    if txn.get_database_backend() == DbBackend::Postgres {
-        conversations::Entity::find_by_id(conversation)
-            .select_only()
-            .column(conversations::Column::Id)
-            .lock_exclusive()
-            .into_tuple::<Uuid>()
-            .one(txn)
-            .await?;
-    }
+    lock_conversation(txn, conversation).await?;
     members::Entity::find_by_id((conversation, user))
         .one(txn)
         .await?
@@ -368,19 +360,11 @@ impl PollStore for SqlStore {
         now: Time,
     ) -> Result<Committed<PollRecord>> {
         let now = db_time(now);
-        let message = NewMessage {
-            conversation_id: new.conversation_id,
-            sender_id: new.creator,
-            content: Content::Poll(PollRef {
-                poll_id: Uuid::now_v7(),
-                question: new.question.clone(),
-            }),
-            metadata: Default::default(),
-            reply_to: None,
-            forwarded_from: None,
-            attachments: Default::default(),
-            request,
-        };
+        let content = Content::Poll(PollRef {
+            poll_id: Uuid::now_v7(),
+            question: new.question.clone(),
+        });
+        let message = NewMessage::carrying(new.conversation_id, new.creator, content, request);
         // A retry gets the first poll's message back, and so the first poll.
         let Committed { value, published } =
             messages::send(self, message, messages::Carried::Poll(&new), now).await?;

@@ -35,7 +35,7 @@ pub(super) async fn member_role<C: ConnectionTrait>(
 }
 
 /// `user`'s role in the conversation (`None`: not a member).
-pub(super) async fn role_in<C: ConnectionTrait>(
+pub(in crate::store::sql) async fn role_in<C: ConnectionTrait>(
     txn: &C,
     conversation: Uuid,
     user: Uuid,

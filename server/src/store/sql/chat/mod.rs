@@ -20,7 +20,7 @@ use crate::{
 };
 
 mod conversations;
-mod members;
+pub(super) mod members;
 pub(super) mod messages;
 pub(super) mod timeline;
 

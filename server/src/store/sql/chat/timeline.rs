@@ -20,6 +20,24 @@ use crate::{
     },
 };
 
+/// Locks `conversation` for a change that takes no `seq` (PostgreSQL; SQLite writes one at
+/// a time anyway): it then orders against membership changes, which lock it too.
+pub(in crate::store::sql) async fn lock_conversation<C: ConnectionTrait>(
+    txn: &C,
+    conversation: Uuid,
+) -> Result<()> {
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        conversations::Entity::find_by_id(conversation)
+            .select_only()
+            .column(conversations::Column::Id)
+            .lock_exclusive()
+            .into_tuple::<Uuid>()
+            .one(txn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Takes the conversation's next `seq` and records the activity time.
 pub(in crate::store::sql) async fn next_seq<C: ConnectionTrait>(
     txn: &C,
