@@ -12,6 +12,7 @@ mod limits;
 pub mod passwords;
 mod recovery;
 mod tokens;
+mod verified;
 
 pub use limits::RevokedSessions;
 pub use tokens::{Operation, Principal, TokenAuthority};

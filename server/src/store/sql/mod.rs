@@ -7,6 +7,7 @@ use sea_orm::{
     DbBackend, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use sea_orm_migration::MigratorTrait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
@@ -70,17 +71,12 @@ impl SqlStore {
             .map_sqlx_postgres_opts(move |pg| {
                 pg.options([("statement_timeout", statement_timeout.as_str())])
             })
+            .map_sqlx_sqlite_opts(sqlite_settings)
             .sqlx_logging(false);
         let db = Database::connect(options)
             .await
             .map_err(|e| Error::Unavailable(format!("cannot connect to the database: {e}")))?;
         let writer = (db.get_database_backend() == DbBackend::Sqlite).then(|| Mutex::new(()));
-        if writer.is_some() {
-            // WAL lets readers run beside the writer; the busy timeout covers the moments
-            // another connection holds the write lock.
-            db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000;")
-                .await?;
-        }
         migration::Migrator::up(&db, None).await?;
         let history: Arc<dyn MessageHistory> = match cql {
             Some(cql) => Arc::new(CqlProjection::new(db.clone(), cql)),
@@ -127,6 +123,23 @@ impl SqlStore {
             None => None,
         }
     }
+}
+
+/// Every SQLite connection's settings (each pooled connection runs them when it opens).
+fn sqlite_settings(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options
+        // Readers run beside the writer. Commits stay `synchronous = FULL` (sqlx's default
+        // and ours): the WAL is fsynced before a commit returns, so an acknowledged send
+        // survives power loss, not only a crash of this process (`NORMAL` would not).
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        // Covers the moments another connection holds the write lock.
+        .busy_timeout(Duration::from_secs(5))
+        // Statement journals (kept so one statement of a transaction can be undone, e.g.
+        // a fan-out's multi-row update) in memory rather than temporary files: they are
+        // never needed after a crash. With files they were 10% of the CPU of a send into
+        // a 1,000-member group (`perf`); in memory, 3%.
+        .pragma("temp_store", "MEMORY")
 }
 
 /// A stored event row's event: `body` in a versioned format, or the v0 JSON `payload` of

@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# SecureConnect (embedded default) against Centrifugo v6.9.1, side by side on this
+# machine: unary writes, fan-out at 1, 100 and 1,000 subscribers, and idle streams. Each
+# run starts a fresh server pinned to one core, with the benchmark client on another, and
+# reads the server's CPU and memory from /proc. Prints every result line, then the ratios
+# issue 12 set as goals. A benchmark, not a test: it is not part of deploy/local/test.sh.
+#
+#   deploy/bench/compare.sh            # everything (about 10 minutes)
+#   deploy/bench/compare.sh fanout     # one scenario: unary, fanout or idle
+#
+# Settings (environment): SERVER_CPU (0), CLIENT_CPU (1), DURATION (seconds per
+# measurement, 20), RATE (messages/s in fan-out, 50), SUBSCRIBERS ("1 100 1000"),
+# STREAMS (10000), OUT (where logs and results go).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/secureconnect/target}
+CACHE=${SECURECONNECT_CACHE:-$HOME/.cache/secureconnect}
+CENTRIFUGO_VERSION=v6.9.1
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+DURATION=${DURATION:-20}
+RATE=${RATE:-50}
+SUBSCRIBERS=${SUBSCRIBERS:-"1 100 1000"}
+STREAMS=${STREAMS:-10000}
+OUT=${OUT:-/tmp/secureconnect-bench}
+SCENARIOS=${1:-"unary fanout idle"}
+SC_PORT=50571
+BENCH="$CARGO_TARGET_DIR/release/secureconnect-bench"
+SERVER="$CARGO_TARGET_DIR/release/secureconnect"
+CENTRIFUGO="$CACHE/centrifugo-$CENTRIFUGO_VERSION/centrifugo"
+
+mkdir -p "$OUT"
+RESULTS="$OUT/results.txt"
+: >"$RESULTS"
+# 10,000 streams are 10,000 sockets on each side.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+echo "building release binaries…" >&2
+(cd "$ROOT" && cargo build --release --quiet -p secureconnect-server --bin secureconnect \
+    -p secureconnect-sdk --bin secureconnect-bench)
+if [[ ! -x $CENTRIFUGO ]]; then
+    echo "installing centrifugo $CENTRIFUGO_VERSION (go install)…" >&2
+    GOBIN=$(dirname "$CENTRIFUGO") go install "github.com/centrifugal/centrifugo/v6@$CENTRIFUGO_VERSION"
+fi
+
+SERVER_PID=
+stop_server() {
+    if [[ -n $SERVER_PID ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+trap stop_server EXIT
+
+wait_for_port() {
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+
+start_secureconnect() {
+    stop_server
+    rm -rf "$OUT/secureconnect-data"
+    # Sends per user are limited to 10/s by default; a benchmark publisher sends more.
+    SECURECONNECT_LIMITS__MESSAGES_PER_SECOND=1000000 taskset -c "$SERVER_CPU" "$SERVER" serve \
+        --listen "127.0.0.1:$SC_PORT" --data-dir "$OUT/secureconnect-data" \
+        >"$OUT/secureconnect.log" 2>&1 &
+    SERVER_PID=$!
+    wait_for_port "$SC_PORT"
+}
+
+# $1: "history" (history and recovery on, the comparable feature) or "plain".
+start_centrifugo() {
+    stop_server
+    local channel='{}'
+    if [[ $1 == history ]]; then
+        channel='{"history_size": 100, "history_ttl": "300s", "force_recovery": true}'
+    fi
+    cat >"$OUT/centrifugo-$1.json" <<JSON
+{
+  "client": { "token": { "hmac_secret_key": "bench-token-secret" } },
+  "http_server": { "address": "127.0.0.1", "port": 18000 },
+  "grpc_api": { "enabled": true, "address": "127.0.0.1", "port": 10000, "key": "bench-api-key" },
+  "uni_grpc": { "enabled": true, "address": "127.0.0.1", "port": 11000 },
+  "channel": { "without_namespace": $channel }
+}
+JSON
+    taskset -c "$SERVER_CPU" "$CENTRIFUGO" -c "$OUT/centrifugo-$1.json" \
+        >"$OUT/centrifugo-$1.log" 2>&1 &
+    SERVER_PID=$!
+    wait_for_port 11000
+    wait_for_port 10000
+}
+
+# $1: label for the results; the rest: the benchmark's arguments after the target's.
+bench_secureconnect() {
+    local label=$1
+    shift
+    taskset -c "$CLIENT_CPU" "$BENCH" --endpoint "http://127.0.0.1:$SC_PORT" \
+        --server-pid "$SERVER_PID" "$@" | sed "s/^result /result label=$label /" | tee -a "$RESULTS"
+}
+
+bench_centrifugo() {
+    local label=$1
+    shift
+    taskset -c "$CLIENT_CPU" "$BENCH" --target centrifugo --endpoint http://127.0.0.1:11000 \
+        --centrifugo-api http://127.0.0.1:10000 --server-pid "$SERVER_PID" "$@" |
+        sed "s/^result /result label=$label /" | tee -a "$RESULTS"
+}
+
+for scenario in $SCENARIOS; do
+    case $scenario in
+    unary)
+        start_secureconnect
+        bench_secureconnect sc unary --duration "$DURATION"
+        ;;
+    fanout)
+        for n in $SUBSCRIBERS; do
+            args=(fanout --subscribers "$n" --rate "$RATE" --duration "$DURATION")
+            start_secureconnect
+            bench_secureconnect sc "${args[@]}"
+            start_centrifugo history
+            bench_centrifugo cf-history "${args[@]}"
+            start_centrifugo plain
+            bench_centrifugo cf-plain "${args[@]}"
+        done
+        ;;
+    idle)
+        start_secureconnect
+        bench_secureconnect sc idle --streams "$STREAMS"
+        start_centrifugo plain
+        bench_centrifugo cf-plain idle --streams "$STREAMS"
+        ;;
+    *)
+        echo "unknown scenario $scenario (unary, fanout, idle)" >&2
+        exit 2
+        ;;
+    esac
+done
+stop_server
+
+echo
+echo "== ratios (goal in brackets) =="
+awk -v subscribers="$SUBSCRIBERS" '
+    /^result / {
+        delete f
+        for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+        key = f["label"] "/" f["scenario"] "/" f["subscribers"]
+        for (k in f) r[key, k] = f[k]
+    }
+    function verdict(ok) { return ok ? "met" : "NOT MET" }
+    END {
+        if (("sc/unary/", "send_per_health") in r) {
+            v = r["sc/unary/", "send_per_health"]
+            printf "unary  SendMessage ÷ Health/Check requests/s   %6.3f  [≥ 0.25]   %s\n", v, verdict(v >= 0.25)
+            v = r["sc/unary/", "send_cpu_us"]
+            printf "unary  server CPU per SendMessage (µs)         %6.0f  [≤ 250]    %s\n", v, verdict(v <= 250)
+            v = r["sc/unary/", "list_cpu_us"]
+            printf "unary  server CPU per ListMessages 50 (µs)     %6.0f  [≤ 150]    %s\n", v, verdict(v <= 150)
+        }
+        n = split(subscribers, subs, " ")
+        for (i = 1; i <= n; i++) {
+            s = subs[i]
+            sc = r["sc/fanout/" s, "cpu_ms_per_1000"]
+            if (sc == "") continue
+            h = r["cf-history/fanout/" s, "cpu_ms_per_1000"]
+            p = r["cf-plain/fanout/" s, "cpu_ms_per_1000"]
+            printf "fanout %4d subs  CPU/delivery ÷ Centrifugo+history  %5.2f  [≤ 1.0]  %s   (%s vs %s ms per 1000)\n", s, sc / h, verdict(sc / h <= 1.0), sc, h
+            printf "fanout %4d subs  CPU/delivery ÷ Centrifugo plain    %5.2f  [≤ 1.5]  %s   (%s vs %s ms per 1000)\n", s, sc / p, verdict(sc / p <= 1.5), sc, p
+            printf "fanout %4d subs  p99 send→deliver: SecureConnect %s ms, Centrifugo+history %s ms, plain %s ms\n", s, r["sc/fanout/" s, "p99_ms"], r["cf-history/fanout/" s, "p99_ms"], r["cf-plain/fanout/" s, "p99_ms"]
+        }
+        big = r["sc/fanout/1000", "p99_ms"]; one = r["sc/fanout/1", "p99_ms"]
+        if (big != "" && one != "") {
+            printf "fanout 1000 subs  p99 (ms)                          %6.1f  [< 100]  %s\n", big, verdict(big < 100)
+            printf "fanout p99(1000 subs) ÷ p99(1 sub)                   %5.2f  [≤ 3]    %s\n", big / one, verdict(big / one <= 3)
+        }
+        sc = r["sc/idle/", "bytes_per_stream"]; cf = r["cf-plain/idle/", "bytes_per_stream"]
+        if (sc != "" && cf != "") {
+            printf "idle   memory per stream ÷ Centrifugo           %5.2f  [≤ 0.5]  %s   (%d vs %d bytes)\n", sc / cf, verdict(sc / cf <= 0.5), sc, cf
+        }
+    }' "$RESULTS"
