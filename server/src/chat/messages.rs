@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{Chat, request_ids::Fingerprint};
 use crate::{
     auth::Principal,
-    domain::{Content, ConversationKind, Forwarded, Message},
+    domain::{Content, Forwarded, Message, rules},
     error::{Error, Reason, Result},
     paging,
     store::{Direction, NewAttachments, NewMessage, RequestKey, RequestKind},
@@ -80,20 +80,9 @@ impl Chat {
             return Ok(sent);
         }
         self.limit_sends(who).await?;
-        self.check_can_post(who, conversation_id, &content, !attachments.is_empty())
-            .await?;
-        if let Some(reply_to) = reply_to
-            && self
-                .store
-                .message(conversation_id, reply_to)
-                .await?
-                .is_none()
-        {
-            return Err(Error::invalid(
-                "reply_to_message_id",
-                "no such message in this conversation",
-            ));
-        }
+        // Whether the sender may post this here (a member, not blocked, content that fits
+        // the conversation's encryption, a reply to a message of this conversation) is
+        // checked in the write itself, with no reads before it.
         let new = NewMessage {
             conversation_id,
             sender_id: who.user_id,
@@ -168,8 +157,6 @@ impl Chat {
         }
         self.limit_sends(who).await?;
         let attachments = original.attachments;
-        self.check_can_post(who, target, &content, !attachments.is_empty())
-            .await?;
         let new = NewMessage {
             conversation_id: target,
             sender_id: who.user_id,
@@ -207,41 +194,6 @@ impl Chat {
         self.limiter
             .check(super::send_limit(&self.limits), &who.user_id.to_string())
             .await
-    }
-
-    /// Checks `who` may post `content` (with attachments or not) into `conversation_id`:
-    /// membership (else `NOT_FOUND`), the conversation's encryption setting, and blocks
-    /// in direct chats.
-    async fn check_can_post(
-        &self,
-        who: &Principal,
-        conversation_id: Uuid,
-        content: &Content,
-        attaching: bool,
-    ) -> Result<()> {
-        let (conversation, _) = self.as_member(conversation_id, who.user_id).await?;
-        check_encryption(conversation.end_to_end_encrypted, content)?;
-        if attaching && conversation.end_to_end_encrypted {
-            return Err(Error::FailedPrecondition {
-                reason: Reason::EncryptionMismatch,
-                message: "the server does not attach files in end-to-end encrypted conversations: upload ciphertext and share it",
-            });
-        }
-        if conversation.kind == ConversationKind::Direct {
-            let members = self.store.members(conversation_id, None, 2).await?;
-            if let Some(peer) = members.iter().find(|m| m.user_id != who.user_id)
-                && self
-                    .users
-                    .is_blocked_between(who.user_id, peer.user_id)
-                    .await?
-            {
-                return Err(Error::PermissionDenied {
-                    reason: Reason::Blocked,
-                    message: "you cannot message this user",
-                });
-            }
-        }
-        Ok(())
     }
 
     pub async fn get_message(
@@ -311,7 +263,7 @@ impl Chat {
         // Whether the conversation is encrypted never changes, so it is checked here; who
         // may edit is checked in the write (the store, with `domain::rules`).
         let (conversation, _) = self.as_member(conversation_id, who.user_id).await?;
-        check_encryption(conversation.end_to_end_encrypted, &content)?;
+        rules::fits_encryption(conversation.end_to_end_encrypted, &content, false)?;
         let committed = self
             .store
             .edit_message(
@@ -407,23 +359,6 @@ fn check_metadata(v: &mut Violations, metadata: &BTreeMap<String, String>) {
 }
 
 /// End-to-end encrypted conversations carry only ciphertext, others only text.
-fn check_encryption(end_to_end_encrypted: bool, content: &Content) -> Result<()> {
-    match (end_to_end_encrypted, content) {
-        // A poll is never encrypted (the server counts its votes), in any conversation.
-        (true, Content::Encrypted(_))
-        | (false, Content::Text(_))
-        | (_, Content::Poll(_) | Content::Call(_)) => Ok(()),
-        (true, Content::Text(_)) => Err(Error::FailedPrecondition {
-            reason: Reason::EncryptionMismatch,
-            message: "this conversation is end-to-end encrypted: send encrypted_payload",
-        }),
-        (false, Content::Encrypted(_)) => Err(Error::FailedPrecondition {
-            reason: Reason::EncryptionMismatch,
-            message: "encrypted_payload is only allowed in end-to-end encrypted conversations",
-        }),
-    }
-}
-
 fn parse_ids(conversation_id: &str, message_id: &str) -> Result<(Uuid, Uuid)> {
     let mut v = Violations::new();
     let conversation = v.id("conversation_id", conversation_id);

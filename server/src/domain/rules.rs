@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use super::Role;
+use super::{Content, Role};
 use crate::error::{Error, Reason, Result};
 
 /// A change a member asks for, with what the rule needs to know about it.
@@ -97,6 +97,43 @@ pub fn authorize(actor: Uuid, role: Role, act: Act) -> Result<()> {
     }
 }
 
+/// Whether `content` (with files attached or not) may be posted in a conversation that is
+/// end-to-end encrypted or not: ciphertext only where it is, plain text only where it is
+/// not, and the server attaches files only where it can read them. A poll or a call is
+/// never encrypted (the server counts the votes and runs the call), in any conversation.
+pub fn fits_encryption(
+    end_to_end_encrypted: bool,
+    content: &Content,
+    attaching: bool,
+) -> Result<()> {
+    match (end_to_end_encrypted, content) {
+        (true, Content::Text(_)) => {
+            return Err(encryption_mismatch(
+                "this conversation is end-to-end encrypted: send encrypted_payload",
+            ));
+        }
+        (false, Content::Encrypted(_)) => {
+            return Err(encryption_mismatch(
+                "encrypted_payload is only allowed in end-to-end encrypted conversations",
+            ));
+        }
+        _ => {}
+    }
+    if attaching && end_to_end_encrypted {
+        return Err(encryption_mismatch(
+            "the server does not attach files in end-to-end encrypted conversations: upload ciphertext and share it",
+        ));
+    }
+    Ok(())
+}
+
+fn encryption_mismatch(message: &'static str) -> Error {
+    Error::FailedPrecondition {
+        reason: Reason::EncryptionMismatch,
+        message,
+    }
+}
+
 /// A group always has an owner: refuses a change that would leave `owners_after` at 0.
 fn keeps_an_owner(owners_after: usize) -> Result<()> {
     if owners_after == 0 {
@@ -131,6 +168,31 @@ mod tests {
             }
             Err(other) => format!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn ciphertext_only_where_encrypted_and_files_only_where_readable() {
+        let text = Content::Text("hi".into());
+        let sealed = Content::Encrypted(vec![1, 2, 3]);
+        let reason = |result: Result<()>| match result {
+            Ok(()) => "ok".to_owned(),
+            Err(Error::FailedPrecondition { reason, .. }) => format!("{reason:?}"),
+            Err(other) => format!("unexpected {other:?}"),
+        };
+        assert_eq!(reason(fits_encryption(false, &text, true)), "ok");
+        assert_eq!(reason(fits_encryption(true, &sealed, false)), "ok");
+        assert_eq!(
+            reason(fits_encryption(true, &text, false)),
+            "EncryptionMismatch"
+        );
+        assert_eq!(
+            reason(fits_encryption(false, &sealed, false)),
+            "EncryptionMismatch"
+        );
+        assert_eq!(
+            reason(fits_encryption(true, &sealed, true)),
+            "EncryptionMismatch"
+        );
     }
 
     #[test]

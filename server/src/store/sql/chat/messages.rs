@@ -15,7 +15,7 @@ use crate::{
     },
     error::{Error, Reason, Result},
     store::{
-        Committed, Direction, NewCall, NewMessage, NewPoll, RequestKey,
+        Committed, Direction, NewAttachments, NewCall, NewMessage, NewPoll, RequestKey,
         sql::{SqlStore, accounts, append_event, calls, convert, drive, history, polls, requests},
     },
 };
@@ -164,7 +164,8 @@ pub(in crate::store::sql) async fn send(
     let txn = store.db.begin().await?;
     // Numbering locks the conversation: a removal or block committed before this point
     // is seen below, one after it waits for this send.
-    let (seq, kind) = next_seq_and_kind(&txn, new.conversation_id, now).await?;
+    let numbered = next_seq_and_kind(&txn, new.conversation_id, now).await?;
+    let seq = numbered.seq;
     let message = Message {
         id: Uuid::now_v7(),
         conversation_id: new.conversation_id,
@@ -190,7 +191,25 @@ pub(in crate::store::sql) async fn send(
         Err(err) => return Err(err.into()),
     }
     let recipients = member_ids(&txn, new.conversation_id).await?;
-    authorize_post(&txn, kind, new.sender_id, &recipients).await?;
+    authorize_post(&txn, numbered.kind, new.sender_id, &recipients).await?;
+    let attaching = match &new.attachments {
+        NewAttachments::None => false,
+        NewAttachments::Own(files) => !files.is_empty(),
+        NewAttachments::Copied(files) => !files.is_empty(),
+    };
+    rules::fits_encryption(numbered.end_to_end_encrypted, &new.content, attaching)?;
+    if let Some(reply_to) = new.reply_to
+        && store
+            .history
+            .message_in(&txn, new.conversation_id, reply_to, seq - 1)
+            .await?
+            .is_none()
+    {
+        return Err(Error::invalid(
+            "reply_to_message_id",
+            "no such message in this conversation",
+        ));
+    }
     let mut message = message;
     message.attachments = drive::attach(&txn, &message, new.attachments, now).await?;
     match (carried, &message.content) {

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::{Expr, Query},
 };
 use uuid::Uuid;
 
@@ -46,33 +47,48 @@ pub(in crate::store::sql) async fn next_seq<C: ConnectionTrait>(
 ) -> Result<u64> {
     next_seq_and_kind(txn, conversation, now)
         .await
-        .map(|(seq, _)| seq)
+        .map(|numbered| numbered.seq)
 }
 
-/// [`next_seq`], also returning the conversation's kind from the same row read.
+/// What numbering a change reads of its conversation, in the same statement.
+pub(in crate::store::sql) struct Numbered {
+    pub(in crate::store::sql) seq: u64,
+    pub(in crate::store::sql) kind: ConversationKind,
+    pub(in crate::store::sql) end_to_end_encrypted: bool,
+}
+
+/// [`next_seq`], also returning what a send checks of the conversation.
 pub(in crate::store::sql) async fn next_seq_and_kind<C: ConnectionTrait>(
     txn: &C,
     conversation: Uuid,
     now: Time,
-) -> Result<(u64, ConversationKind)> {
-    conversations::Entity::update_many()
-        .col_expr(
+) -> Result<Numbered> {
+    // One statement: the numbering update hands back the new number (RETURNING, which
+    // SQLite and PostgreSQL both have).
+    let numbering = Query::update()
+        .table(conversations::Entity)
+        .value(
             conversations::Column::LastSeq,
             Expr::col(conversations::Column::LastSeq).add(1),
         )
-        .col_expr(conversations::Column::LastActivityTime, now.into())
-        .filter(conversations::Column::Id.eq(conversation))
-        .exec(txn)
-        .await?;
-    let row: Option<(i64, i16)> = conversations::Entity::find_by_id(conversation)
-        .select_only()
-        .column(conversations::Column::LastSeq)
-        .column(conversations::Column::Kind)
-        .into_tuple()
-        .one(txn)
-        .await?;
-    row.map(|(seq, kind)| (convert::seq_from_db(seq), convert::kind_from_db(kind)))
-        .ok_or(Error::NotFound("conversation"))
+        .value(conversations::Column::LastActivityTime, now)
+        .and_where(conversations::Column::Id.eq(conversation))
+        .returning(Query::returning().columns([
+            conversations::Column::LastSeq,
+            conversations::Column::Kind,
+            conversations::Column::EndToEndEncrypted,
+        ]))
+        .to_owned();
+    let Some(row) = txn.query_one(&numbering).await? else {
+        return Err(Error::NotFound("conversation"));
+    };
+    let seq: i64 = row.try_get_by_index(0)?;
+    let kind: i16 = row.try_get_by_index(1)?;
+    Ok(Numbered {
+        seq: convert::seq_from_db(seq),
+        kind: convert::kind_from_db(kind),
+        end_to_end_encrypted: row.try_get_by_index(2)?,
+    })
 }
 
 /// Records `change` as the conversation's timeline event number `seq` (taken with
