@@ -25,6 +25,7 @@ mod direct_uploads;
 mod drive;
 mod drive_editors;
 mod errors;
+mod group_commit;
 mod idempotency;
 mod mail;
 mod polls;

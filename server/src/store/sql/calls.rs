@@ -200,7 +200,7 @@ impl CallStore for SqlStore {
         let message = NewMessage::carrying(new.conversation_id, new.caller, content, request);
         // A retry gets the first call's message back, and so the first call.
         let Committed { value, published } =
-            messages::send(self, message, messages::Carried::Call(&new), now).await?;
+            messages::send(self, message, messages::Carried::Call(new), now).await?;
         let Some(Content::Call(carried)) = value.content else {
             return Err(Error::NotFound("call"));
         };

@@ -27,6 +27,7 @@ mod contacts;
 mod convert;
 mod drive;
 pub mod entities;
+mod group_commit;
 mod history;
 mod migration;
 mod paging;
@@ -37,6 +38,7 @@ mod retention;
 pub use retention::Trimmed;
 
 use entities::{events, feed, users};
+use group_commit::GroupCommit;
 use history::{CqlProjection, MessageHistory, SqlHistory};
 
 /// The SQL implementation of every store trait.
@@ -46,7 +48,10 @@ pub struct SqlStore {
     /// transaction tries to upgrade, so writes on SQLite queue here. It also keeps
     /// `seq` allocation and feed fan-out trivially serial. `None` on PostgreSQL, where
     /// row locks do this job.
-    writer: Option<Mutex<()>>,
+    writer: Option<Arc<Mutex<()>>>,
+    /// SQLite's sends, written in groups that share a commit (`None` on PostgreSQL, which
+    /// groups concurrent commits itself).
+    group_commit: Option<GroupCommit>,
     /// Where message history lives: the `messages` table, or CQL in cluster mode.
     history: Arc<dyn MessageHistory>,
 }
@@ -81,7 +86,11 @@ impl SqlStore {
         let db = Database::connect(options)
             .await
             .map_err(|e| Error::Unavailable(format!("cannot connect to the database: {e}")))?;
-        let writer = (db.get_database_backend() == DbBackend::Sqlite).then(|| Mutex::new(()));
+        let writer =
+            (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let group_commit = writer
+            .as_ref()
+            .map(|writer| GroupCommit::start(db.clone(), Arc::clone(writer)));
         migration::Migrator::up(&db, None).await?;
         let history: Arc<dyn MessageHistory> = match cql {
             Some(cql) => Arc::new(CqlProjection::new(db.clone(), cql)),
@@ -90,6 +99,7 @@ impl SqlStore {
         Ok(Arc::new(Self {
             db,
             writer,
+            group_commit,
             history,
         }))
     }

@@ -367,7 +367,7 @@ impl PollStore for SqlStore {
         let message = NewMessage::carrying(new.conversation_id, new.creator, content, request);
         // A retry gets the first poll's message back, and so the first poll.
         let Committed { value, published } =
-            messages::send(self, message, messages::Carried::Poll(&new), now).await?;
+            messages::send(self, message, messages::Carried::Poll(new), now).await?;
         let Some(Content::Poll(carried)) = value.content else {
             return Err(Error::NotFound("poll"));
         };

@@ -1,7 +1,9 @@
 //! Sending, reading, editing and deleting messages (the content lives in the
 //! `MessageHistory`; the event in the timeline).
 
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 use super::{
@@ -16,7 +18,11 @@ use crate::{
     error::{Error, Reason, Result},
     store::{
         Committed, Direction, NewAttachments, NewCall, NewMessage, NewPoll, RequestKey,
-        sql::{SqlStore, accounts, append_event, calls, convert, drive, history, polls, requests},
+        sql::{
+            SqlStore, accounts, append_event, calls, convert, drive,
+            history::{self, MessageHistory},
+            polls, requests,
+        },
     },
 };
 
@@ -147,24 +153,75 @@ impl SqlStore {
 }
 
 /// What a new message brings into being in the same write as itself.
-pub(in crate::store::sql) enum Carried<'a> {
+pub(in crate::store::sql) enum Carried {
     Nothing,
-    Poll(&'a NewPoll),
-    Call(&'a NewCall),
+    Poll(NewPoll),
+    Call(NewCall),
 }
 
-/// Sends `new`, with the poll or call it carries created in the same write.
+/// What writing a new message came to.
+enum Written {
+    Sent(Box<Committed<Message>>),
+    /// The request id was used before (by this request, retried, or by another): nothing
+    /// of this write may stay.
+    RequestSeen(sea_orm::DbErr),
+}
+
+impl Written {
+    fn keep(&self) -> bool {
+        matches!(self, Written::Sent(_))
+    }
+}
+
+/// Sends `new`, with the poll or call it carries created in the same write. On SQLite the
+/// write joins a group commit with whatever other sends are queued.
 pub(in crate::store::sql) async fn send(
     store: &SqlStore,
     new: NewMessage,
-    carried: Carried<'_>,
+    carried: Carried,
     now: Time,
 ) -> Result<Committed<Message>> {
-    let _guard = store.write_guard().await;
-    let txn = store.db.begin().await?;
+    let request = new.request.clone();
+    let history = Arc::clone(&store.history);
+    let written = match &store.group_commit {
+        Some(group) => {
+            group
+                .write(Written::keep, move |txn| {
+                    Box::pin(write_message(txn, history, new, carried, now))
+                })
+                .await?
+        }
+        None => {
+            let txn = store.db.begin().await?;
+            let written = write_message(&txn, history, new, carried, now).await?;
+            if written.keep() {
+                txn.commit().await?;
+            }
+            written
+        }
+    };
+    match written {
+        Written::Sent(committed) => {
+            if let Some(published) = &committed.published {
+                store.history.committed(published).await;
+            }
+            Ok(*committed)
+        }
+        Written::RequestSeen(conflict) => store.replay_message(&request, conflict).await,
+    }
+}
+
+/// The write of a send, in `txn`: checks, the message, what it carries, its event.
+async fn write_message(
+    txn: &DatabaseTransaction,
+    history: Arc<dyn MessageHistory>,
+    new: NewMessage,
+    carried: Carried,
+    now: Time,
+) -> Result<Written> {
     // Numbering locks the conversation: a removal or block committed before this point
     // is seen below, one after it waits for this send.
-    let numbered = next_seq_and_kind(&txn, new.conversation_id, now).await?;
+    let numbered = next_seq_and_kind(txn, new.conversation_id, now).await?;
     let seq = numbered.seq;
     let message = Message {
         id: Uuid::now_v7(),
@@ -182,16 +239,13 @@ pub(in crate::store::sql) async fn send(
     };
     // The request id first: a retry of a committed send gets its message back even
     // if the sender may no longer post.
-    match requests::record(&txn, &new.request, new.conversation_id, message.id, now).await {
+    match requests::record(txn, &new.request, new.conversation_id, message.id, now).await {
         Ok(()) => {}
-        Err(err) if convert::is_unique_violation(&err) => {
-            drop(txn);
-            return store.replay_message(&new.request, err).await;
-        }
+        Err(err) if convert::is_unique_violation(&err) => return Ok(Written::RequestSeen(err)),
         Err(err) => return Err(err.into()),
     }
-    let recipients = member_ids(&txn, new.conversation_id).await?;
-    authorize_post(&txn, numbered.kind, new.sender_id, &recipients).await?;
+    let recipients = member_ids(txn, new.conversation_id).await?;
+    authorize_post(txn, numbered.kind, new.sender_id, &recipients).await?;
     let attaching = match &new.attachments {
         NewAttachments::None => false,
         NewAttachments::Own(files) => !files.is_empty(),
@@ -199,9 +253,8 @@ pub(in crate::store::sql) async fn send(
     };
     rules::fits_encryption(numbered.end_to_end_encrypted, &new.content, attaching)?;
     if let Some(reply_to) = new.reply_to
-        && store
-            .history
-            .message_in(&txn, new.conversation_id, reply_to, seq - 1)
+        && history
+            .message_in(txn, new.conversation_id, reply_to, seq - 1)
             .await?
             .is_none()
     {
@@ -211,29 +264,24 @@ pub(in crate::store::sql) async fn send(
         ));
     }
     let mut message = message;
-    message.attachments = drive::attach(&txn, &message, new.attachments, now).await?;
+    message.attachments = drive::attach(txn, &message, new.attachments, now).await?;
     match (carried, &message.content) {
         (Carried::Poll(poll), Some(Content::Poll(carried))) => {
-            polls::insert(&txn, carried.poll_id, message.id, poll, now).await?;
+            polls::insert(txn, carried.poll_id, message.id, &poll, now).await?;
         }
         (Carried::Call(call), Some(Content::Call(carried))) => {
-            calls::insert(&txn, call, carried.call_id, message.id, &recipients, now).await?;
+            calls::insert(txn, &call, carried.call_id, message.id, &recipients, now).await?;
         }
         _ => {}
     }
-    store
-        .history
-        .insert(&txn, &message, &new.request.id)
-        .await?;
+    history.insert(txn, &message, &new.request.id).await?;
     let change = Change::MessageSent(message.clone());
     let event = conversation_event(new.conversation_id, seq, new.sender_id, now, change);
-    let published = append_event(&txn, event, &recipients, now).await?;
-    txn.commit().await?;
-    store.history.committed(&published).await;
-    Ok(Committed {
+    let published = append_event(txn, event, &recipients, now).await?;
+    Ok(Written::Sent(Box::new(Committed {
         value: message,
         published: Some(published),
-    })
+    })))
 }
 
 pub(super) async fn get(store: &SqlStore, conversation: Uuid, id: Uuid) -> Result<Option<Message>> {
