@@ -81,8 +81,24 @@ impl Chat {
         }
         self.limit_sends(who).await?;
         // Whether the sender may post this here (a member, not blocked, content that fits
-        // the conversation's encryption, a reply to a message of this conversation) is
-        // checked in the write itself, with no reads before it.
+        // the conversation's encryption) is checked in the write itself, with no reads
+        // before it. A reply's target is looked up first, by a member only: read inside the
+        // write it would need a second database connection while holding the conversation
+        // (with CQL history), which concurrent sends can exhaust the pool of.
+        if let Some(reply_to) = reply_to {
+            self.membership(conversation_id, who.user_id).await?;
+            if self
+                .store
+                .message(conversation_id, reply_to)
+                .await?
+                .is_none()
+            {
+                return Err(Error::invalid(
+                    "reply_to_message_id",
+                    "no such message in this conversation",
+                ));
+            }
+        }
         let new = NewMessage {
             conversation_id,
             sender_id: who.user_id,

@@ -252,17 +252,6 @@ async fn write_message(
         NewAttachments::Copied(files) => !files.is_empty(),
     };
     rules::fits_encryption(numbered.end_to_end_encrypted, &new.content, attaching)?;
-    if let Some(reply_to) = new.reply_to
-        && history
-            .message_in(txn, new.conversation_id, reply_to, seq - 1)
-            .await?
-            .is_none()
-    {
-        return Err(Error::invalid(
-            "reply_to_message_id",
-            "no such message in this conversation",
-        ));
-    }
     let mut message = message;
     message.attachments = drive::attach(txn, &message, new.attachments, now).await?;
     match (carried, &message.content) {
