@@ -5,9 +5,10 @@
 //! next `feed_seq`) before it is published. The stream subscribes to the bus *before*
 //! reading the backlog, skips what it already sent, and when a live event skips ahead
 //! (`feed_seq > last + 1`, because publishes from concurrent writers can overtake each
-//! other, or the bus dropped some) it reads the missing range from the store first.
+//! other, or the bus dropped some) it holds it back until the events before it arrive
+//! live, or reads them from the store after [`HOLE_WAIT`].
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -25,6 +26,14 @@ use crate::{
 
 /// Events read from the store per query while catching up.
 const REPLAY_BATCH: u64 = 500;
+/// How long a live event that skipped ahead waits for the ones before it to arrive live
+/// before they are read from the store. Concurrent writers commit in one order and publish
+/// in another (a group commit wakes its senders together), so a hole is usually filled a
+/// moment later; reading it at once made every stream of a large group query the store for
+/// each overtaken event. A hole the bus really lost is read after this delay.
+const HOLE_WAIT: Duration = Duration::from_millis(100);
+/// Most live events held back behind a hole; past this the hole is read from the store.
+const MAX_HELD: usize = 256;
 
 /// What the stream tells a device. Every item carries the cursor to resume from.
 #[derive(Debug, Clone)]
@@ -143,6 +152,8 @@ impl Events {
             poll_feed: self.bus.lossy(),
             sent: 0,
             shutdown: self.shutdown.clone(),
+            held: BTreeMap::new(),
+            hole_deadline: None,
         };
         let plan = match resume_from {
             None => Start::Live,
@@ -199,6 +210,10 @@ struct Stream {
     /// Items handed to the client so far (to time heartbeats by this stream's silence).
     sent: u64,
     shutdown: CancellationToken,
+    /// Live events that arrived ahead of a hole, by feed position.
+    held: BTreeMap<u64, FeedItem>,
+    /// When the hole before `held` is read from the store if it has not filled by then.
+    hole_deadline: Option<tokio::time::Instant>,
 }
 
 impl Stream {
@@ -267,6 +282,9 @@ impl Stream {
                         stop => stop,
                     }
                 }
+                _ = tokio::time::sleep_until(self.hole_deadline.unwrap_or_else(tokio::time::Instant::now)), if self.hole_deadline.is_some() => {
+                    self.fill_hole().await?
+                }
                 _ = presence_ticker.tick() => {
                     presence.stream_alive(self.user, self.session, presence_ttl(heartbeat));
                     Ok(())
@@ -302,20 +320,59 @@ impl Stream {
     /// Sends whatever the store has beyond what this stream delivered.
     async fn resync(&mut self) -> Result<Result<(), Stop>> {
         let head = self.store.feed_head(self.user).await?;
-        self.catch_up(head).await
+        if let Err(stop) = self.catch_up(head).await? {
+            return Ok(Err(stop));
+        }
+        Ok(self.release_held().await)
     }
 
-    /// Delivers a live item, first filling any hole before it from the store.
+    /// Delivers a live item, or holds it back until the events before it arrive.
     async fn deliver(&mut self, item: FeedItem) -> Result<Result<(), Stop>> {
         if item.feed_seq <= self.last {
             return Ok(Ok(()));
         }
-        if item.feed_seq > self.last + 1
-            && let Err(stop) = self.catch_up(item.feed_seq - 1).await?
-        {
+        if item.feed_seq > self.last + 1 {
+            self.held.insert(item.feed_seq, item);
+            if self.held.len() > MAX_HELD {
+                return self.fill_hole().await;
+            }
+            self.hole_deadline
+                .get_or_insert_with(|| tokio::time::Instant::now() + HOLE_WAIT);
+            return Ok(Ok(()));
+        }
+        if let Err(stop) = self.send_event(item).await {
             return Ok(Err(stop));
         }
-        Ok(self.send_event(item).await)
+        Ok(self.release_held().await)
+    }
+
+    /// Reads the hole before the held-back events from the store, then sends those.
+    async fn fill_hole(&mut self) -> Result<Result<(), Stop>> {
+        let Some(&until) = self.held.keys().next_back() else {
+            self.hole_deadline = None;
+            return Ok(Ok(()));
+        };
+        // Everything up to the newest held event: the store has those too.
+        if let Err(stop) = self.catch_up(until).await? {
+            return Ok(Err(stop));
+        }
+        Ok(self.release_held().await)
+    }
+
+    /// Sends the held-back events that follow on from `self.last`, forgets those already
+    /// sent (from the store), and keeps the deadline only while a hole remains.
+    async fn release_held(&mut self) -> Result<(), Stop> {
+        while let Some(entry) = self.held.first_entry() {
+            if *entry.key() > self.last + 1 {
+                return Ok(());
+            }
+            let item = entry.remove();
+            if item.feed_seq == self.last + 1 {
+                self.send_event(item).await?;
+            }
+        }
+        self.hole_deadline = None;
+        Ok(())
     }
 
     /// Sends everything in the store after `self.last` up to `until`.
