@@ -5,7 +5,7 @@
 # reads the server's CPU and memory from /proc. Prints every result line, then the ratios
 # issue 12 set as goals. A benchmark, not a test: it is not part of deploy/local/test.sh.
 #
-#   deploy/bench/compare.sh            # everything (about 10 minutes)
+#   deploy/bench/compare.sh            # everything (about 13 minutes once built)
 #   deploy/bench/compare.sh fanout     # one scenario: unary, fanout or idle
 #
 # Settings (environment): SERVER_CPU (0), CLIENT_CPU (1), DURATION (seconds per
