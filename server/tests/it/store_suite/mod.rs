@@ -25,6 +25,7 @@ mod cassandra;
 mod chat;
 mod fixtures;
 mod polls;
+mod stream_holes;
 
 use accounts::*;
 use chat::*;
