@@ -249,8 +249,16 @@ impl Stream {
         // Its own timer: heartbeats are postponed by traffic, presence must not be.
         let mut presence_ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        // One timer for the stream's life, armed while live events wait behind a hole.
+        let hole_timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(hole_timer);
         loop {
             let sent_before = self.sent;
+            if let Some(deadline) = self.hole_deadline
+                && hole_timer.deadline() != deadline
+            {
+                hole_timer.as_mut().reset(deadline);
+            }
             let step = tokio::select! {
                 received = live.recv() => match received {
                     Ok(BusMessage::Event(published)) => match published.item_for(self.user) {
@@ -282,7 +290,7 @@ impl Stream {
                         stop => stop,
                     }
                 }
-                _ = tokio::time::sleep_until(self.hole_deadline.unwrap_or_else(tokio::time::Instant::now)), if self.hole_deadline.is_some() => {
+                () = &mut hole_timer, if self.hole_deadline.is_some() => {
                     self.fill_hole().await?
                 }
                 _ = presence_ticker.tick() => {

@@ -272,6 +272,17 @@ pub enum NewAttachments {
     Copied(Vec<crate::domain::Attachment>),
 }
 
+impl NewAttachments {
+    /// Whether the message carries no file.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            NewAttachments::None => true,
+            NewAttachments::Own(files) => files.is_empty(),
+            NewAttachments::Copied(files) => files.is_empty(),
+        }
+    }
+}
+
 /// What a client request id names: creating a message (sending or forwarding) or a
 /// conversation. Ids are unique per user and kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

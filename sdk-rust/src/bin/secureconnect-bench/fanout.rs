@@ -9,18 +9,17 @@ use std::{
     time::Duration,
 };
 
-use futures::{StreamExt, stream};
 use secureconnect_sdk::proto::{
     event::v1::{SubscribeRequest, conversation_event::Change, subscribe_response::Event},
     message::v1::{MessageContent, SendMessageRequest, message_content::Body},
 };
-use tokio::sync::mpsc;
 
 use crate::{
     Target, centrifugo,
     report::{self, Clock, Deliveries},
     secureconnect::{self, BoxError},
     server_stats::ServerStats,
+    streams,
 };
 
 /// Streams opened at once while setting up.
@@ -177,55 +176,37 @@ async fn secureconnect_streams(
 ) -> Result<Publisher, BoxError> {
     let mut accounts = secureconnect::accounts(endpoint, subscribers + 1).await?;
     let conversation_id = secureconnect::group(&accounts).await?;
-    let (ready, mut opened) = mpsc::channel(subscribers.max(1));
     let members = accounts.split_off(1);
-    stream::iter(members)
-        .map(|member| {
-            let (deliveries, ready) = (Arc::clone(deliveries), ready.clone());
-            async move {
-                let mut events = member
-                    .client
-                    .events()
-                    .subscribe(SubscribeRequest::default())
-                    .await?
-                    .into_inner();
-                tokio::spawn(async move {
-                    let _client = member.client;
-                    let mut ready = Some(ready);
-                    while let Ok(Some(item)) = events.message().await {
-                        match item.event {
-                            Some(Event::CaughtUp(_)) => {
-                                if let Some(ready) = ready.take() {
-                                    let _ = ready.send(()).await;
-                                }
+    streams::open_all(members, OPENING_AT_ONCE, |member, mut live| {
+        let deliveries = Arc::clone(deliveries);
+        async move {
+            let mut events = member
+                .client
+                .events()
+                .subscribe(SubscribeRequest::default())
+                .await?
+                .into_inner();
+            tokio::spawn(async move {
+                let _client = member.client;
+                while let Ok(Some(item)) = events.message().await {
+                    match item.event {
+                        Some(Event::CaughtUp(_)) => live.report().await,
+                        Some(Event::ConversationEvent(event)) => {
+                            if let Some(Change::MessageSent(message)) = event.change
+                                && let Some(sent) = message.metadata.get("t")
+                                && let Ok(sent_us) = sent.parse()
+                            {
+                                deliveries.record(sent_us, clock.now_us());
                             }
-                            Some(Event::ConversationEvent(event)) => {
-                                if let Some(Change::MessageSent(message)) = event.change
-                                    && let Some(sent) = message.metadata.get("t")
-                                    && let Ok(sent_us) = sent.parse()
-                                {
-                                    deliveries.record(sent_us, clock.now_us());
-                                }
-                            }
-                            _ => {}
                         }
+                        _ => {}
                     }
-                });
-                Ok::<_, BoxError>(())
-            }
-        })
-        .buffer_unordered(OPENING_AT_ONCE)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<Vec<()>, _>>()?;
-    drop(ready);
-    for _ in 0..subscribers {
-        opened
-            .recv()
-            .await
-            .ok_or("a stream ended before catching up")?;
-    }
+                }
+            });
+            Ok(())
+        }
+    })
+    .await?;
     let publisher = accounts.pop().ok_or("no publisher")?;
     Ok(Publisher::Secureconnect {
         client: publisher.client,
@@ -242,46 +223,32 @@ async fn centrifugo_streams(
     clock: Clock,
     deliveries: &Arc<Deliveries>,
 ) -> Result<(), BoxError> {
-    let (ready, mut opened) = mpsc::channel(subscribers.max(1));
-    stream::iter(0..subscribers)
-        .map(|i| {
-            let (deliveries, ready) = (Arc::clone(deliveries), ready.clone());
-            let token = centrifugo::connection_token(secret, &format!("u{i}"), &[CHANNEL]);
-            async move {
-                let connection = secureconnect::connect(endpoint).await?;
-                let mut pushes = centrifugo::consume(connection, token).await?;
-                tokio::spawn(async move {
-                    let mut ready = Some(ready);
-                    while let Ok(Some(push)) = pushes.message().await {
-                        if push.connect.is_some()
-                            && let Some(ready) = ready.take()
-                        {
-                            let _ = ready.send(()).await;
-                        }
-                        if let Some(disconnect) = push.disconnect {
-                            eprintln!("disconnected: {} {}", disconnect.code, disconnect.reason);
-                        }
-                        if let Some(publication) = push.publication
-                            && let Some(sent_us) = centrifugo::sent_us(&publication.data)
-                        {
-                            deliveries.record(sent_us, clock.now_us());
-                        }
+    let tokens = (0..subscribers)
+        .map(|i| centrifugo::connection_token(secret, &format!("u{i}"), &[CHANNEL]))
+        .collect();
+    streams::open_all(tokens, OPENING_AT_ONCE, |token, mut live| {
+        let deliveries = Arc::clone(deliveries);
+        async move {
+            let connection = secureconnect::connect(endpoint).await?;
+            let mut pushes = centrifugo::consume(connection, token).await?;
+            tokio::spawn(async move {
+                while let Ok(Some(push)) = pushes.message().await {
+                    if push.connect.is_some() {
+                        live.report().await;
                     }
-                });
-                Ok::<_, BoxError>(())
-            }
-        })
-        .buffer_unordered(OPENING_AT_ONCE)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<Vec<()>, _>>()?;
-    drop(ready);
-    for _ in 0..subscribers {
-        opened
-            .recv()
-            .await
-            .ok_or("a stream ended before connecting")?;
-    }
+                    if let Some(disconnect) = push.disconnect {
+                        eprintln!("disconnected: {} {}", disconnect.code, disconnect.reason);
+                    }
+                    if let Some(publication) = push.publication
+                        && let Some(sent_us) = centrifugo::sent_us(&publication.data)
+                    {
+                        deliveries.record(sent_us, clock.now_us());
+                    }
+                }
+            });
+            Ok(())
+        }
+    })
+    .await?;
     Ok(())
 }

@@ -2,14 +2,13 @@
 
 use std::time::Duration;
 
-use futures::{StreamExt, stream};
 use secureconnect_sdk::{Client, proto::event::v1::SubscribeRequest};
-use tokio::sync::mpsc;
 
 use crate::{
     Target, centrifugo, report,
     secureconnect::{self, BoxError},
     server_stats::ServerStats,
+    streams::{self, Live},
 };
 
 const OPENING_AT_ONCE: usize = 64;
@@ -54,25 +53,13 @@ pub async fn run(
         target.name(),
         options.streams
     );
-    let (ready, mut opened) = mpsc::channel(options.streams.max(1));
-    stream::iter(0..options.streams)
-        .map(|i| {
-            let token = tokens[i % tokens.len()].clone();
-            let ready = ready.clone();
-            async move { open(target, token, ready).await }
-        })
-        .buffer_unordered(OPENING_AT_ONCE)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<Vec<()>, _>>()?;
-    drop(ready);
-    for _ in 0..options.streams {
-        opened
-            .recv()
-            .await
-            .ok_or("a stream ended before it was live")?;
-    }
+    let tokens = (0..options.streams)
+        .map(|i| tokens[i % tokens.len()].clone())
+        .collect();
+    streams::open_all(tokens, OPENING_AT_ONCE, |token, live| {
+        open(target, token, live)
+    })
+    .await?;
     tokio::time::sleep(SETTLE).await;
     let rss_after = server.rss_bytes()?;
     let cpu_before = server.cpu_seconds()?;
@@ -91,9 +78,9 @@ pub async fn run(
         ))
 }
 
-/// Opens one stream on its own connection, reports it live on `ready` when the server
-/// says so (SecureConnect: caught up; Centrifugo: connected), then reads it until it ends.
-async fn open(target: &Target, token: String, ready: mpsc::Sender<()>) -> Result<(), BoxError> {
+/// Opens one stream on its own connection, reports it `live` when the server says so
+/// (SecureConnect: caught up; Centrifugo: connected), then reads it until it ends.
+async fn open(target: &Target, token: String, mut live: Live) -> Result<(), BoxError> {
     match target {
         Target::Secureconnect { endpoint } => {
             let client = Client::from_channel(secureconnect::connect(endpoint).await?);
@@ -105,11 +92,8 @@ async fn open(target: &Target, token: String, ready: mpsc::Sender<()>) -> Result
                 .into_inner();
             tokio::spawn(async move {
                 let _client = client;
-                let mut ready = Some(ready);
                 while let Ok(Some(_)) = events.message().await {
-                    if let Some(ready) = ready.take() {
-                        let _ = ready.send(()).await;
-                    }
+                    live.report().await;
                 }
             });
         }
@@ -117,12 +101,9 @@ async fn open(target: &Target, token: String, ready: mpsc::Sender<()>) -> Result
             let mut pushes =
                 centrifugo::consume(secureconnect::connect(endpoint).await?, token).await?;
             tokio::spawn(async move {
-                let mut ready = Some(ready);
                 while let Ok(Some(push)) = pushes.message().await {
-                    if push.connect.is_some()
-                        && let Some(ready) = ready.take()
-                    {
-                        let _ = ready.send(()).await;
+                    if push.connect.is_some() {
+                        live.report().await;
                     }
                 }
             });

@@ -19,6 +19,7 @@ mod idle;
 mod report;
 mod secureconnect;
 mod server_stats;
+mod streams;
 mod unary;
 
 use clap::{Parser, Subcommand, ValueEnum};

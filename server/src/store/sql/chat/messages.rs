@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{
     timeline::Locked,
-    timeline::{conversation_event, member_ids, next_seq_and_kind, record_change},
+    timeline::{conversation_event, member_ids, number_change, record_change},
 };
 use crate::{
     domain::{
@@ -17,7 +17,7 @@ use crate::{
     },
     error::{Error, Reason, Result},
     store::{
-        Committed, Direction, NewAttachments, NewCall, NewMessage, NewPoll, RequestKey,
+        Committed, Direction, NewCall, NewMessage, NewPoll, RequestKey,
         sql::{
             SqlStore, accounts, append_event, calls, convert, drive,
             history::{self, MessageHistory},
@@ -221,7 +221,7 @@ async fn write_message(
 ) -> Result<Written> {
     // Numbering locks the conversation: a removal or block committed before this point
     // is seen below, one after it waits for this send.
-    let numbered = next_seq_and_kind(txn, new.conversation_id, now).await?;
+    let numbered = number_change(txn, new.conversation_id, now).await?;
     let seq = numbered.seq;
     let message = Message {
         id: Uuid::now_v7(),
@@ -246,11 +246,7 @@ async fn write_message(
     }
     let recipients = member_ids(txn, new.conversation_id).await?;
     authorize_post(txn, numbered.kind, new.sender_id, &recipients).await?;
-    let attaching = match &new.attachments {
-        NewAttachments::None => false,
-        NewAttachments::Own(files) => !files.is_empty(),
-        NewAttachments::Copied(files) => !files.is_empty(),
-    };
+    let attaching = !new.attachments.is_empty();
     rules::fits_encryption(numbered.end_to_end_encrypted, &new.content, attaching)?;
     let mut message = message;
     message.attachments = drive::attach(txn, &message, new.attachments, now).await?;

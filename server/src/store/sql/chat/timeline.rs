@@ -45,7 +45,7 @@ pub(in crate::store::sql) async fn next_seq<C: ConnectionTrait>(
     conversation: Uuid,
     now: Time,
 ) -> Result<u64> {
-    next_seq_and_kind(txn, conversation, now)
+    number_change(txn, conversation, now)
         .await
         .map(|numbered| numbered.seq)
 }
@@ -57,8 +57,9 @@ pub(in crate::store::sql) struct Numbered {
     pub(in crate::store::sql) end_to_end_encrypted: bool,
 }
 
-/// [`next_seq`], also returning what a send checks of the conversation.
-pub(in crate::store::sql) async fn next_seq_and_kind<C: ConnectionTrait>(
+/// Takes the conversation's next `seq` like [`next_seq`], also returning what a send
+/// checks of the conversation.
+pub(in crate::store::sql) async fn number_change<C: ConnectionTrait>(
     txn: &C,
     conversation: Uuid,
     now: Time,
