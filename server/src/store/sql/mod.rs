@@ -34,12 +34,14 @@ mod paging;
 mod polls;
 mod requests;
 mod retention;
+mod sqlite_writer;
 
 pub use retention::Trimmed;
 
 use entities::{events, feed, users};
 use group_commit::GroupCommit;
 use history::{CqlProjection, MessageHistory, SqlHistory};
+use sqlite_writer::SqliteWriter;
 
 /// The SQL implementation of every store trait.
 pub struct SqlStore {
@@ -52,6 +54,9 @@ pub struct SqlStore {
     /// SQLite's sends, written in groups that share a commit (`None` on PostgreSQL, which
     /// groups concurrent commits itself).
     group_commit: Option<GroupCommit>,
+    /// SQLite's plain sends (nothing attached or carried) with message history in SQL,
+    /// written on a thread of their own (`None` otherwise).
+    sqlite_writer: Option<SqliteWriter>,
     /// Where message history lives: the `messages` table, or CQL in cluster mode.
     history: Arc<dyn MessageHistory>,
 }
@@ -92,6 +97,12 @@ impl SqlStore {
             .as_ref()
             .map(|writer| GroupCommit::start(db.clone(), Arc::clone(writer)));
         migration::Migrator::up(&db, None).await?;
+        let sqlite_writer = match (&writer, &cql) {
+            (Some(writer), None) => {
+                Some(SqliteWriter::start(&sqlite_file(url)?, Arc::clone(writer))?)
+            }
+            _ => None,
+        };
         let history: Arc<dyn MessageHistory> = match cql {
             Some(cql) => Arc::new(CqlProjection::new(db.clone(), cql)),
             None => Arc::new(SqlHistory::new(db.clone())),
@@ -100,6 +111,7 @@ impl SqlStore {
             db,
             writer,
             group_commit,
+            sqlite_writer,
             history,
         }))
     }
@@ -138,6 +150,14 @@ impl SqlStore {
             None => None,
         }
     }
+}
+
+/// The database file a `sqlite:` URL names.
+fn sqlite_file(url: &str) -> Result<std::path::PathBuf> {
+    let options: SqliteConnectOptions = url
+        .parse()
+        .map_err(|err| Error::Unavailable(format!("not a SQLite URL: {err}")))?;
+    Ok(options.get_filename().to_owned())
 }
 
 /// Every SQLite connection's settings (each pooled connection runs them when it opens).

@@ -25,11 +25,15 @@ mod cassandra;
 mod chat;
 mod fixtures;
 mod polls;
+mod sqlite_writer_rows;
 mod stream_holes;
 
 use accounts::*;
 use chat::*;
 use polls::*;
+
+/// The SQLite store's file, in its temporary directory.
+const SQLITE_FILE: &str = "suite.db";
 
 /// One backend's stores, seen through the traits the server uses.
 pub struct Stores {
@@ -56,12 +60,17 @@ impl Stores {
         }
     }
 
+    /// The database file, on SQLite.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        self._dir.as_ref().map(|dir| dir.path().join(SQLITE_FILE))
+    }
+
     /// The embedded default, in a temporary directory.
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("dir");
         let url = format!(
             "sqlite://{}?mode=rwc",
-            dir.path().join("suite.db").display()
+            dir.path().join(SQLITE_FILE).display()
         );
         let sql = SqlStore::connect(&url, &DatabaseConfig::default(), None)
             .await

@@ -22,6 +22,7 @@ use crate::{
             SqlStore, accounts, append_event, calls, convert, drive,
             history::{self, MessageHistory},
             polls, requests,
+            sqlite_writer::{self, SqliteWriter},
         },
     },
 };
@@ -35,19 +36,36 @@ pub(super) async fn authorize_post<C: ConnectionTrait>(
     sender: Uuid,
     members: &[Uuid],
 ) -> Result<()> {
+    if let Some(peer) = peer_to_check(kind, sender, members)?
+        && accounts::blocked_between(txn, sender, *peer).await?
+    {
+        return Err(blocked());
+    }
+    Ok(())
+}
+
+/// The first half of [`authorize_post`]: `NOT_FOUND` for a non-member, else the member a
+/// block with whom would stop the post (the peer of a direct conversation).
+pub(in crate::store::sql) fn peer_to_check(
+    kind: ConversationKind,
+    sender: Uuid,
+    members: &[Uuid],
+) -> Result<Option<&Uuid>> {
     if !members.contains(&sender) {
         return Err(Error::NotFound("conversation"));
     }
-    if kind == ConversationKind::Direct
-        && let Some(peer) = members.iter().find(|m| **m != sender)
-        && accounts::blocked_between(txn, sender, *peer).await?
-    {
-        return Err(Error::PermissionDenied {
-            reason: Reason::Blocked,
-            message: "you cannot message this user",
-        });
+    Ok(match kind {
+        ConversationKind::Direct => members.iter().find(|m| **m != sender),
+        ConversationKind::Group => None,
+    })
+}
+
+/// Why a post between users who blocked each other fails.
+pub(in crate::store::sql) fn blocked() -> Error {
+    Error::PermissionDenied {
+        reason: Reason::Blocked,
+        message: "you cannot message this user",
     }
-    Ok(())
 }
 
 impl SqlStore {
@@ -173,8 +191,20 @@ impl Written {
     }
 }
 
+impl From<sqlite_writer::Written> for Written {
+    fn from(written: sqlite_writer::Written) -> Self {
+        match written {
+            sqlite_writer::Written::Sent(committed) => Written::Sent(committed),
+            sqlite_writer::Written::RequestSeen(conflict) => {
+                Written::RequestSeen(sea_orm::DbErr::Custom(conflict))
+            }
+        }
+    }
+}
+
 /// Sends `new`, with the poll or call it carries created in the same write. On SQLite the
-/// write joins a group commit with whatever other sends are queued.
+/// write joins a group commit with whatever other sends are queued: plain sends on the
+/// SQLite writer thread, the others on sea-orm.
 pub(in crate::store::sql) async fn send(
     store: &SqlStore,
     new: NewMessage,
@@ -183,15 +213,18 @@ pub(in crate::store::sql) async fn send(
 ) -> Result<Committed<Message>> {
     let request = new.request.clone();
     let history = Arc::clone(&store.history);
-    let written = match &store.group_commit {
-        Some(group) => {
+    let written = match (&store.sqlite_writer, &store.group_commit) {
+        (Some(writer), _) if matches!(carried, Carried::Nothing) && SqliteWriter::takes(&new) => {
+            writer.send(new, now).await?.into()
+        }
+        (_, Some(group)) => {
             group
                 .write(Written::keep, move |txn| {
                     Box::pin(write_message(txn, history, new, carried, now))
                 })
                 .await?
         }
-        None => {
+        (_, None) => {
             let txn = store.db.begin().await?;
             let written = write_message(&txn, history, new, carried, now).await?;
             if written.keep() {

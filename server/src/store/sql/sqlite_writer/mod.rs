@@ -1,0 +1,167 @@
+//! SQLite's send writer: one thread with its own connection writes plain sends (text or
+//! encrypted content, no attachment, poll or call) with prepared statements, in groups
+//! that share one commit.
+//!
+//! Why a thread of its own: through sqlx, every statement is a round trip to the
+//! connection's worker thread — two context switches, and a send is about ten statements.
+//! `perf` put half of a send's CPU in the kernel (mostly `finish_task_switch`) and only 2 %
+//! in SQLite itself. Here a group of sends costs one wake-up in and one per sender out.
+//!
+//! Grouping is as in [`super::group_commit`] (which still writes the sends this one does
+//! not): whatever queued while a group was written joins the next, each send in its own
+//! savepoint, and results are handed back only after the group's commit (one WAL sync,
+//! `synchronous = FULL`) made them durable. The thread takes the same writer lock as every
+//! other SQLite write, so the two paths never write at once.
+
+mod send;
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+pub(in crate::store::sql) use send::Written;
+
+use crate::{
+    domain::Time,
+    error::{Error, Result},
+    store::NewMessage,
+};
+
+/// Most sends one commit makes durable: bounds how long other writers wait behind a group.
+const MAX_GROUP: usize = 64;
+
+/// A plain send waiting for its group.
+struct Job {
+    new: NewMessage,
+    now: Time,
+    reply: oneshot::Sender<Result<Written>>,
+}
+
+/// The queue of plain sends, and the thread that writes them.
+pub(in crate::store::sql) struct SqliteWriter {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl SqliteWriter {
+    /// Opens the database at `path` (migrated already) and starts the thread. `writer` is
+    /// the lock every other SQLite write takes too.
+    pub(in crate::store::sql) fn start(path: &Path, writer: Arc<Mutex<()>>) -> Result<Self> {
+        let conn = open(path).map_err(|err| {
+            Error::Unavailable(format!("cannot open {} to write: {err}", path.display()))
+        })?;
+        let (jobs, queue) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(conn, &writer, queue))
+            .map_err(Error::internal)?;
+        Ok(Self { jobs })
+    }
+
+    /// Whether `new` is a send this writer takes: nothing attached and nothing carried.
+    pub(in crate::store::sql) fn takes(new: &NewMessage) -> bool {
+        new.attachments.is_empty()
+    }
+
+    /// Writes `new` in the next group; returns once that group is committed.
+    pub(in crate::store::sql) async fn send(&self, new: NewMessage, now: Time) -> Result<Written> {
+        let (reply, result) = oneshot::channel();
+        self.jobs
+            .send(Job { new, now, reply })
+            .map_err(|_| Error::Unavailable("the database writer has stopped".into()))?;
+        result.await.map_err(|_| {
+            Error::Unavailable("the write did not complete (see the server log)".into())
+        })?
+    }
+}
+
+/// The writer's connection, with the settings of every pooled one (see `sqlite_settings`).
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(PathBuf::from(path), flags)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+         PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Takes sends from `queue` one group at a time until the store goes away.
+fn run(mut conn: Connection, writer: &Mutex<()>, mut queue: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = queue.blocking_recv() {
+        let _writer = writer.blocking_lock();
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP
+            && let Ok(job) = queue.try_recv()
+        {
+            group.push(job);
+        }
+        write_group(&mut conn, group);
+    }
+}
+
+/// Writes `group` in one transaction and answers each of its senders after the commit.
+fn write_group(conn: &mut Connection, group: Vec<Job>) {
+    let mut outcomes = Vec::with_capacity(group.len());
+    let settled = (|| {
+        let mut txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for job in &group {
+            let savepoint = txn.savepoint()?;
+            // A panic in one send must not take the thread (and every later send) with it.
+            let written = catch_unwind(AssertUnwindSafe(|| {
+                send::write(&savepoint, &job.new, job.now)
+            }))
+            .map_err(|_| Failure::Panicked)?;
+            let keep = matches!(written, Ok(Written::Sent(_)));
+            if keep {
+                savepoint.commit()?;
+            } else {
+                // Dropping it rolls back what this send did; the group goes on.
+                savepoint.finish()?;
+            }
+            outcomes.push((keep, written));
+        }
+        txn.commit()?;
+        Ok::<_, Failure>(())
+    })();
+    if let Err(failure) = &settled {
+        tracing::error!(error = %failure, writes = group.len(), "a group of sends failed");
+    }
+    let mut outcomes = outcomes.into_iter();
+    for job in group {
+        let outcome = match (&settled, outcomes.next()) {
+            (Ok(()), Some((_, outcome))) => outcome,
+            // Refused on its own (nothing of it was to stay): its answer stands.
+            (Err(_), Some((false, outcome))) => outcome,
+            (Err(failure), _) => Err(failure.error()),
+            (Ok(()), None) => Err(Error::internal("a send of the group was not written")),
+        };
+        // The caller may have gone away; the write stands all the same.
+        let _ = job.reply.send(outcome);
+    }
+}
+
+/// Why a whole group failed: none of it was committed.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("a send panicked")]
+    Panicked,
+}
+
+impl Failure {
+    fn error(&self) -> Error {
+        match self {
+            Failure::Sqlite(err) => send::db_error(err),
+            Failure::Panicked => Error::internal(self),
+        }
+    }
+}

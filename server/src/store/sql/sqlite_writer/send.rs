@@ -1,0 +1,238 @@
+//! One plain send, written with prepared statements on the writer's connection: the same
+//! rows, in the same encodings, as the sea-orm write in `chat::messages` (sqlx's SQLite
+//! encodings: UUIDs as 16-byte blobs, times as RFC 3339 text, booleans as 0/1), so
+//! everything else reads them through sea-orm. `sqlite_writer_rows` in the store suite
+//! checks the two writes against each other.
+
+use std::{collections::HashMap, sync::Arc};
+
+use chrono::SecondsFormat;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, ffi, params};
+use uuid::Uuid;
+
+use crate::{
+    domain::{Change, Event, Message, Published, Time, rules},
+    error::{Error, Result},
+    store::{
+        Committed, NewMessage,
+        sql::{
+            chat::{
+                messages::{blocked, peer_to_check},
+                timeline::conversation_event,
+            },
+            convert,
+        },
+    },
+};
+
+/// What writing a send came to.
+pub(in crate::store::sql) enum Written {
+    Sent(Box<Committed<Message>>),
+    /// The request id was used before (by this request, retried, or by another): nothing
+    /// of this write may stay.
+    RequestSeen(String),
+}
+
+/// Numbers the change (locking nothing: the writer thread is SQLite's only writer) and
+/// reads what a send checks of the conversation, in one statement.
+const NUMBER: &str = "UPDATE conversations SET last_seq = last_seq + 1, last_activity_time = ?2 \
+     WHERE id = ?1 RETURNING last_seq, kind, end_to_end_encrypted";
+const RECORD_REQUEST: &str = "INSERT INTO request_ids \
+     (user_id, kind, request_id, fingerprint, conversation_id, result_id, create_time) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const MEMBERS: &str = "SELECT user_id FROM members WHERE conversation_id = ?1";
+const BLOCKED: &str = "SELECT EXISTS (SELECT 1 FROM blocks WHERE \
+     (blocker_id = ?1 AND blocked_id = ?2) OR (blocker_id = ?2 AND blocked_id = ?1))";
+const INSERT_MESSAGE: &str = "INSERT INTO messages (id, conversation_id, seq, sender_id, \
+     request_id, text, encrypted_payload, poll_id, call_id, metadata, reply_to, \
+     forwarded_sender_id, forwarded_create_time, attachments, create_time, edit_time, \
+     delete_time) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, ?14, NULL, NULL)";
+const INSERT_EVENT: &str = "INSERT INTO events (conversation_id, seq, payload, body, create_time) \
+     VALUES (?1, ?2, '', ?3, ?4)";
+/// Each member's next feed position, taken and read back in one statement; the next
+/// statement files the event there (the positions are the members' heads by then).
+const ADVANCE_FEEDS: &str = "UPDATE users SET feed_seq = feed_seq + 1 \
+     WHERE id IN (SELECT user_id FROM members WHERE conversation_id = ?1) \
+     RETURNING id, feed_seq";
+const FILE_EVENT: &str = "INSERT INTO feed (user_id, feed_seq, event_id) \
+     SELECT id, feed_seq, ?2 FROM users \
+     WHERE id IN (SELECT user_id FROM members WHERE conversation_id = ?1)";
+
+/// The write of a plain send, in the caller's savepoint: checks, the message, its event
+/// in every member's feed. In the order of the sea-orm write, for the same answers.
+pub(super) fn write(conn: &Connection, new: &NewMessage, now: Time) -> Result<Written> {
+    let conversation = new.conversation_id.as_bytes();
+    let time = time_text(now);
+    let Some((seq, kind, end_to_end_encrypted)) = conn
+        .prepare_cached(NUMBER)
+        .and_then(|mut numbering| {
+            numbering
+                .query_row(params![conversation, time], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i16>(1)?, row.get(2)?))
+                })
+                .optional()
+        })
+        .map_err(|err| db_error(&err))?
+    else {
+        return Err(Error::NotFound("conversation"));
+    };
+    let seq = convert::seq_from_db(seq);
+    let message = Message {
+        id: Uuid::now_v7(),
+        conversation_id: new.conversation_id,
+        seq,
+        sender_id: new.sender_id,
+        content: Some(new.content.clone()),
+        metadata: new.metadata.clone(),
+        reply_to: new.reply_to,
+        create_time: now,
+        edit_time: None,
+        delete_time: None,
+        forwarded_from: new.forwarded_from,
+        attachments: Vec::new(),
+    };
+    // The request id first: a retry of a committed send gets its message back even if the
+    // sender may no longer post.
+    let request = &new.request;
+    let recorded = conn.prepare_cached(RECORD_REQUEST).and_then(|mut record| {
+        record.execute(params![
+            request.user.as_bytes(),
+            request.kind.code(),
+            request.id,
+            request.fingerprint,
+            conversation,
+            message.id.as_bytes(),
+            time,
+        ])
+    });
+    match recorded {
+        Ok(_) => {}
+        Err(err) if is_unique_violation(&err) => return Ok(Written::RequestSeen(err.to_string())),
+        Err(err) => return Err(db_error(&err)),
+    }
+    let members = member_ids(conn, conversation)?;
+    let kind = convert::kind_from_db(kind);
+    if let Some(peer) = peer_to_check(kind, new.sender_id, &members)?
+        && blocked_between(conn, new.sender_id, *peer)?
+    {
+        return Err(blocked());
+    }
+    rules::fits_encryption(end_to_end_encrypted, &new.content, false)?;
+    insert_message(conn, &message, &request.id)?;
+    let change = Change::MessageSent(message.clone());
+    let event = conversation_event(new.conversation_id, seq, new.sender_id, now, change);
+    let published = append_event(conn, event, &time)?;
+    Ok(Written::Sent(Box::new(Committed {
+        value: message,
+        published: Some(published),
+    })))
+}
+
+fn member_ids(conn: &Connection, conversation: &[u8; 16]) -> Result<Vec<Uuid>> {
+    let read = || {
+        let mut members = conn.prepare_cached(MEMBERS)?;
+        let rows = members.query_map([conversation], |row| row.get::<_, [u8; 16]>(0))?;
+        rows.map(|id| id.map(Uuid::from_bytes))
+            .collect::<rusqlite::Result<Vec<Uuid>>>()
+    };
+    read().map_err(|err| db_error(&err))
+}
+
+fn blocked_between(conn: &Connection, a: Uuid, b: Uuid) -> Result<bool> {
+    conn.prepare_cached(BLOCKED)
+        .and_then(|mut blocked| blocked.query_row([a.as_bytes(), b.as_bytes()], |row| row.get(0)))
+        .map_err(|err| db_error(&err))
+}
+
+fn insert_message(conn: &Connection, message: &Message, request_id: &str) -> Result<()> {
+    let columns = convert::content_columns(message.content.as_ref());
+    let metadata = serde_json::to_string(&message.metadata).map_err(Error::internal)?;
+    let forwarded = message.forwarded_from;
+    conn.prepare_cached(INSERT_MESSAGE)
+        .and_then(|mut insert| {
+            insert.execute(params![
+                message.id.as_bytes(),
+                message.conversation_id.as_bytes(),
+                convert::seq_to_db(message.seq),
+                message.sender_id.as_bytes(),
+                request_id,
+                columns.text,
+                columns.encrypted_payload,
+                columns.poll_id.map(Uuid::into_bytes),
+                columns.call_id.map(Uuid::into_bytes),
+                metadata,
+                message.reply_to.map(Uuid::into_bytes),
+                forwarded.map(|f| f.sender_id.into_bytes()),
+                forwarded.map(|f| time_text(f.create_time)),
+                time_text(message.create_time),
+            ])
+        })
+        .map_err(|err| db_error(&err))?;
+    Ok(())
+}
+
+/// Stores the event of a send and files it in every member's feed.
+fn append_event(conn: &Connection, event: Event, time: &str) -> Result<Published> {
+    let Event::Conversation {
+        conversation_id,
+        seq,
+        ..
+    } = &event
+    else {
+        return Err(Error::internal("a send's event is a conversation's"));
+    };
+    let conversation = conversation_id.as_bytes();
+    let body = crate::format::encode_event(&event);
+    let file = || {
+        conn.prepare_cached(INSERT_EVENT)?.execute(params![
+            conversation,
+            convert::seq_to_db(*seq),
+            body,
+            time
+        ])?;
+        let event_id = conn.last_insert_rowid();
+        let mut advance = conn.prepare_cached(ADVANCE_FEEDS)?;
+        let positions = advance
+            .query_map([conversation], |row| {
+                Ok((
+                    Uuid::from_bytes(row.get(0)?),
+                    convert::seq_from_db(row.get(1)?),
+                ))
+            })?
+            .collect::<rusqlite::Result<HashMap<Uuid, u64>>>()?;
+        conn.prepare_cached(FILE_EVENT)?
+            .execute(params![conversation, event_id])?;
+        Ok(positions)
+    };
+    let recipients = file().map_err(|err| db_error(&err))?;
+    Ok(Published {
+        event: Arc::new(event),
+        recipients,
+    })
+}
+
+/// A time as sqlx writes `DateTime<Utc>` to SQLite, so reads and comparisons agree.
+fn time_text(time: Time) -> String {
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    err.sqlite_error().is_some_and(|err| {
+        matches!(
+            err.extended_code,
+            ffi::SQLITE_CONSTRAINT_PRIMARYKEY | ffi::SQLITE_CONSTRAINT_UNIQUE
+        )
+    })
+}
+
+/// A database error as the API reports it: busy or locked past the busy timeout is
+/// "retry later", anything else a fault of ours.
+pub(super) fn db_error(err: &rusqlite::Error) -> Error {
+    match err.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            Error::Unavailable(err.to_string())
+        }
+        _ => Error::internal(err),
+    }
+}
