@@ -10,7 +10,7 @@ use crate::{
     domain::{Content, Forwarded, Message, rules},
     error::{Error, Reason, Result},
     paging,
-    store::{Direction, NewAttachments, NewMessage, RequestKey, RequestKind},
+    store::{Committed, Direction, NewAttachments, NewMessage, RequestKey, RequestKind},
     validate::{self, Violations},
 };
 
@@ -74,31 +74,6 @@ impl Chat {
             .optional_id(reply_to)
             .ids(&attachments)
             .key(who.user_id, RequestKind::Message, input.request_id);
-        // A retry of a committed send gets its message back before anything else is
-        // checked: it must not fail for being rate limited now, or having left since.
-        if let Some(sent) = self.sent_before(&request).await? {
-            return Ok(sent);
-        }
-        self.limit_sends(who).await?;
-        // Whether the sender may post this here (a member, not blocked, content that fits
-        // the conversation's encryption) is checked in the write itself, with no reads
-        // before it. A reply's target is looked up first, by a member only: read inside the
-        // write it would need a second database connection while holding the conversation
-        // (with CQL history), which concurrent sends can exhaust the pool of.
-        if let Some(reply_to) = reply_to {
-            self.membership(conversation_id, who.user_id).await?;
-            if self
-                .store
-                .message(conversation_id, reply_to)
-                .await?
-                .is_none()
-            {
-                return Err(Error::invalid(
-                    "reply_to_message_id",
-                    "no such message in this conversation",
-                ));
-            }
-        }
         let new = NewMessage {
             conversation_id,
             sender_id: who.user_id,
@@ -111,10 +86,45 @@ impl Chat {
             } else {
                 NewAttachments::Own(attachments)
             },
-            request,
+            request: request.clone(),
         };
-        let committed = self.store.send_message(new, chrono::Utc::now()).await?;
-        Ok(self.publish(committed))
+        match self.try_send(who, new).await {
+            Ok(committed) => Ok(self.publish(committed)),
+            // A retry of a committed send gets its message back whatever stops a new send
+            // now: it must not fail for being rate limited, or having left since. (Asked
+            // only on refusal: every send would otherwise pay a read for the rare retry;
+            // the write itself recognises a retry's request id and answers with the
+            // original message.)
+            Err(refused) => match self.sent_before(&request).await {
+                Ok(Some(sent)) => Ok(sent),
+                Ok(None) | Err(_) => Err(refused),
+            },
+        }
+    }
+
+    /// A valid send's checks and its write.
+    async fn try_send(&self, who: &Principal, new: NewMessage) -> Result<Committed<Message>> {
+        self.limit_sends(who).await?;
+        // Whether the sender may post this here (a member, not blocked, content that fits
+        // the conversation's encryption) is checked in the write itself, with no reads
+        // before it. A reply's target is looked up first, by a member only: read inside the
+        // write it would need a second database connection while holding the conversation
+        // (with CQL history), which concurrent sends can exhaust the pool of.
+        if let Some(reply_to) = new.reply_to {
+            self.membership(new.conversation_id, who.user_id).await?;
+            if self
+                .store
+                .message(new.conversation_id, reply_to)
+                .await?
+                .is_none()
+            {
+                return Err(Error::invalid(
+                    "reply_to_message_id",
+                    "no such message in this conversation",
+                ));
+            }
+        }
+        self.store.send_message(new, chrono::Utc::now()).await
     }
 
     pub async fn forward_message(&self, who: &Principal, input: ForwardMessage) -> Result<Message> {
