@@ -34,6 +34,7 @@ mod paging;
 mod polls;
 mod requests;
 mod retention;
+mod sqlite_reader;
 mod sqlite_writer;
 
 pub use retention::Trimmed;
@@ -41,6 +42,7 @@ pub use retention::Trimmed;
 use entities::{events, feed, users};
 use group_commit::GroupCommit;
 use history::{CqlProjection, MessageHistory, SqlHistory};
+use sqlite_reader::SqliteReader;
 use sqlite_writer::SqliteWriter;
 
 /// The SQL implementation of every store trait.
@@ -97,15 +99,19 @@ impl SqlStore {
             .as_ref()
             .map(|writer| GroupCommit::start(db.clone(), Arc::clone(writer)));
         migration::Migrator::up(&db, None).await?;
-        let sqlite_writer = match (&writer, &cql) {
-            (Some(writer), None) => {
-                Some(SqliteWriter::start(&sqlite_file(url)?, Arc::clone(writer))?)
+        let sqlite_file = writer.as_ref().map(|_| sqlite_file(url)).transpose()?;
+        let sqlite_writer = match (&writer, &sqlite_file, &cql) {
+            (Some(writer), Some(file), None) => {
+                Some(SqliteWriter::start(file, Arc::clone(writer))?)
             }
             _ => None,
         };
         let history: Arc<dyn MessageHistory> = match cql {
             Some(cql) => Arc::new(CqlProjection::new(db.clone(), cql)),
-            None => Arc::new(SqlHistory::new(db.clone())),
+            None => Arc::new(SqlHistory::new(
+                db.clone(),
+                sqlite_file.as_deref().map(SqliteReader::new),
+            )),
         };
         Ok(Arc::new(Self {
             db,

@@ -25,7 +25,7 @@ mod cassandra;
 mod chat;
 mod fixtures;
 mod polls;
-mod sqlite_writer_rows;
+mod sqlite_rows;
 mod stream_holes;
 
 use accounts::*;

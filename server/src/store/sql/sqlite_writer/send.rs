@@ -1,7 +1,7 @@
 //! One plain send, written with prepared statements on the writer's connection: the same
 //! rows, in the same encodings, as the sea-orm write in `chat::messages` (sqlx's SQLite
 //! encodings: UUIDs as 16-byte blobs, times as RFC 3339 text, booleans as 0/1), so
-//! everything else reads them through sea-orm. `sqlite_writer_rows` in the store suite
+//! everything else reads them through sea-orm. `store_suite::sqlite_rows`
 //! checks the two writes against each other.
 
 use std::{collections::HashMap, sync::Arc};

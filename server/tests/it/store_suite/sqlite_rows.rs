@@ -1,7 +1,7 @@
-//! On SQLite, plain sends are written by a thread of their own with hand-written statements
-//! (rusqlite), everything else through sea-orm (sqlx). Everything reads both through
-//! sea-orm, so their rows must agree column by column: the same storage classes, times in
-//! exactly sqlx's text, and the same values read back.
+//! On SQLite, plain sends are written and pages of messages read with hand-written
+//! statements (rusqlite), everything else through sea-orm (sqlx). The two must agree column
+//! by column: the same storage classes, times in exactly sqlx's text, and the same values
+//! read back either way.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,7 @@ use chrono::Utc;
 use rusqlite::{Connection, OpenFlags};
 use secureconnect_server::{
     domain::{Content, Event, Forwarded, Time, poll::PollSettings},
-    store::{NewPoll, RequestKind},
+    store::{Direction, NewPoll, RequestKind},
 };
 
 /// Each column's storage class (`typeof`) in the row of `table` that `key` selects.
@@ -179,5 +179,107 @@ async fn the_send_writer_stores_rows_as_sea_orm_does() {
     assert_eq!(
         storage_classes(&db, "request_ids", &request_of("plain"), &request_columns),
         storage_classes(&db, "request_ids", &request_of("poll"), &request_columns),
+    );
+}
+
+#[tokio::test]
+async fn pages_of_messages_read_what_sea_orm_reads() {
+    let stores = Stores::sqlite().await;
+    let (a, b, conversation) = fixtures::group(&stores).await;
+    let poll = NewPoll {
+        conversation_id: conversation,
+        creator: a,
+        question: "Lunch?".into(),
+        options: vec!["Pizza".into(), "Sushi".into()],
+        settings: PollSettings::default(),
+    };
+    let poll_request = fixtures::request(a, RequestKind::Message, "poll", "poll");
+    stores
+        .polls
+        .create_poll(poll, poll_request, Utc::now())
+        .await
+        .expect("poll");
+    let send = |request_id: &'static str| {
+        let stores = &stores;
+        async move {
+            stores
+                .chat
+                .send_message(fixtures::message(conversation, b, request_id), Utc::now())
+                .await
+                .expect("send")
+                .value
+        }
+    };
+    let plain = send("plain").await;
+    let edited = send("edited").await;
+    let deleted = send("deleted").await;
+    let mut new = fixtures::message(conversation, a, "reply");
+    new.metadata = BTreeMap::from([("k".to_owned(), "v".to_owned())]);
+    new.reply_to = Some(plain.id);
+    new.forwarded_from = Some(Forwarded {
+        sender_id: b,
+        create_time: Utc::now(),
+    });
+    stores
+        .chat
+        .send_message(new, Utc::now())
+        .await
+        .expect("reply");
+    stores
+        .chat
+        .edit_message(
+            conversation,
+            edited.id,
+            b,
+            Content::Text("new".into()),
+            Utc::now(),
+        )
+        .await
+        .expect("edit");
+    stores
+        .chat
+        .delete_message(conversation, deleted.id, b, Utc::now())
+        .await
+        .expect("delete");
+
+    let newest_first = stores
+        .chat
+        .messages(conversation, Direction::Backward, 0, 50)
+        .await
+        .expect("page");
+    assert_eq!(newest_first.len(), 5, "poll, plain, edited, deleted, reply");
+    for listed in &newest_first {
+        let one = stores
+            .chat
+            .message(conversation, listed.id)
+            .await
+            .expect("read")
+            .expect("the message");
+        assert_eq!(listed, &one, "a page and a single read agree");
+    }
+    assert!(newest_first.iter().any(|m| m.edit_time.is_some()));
+    assert!(newest_first.iter().any(|m| m.delete_time.is_some()));
+    let seqs: Vec<u64> = newest_first.iter().map(|m| m.seq).collect();
+    let mut ascending = seqs.clone();
+    ascending.sort_unstable();
+    assert_eq!(seqs, ascending.iter().rev().copied().collect::<Vec<_>>());
+    // Anchored pages, both ways, exclude the anchor.
+    let before = stores
+        .chat
+        .messages(conversation, Direction::Backward, ascending[2], 2)
+        .await
+        .expect("page before");
+    assert_eq!(
+        before.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [ascending[1], ascending[0]]
+    );
+    let after = stores
+        .chat
+        .messages(conversation, Direction::Forward, ascending[2], 10)
+        .await
+        .expect("page after");
+    assert_eq!(
+        after.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        ascending[3..]
     );
 }
