@@ -248,7 +248,6 @@ impl Chat {
         let conversation_id = conversation_id.ok_or(Error::NotFound("conversation"))?;
         let (forward, anchor) = paging::decode_seq_key("page_token", &page.page_token)?
             .unwrap_or((page.forward, page.anchor_seq));
-        self.membership(conversation_id, who.user_id).await?;
         let direction = if forward {
             Direction::Forward
         } else {
@@ -256,7 +255,7 @@ impl Chat {
         };
         let messages = self
             .store
-            .messages(conversation_id, direction, anchor, size)
+            .messages(who.user_id, conversation_id, direction, anchor, size)
             .await?;
         let next = match messages.last() {
             // A backward page that reached seq 1 has nothing older to offer.

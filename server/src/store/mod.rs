@@ -456,8 +456,11 @@ pub trait ChatStore: Send + Sync {
     /// (`PERMISSION_DENIED`) — so a removal or block that commits first always wins.
     async fn send_message(&self, new: NewMessage, now: Time) -> Result<Committed<Message>>;
     async fn message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>>;
+    /// A page of messages for `member`: `NOT_FOUND` when they are not one, checked with
+    /// the read (no removal can slip between the check and the page).
     async fn messages(
         &self,
+        member: Uuid,
         conversation: Uuid,
         direction: Direction,
         anchor_seq: u64,

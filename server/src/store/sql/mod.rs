@@ -59,6 +59,8 @@ pub struct SqlStore {
     /// SQLite's plain sends (nothing attached or carried) with message history in SQL,
     /// written on a thread of their own (`None` otherwise).
     sqlite_writer: Option<SqliteWriter>,
+    /// Pages of messages on SQLite with message history in SQL (`None` otherwise).
+    sqlite_reader: Option<Arc<SqliteReader>>,
     /// Where message history lives: the `messages` table, or CQL in cluster mode.
     history: Arc<dyn MessageHistory>,
 }
@@ -100,24 +102,23 @@ impl SqlStore {
             .map(|writer| GroupCommit::start(db.clone(), Arc::clone(writer)));
         migration::Migrator::up(&db, None).await?;
         let sqlite_file = writer.as_ref().map(|_| sqlite_file(url)).transpose()?;
-        let sqlite_writer = match (&writer, &sqlite_file, &cql) {
-            (Some(writer), Some(file), None) => {
-                Some(SqliteWriter::start(file, Arc::clone(writer))?)
-            }
-            _ => None,
+        let (sqlite_writer, sqlite_reader) = match (&writer, &sqlite_file, &cql) {
+            (Some(writer), Some(file), None) => (
+                Some(SqliteWriter::start(file, Arc::clone(writer))?),
+                Some(SqliteReader::new(file)),
+            ),
+            _ => (None, None),
         };
         let history: Arc<dyn MessageHistory> = match cql {
             Some(cql) => Arc::new(CqlProjection::new(db.clone(), cql)),
-            None => Arc::new(SqlHistory::new(
-                db.clone(),
-                sqlite_file.as_deref().map(SqliteReader::new),
-            )),
+            None => Arc::new(SqlHistory::new(db.clone())),
         };
         Ok(Arc::new(Self {
             db,
             writer,
             group_commit,
             sqlite_writer,
+            sqlite_reader,
             history,
         }))
     }

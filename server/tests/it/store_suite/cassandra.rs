@@ -83,13 +83,13 @@ async fn cassandra_history_has_no_holes_when_a_writer_dies_before_projecting() {
         .expect("send");
     for node in [&node_b, &node_a] {
         let listed = node
-            .messages(conversation, Direction::Forward, 0, 100)
+            .messages(a, conversation, Direction::Forward, 0, 100)
             .await
             .expect("list");
         let seqs: Vec<u64> = listed.iter().map(|m| m.seq).collect();
         assert_eq!(seqs, (2..=32).collect::<Vec<u64>>());
         let newest = node
-            .messages(conversation, Direction::Backward, 0, 5)
+            .messages(a, conversation, Direction::Backward, 0, 5)
             .await
             .expect("list");
         assert_eq!(
@@ -102,7 +102,7 @@ async fn cassandra_history_has_no_holes_when_a_writer_dies_before_projecting() {
     // the other node is the same message.
     // (One of `a`'s: only the author may edit, and the store checks.)
     let target = node_a
-        .messages(conversation, Direction::Forward, 0, 100)
+        .messages(a, conversation, Direction::Forward, 0, 100)
         .await
         .expect("list")
         .into_iter()

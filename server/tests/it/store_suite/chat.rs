@@ -73,7 +73,7 @@ pub async fn concurrent_sends_take_dense_seqs(stores: &Stores) {
     );
     let listed = stores
         .chat
-        .messages(conversation, Direction::Forward, 0, 100)
+        .messages(a, conversation, Direction::Forward, 0, 100)
         .await
         .expect("list");
     let listed: Vec<u64> = listed.iter().map(|m| m.seq).collect();
@@ -97,7 +97,7 @@ pub async fn a_retry_returns_the_original_and_publishes_nothing(stores: &Stores)
     assert_eq!(retry.value, first.value);
     let listed = stores
         .chat
-        .messages(conversation, Direction::Forward, 0, 100)
+        .messages(a, conversation, Direction::Forward, 0, 100)
         .await
         .expect("list");
     assert_eq!(listed.len(), 3, "the retry sent nothing");
@@ -139,7 +139,7 @@ pub async fn request_ids_are_per_user_across_conversations(stores: &Stores) {
     }
     let second = stores
         .chat
-        .messages(groups[1], Direction::Forward, 0, 10)
+        .messages(d, groups[1], Direction::Forward, 0, 10)
         .await
         .expect("list");
     assert!(second.is_empty(), "{second:?}");
@@ -403,12 +403,42 @@ pub async fn deleting_twice_is_one_event_and_a_tombstone_cannot_be_edited(stores
     assert_eq!(reason_of(&edit), Some(Reason::MessageDeleted), "{edit:?}");
 }
 
+/// A page is read only for a member: a stranger and a member removed since get
+/// `NOT_FOUND`, the same as for a conversation that does not exist.
+pub async fn pages_are_for_members_only(stores: &Stores) {
+    let (a, b, conversation) = group(stores).await;
+    let stranger = user(stores, "stranger").await;
+    send_many(stores, conversation, a, 2).await;
+    let page = |who| {
+        stores
+            .chat
+            .messages(who, conversation, Direction::Backward, 0, 10)
+    };
+    assert_eq!(page(b).await.expect("a member's page").len(), 2);
+    assert!(matches!(page(stranger).await, Err(Error::NotFound(_))));
+    stores
+        .chat
+        .remove_member(conversation, a, b, Utc::now())
+        .await
+        .expect("remove");
+    let removed = page(b).await;
+    assert!(matches!(removed, Err(Error::NotFound(_))), "{removed:?}");
+    let missing = stores
+        .chat
+        .messages(a, uuid::Uuid::now_v7(), Direction::Backward, 0, 10)
+        .await;
+    assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
+}
+
 pub async fn paging_backward_and_forward_meets_in_the_middle(stores: &Stores) {
     let (a, _, conversation) = group(stores).await;
     let seqs = send_many(stores, conversation, a, 9).await;
     assert_eq!(seqs, (2..=10).collect::<Vec<u64>>());
-    let page =
-        |direction, anchor, limit| stores.chat.messages(conversation, direction, anchor, limit);
+    let page = |direction, anchor, limit| {
+        stores
+            .chat
+            .messages(a, conversation, direction, anchor, limit)
+    };
     let seqs_of = |messages: Vec<secureconnect_server::domain::Message>| {
         messages.iter().map(|m| m.seq).collect::<Vec<_>>()
     };
@@ -424,7 +454,15 @@ pub async fn paging_backward_and_forward_meets_in_the_middle(stores: &Stores) {
 
 pub async fn deleting_a_group_forgets_its_messages(stores: &Stores) {
     let (a, b, conversation) = group(stores).await;
-    send_many(stores, conversation, a, 3).await;
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        let one = stores
+            .chat
+            .send_message(message(conversation, a, &format!("m{i}")), Utc::now())
+            .await
+            .expect("send");
+        sent.push(one.value.id);
+    }
     let deleted = stores
         .chat
         .delete_conversation(conversation, a, Utc::now())
@@ -448,12 +486,15 @@ pub async fn deleting_a_group_forgets_its_messages(stores: &Stores) {
             .expect("read")
             .is_none()
     );
+    for id in sent {
+        let read = stores.chat.message(conversation, id).await.expect("read");
+        assert!(read.is_none(), "{read:?}");
+    }
     let listed = stores
         .chat
-        .messages(conversation, Direction::Forward, 0, 10)
-        .await
-        .expect("list");
-    assert!(listed.is_empty(), "{listed:?}");
+        .messages(a, conversation, Direction::Forward, 0, 10)
+        .await;
+    assert!(matches!(listed, Err(Error::NotFound(_))), "{listed:?}");
 }
 
 /// Trimming keeps each feed to the replay window and drops events nobody can be replayed
@@ -465,7 +506,7 @@ pub async fn trimming_keeps_the_replay_window(stores: &Stores) {
     // Let any projection finish, so events held for it may go too.
     stores
         .chat
-        .messages(conversation, Direction::Forward, 0, 100)
+        .messages(a, conversation, Direction::Forward, 0, 100)
         .await
         .expect("list");
     let trimmed = stores.sql.trim_feeds(3).await.expect("trim");
@@ -485,7 +526,7 @@ pub async fn trimming_keeps_the_replay_window(stores: &Stores) {
     );
     let history = stores
         .chat
-        .messages(conversation, Direction::Forward, 0, 100)
+        .messages(a, conversation, Direction::Forward, 0, 100)
         .await
         .expect("list");
     assert_eq!(history.len(), 10, "message history is not trimmed");

@@ -160,6 +160,7 @@ suite!(
     details_changes_keep_the_other_fields,
     read_state_only_moves_forward,
     deleting_twice_is_one_event_and_a_tombstone_cannot_be_edited,
+    pages_are_for_members_only,
     paging_backward_and_forward_meets_in_the_middle,
     deleting_a_group_forgets_its_messages,
     trimming_keeps_the_replay_window,

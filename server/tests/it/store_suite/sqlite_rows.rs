@@ -244,7 +244,7 @@ async fn pages_of_messages_read_what_sea_orm_reads() {
 
     let newest_first = stores
         .chat
-        .messages(conversation, Direction::Backward, 0, 50)
+        .messages(a, conversation, Direction::Backward, 0, 50)
         .await
         .expect("page");
     assert_eq!(newest_first.len(), 5, "poll, plain, edited, deleted, reply");
@@ -266,7 +266,7 @@ async fn pages_of_messages_read_what_sea_orm_reads() {
     // Anchored pages, both ways, exclude the anchor.
     let before = stores
         .chat
-        .messages(conversation, Direction::Backward, ascending[2], 2)
+        .messages(a, conversation, Direction::Backward, ascending[2], 2)
         .await
         .expect("page before");
     assert_eq!(
@@ -275,7 +275,7 @@ async fn pages_of_messages_read_what_sea_orm_reads() {
     );
     let after = stores
         .chat
-        .messages(conversation, Direction::Forward, ascending[2], 10)
+        .messages(a, conversation, Direction::Forward, ascending[2], 10)
         .await
         .expect("page after");
     assert_eq!(

@@ -20,7 +20,7 @@ use crate::{
         Committed, Direction, NewCall, NewMessage, NewPoll, RequestKey,
         sql::{
             SqlStore, accounts, append_event, calls, convert, drive,
-            history::{self, MessageHistory},
+            history::{self, MessageHistory, sqlite_pages},
             polls, requests,
             sqlite_writer::{self, SqliteWriter},
         },
@@ -308,11 +308,28 @@ pub(super) async fn get(store: &SqlStore, conversation: Uuid, id: Uuid) -> Resul
 
 pub(super) async fn list(
     store: &SqlStore,
+    member: Uuid,
     conversation: Uuid,
     direction: Direction,
     anchor_seq: u64,
     limit: u64,
 ) -> Result<Vec<Message>> {
+    let not_member = || Error::NotFound("conversation");
+    if let Some(reader) = &store.sqlite_reader {
+        return sqlite_pages::member_page(
+            reader,
+            member,
+            conversation,
+            direction,
+            anchor_seq,
+            limit,
+        )
+        .await?
+        .ok_or_else(not_member);
+    }
+    super::members::membership(store, conversation, member)
+        .await?
+        .ok_or_else(not_member)?;
     let last_seq = store.committed_seq(conversation).await?;
     store
         .history

@@ -138,12 +138,13 @@ impl ChatStore for SqlStore {
 
     async fn messages(
         &self,
+        member: Uuid,
         conversation: Uuid,
         direction: Direction,
         anchor_seq: u64,
         limit: u64,
     ) -> Result<Vec<Message>> {
-        messages::list(self, conversation, direction, anchor_seq, limit).await
+        messages::list(self, member, conversation, direction, anchor_seq, limit).await
     }
 
     async fn edit_message(

@@ -17,6 +17,7 @@ use crate::{
 
 mod cql;
 mod sql;
+pub(super) mod sqlite_pages;
 
 pub(super) use cql::CqlProjection;
 pub(super) use sql::SqlHistory;

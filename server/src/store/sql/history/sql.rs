@@ -1,7 +1,5 @@
 //! History in the `messages` table, written in the same transaction as the event.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
@@ -16,98 +14,18 @@ use crate::{
     error::{Error, Result},
     store::{
         Direction,
-        sql::{
-            convert,
-            entities::messages,
-            sqlite_reader::{self, SqliteReader},
-        },
+        sql::{convert, entities::messages},
     },
 };
 
 pub(in crate::store::sql) struct SqlHistory {
     db: DatabaseConnection,
-    /// Pages of messages on SQLite (`None` on PostgreSQL).
-    reader: Option<Arc<SqliteReader>>,
 }
 
 impl SqlHistory {
-    pub(in crate::store::sql) fn new(
-        db: DatabaseConnection,
-        reader: Option<Arc<SqliteReader>>,
-    ) -> Self {
-        Self { db, reader }
+    pub(in crate::store::sql) fn new(db: DatabaseConnection) -> Self {
+        Self { db }
     }
-}
-
-/// Every column of `messages`, in the order [`message_row`] reads them.
-const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, sender_id, request_id, text, \
-     encrypted_payload, poll_id, call_id, metadata, reply_to, forwarded_sender_id, \
-     forwarded_create_time, attachments, create_time, edit_time, delete_time";
-
-/// A page of messages after `?2`, oldest first, on SQLite.
-fn page_forward() -> String {
-    format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND seq > ?2 \
-         ORDER BY seq ASC LIMIT ?3"
-    )
-}
-
-/// A page of messages before `?2`, newest first, on SQLite.
-fn page_backward() -> String {
-    format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND seq < ?2 \
-         ORDER BY seq DESC LIMIT ?3"
-    )
-}
-
-/// A row of [`MESSAGE_COLUMNS`].
-fn message_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<messages::Model> {
-    Ok(messages::Model {
-        id: sqlite_reader::uuid(row, 0)?,
-        conversation_id: sqlite_reader::uuid(row, 1)?,
-        seq: row.get(2)?,
-        sender_id: sqlite_reader::uuid(row, 3)?,
-        request_id: row.get(4)?,
-        text: row.get(5)?,
-        encrypted_payload: row.get(6)?,
-        poll_id: sqlite_reader::optional_uuid(row, 7)?,
-        call_id: sqlite_reader::optional_uuid(row, 8)?,
-        metadata: row.get(9)?,
-        reply_to: sqlite_reader::optional_uuid(row, 10)?,
-        forwarded_sender_id: sqlite_reader::optional_uuid(row, 11)?,
-        forwarded_create_time: sqlite_reader::optional_time(row, 12)?,
-        attachments: row.get(13)?,
-        create_time: sqlite_reader::time(row, 14)?,
-        edit_time: sqlite_reader::optional_time(row, 15)?,
-        delete_time: sqlite_reader::optional_time(row, 16)?,
-    })
-}
-
-/// A page of messages read on SQLite with `reader`.
-async fn sqlite_page(
-    reader: &Arc<SqliteReader>,
-    conversation: Uuid,
-    direction: Direction,
-    anchor_seq: u64,
-    limit: u64,
-) -> Result<Vec<Message>> {
-    let (sql, anchor) = match direction {
-        Direction::Backward if anchor_seq == 0 => (page_backward(), i64::MAX),
-        Direction::Backward => (page_backward(), convert::seq_to_db(anchor_seq)),
-        Direction::Forward => (page_forward(), convert::seq_to_db(anchor_seq)),
-    };
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = reader
-        .read(move |conn| {
-            let mut page = conn.prepare_cached(&sql)?;
-            let rows = page.query_map(
-                rusqlite::params![conversation.as_bytes(), anchor, limit],
-                message_row,
-            )?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await?;
-    rows.into_iter().map(convert::message).collect()
 }
 
 async fn find<C: ConnectionTrait>(db: &C, conversation: Uuid, id: Uuid) -> Result<Option<Message>> {
@@ -209,9 +127,6 @@ impl MessageHistory for SqlHistory {
         limit: u64,
         _last_seq: u64,
     ) -> Result<Vec<Message>> {
-        if let Some(reader) = &self.reader {
-            return sqlite_page(reader, conversation, direction, anchor_seq, limit).await;
-        }
         let query = messages::Entity::find()
             .filter(messages::Column::ConversationId.eq(conversation))
             .limit(limit);
