@@ -176,6 +176,23 @@ pub struct DatabaseConfig {
     /// Longest a single statement may run on PostgreSQL, in seconds, before it is
     /// cancelled and the call fails with `UNAVAILABLE`.
     pub statement_timeout_secs: u64,
+    /// When SQLite makes a commit durable (the embedded default only).
+    pub sqlite_sync: SqliteSync,
+}
+
+/// When a SQLite commit is made durable: what an acknowledged write survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// The WAL is synced before each commit returns: an acknowledged write survives a crash
+    /// of the server and a power loss. Concurrent writes share one sync (group commit).
+    #[default]
+    Full,
+    /// No sync per commit (only when the WAL is copied back): an acknowledged write
+    /// survives a crash of the server, but a power loss or kernel crash may lose the last
+    /// moments of writes (the database stays consistent). Less work per commit; the WAL is
+    /// still synced when it is copied back into the database file.
+    Normal,
 }
 
 impl Default for DatabaseConfig {
@@ -186,6 +203,7 @@ impl Default for DatabaseConfig {
             max_connections: 16,
             acquire_timeout_secs: 5,
             statement_timeout_secs: 10,
+            sqlite_sync: SqliteSync::Full,
         }
     }
 }
@@ -522,6 +540,19 @@ mod tests {
             format!("{:?}", Config::default()),
             "deploy/config.example.toml drifted from Config::default()"
         );
+    }
+
+    #[test]
+    fn sqlite_sync_is_full_unless_normal_is_asked_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let normal = load_toml(dir.path(), "[database]\nsqlite_sync = \"normal\"\n");
+        assert_eq!(
+            normal.expect("valid").database.sqlite_sync,
+            SqliteSync::Normal
+        );
+        let unknown = load_toml(dir.path(), "[database]\nsqlite_sync = \"off\"\n");
+        assert!(unknown.is_err(), "{unknown:?}");
+        assert_eq!(Config::default().database.sqlite_sync, SqliteSync::Full);
     }
 
     #[test]

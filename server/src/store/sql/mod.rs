@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::cql::CqlHistory;
 use crate::{
-    config::DatabaseConfig,
+    config::{DatabaseConfig, SqliteSync},
     domain::{Event, Message, Published, Time},
     error::{Error, Result},
 };
@@ -73,6 +73,7 @@ impl SqlStore {
         config: &DatabaseConfig,
         cql: Option<Arc<CqlHistory>>,
     ) -> Result<Arc<Self>> {
+        let sync = config.sqlite_sync;
         let mut options = ConnectOptions::new(url.to_owned());
         // (`Ord::max`, not sea-query's `ExprTrait::max`, which is also in scope here.)
         let wait = Duration::from_secs(Ord::max(config.acquire_timeout_secs, 1));
@@ -90,7 +91,7 @@ impl SqlStore {
             .map_sqlx_postgres_opts(move |pg| {
                 pg.options([("statement_timeout", statement_timeout.as_str())])
             })
-            .map_sqlx_sqlite_opts(sqlite_settings)
+            .map_sqlx_sqlite_opts(move |sqlite| sqlite_settings(sqlite, sync))
             .sqlx_logging(false);
         let db = Database::connect(options)
             .await
@@ -104,7 +105,7 @@ impl SqlStore {
         let sqlite_file = writer.as_ref().map(|_| sqlite_file(url)).transpose()?;
         let (sqlite_writer, sqlite_reader) = match (&writer, &sqlite_file, &cql) {
             (Some(writer), Some(file), None) => (
-                Some(SqliteWriter::start(file, Arc::clone(writer))?),
+                Some(SqliteWriter::start(file, Arc::clone(writer), sync)?),
                 Some(SqliteReader::new(file)),
             ),
             _ => (None, None),
@@ -168,13 +169,17 @@ fn sqlite_file(url: &str) -> Result<std::path::PathBuf> {
 }
 
 /// Every SQLite connection's settings (each pooled connection runs them when it opens).
-fn sqlite_settings(options: SqliteConnectOptions) -> SqliteConnectOptions {
+fn sqlite_settings(options: SqliteConnectOptions, sync: SqliteSync) -> SqliteConnectOptions {
     options
-        // Readers run beside the writer. Commits stay `synchronous = FULL` (sqlx's default
-        // and ours): the WAL is fsynced before a commit returns, so an acknowledged send
-        // survives power loss, not only a crash of this process (`NORMAL` would not).
+        // Readers run beside the writer. By default commits are `synchronous = FULL`: the
+        // WAL is fsynced before a commit returns, so an acknowledged send survives power
+        // loss, not only a crash of this process (`NORMAL`, which operators may choose,
+        // survives only the latter).
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
+        .synchronous(match sync {
+            SqliteSync::Full => SqliteSynchronous::Full,
+            SqliteSync::Normal => SqliteSynchronous::Normal,
+        })
         // Covers the moments another connection holds the write lock.
         .busy_timeout(Duration::from_secs(5))
         // Statement journals (kept so one statement of a transaction can be undone, e.g.
@@ -271,4 +276,30 @@ async fn append_event<C: ConnectionTrait>(
             .map(|(user, seq)| (user, convert::seq_from_db(seq)))
             .collect::<HashMap<_, _>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{ConnectOptions, Connection};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn pooled_sqlite_connections_sync_as_configured() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("sync.db").display());
+        for (sync, expected) in [(SqliteSync::Full, 2), (SqliteSync::Normal, 1)] {
+            let options: SqliteConnectOptions = url.parse().expect("url");
+            let mut conn = sqlite_settings(options, sync)
+                .connect()
+                .await
+                .expect("connect");
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut conn)
+                .await
+                .expect("pragma");
+            assert_eq!(synchronous, expected, "{sync:?}");
+            conn.close().await.expect("close");
+        }
+    }
 }

@@ -28,6 +28,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 pub(in crate::store::sql) use send::Written;
 
 use crate::{
+    config::SqliteSync,
     domain::Time,
     error::{Error, Result},
     store::NewMessage,
@@ -51,8 +52,12 @@ pub(in crate::store::sql) struct SqliteWriter {
 impl SqliteWriter {
     /// Opens the database at `path` (migrated already) and starts the thread. `writer` is
     /// the lock every other SQLite write takes too.
-    pub(in crate::store::sql) fn start(path: &Path, writer: Arc<Mutex<()>>) -> Result<Self> {
-        let conn = open(path).map_err(|err| {
+    pub(in crate::store::sql) fn start(
+        path: &Path,
+        writer: Arc<Mutex<()>>,
+        sync: SqliteSync,
+    ) -> Result<Self> {
+        let conn = open(path, sync).map_err(|err| {
             Error::Unavailable(format!("cannot open {} to write: {err}", path.display()))
         })?;
         let (jobs, queue) = mpsc::unbounded_channel();
@@ -81,14 +86,18 @@ impl SqliteWriter {
 }
 
 /// The writer's connection, with the settings of every pooled one (see `sqlite_settings`).
-fn open(path: &Path) -> rusqlite::Result<Connection> {
+fn open(path: &Path, sync: SqliteSync) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(PathBuf::from(path), flags)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-         PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
     )?;
+    let synchronous = match sync {
+        SqliteSync::Full => "FULL",
+        SqliteSync::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
@@ -162,6 +171,25 @@ impl Failure {
         match self {
             Failure::Sqlite(err) => send::db_error(err),
             Failure::Panicked => Error::internal(self),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_syncs_as_configured() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sync.db");
+        Connection::open(&path).expect("create");
+        for (sync, expected) in [(SqliteSync::Full, 2), (SqliteSync::Normal, 1)] {
+            let conn = open(&path, sync).expect("open");
+            let synchronous: i64 = conn
+                .pragma_query_value(None, "synchronous", |row| row.get(0))
+                .expect("pragma");
+            assert_eq!(synchronous, expected, "{sync:?}");
         }
     }
 }
