@@ -228,6 +228,19 @@ impl From<sea_orm::DbErr> for Error {
     }
 }
 
+/// SQLite through rusqlite (the embedded default's send writer and page reads): busy or
+/// locked past the busy timeout is "retry later", anything else a fault of ours.
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                Error::Unavailable(err.to_string())
+            }
+            _ => Error::internal(err),
+        }
+    }
+}
+
 /// Whether a database error means "not reachable or too slow right now" (retry later)
 /// rather than a bug: no connection to be had, a dropped connection, a statement timeout,
 /// a server that is shutting down or starting up, or a transaction the database rolled

@@ -240,6 +240,25 @@ pub struct NewMessage {
 }
 
 impl NewMessage {
+    /// The message this send becomes as the conversation's change number `seq` (its
+    /// attachments are filled in by the write that attaches them).
+    pub fn message(&self, seq: u64, now: Time) -> Message {
+        Message {
+            id: Uuid::now_v7(),
+            conversation_id: self.conversation_id,
+            seq,
+            sender_id: self.sender_id,
+            content: Some(self.content.clone()),
+            metadata: self.metadata.clone(),
+            reply_to: self.reply_to,
+            create_time: now,
+            edit_time: None,
+            delete_time: None,
+            forwarded_from: self.forwarded_from,
+            attachments: Vec::new(),
+        }
+    }
+
     /// The message a poll or call posts: its content alone, sent under `request`.
     pub fn carrying(
         conversation_id: Uuid,

@@ -35,27 +35,48 @@ type Job =
 /// How a group ended: committed, or failed with an error every write of it gets a copy of.
 type Settled = std::result::Result<(), Failure>;
 
+/// Why a whole group failed (none of it was committed), kept so that each of its writes
+/// gets its own copy of the error. (SQLite's send writer groups the same way.)
 #[derive(Debug, Clone)]
-struct Failure {
+pub(super) struct Failure {
     unavailable: bool,
     message: String,
 }
 
 impl Failure {
     fn of(err: DbErr) -> Self {
-        let err = Error::from(err);
+        Error::from(err).into()
+    }
+
+    /// A group that failed because one of its writes panicked.
+    pub(super) fn panicked() -> Self {
         Self {
-            unavailable: matches!(err, Error::Unavailable(_)),
-            message: err.to_string(),
+            unavailable: false,
+            message: "a write panicked".into(),
         }
     }
 
-    fn error(&self) -> Error {
+    pub(super) fn error(&self) -> Error {
         if self.unavailable {
             Error::Unavailable(self.message.clone())
         } else {
             Error::Internal(self.message.clone())
         }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        Self {
+            unavailable: matches!(err, Error::Unavailable(_)),
+            message: err.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
@@ -167,11 +188,7 @@ async fn write_one(
         .map_err(|err| (Failure::of(err), None))?;
     // A panic in a write must not take the writer task (and every later write) with it.
     let Ok((keep, deliver)) = AssertUnwindSafe(job(&savepoint)).catch_unwind().await else {
-        let failure = Failure {
-            unavailable: false,
-            message: "a write panicked".into(),
-        };
-        return Err((failure, None));
+        return Err((Failure::panicked(), None));
     };
     let settled = if keep {
         savepoint.commit().await

@@ -53,7 +53,7 @@ impl SqliteReader {
         })
         .await
         .map_err(Error::internal)?
-        .map_err(|err| read_error(&err))
+        .map_err(Error::from)
     }
 
     fn take(&self) -> rusqlite::Result<Connection> {
@@ -73,16 +73,6 @@ impl SqliteReader {
         {
             idle.push(conn);
         }
-    }
-}
-
-/// A read's error as the API reports it: busy past the timeout is "retry later".
-fn read_error(err: &rusqlite::Error) -> Error {
-    match err.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            Error::Unavailable(err.to_string())
-        }
-        _ => Error::internal(err),
     }
 }
 

@@ -5,11 +5,16 @@
 
 use std::collections::BTreeMap;
 
+use uuid::Uuid;
+
 use super::{Stores, fixtures};
 use chrono::Utc;
 use rusqlite::{Connection, OpenFlags};
 use secureconnect_server::{
-    domain::{Content, Event, Forwarded, Time, poll::PollSettings},
+    domain::{
+        Content, Event, Forwarded, Time,
+        poll::{PollRecord, PollSettings},
+    },
     store::{Direction, NewPoll, RequestKind},
 };
 
@@ -40,25 +45,30 @@ async fn sqlx_time_text(time: Time) -> String {
         .expect("encoded time")
 }
 
+/// A poll by `creator` under request id "poll": its message is written by sea-orm.
+async fn create_poll(stores: &Stores, conversation: Uuid, creator: Uuid) -> PollRecord {
+    let poll = NewPoll {
+        conversation_id: conversation,
+        creator,
+        question: "Lunch?".into(),
+        options: vec!["Pizza".into(), "Sushi".into()],
+        settings: PollSettings::default(),
+    };
+    let request = fixtures::request(creator, RequestKind::Message, "poll", "poll");
+    stores
+        .polls
+        .create_poll(poll, request, Utc::now())
+        .await
+        .expect("poll")
+        .value
+}
+
 #[tokio::test]
 async fn the_send_writer_stores_rows_as_sea_orm_does() {
     let stores = Stores::sqlite().await;
     let (a, b, conversation) = fixtures::group(&stores).await;
     // Written by sea-orm: a poll's message (a send that carries something).
-    let poll = NewPoll {
-        conversation_id: conversation,
-        creator: a,
-        question: "Lunch?".into(),
-        options: vec!["Pizza".into(), "Sushi".into()],
-        settings: PollSettings::default(),
-    };
-    let poll_request = fixtures::request(a, RequestKind::Message, "poll", "poll");
-    let poll = stores
-        .polls
-        .create_poll(poll, poll_request, Utc::now())
-        .await
-        .expect("poll")
-        .value;
+    let poll = create_poll(&stores, conversation, a).await;
     let poll_seq = stores
         .chat
         .message(conversation, poll.message_id)
@@ -186,19 +196,7 @@ async fn the_send_writer_stores_rows_as_sea_orm_does() {
 async fn pages_of_messages_read_what_sea_orm_reads() {
     let stores = Stores::sqlite().await;
     let (a, b, conversation) = fixtures::group(&stores).await;
-    let poll = NewPoll {
-        conversation_id: conversation,
-        creator: a,
-        question: "Lunch?".into(),
-        options: vec!["Pizza".into(), "Sushi".into()],
-        settings: PollSettings::default(),
-    };
-    let poll_request = fixtures::request(a, RequestKind::Message, "poll", "poll");
-    stores
-        .polls
-        .create_poll(poll, poll_request, Utc::now())
-        .await
-        .expect("poll");
+    create_poll(&stores, conversation, a).await;
     let send = |request_id: &'static str| {
         let stores = &stores;
         async move {

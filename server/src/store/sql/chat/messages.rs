@@ -22,7 +22,7 @@ use crate::{
             SqlStore, accounts, append_event, calls, convert, drive,
             history::{self, MessageHistory, sqlite_pages},
             polls, requests,
-            sqlite_writer::{self, SqliteWriter},
+            sqlite_writer::SqliteWriter,
         },
     },
 };
@@ -74,7 +74,7 @@ impl SqlStore {
     pub(super) async fn replay_message(
         &self,
         request: &RequestKey,
-        conflict: sea_orm::DbErr,
+        conflict: String,
     ) -> Result<Committed<Message>> {
         let first = self
             .find_first_use(request)
@@ -177,28 +177,17 @@ pub(in crate::store::sql) enum Carried {
     Call(NewCall),
 }
 
-/// What writing a new message came to.
-enum Written {
+/// What writing a new message came to (on either write path).
+pub(in crate::store::sql) enum Written {
     Sent(Box<Committed<Message>>),
     /// The request id was used before (by this request, retried, or by another): nothing
-    /// of this write may stay.
-    RequestSeen(sea_orm::DbErr),
+    /// of this write may stay. Says what the database reported.
+    RequestSeen(String),
 }
 
 impl Written {
-    fn keep(&self) -> bool {
+    pub(in crate::store::sql) fn keep(&self) -> bool {
         matches!(self, Written::Sent(_))
-    }
-}
-
-impl From<sqlite_writer::Written> for Written {
-    fn from(written: sqlite_writer::Written) -> Self {
-        match written {
-            sqlite_writer::Written::Sent(committed) => Written::Sent(committed),
-            sqlite_writer::Written::RequestSeen(conflict) => {
-                Written::RequestSeen(sea_orm::DbErr::Custom(conflict))
-            }
-        }
     }
 }
 
@@ -215,7 +204,7 @@ pub(in crate::store::sql) async fn send(
     let history = Arc::clone(&store.history);
     let written = match (&store.sqlite_writer, &store.group_commit) {
         (Some(writer), _) if matches!(carried, Carried::Nothing) && SqliteWriter::takes(&new) => {
-            writer.send(new, now).await?.into()
+            writer.send(new, now).await?
         }
         (_, Some(group)) => {
             group
@@ -256,25 +245,14 @@ async fn write_message(
     // is seen below, one after it waits for this send.
     let numbered = number_change(txn, new.conversation_id, now).await?;
     let seq = numbered.seq;
-    let message = Message {
-        id: Uuid::now_v7(),
-        conversation_id: new.conversation_id,
-        seq,
-        sender_id: new.sender_id,
-        content: Some(new.content.clone()),
-        metadata: new.metadata.clone(),
-        reply_to: new.reply_to,
-        create_time: now,
-        edit_time: None,
-        delete_time: None,
-        forwarded_from: new.forwarded_from,
-        attachments: Vec::new(),
-    };
+    let message = new.message(seq, now);
     // The request id first: a retry of a committed send gets its message back even
     // if the sender may no longer post.
     match requests::record(txn, &new.request, new.conversation_id, message.id, now).await {
         Ok(()) => {}
-        Err(err) if convert::is_unique_violation(&err) => return Ok(Written::RequestSeen(err)),
+        Err(err) if convert::is_unique_violation(&err) => {
+            return Ok(Written::RequestSeen(err.to_string()));
+        }
         Err(err) => return Err(err.into()),
     }
     let recipients = member_ids(txn, new.conversation_id).await?;

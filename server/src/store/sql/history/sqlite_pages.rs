@@ -21,28 +21,31 @@ use crate::{
 const IS_MEMBER: &str =
     "SELECT EXISTS (SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?2)";
 
-/// Every column of `messages`, in the order [`message_row`] reads them.
-const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, sender_id, request_id, text, \
-     encrypted_payload, poll_id, call_id, metadata, reply_to, forwarded_sender_id, \
-     forwarded_create_time, attachments, create_time, edit_time, delete_time";
-
-/// A page of messages after `?2`, oldest first, on SQLite.
-fn page_forward() -> String {
-    format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND seq > ?2 \
-         ORDER BY seq ASC LIMIT ?3"
-    )
+/// Every column of `messages`, in the order [`message_row`] reads them (a macro, so the
+/// page statements below are built at compile time rather than on every read).
+macro_rules! message_columns {
+    () => {
+        "id, conversation_id, seq, sender_id, request_id, text, encrypted_payload, poll_id, \
+         call_id, metadata, reply_to, forwarded_sender_id, forwarded_create_time, \
+         attachments, create_time, edit_time, delete_time"
+    };
 }
 
-/// A page of messages before `?2`, newest first, on SQLite.
-fn page_backward() -> String {
-    format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND seq < ?2 \
-         ORDER BY seq DESC LIMIT ?3"
-    )
-}
+/// A page of messages after `?2`, oldest first.
+const PAGE_FORWARD: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages WHERE conversation_id = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3"
+);
 
-/// A row of [`MESSAGE_COLUMNS`].
+/// A page of messages before `?2`, newest first.
+const PAGE_BACKWARD: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages WHERE conversation_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+);
+
+/// A row of `message_columns!()`.
 fn message_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<messages::Model> {
     Ok(messages::Model {
         id: sqlite_reader::uuid(row, 0)?,
@@ -77,9 +80,9 @@ pub(in crate::store::sql) async fn member_page(
     limit: u64,
 ) -> Result<Option<Vec<Message>>> {
     let (sql, anchor) = match direction {
-        Direction::Backward if anchor_seq == 0 => (page_backward(), i64::MAX),
-        Direction::Backward => (page_backward(), convert::seq_to_db(anchor_seq)),
-        Direction::Forward => (page_forward(), convert::seq_to_db(anchor_seq)),
+        Direction::Backward if anchor_seq == 0 => (PAGE_BACKWARD, i64::MAX),
+        Direction::Backward => (PAGE_BACKWARD, convert::seq_to_db(anchor_seq)),
+        Direction::Forward => (PAGE_FORWARD, convert::seq_to_db(anchor_seq)),
     };
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = reader
@@ -93,7 +96,7 @@ pub(in crate::store::sql) async fn member_page(
             if !is_member {
                 return Ok(None);
             }
-            let mut page = snapshot.prepare_cached(&sql)?;
+            let mut page = snapshot.prepare_cached(sql)?;
             let rows = page.query_map(
                 rusqlite::params![conversation.as_bytes(), anchor, limit],
                 message_row,

@@ -25,7 +25,7 @@ use std::{
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-pub(in crate::store::sql) use send::Written;
+use super::{chat::messages::Written, group_commit::Failure};
 
 use crate::{
     config::SqliteSync,
@@ -127,8 +127,8 @@ fn write_group(conn: &mut Connection, group: Vec<Job>) {
             let written = catch_unwind(AssertUnwindSafe(|| {
                 send::write(&savepoint, &job.new, job.now)
             }))
-            .map_err(|_| Failure::Panicked)?;
-            let keep = matches!(written, Ok(Written::Sent(_)));
+            .map_err(|_| Failure::panicked())?;
+            let keep = written.as_ref().is_ok_and(Written::keep);
             if keep {
                 savepoint.commit()?;
             } else {
@@ -157,21 +157,9 @@ fn write_group(conn: &mut Connection, group: Vec<Job>) {
     }
 }
 
-/// Why a whole group failed: none of it was committed.
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error("{0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("a send panicked")]
-    Panicked,
-}
-
-impl Failure {
-    fn error(&self) -> Error {
-        match self {
-            Failure::Sqlite(err) => send::db_error(err),
-            Failure::Panicked => Error::internal(self),
-        }
+impl From<rusqlite::Error> for Failure {
+    fn from(err: rusqlite::Error) -> Self {
+        Error::from(err).into()
     }
 }
 

@@ -7,7 +7,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::SecondsFormat;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, ffi, params};
+use rusqlite::{Connection, OptionalExtension, ffi, params};
 use uuid::Uuid;
 
 use crate::{
@@ -17,21 +17,13 @@ use crate::{
         Committed, NewMessage,
         sql::{
             chat::{
-                messages::{blocked, peer_to_check},
+                messages::{Written, blocked, peer_to_check},
                 timeline::conversation_event,
             },
             convert,
         },
     },
 };
-
-/// What writing a send came to.
-pub(in crate::store::sql) enum Written {
-    Sent(Box<Committed<Message>>),
-    /// The request id was used before (by this request, retried, or by another): nothing
-    /// of this write may stay.
-    RequestSeen(String),
-}
 
 /// Numbers the change (locking nothing: the writer thread is SQLite's only writer) and
 /// reads what a send checks of the conversation, in one statement.
@@ -64,34 +56,19 @@ const FILE_EVENT: &str = "INSERT INTO feed (user_id, feed_seq, event_id) \
 pub(super) fn write(conn: &Connection, new: &NewMessage, now: Time) -> Result<Written> {
     let conversation = new.conversation_id.as_bytes();
     let time = time_text(now);
-    let Some((seq, kind, end_to_end_encrypted)) = conn
-        .prepare_cached(NUMBER)
-        .and_then(|mut numbering| {
+    let Some((seq, kind, end_to_end_encrypted)) =
+        conn.prepare_cached(NUMBER).and_then(|mut numbering| {
             numbering
                 .query_row(params![conversation, time], |row| {
                     Ok((row.get::<_, i64>(0)?, row.get::<_, i16>(1)?, row.get(2)?))
                 })
                 .optional()
-        })
-        .map_err(|err| db_error(&err))?
+        })?
     else {
         return Err(Error::NotFound("conversation"));
     };
     let seq = convert::seq_from_db(seq);
-    let message = Message {
-        id: Uuid::now_v7(),
-        conversation_id: new.conversation_id,
-        seq,
-        sender_id: new.sender_id,
-        content: Some(new.content.clone()),
-        metadata: new.metadata.clone(),
-        reply_to: new.reply_to,
-        create_time: now,
-        edit_time: None,
-        delete_time: None,
-        forwarded_from: new.forwarded_from,
-        attachments: Vec::new(),
-    };
+    let message = new.message(seq, now);
     // The request id first: a retry of a committed send gets its message back even if the
     // sender may no longer post.
     let request = &new.request;
@@ -109,7 +86,7 @@ pub(super) fn write(conn: &Connection, new: &NewMessage, now: Time) -> Result<Wr
     match recorded {
         Ok(_) => {}
         Err(err) if is_unique_violation(&err) => return Ok(Written::RequestSeen(err.to_string())),
-        Err(err) => return Err(db_error(&err)),
+        Err(err) => return Err(err.into()),
     }
     let members = member_ids(conn, conversation)?;
     let kind = convert::kind_from_db(kind);
@@ -136,39 +113,37 @@ fn member_ids(conn: &Connection, conversation: &[u8; 16]) -> Result<Vec<Uuid>> {
         rows.map(|id| id.map(Uuid::from_bytes))
             .collect::<rusqlite::Result<Vec<Uuid>>>()
     };
-    read().map_err(|err| db_error(&err))
+    Ok(read()?)
 }
 
 fn blocked_between(conn: &Connection, a: Uuid, b: Uuid) -> Result<bool> {
     conn.prepare_cached(BLOCKED)
         .and_then(|mut blocked| blocked.query_row([a.as_bytes(), b.as_bytes()], |row| row.get(0)))
-        .map_err(|err| db_error(&err))
+        .map_err(Error::from)
 }
 
 fn insert_message(conn: &Connection, message: &Message, request_id: &str) -> Result<()> {
     let columns = convert::content_columns(message.content.as_ref());
     let metadata = serde_json::to_string(&message.metadata).map_err(Error::internal)?;
     let forwarded = message.forwarded_from;
-    conn.prepare_cached(INSERT_MESSAGE)
-        .and_then(|mut insert| {
-            insert.execute(params![
-                message.id.as_bytes(),
-                message.conversation_id.as_bytes(),
-                convert::seq_to_db(message.seq),
-                message.sender_id.as_bytes(),
-                request_id,
-                columns.text,
-                columns.encrypted_payload,
-                columns.poll_id.map(Uuid::into_bytes),
-                columns.call_id.map(Uuid::into_bytes),
-                metadata,
-                message.reply_to.map(Uuid::into_bytes),
-                forwarded.map(|f| f.sender_id.into_bytes()),
-                forwarded.map(|f| time_text(f.create_time)),
-                time_text(message.create_time),
-            ])
-        })
-        .map_err(|err| db_error(&err))?;
+    conn.prepare_cached(INSERT_MESSAGE).and_then(|mut insert| {
+        insert.execute(params![
+            message.id.as_bytes(),
+            message.conversation_id.as_bytes(),
+            convert::seq_to_db(message.seq),
+            message.sender_id.as_bytes(),
+            request_id,
+            columns.text,
+            columns.encrypted_payload,
+            columns.poll_id.map(Uuid::into_bytes),
+            columns.call_id.map(Uuid::into_bytes),
+            metadata,
+            message.reply_to.map(Uuid::into_bytes),
+            forwarded.map(|f| f.sender_id.into_bytes()),
+            forwarded.map(|f| time_text(f.create_time)),
+            time_text(message.create_time),
+        ])
+    })?;
     Ok(())
 }
 
@@ -203,9 +178,9 @@ fn append_event(conn: &Connection, event: Event, time: &str) -> Result<Published
             .collect::<rusqlite::Result<HashMap<Uuid, u64>>>()?;
         conn.prepare_cached(FILE_EVENT)?
             .execute(params![conversation, event_id])?;
-        Ok(positions)
+        Ok::<_, rusqlite::Error>(positions)
     };
-    let recipients = file().map_err(|err| db_error(&err))?;
+    let recipients = file()?;
     Ok(Published {
         event: Arc::new(event),
         recipients,
@@ -224,15 +199,4 @@ fn is_unique_violation(err: &rusqlite::Error) -> bool {
             ffi::SQLITE_CONSTRAINT_PRIMARYKEY | ffi::SQLITE_CONSTRAINT_UNIQUE
         )
     })
-}
-
-/// A database error as the API reports it: busy or locked past the busy timeout is
-/// "retry later", anything else a fault of ours.
-pub(super) fn db_error(err: &rusqlite::Error) -> Error {
-    match err.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            Error::Unavailable(err.to_string())
-        }
-        _ => Error::internal(err),
-    }
 }
