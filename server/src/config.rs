@@ -178,6 +178,11 @@ pub struct DatabaseConfig {
     pub statement_timeout_secs: u64,
     /// When SQLite makes a commit durable (the embedded default only).
     pub sqlite_sync: SqliteSync,
+    /// Conversations whose membership grows past this many members are fanned out on
+    /// read from then on: each event is stored once on a shared timeline that members'
+    /// streams read, instead of once in every member's feed (a write per member per
+    /// event). Smaller conversations keep per-member feeds.
+    pub fanout_on_read_members: u32,
 }
 
 /// When a SQLite commit is made durable: what an acknowledged write survives.
@@ -204,6 +209,7 @@ impl Default for DatabaseConfig {
             acquire_timeout_secs: 5,
             statement_timeout_secs: 10,
             sqlite_sync: SqliteSync::Full,
+            fanout_on_read_members: 100,
         }
     }
 }

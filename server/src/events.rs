@@ -1,12 +1,21 @@
 //! The per-device event stream: replay from the store, then live from the bus, with no
-//! loss, no duplicates and per-user order, using each user's dense feed sequence.
+//! loss, no duplicates and per-conversation order, using two dense sequences: the user's
+//! feed and the shared timeline of conversations fanned out on read
+//! (`store::sql::shared_timeline`). The cursor is the stream's position in both.
 //!
 //! Why it is gap-free: every event is committed to the recipients' feeds (each taking the
-//! next `feed_seq`) before it is published. The stream subscribes to the bus *before*
-//! reading the backlog, skips what it already sent, and when a live event skips ahead
-//! (`feed_seq > last + 1`, because publishes from concurrent writers can overtake each
-//! other, or the bus dropped some) it holds it back until the events before it arrive
-//! live, or reads them from the store after [`HOLE_WAIT`].
+//! next `feed_seq`) or to the next timeline position before it is published. The stream
+//! subscribes to the bus *before* reading the backlog, skips what it already sent, and
+//! when a live event skips ahead (`> last + 1` in its sequence, because publishes from
+//! concurrent writers can overtake each other, or the bus dropped some) it holds it back
+//! until the events before it arrive live, or reads them from the store after
+//! [`HOLE_WAIT`]. A stream follows every timeline position, its user's or not, so that it
+//! can tell a hole from someone else's event.
+//!
+//! Why order holds across the two: a conversation moves to the timeline for good, and its
+//! first timeline event says so; a replay reads the feed before the timeline (both heads
+//! read at one instant), and live, that first event waits until the feed is read up to
+//! date.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -18,10 +27,10 @@ use crate::{
     auth::{Principal, RevokedSessions},
     bus::{BusMessage, EventBus},
     config::StreamConfig,
-    domain::{FeedItem, Signal},
+    domain::{Event, FeedItem, Published, Signal, TimelineSpot},
     error::{Error, Result},
     presence::Presence,
-    store::ChatStore,
+    store::{ChatStore, Heads},
 };
 
 /// Events read from the store per query while catching up.
@@ -35,27 +44,51 @@ const HOLE_WAIT: Duration = Duration::from_millis(100);
 /// Most live events held back behind a hole; past this the hole is read from the store.
 const MAX_HELD: usize = 256;
 
+/// Where a stream stands: the last feed position and the last timeline position it has
+/// handed to the client (or passed over, on the timeline, as someone else's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cursor {
+    pub feed: u64,
+    pub timeline: u64,
+}
+
+impl From<Heads> for Cursor {
+    fn from(heads: Heads) -> Self {
+        Self {
+            feed: heads.feed,
+            timeline: heads.timeline,
+        }
+    }
+}
+
+/// An event handed to a device, with the cursor that resumes right after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub cursor: Cursor,
+    pub event: Arc<Event>,
+}
+
 /// What the stream tells a device. Every item carries the cursor to resume from.
 #[derive(Debug, Clone)]
 pub enum StreamItem {
     CaughtUp {
-        cursor: u64,
+        cursor: Cursor,
     },
     Heartbeat {
-        cursor: u64,
+        cursor: Cursor,
     },
     Gap {
-        cursor: u64,
+        cursor: Cursor,
     },
-    Event(FeedItem),
+    Event(Delivered),
     Closing {
         reason: ClosingReason,
-        cursor: u64,
+        cursor: Cursor,
     },
     /// Ephemeral: the cursor is the stream's position, unchanged by it.
     Signal {
         signal: Arc<Signal>,
-        cursor: u64,
+        cursor: Cursor,
     },
 }
 
@@ -68,17 +101,36 @@ pub enum ClosingReason {
     SessionEnded,
 }
 
-/// Encodes a feed position as an opaque cursor.
-pub fn encode_cursor(feed_seq: u64) -> String {
-    format!("1:{feed_seq}")
+/// Encodes a stream position as an opaque cursor: `1:{feed}` while the timeline is
+/// empty (the only form before fan-out on read, so those cursors still resume), else
+/// `2:{feed}:{timeline}`.
+pub fn encode_cursor(cursor: Cursor) -> String {
+    if cursor.timeline == 0 {
+        format!("1:{}", cursor.feed)
+    } else {
+        format!("2:{}:{}", cursor.feed, cursor.timeline)
+    }
 }
 
-fn decode_cursor(raw: &str) -> Result<Option<u64>> {
+fn decode_cursor(raw: &str) -> Result<Option<Cursor>> {
     if raw.is_empty() {
         return Ok(None);
     }
-    raw.strip_prefix("1:")
-        .and_then(|n| n.parse().ok())
+    let number = |n: &str| n.parse::<u64>().ok();
+    let decoded = if let Some(feed) = raw.strip_prefix("1:") {
+        // Issued before anything was on the timeline: all of it lies after this cursor.
+        number(feed).map(|feed| Cursor { feed, timeline: 0 })
+    } else if let Some(both) = raw.strip_prefix("2:") {
+        both.split_once(':').and_then(|(feed, timeline)| {
+            Some(Cursor {
+                feed: number(feed)?,
+                timeline: number(timeline)?,
+            })
+        })
+    } else {
+        None
+    };
+    decoded
         .map(Some)
         .ok_or_else(|| Error::invalid("cursor", "not a cursor from this server"))
 }
@@ -123,18 +175,8 @@ impl Events {
         // committed from here on can be missed.
         let live = self.bus.subscribe();
         self.bus.attach(who.user_id).await;
-        let head = self.store.feed_head(who.user_id).await.and_then(|head| {
-            if resume_from.is_some_and(|c| c > head) {
-                Err(Error::invalid(
-                    "cursor",
-                    "cursor is ahead of this user's events",
-                ))
-            } else {
-                Ok(head)
-            }
-        });
-        let head = match head {
-            Ok(head) => head,
+        let (heads, plan) = match self.plan(who.user_id, resume_from).await {
+            Ok(planned) => planned,
             Err(err) => {
                 self.bus.detach(who.user_id);
                 return Err(err);
@@ -146,19 +188,15 @@ impl Events {
             user: who.user_id,
             store: Arc::clone(&self.store),
             out: tx,
-            last: head,
+            last: heads.into(),
             session: who.session_id,
             revoked: Arc::clone(&self.revoked),
             poll_feed: self.bus.lossy(),
             sent: 0,
             shutdown: self.shutdown.clone(),
             held: BTreeMap::new(),
+            held_timeline: BTreeMap::new(),
             hole_deadline: None,
-        };
-        let plan = match resume_from {
-            None => Start::Live,
-            Some(c) if head - c > self.config.max_replay_events => Start::Gap,
-            Some(c) => Start::Replay(c),
         };
         let heartbeat = Duration::from_secs(self.config.heartbeat_secs.max(1));
         let presence = Arc::clone(&self.presence);
@@ -168,13 +206,47 @@ impl Events {
             .stream_opened(user, session, presence_ttl(heartbeat))
             .await;
         tokio::spawn(async move {
-            if let Err(err) = stream.run(plan, live, heartbeat, &presence).await {
+            if let Err(err) = stream.run(plan, heads, live, heartbeat, &presence).await {
                 tracing::warn!(%user, error = %err, "event stream ended with an error");
             }
             presence.stream_ended(user, session);
             bus.detach(user);
         });
         Ok(rx)
+    }
+}
+
+impl Events {
+    /// The heads to start from, and how: live, replaying from `resume_from`, or with a
+    /// gap when more than `max_replay_events` of this user's events lie after it.
+    async fn plan(&self, user: Uuid, resume_from: Option<Cursor>) -> Result<(Heads, Start)> {
+        let heads = self.store.stream_heads(user).await?;
+        let Some(from) = resume_from else {
+            return Ok((heads, Start::Live));
+        };
+        if from.feed > heads.feed || from.timeline > heads.timeline {
+            return Err(Error::invalid(
+                "cursor",
+                "cursor is ahead of this user's events",
+            ));
+        }
+        let max = self.config.max_replay_events;
+        let in_feed = heads.feed - from.feed;
+        if in_feed > max {
+            return Ok((heads, Start::Gap));
+        }
+        // Counting stops one past what may still be replayed.
+        let on_timeline = if from.timeline < heads.timeline {
+            self.store
+                .timeline_backlog(user, from.timeline, heads.timeline, max - in_feed + 1)
+                .await?
+        } else {
+            0
+        };
+        if in_feed + on_timeline > max {
+            return Ok((heads, Start::Gap));
+        }
+        Ok((heads, Start::Replay(from)))
     }
 }
 
@@ -187,7 +259,7 @@ fn presence_ttl(heartbeat: Duration) -> Duration {
 enum Start {
     Live,
     Gap,
-    Replay(u64),
+    Replay(Cursor),
 }
 
 /// Why a stream task stops sending.
@@ -200,8 +272,8 @@ struct Stream {
     user: Uuid,
     store: Arc<dyn ChatStore>,
     out: mpsc::Sender<StreamItem>,
-    /// The feed position of the last item handed to the client.
-    last: u64,
+    /// How far the stream has gone in the feed and on the timeline.
+    last: Cursor,
     /// The session the stream belongs to: when it is revoked, the stream ends.
     session: Uuid,
     revoked: Arc<RevokedSessions>,
@@ -210,16 +282,39 @@ struct Stream {
     /// Items handed to the client so far (to time heartbeats by this stream's silence).
     sent: u64,
     shutdown: CancellationToken,
-    /// Live events that arrived ahead of a hole, by feed position.
+    /// Live feed events that arrived ahead of a hole, by feed position.
     held: BTreeMap<u64, FeedItem>,
+    /// Live timeline positions that arrived ahead of a hole (with the event when it is
+    /// this user's).
+    held_timeline: BTreeMap<u64, OnTimeline>,
     /// When the hole before `held` is read from the store if it has not filled by then.
     hole_deadline: Option<tokio::time::Instant>,
+}
+
+/// A live timeline position as a stream sees it.
+struct OnTimeline {
+    spot: TimelineSpot,
+    /// `None` when the event is not for this stream's user.
+    event: Option<Arc<Event>>,
+}
+
+impl OnTimeline {
+    fn of(published: &Published, spot: TimelineSpot, user: Uuid) -> Self {
+        Self {
+            spot,
+            event: published
+                .recipients
+                .contains_key(&user)
+                .then(|| Arc::clone(&published.event)),
+        }
+    }
 }
 
 impl Stream {
     async fn run(
         mut self,
         start: Start,
+        heads: Heads,
         mut live: tokio::sync::broadcast::Receiver<BusMessage>,
         heartbeat: Duration,
         presence: &Presence,
@@ -235,7 +330,7 @@ impl Stream {
             },
             Start::Replay(cursor) => {
                 self.last = cursor;
-                match self.catch_up(head).await? {
+                match self.catch_up(heads).await? {
                     Ok(()) => self.send(StreamItem::CaughtUp { cursor: self.last }).await,
                     Err(stop) => Err(stop),
                 }
@@ -261,9 +356,15 @@ impl Stream {
             }
             let step = tokio::select! {
                 received = live.recv() => match received {
-                    Ok(BusMessage::Event(published)) => match published.item_for(self.user) {
-                        Some(item) => self.deliver(item).await?,
-                        None => Ok(()),
+                    Ok(BusMessage::Event(published)) => match published.timeline {
+                        Some(spot) => {
+                            let seen = OnTimeline::of(&published, spot, self.user);
+                            self.deliver_timeline(seen).await?
+                        }
+                        None => match published.item_for(self.user) {
+                            Some(item) => self.deliver(item).await?,
+                            None => Ok(()),
+                        },
                     },
                     // The bus may have missed events, or outran us: the store has them all.
                     Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => self.resync().await?,
@@ -327,97 +428,232 @@ impl Stream {
 
     /// Sends whatever the store has beyond what this stream delivered.
     async fn resync(&mut self) -> Result<Result<(), Stop>> {
-        let head = self.store.feed_head(self.user).await?;
-        if let Err(stop) = self.catch_up(head).await? {
+        let heads = self.store.stream_heads(self.user).await?;
+        if let Err(stop) = self.catch_up(heads).await? {
             return Ok(Err(stop));
         }
-        Ok(self.release_held().await)
+        self.release_held().await
     }
 
-    /// Delivers a live item, or holds it back until the events before it arrive.
+    /// Delivers a live feed item, or holds it back until the events before it arrive.
     async fn deliver(&mut self, item: FeedItem) -> Result<Result<(), Stop>> {
-        if item.feed_seq <= self.last {
+        if item.feed_seq <= self.last.feed {
             return Ok(Ok(()));
         }
-        if item.feed_seq > self.last + 1 {
+        if item.feed_seq > self.last.feed + 1 {
             self.held.insert(item.feed_seq, item);
-            if self.held.len() > MAX_HELD {
-                return self.fill_hole().await;
-            }
-            self.hole_deadline
-                .get_or_insert_with(|| tokio::time::Instant::now() + HOLE_WAIT);
-            return Ok(Ok(()));
+            return self.wait_for_hole().await;
         }
         if let Err(stop) = self.send_event(item).await {
             return Ok(Err(stop));
         }
-        Ok(self.release_held().await)
+        self.release_held().await
     }
 
-    /// Reads the hole before the held-back events from the store, then sends those.
-    async fn fill_hole(&mut self) -> Result<Result<(), Stop>> {
-        let Some(&until) = self.held.keys().next_back() else {
-            self.hole_deadline = None;
+    /// Takes a live timeline position: delivers its event if it is this user's, or holds
+    /// it back until the positions before it arrive.
+    async fn deliver_timeline(&mut self, seen: OnTimeline) -> Result<Result<(), Stop>> {
+        let position = seen.spot.position;
+        if position <= self.last.timeline {
             return Ok(Ok(()));
-        };
-        // Everything up to the newest held event: the store has those too.
-        if let Err(stop) = self.catch_up(until).await? {
+        }
+        if position > self.last.timeline + 1 {
+            self.held_timeline.insert(position, seen);
+            return self.wait_for_hole().await;
+        }
+        if let Err(stop) = self.advance_timeline(seen).await? {
             return Ok(Err(stop));
         }
-        Ok(self.release_held().await)
+        self.release_held().await
+    }
+
+    /// Starts (or keeps) the wait for a hole to fill, or reads it now if too much is held.
+    async fn wait_for_hole(&mut self) -> Result<Result<(), Stop>> {
+        if self.held.len() + self.held_timeline.len() > MAX_HELD {
+            return self.fill_hole().await;
+        }
+        self.hole_deadline
+            .get_or_insert_with(|| tokio::time::Instant::now() + HOLE_WAIT);
+        Ok(Ok(()))
+    }
+
+    /// Moves past the next timeline position, delivering its event if it is this user's.
+    /// A conversation's first timeline event comes after its last feed event, which may
+    /// not have arrived live yet: the feed is read up to date first.
+    async fn advance_timeline(&mut self, seen: OnTimeline) -> Result<Result<(), Stop>> {
+        if seen.spot.opens && seen.event.is_some() {
+            let heads = self.store.stream_heads(self.user).await?;
+            if let Err(stop) = self.catch_up_feed(heads.feed).await? {
+                return Ok(Err(stop));
+            }
+        }
+        let position = seen.spot.position;
+        if let Some(event) = seen.event {
+            let cursor = Cursor {
+                feed: self.last.feed,
+                timeline: position,
+            };
+            if let Err(stop) = self
+                .send(StreamItem::Event(Delivered { cursor, event }))
+                .await
+            {
+                return Ok(Err(stop));
+            }
+        }
+        self.last.timeline = position;
+        Ok(Ok(()))
+    }
+
+    /// Reads the holes before the held-back events from the store, then sends those.
+    async fn fill_hole(&mut self) -> Result<Result<(), Stop>> {
+        // Everything up to the newest held event: the store has those too.
+        if let Some(&until) = self.held.keys().next_back()
+            && let Err(stop) = self.catch_up_feed(until).await?
+        {
+            return Ok(Err(stop));
+        }
+        if let Some(&until) = self.held_timeline.keys().next_back()
+            && let Err(stop) = self.catch_up_timeline(until).await?
+        {
+            return Ok(Err(stop));
+        }
+        self.release_held().await
     }
 
     /// Sends the held-back events that follow on from `self.last`, forgets those already
     /// sent (from the store), and keeps the deadline only while a hole remains.
-    async fn release_held(&mut self) -> Result<(), Stop> {
+    async fn release_held(&mut self) -> Result<Result<(), Stop>> {
         while let Some(entry) = self.held.first_entry() {
-            if *entry.key() > self.last + 1 {
-                return Ok(());
+            if *entry.key() > self.last.feed + 1 {
+                break;
             }
             let item = entry.remove();
-            if item.feed_seq == self.last + 1 {
-                self.send_event(item).await?;
+            if item.feed_seq == self.last.feed + 1
+                && let Err(stop) = self.send_event(item).await
+            {
+                return Ok(Err(stop));
             }
         }
-        self.hole_deadline = None;
-        Ok(())
+        while let Some(entry) = self.held_timeline.first_entry() {
+            if *entry.key() > self.last.timeline + 1 {
+                break;
+            }
+            let seen = entry.remove();
+            if seen.spot.position == self.last.timeline + 1
+                && let Err(stop) = self.advance_timeline(seen).await?
+            {
+                return Ok(Err(stop));
+            }
+        }
+        if self.held.is_empty() && self.held_timeline.is_empty() {
+            self.hole_deadline = None;
+        }
+        Ok(Ok(()))
     }
 
-    /// Sends everything in the store after `self.last` up to `until`.
-    async fn catch_up(&mut self, until: u64) -> Result<Result<(), Stop>> {
-        while self.last < until {
+    /// Sends everything in the store after `self.last` up to `until`: the feed first,
+    /// then the timeline (see the module comment for why that order).
+    async fn catch_up(&mut self, until: Heads) -> Result<Result<(), Stop>> {
+        if let Err(stop) = self.catch_up_feed(until.feed).await? {
+            return Ok(Err(stop));
+        }
+        // Retention trimmed timeline events this stream had not read: say so with a gap
+        // rather than skip silently.
+        if self.last.timeline < until.trimmed {
+            let cursor = Cursor {
+                feed: self.last.feed,
+                timeline: until.trimmed,
+            };
+            if let Err(stop) = self.send_replayed(StreamItem::Gap { cursor }).await {
+                return Ok(Err(stop));
+            }
+            self.last.timeline = until.trimmed;
+        }
+        self.catch_up_timeline(until.timeline).await
+    }
+
+    /// Sends the feed in the store after `self.last.feed` up to `until`.
+    async fn catch_up_feed(&mut self, until: u64) -> Result<Result<(), Stop>> {
+        while self.last.feed < until {
             let batch = self
                 .store
-                .feed(self.user, self.last, REPLAY_BATCH.min(until - self.last))
+                .feed(
+                    self.user,
+                    self.last.feed,
+                    REPLAY_BATCH.min(until - self.last.feed),
+                )
                 .await?;
             // Retention may have trimmed what this stream had not read yet (a replay at
             // the very edge of the window while events keep coming): say so with a gap
             // rather than skip silently.
             let resumes_at = batch.first().map_or(until, |item| item.feed_seq - 1);
-            if resumes_at > self.last {
+            if resumes_at > self.last.feed {
+                let cursor = Cursor {
+                    feed: resumes_at,
+                    timeline: self.last.timeline,
+                };
+                if let Err(stop) = self.send_replayed(StreamItem::Gap { cursor }).await {
+                    return Ok(Err(stop));
+                }
+                self.last.feed = resumes_at;
+            }
+            for item in batch {
+                let cursor = Cursor {
+                    feed: item.feed_seq,
+                    timeline: self.last.timeline,
+                };
+                let event = item.event;
                 if let Err(stop) = self
-                    .send_replayed(StreamItem::Gap { cursor: resumes_at })
+                    .send_replayed(StreamItem::Event(Delivered { cursor, event }))
                     .await
                 {
                     return Ok(Err(stop));
                 }
-                self.last = resumes_at;
+                self.last.feed = cursor.feed;
             }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Sends this user's timeline events in the store after `self.last.timeline` up to
+    /// `until`, and moves past the positions in between that are someone else's.
+    async fn catch_up_timeline(&mut self, until: u64) -> Result<Result<(), Stop>> {
+        while self.last.timeline < until {
+            let batch = self
+                .store
+                .timeline(self.user, self.last.timeline, until, REPLAY_BATCH)
+                .await?;
+            let whole = u64::try_from(batch.len()).unwrap_or(u64::MAX) < REPLAY_BATCH;
             for item in batch {
-                let seq = item.feed_seq;
-                if let Err(stop) = self.send_replayed(StreamItem::Event(item)).await {
+                let cursor = Cursor {
+                    feed: self.last.feed,
+                    timeline: item.position,
+                };
+                let event = item.event;
+                if let Err(stop) = self
+                    .send_replayed(StreamItem::Event(Delivered { cursor, event }))
+                    .await
+                {
                     return Ok(Err(stop));
                 }
-                self.last = seq;
+                self.last.timeline = cursor.timeline;
+            }
+            if whole {
+                self.last.timeline = until;
             }
         }
         Ok(Ok(()))
     }
 
     async fn send_event(&mut self, item: FeedItem) -> Result<(), Stop> {
-        let seq = item.feed_seq;
-        self.send(StreamItem::Event(item)).await?;
-        self.last = seq;
+        let cursor = Cursor {
+            feed: item.feed_seq,
+            timeline: self.last.timeline,
+        };
+        let event = item.event;
+        self.send(StreamItem::Event(Delivered { cursor, event }))
+            .await?;
+        self.last.feed = cursor.feed;
         Ok(())
     }
 

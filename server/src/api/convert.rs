@@ -346,7 +346,7 @@ pub fn stream_item(item: StreamItem, viewer: uuid::Uuid) -> event_pb::SubscribeR
         StreamItem::CaughtUp { cursor } => (cursor, E::CaughtUp(event_pb::CaughtUp {})),
         StreamItem::Heartbeat { cursor } => (cursor, E::Heartbeat(event_pb::Heartbeat {})),
         StreamItem::Gap { cursor } => (cursor, E::Gap(event_pb::Gap {})),
-        StreamItem::Event(feed_item) => (feed_item.feed_seq, event(&feed_item.event, viewer)),
+        StreamItem::Event(delivered) => (delivered.cursor, event(&delivered.event, viewer)),
         StreamItem::Closing { reason, cursor } => {
             let reason = match reason {
                 ClosingReason::SlowConsumer => event_pb::ClosingReason::SlowConsumer,

@@ -1,7 +1,7 @@
 //! The cluster bus: Redis pub/sub between nodes, with local delivery that does not depend
 //! on Redis. Events go only to the nodes holding their recipients' streams (each node has
-//! its own channel; see `routes.rs`); revocations, and events for very large groups, go to
-//! every node on one shared channel. If Redis goes away, streams on this node still get this node's events; events
+//! its own channel; see `routes.rs`); revocations, events on the shared timeline and
+//! events for very large groups go to every node on one shared channel. If Redis goes away, streams on this node still get this node's events; events
 //! from other nodes reach them from the store (resync on reconnect, and heartbeat checks)
 //! and live delivery resumes by itself when Redis is back.
 
@@ -197,6 +197,11 @@ async fn refresh_routes(routes: Arc<Routes>, shutdown: CancellationToken) {
 /// Where a message goes: the nodes with streams of its recipients, or every node.
 async fn targets(body: &Wire, routes: &Routes, channels: &Channels) -> Vec<String> {
     let recipients: Vec<Uuid> = match body {
+        // Every stream follows every timeline position (to tell a hole from an event of
+        // someone else's conversation), so those go to every node.
+        Wire::Event(published) if published.timeline.is_some() => {
+            return vec![channels.broadcast.clone()];
+        }
         Wire::Event(published) => published.recipients.keys().copied().collect(),
         Wire::Signal(signal) => signal.recipients().to_vec(),
         Wire::SessionRevoked(_) => return vec![channels.broadcast.clone()],

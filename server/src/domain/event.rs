@@ -86,23 +86,47 @@ pub struct FeedItem {
     pub event: Arc<Event>,
 }
 
-/// A committed event with the feed position it took for each recipient. This is what
-/// travels over the bus to the streams.
+/// A committed event with where it was filed for each recipient. This is what travels over
+/// the bus to the streams.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use = "a committed event reaches live streams only when published"]
 pub struct Published {
     pub event: Arc<Event>,
+    /// Who receives it: with fan-out on write, each recipient and the feed position their
+    /// copy took; on the shared timeline (`timeline` is set), each recipient with 0.
     pub recipients: HashMap<Uuid, u64>,
+    /// Where the event was stored once, for a conversation fanned out on read.
+    pub timeline: Option<TimelineSpot>,
+}
+
+/// An event's place on the shared timeline of conversations fanned out on read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimelineSpot {
+    /// Dense across all such conversations, in commit order.
+    pub position: u64,
+    /// The conversation's first event on the timeline: its earlier events are in feeds,
+    /// so a stream reads its feed up to date before delivering this one.
+    pub opens: bool,
 }
 
 impl Published {
-    /// The feed item for `user`, if they are a recipient.
+    /// The feed item for `user`, if they are a recipient of an event filed in feeds.
     pub fn item_for(&self, user: Uuid) -> Option<FeedItem> {
+        if self.timeline.is_some() {
+            return None;
+        }
         self.recipients.get(&user).map(|&feed_seq| FeedItem {
             feed_seq,
             event: Arc::clone(&self.event),
         })
     }
+}
+
+/// One event of the shared timeline, read back for a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineItem {
+    pub position: u64,
+    pub event: Arc<Event>,
 }
 
 /// Someone started or stopped typing: ephemeral, addressed to the other members, never

@@ -14,7 +14,7 @@ pub mod rules;
 
 pub use event::{
     CallSignal, Change, Contact, ContactRequest, Event, FeedItem, Published, Signal, TallySignal,
-    TypingSignal,
+    TimelineItem, TimelineSpot, TypingSignal,
 };
 
 /// Point in time used everywhere in the domain.

@@ -15,7 +15,7 @@ use crate::{
     domain::{
         Attachment, CallSignal, Change, ContactRequest, Content, ConversationKind, Details, Event,
         Forwarded, ImageSize, Member, Message, PollRef, Published, Role, Signal, TallySignal, Time,
-        TypingSignal, User, poll::Tally,
+        TimelineSpot, TypingSignal, User, poll::Tally,
     },
     error::{Error, Result},
 };
@@ -456,6 +456,8 @@ pub fn bus_to_proto(node: Uuid, payload: &BusPayload) -> pb::BusEnvelope {
                     feed_seq: *feed_seq,
                 })
                 .collect(),
+            timeline_position: published.timeline.map_or(0, |spot| spot.position),
+            opens_timeline: published.timeline.is_some_and(|spot| spot.opens),
         }),
         BusPayload::SessionRevoked(session) => {
             bus_envelope::Body::RevokedSessionId(id_bytes(*session))
@@ -504,6 +506,10 @@ pub fn bus_from_proto(envelope: pb::BusEnvelope) -> Result<(Uuid, BusPayload)> {
                 .into_iter()
                 .map(|r| Ok((id(&r.user_id)?, r.feed_seq)))
                 .collect::<Result<HashMap<_, _>>>()?,
+            timeline: (p.timeline_position > 0).then_some(TimelineSpot {
+                position: p.timeline_position,
+                opens: p.opens_timeline,
+            }),
         }),
         bus_envelope::Body::RevokedSessionId(session) => BusPayload::SessionRevoked(id(&session)?),
         bus_envelope::Body::Typing(t) => BusPayload::Signal(Signal::Typing(TypingSignal {
@@ -554,6 +560,7 @@ pub fn bus_from_v0_json(json: &[u8]) -> Result<(Uuid, BusPayload)> {
         Wire::Event { event, recipients } => BusPayload::Event(Published {
             event: Arc::from(event),
             recipients,
+            timeline: None,
         }),
         Wire::SessionRevoked { session } => BusPayload::SessionRevoked(session),
         Wire::Typing(signal) => BusPayload::Signal(Signal::Typing(signal)),

@@ -420,6 +420,15 @@ fn bus_messages_round_trip_and_v0_json_envelopes_still_decode() {
         BusPayload::Event(Published {
             event: std::sync::Arc::new(samples()[1].1.clone()),
             recipients: [(uid(2), 7), (uid(3), 9)].into_iter().collect(),
+            timeline: None,
+        }),
+        BusPayload::Event(Published {
+            event: std::sync::Arc::new(samples()[1].1.clone()),
+            recipients: [(uid(2), 0), (uid(3), 0)].into_iter().collect(),
+            timeline: Some(crate::domain::TimelineSpot {
+                position: 41,
+                opens: true,
+            }),
         }),
         BusPayload::SessionRevoked(uid(5)),
         BusPayload::Signal(Signal::Typing(TypingSignal {

@@ -9,7 +9,7 @@ use crate::{
     domain::{
         Contact, ContactRequest, Content, Conversation, ConversationKind, ConversationView,
         Details, DetailsChanges, FeedItem, Member, Membership, Message, Published, Role, Session,
-        Time, User,
+        Time, TimelineItem, User,
     },
     error::Result,
 };
@@ -384,9 +384,20 @@ pub enum Direction {
     Forward,
 }
 
+/// Where a user's stream can resume from, read at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Heads {
+    /// The user's latest feed position.
+    pub feed: u64,
+    /// The shared timeline's latest position.
+    pub timeline: u64,
+    /// Timeline positions up to this one have been trimmed by retention.
+    pub trimmed: u64,
+}
+
 /// Conversations, members, messages and the per-user event feed: one aggregate, because
 /// every durable change to a conversation takes the next `seq` and lands in each member's
-/// feed in the same transaction.
+/// feed (or, fanned out on read, on the shared timeline) in the same transaction.
 #[async_trait]
 pub trait ChatStore: Send + Sync {
     /// Creates a conversation, or returns the existing one for the same `direct_key` or
@@ -504,4 +515,18 @@ pub trait ChatStore: Send + Sync {
     async fn feed(&self, user: Uuid, after: u64, limit: u64) -> Result<Vec<FeedItem>>;
     /// The latest `feed_seq` of `user` (0 when empty).
     async fn feed_head(&self, user: Uuid) -> Result<u64>;
+    /// Where `user`'s stream can resume from: their feed head and the shared timeline's,
+    /// read at one instant.
+    async fn stream_heads(&self, user: Uuid) -> Result<Heads>;
+    /// `user`'s events on the shared timeline (conversations fanned out on read) at
+    /// positions in `(after, until]`, at most `limit`, in order.
+    async fn timeline(
+        &self,
+        user: Uuid,
+        after: u64,
+        until: u64,
+        limit: u64,
+    ) -> Result<Vec<TimelineItem>>;
+    /// How many of `user`'s timeline events lie in `(after, until]`, up to `cap`.
+    async fn timeline_backlog(&self, user: Uuid, after: u64, until: u64, cap: u64) -> Result<u64>;
 }

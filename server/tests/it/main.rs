@@ -41,6 +41,7 @@ mod sfu;
 mod sfu_client;
 mod store_suite;
 mod stream;
+mod stream_timeline;
 mod transport;
 mod unauthenticated;
 mod upload_stream;

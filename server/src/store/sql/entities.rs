@@ -109,6 +109,10 @@ pub mod conversations {
         pub last_activity_time: DateTimeUtc,
         pub last_seq: i64,
         pub member_count: i32,
+        /// Set once the conversation outgrew `database.fanout_on_read_members`: its events
+        /// are stored once on the shared timeline instead of in every member's feed, from
+        /// then on (it never goes back, so a stream reads its feed part first).
+        pub fanout_on_read: bool,
     }
     no_relations!();
 }
@@ -227,6 +231,44 @@ pub mod events {
         /// The event in a versioned format (`crate::format`), since migration m0004.
         pub body: Option<Vec<u8>>,
         pub create_time: DateTimeUtc,
+        /// Position on the shared timeline, for events of conversations fanned out on
+        /// read (since m0014); `None` for events filed in feeds.
+        pub position: Option<i64>,
+    }
+    no_relations!();
+}
+
+/// The shared timeline's one row: the last position taken, and how far retention has
+/// trimmed it (a cursor behind that resumes with a gap).
+pub mod timeline_head {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "timeline_head")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i16,
+        pub position: i64,
+        pub trimmed: i64,
+    }
+    no_relations!();
+}
+
+/// Who receives which timeline positions of a conversation fanned out on read: a member
+/// receives its events in `(from_position, to_position]` (open-ended while a member).
+pub mod member_ranges {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "member_ranges")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub conversation_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub from_position: i64,
+        pub to_position: Option<i64>,
     }
     no_relations!();
 }

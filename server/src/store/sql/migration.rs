@@ -10,9 +10,9 @@ use sea_orm_migration::{
 use super::entities::{
     active_calls, blocks, call_members, calls, contact_requests, contacts, conversations,
     drive_attachments, drive_files, drive_links, drive_shares, drive_thumbnails,
-    drive_upload_parts, drive_uploads, drive_usage, events, feed, members, message_requests,
-    messages, one_time_codes, poll_options, poll_votes, polls, refresh_tokens, request_ids,
-    sessions, users,
+    drive_upload_parts, drive_uploads, drive_usage, events, feed, member_ranges, members,
+    message_requests, messages, one_time_codes, poll_options, poll_votes, polls, refresh_tokens,
+    request_ids, sessions, timeline_head, users,
 };
 
 /// All migrations, oldest first. Never edit a released one: add a new one.
@@ -35,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(DirectUploads),
             Box::new(ShareRoles),
             Box::new(Calls),
+            Box::new(FanoutOnRead),
         ]
     }
 }
@@ -593,6 +594,67 @@ impl MigrationTrait for Calls {
             manager,
             messages::Entity,
             ColumnDef::new("call_id").uuid().null().to_owned(),
+        )
+        .await
+    }
+}
+
+/// Fan-out on read for large conversations: the shared timeline's head, the members'
+/// ranges on it, each event's position, and which conversations use it (see
+/// `store::sql::timeline`).
+struct FanoutOnRead;
+
+impl MigrationName for FanoutOnRead {
+    fn name(&self) -> &str {
+        "m0014_fanout_on_read"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for FanoutOnRead {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), sea_orm::DbErr> {
+        use sea_orm_migration::sea_query::ColumnDef;
+        let schema = Schema::new(manager.get_database_backend());
+        create(manager, &schema, timeline_head::Entity).await?;
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "INSERT INTO timeline_head (id, position, trimmed) VALUES (1, 0, 0)",
+            )
+            .await?;
+        create(manager, &schema, member_ranges::Entity).await?;
+        // Closing the ranges of those who left finds a conversation's open ranges.
+        index(
+            manager,
+            "idx_member_ranges_conversation",
+            member_ranges::Entity,
+            &["conversation_id", "to_position"],
+            false,
+        )
+        .await?;
+        add_column(
+            manager,
+            conversations::Entity,
+            ColumnDef::new("fanout_on_read")
+                .boolean()
+                .not_null()
+                .default(false)
+                .to_owned(),
+        )
+        .await?;
+        add_column(
+            manager,
+            events::Entity,
+            ColumnDef::new("position").big_integer().null().to_owned(),
+        )
+        .await?;
+        // A member's replay reads their conversations' events by position.
+        index(
+            manager,
+            "idx_events_timeline",
+            events::Entity,
+            &["conversation_id", "position"],
+            false,
         )
         .await
     }

@@ -34,6 +34,7 @@ mod paging;
 mod polls;
 mod requests;
 mod retention;
+mod shared_timeline;
 mod sqlite_reader;
 mod sqlite_writer;
 
@@ -63,6 +64,8 @@ pub struct SqlStore {
     sqlite_reader: Option<Arc<SqliteReader>>,
     /// Where message history lives: the `messages` table, or CQL in cluster mode.
     history: Arc<dyn MessageHistory>,
+    /// Conversations with more members than this are fanned out on read.
+    fanout_on_read_members: usize,
 }
 
 impl SqlStore {
@@ -121,6 +124,8 @@ impl SqlStore {
             sqlite_writer,
             sqlite_reader,
             history,
+            fanout_on_read_members: usize::try_from(config.fanout_on_read_members)
+                .unwrap_or(usize::MAX),
         }))
     }
 
@@ -211,6 +216,11 @@ async fn append_event<C: ConnectionTrait>(
         _ => (None, None),
     };
     let body = crate::format::encode_event(&event);
+    if let Some(conversation) = conversation_id
+        && shared_timeline::fanned_out_on_read(txn, conversation).await?
+    {
+        return append_to_timeline(txn, conversation, event, seq, body, recipients, now).await;
+    }
     let inserted = events::Entity::insert(events::ActiveModel {
         conversation_id: Set(conversation_id),
         seq: Set(seq),
@@ -275,6 +285,54 @@ async fn append_event<C: ConnectionTrait>(
             .into_iter()
             .map(|(user, seq)| (user, convert::seq_from_db(seq)))
             .collect::<HashMap<_, _>>(),
+        timeline: None,
+    })
+}
+
+/// Stores the event of a conversation fanned out on read once, at the shared timeline's
+/// next position, keeping the members' ranges in step when it changes who they are (see
+/// `shared_timeline`).
+async fn append_to_timeline<C: ConnectionTrait>(
+    txn: &C,
+    conversation: Uuid,
+    event: Event,
+    seq: Option<i64>,
+    body: Vec<u8>,
+    recipients: &[Uuid],
+    now: Time,
+) -> Result<Published> {
+    let position = shared_timeline::take_position(txn).await?;
+    let membership = shared_timeline::changes_membership(&event);
+    let opens = if membership {
+        shared_timeline::open_ranges(txn, conversation, position, recipients).await?
+    } else {
+        false
+    };
+    events::Entity::insert(events::ActiveModel {
+        conversation_id: Set(Some(conversation)),
+        seq: Set(seq),
+        payload: Set(String::new()),
+        body: Set(Some(body)),
+        create_time: Set(now),
+        position: Set(Some(convert::seq_to_db(position))),
+        ..Default::default()
+    })
+    .exec(txn)
+    .await?;
+    if membership {
+        let deleted = matches!(
+            &event,
+            Event::Conversation {
+                change: crate::domain::Change::Deleted,
+                ..
+            }
+        );
+        shared_timeline::close_ranges(txn, conversation, position, deleted).await?;
+    }
+    Ok(Published {
+        event: Arc::new(event),
+        recipients: recipients.iter().map(|&user| (user, 0)).collect(),
+        timeline: Some(crate::domain::TimelineSpot { position, opens }),
     })
 }
 

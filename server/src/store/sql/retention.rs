@@ -2,7 +2,10 @@
 //!
 //! A stream replays at most `stream.max_replay_events` (older cursors get a `gap` and page
 //! with `ListMessages`), so feed rows further back than that from the user's head are
-//! unreachable and go. An event goes when no feed refers to it any more — and, when message
+//! unreachable and go; so do events of the shared timeline further back than that from
+//! its head (the head row records how far, and a cursor behind that resumes with a gap),
+//! with the member ranges that ended there. An event goes when no feed refers to it any
+//! more and it is not on the kept part of the timeline — and, when message
 //! history lives in CQL, only once it has been applied there (it is the source the
 //! projection catches up from). Message history itself is never trimmed here: it lives in
 //! the `messages` table or in CQL. The request ids that make creating calls idempotent are
@@ -49,7 +52,28 @@ impl SqlStore {
             ))
             .await?
             .rows_affected();
-        let unreferenced = "NOT EXISTS (SELECT 1 FROM feed WHERE feed.event_id = events.id)";
+        self.db
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "UPDATE timeline_head SET trimmed = position - {} \
+                     WHERE id = 1 AND position - {} > trimmed",
+                    param(1),
+                    param(2)
+                ),
+                [keep.into(), keep.into()],
+            ))
+            .await?;
+        self.db
+            .execute_raw(Statement::from_string(
+                backend,
+                "DELETE FROM member_ranges WHERE to_position <= \
+                 (SELECT trimmed FROM timeline_head WHERE id = 1)",
+            ))
+            .await?;
+        let unreferenced = "NOT EXISTS (SELECT 1 FROM feed WHERE feed.event_id = events.id) \
+             AND (events.position IS NULL OR events.position <= \
+             (SELECT trimmed FROM timeline_head WHERE id = 1))";
         let mut events = self
             .db
             .execute_raw(Statement::from_string(

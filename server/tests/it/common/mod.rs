@@ -101,6 +101,9 @@ impl TestServer {
         config.redis.key_prefix = format!("t{}", uuid::Uuid::new_v4().simple());
         // Tests send in bursts; the rate-limit tests set their own, low limit.
         config.limits.messages_per_second = 1_000_000;
+        // Groups of three or more are fanned out on read, direct conversations on write:
+        // every suite exercises both (the production default is far larger).
+        config.database.fanout_on_read_members = 2;
         adjust(&mut config);
         let database_url = config
             .database

@@ -142,6 +142,8 @@ pub(super) async fn create(
         last_activity_time: Set(now),
         last_seq: Set(1),
         member_count: Set(i32::try_from(new.members.len()).unwrap_or(i32::MAX)),
+        // Born large: its creation is the first event on the shared timeline.
+        fanout_on_read: Set(new.members.len() > store.fanout_on_read_members),
     }
     .insert(&txn)
     .await;

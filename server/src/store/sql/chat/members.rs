@@ -20,6 +20,7 @@ use crate::{
             SqlStore, append_event, convert,
             entities::{conversations, members},
             paging::{self, Order},
+            shared_timeline,
         },
     },
 };
@@ -160,6 +161,13 @@ pub(super) async fn add(
         &txn,
         conversation,
         i32::try_from(added.len()).unwrap_or(i32::MAX),
+    )
+    .await?;
+    shared_timeline::switch_if_large(
+        &txn,
+        conversation,
+        current.len() + added.len(),
+        store.fanout_on_read_members,
     )
     .await?;
     let change = Change::MembersAdded(added.clone());

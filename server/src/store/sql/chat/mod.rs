@@ -9,14 +9,16 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{SqlStore, convert::db_time};
+use super::{SqlStore, convert::db_time, shared_timeline};
 use crate::{
     domain::{
         Content, Conversation, ConversationView, DetailsChanges, FeedItem, Member, Membership,
-        Message, Role, Time,
+        Message, Role, Time, TimelineItem,
     },
     error::Result,
-    store::{ChatStore, Committed, Direction, FirstUse, NewConversation, NewMessage, RequestKey},
+    store::{
+        ChatStore, Committed, Direction, FirstUse, Heads, NewConversation, NewMessage, RequestKey,
+    },
 };
 
 mod conversations;
@@ -174,5 +176,23 @@ impl ChatStore for SqlStore {
 
     async fn feed_head(&self, user: Uuid) -> Result<u64> {
         timeline::feed_head(self, user).await
+    }
+
+    async fn stream_heads(&self, user: Uuid) -> Result<Heads> {
+        shared_timeline::heads(self, user).await
+    }
+
+    async fn timeline(
+        &self,
+        user: Uuid,
+        after: u64,
+        until: u64,
+        limit: u64,
+    ) -> Result<Vec<TimelineItem>> {
+        shared_timeline::timeline(self, user, after, until, limit).await
+    }
+
+    async fn timeline_backlog(&self, user: Uuid, after: u64, until: u64, cap: u64) -> Result<u64> {
+        shared_timeline::backlog(self, user, after, until, cap).await
     }
 }

@@ -2,7 +2,8 @@
 //! rows, in the same encodings, as the sea-orm write in `chat::messages` (sqlx's SQLite
 //! encodings: UUIDs as 16-byte blobs, times as RFC 3339 text, booleans as 0/1), so
 //! everything else reads them through sea-orm. `store_suite::sqlite_rows`
-//! checks the two writes against each other.
+//! checks the two writes against each other. A conversation fanned out on read gets its
+//! event stored once on the shared timeline, as `append_to_timeline` in `store::sql` does.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -11,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, ffi, params};
 use uuid::Uuid;
 
 use crate::{
-    domain::{Change, Event, Message, Published, Time, rules},
+    domain::{Change, Event, Message, Published, Time, TimelineSpot, rules},
     error::{Error, Result},
     store::{
         Committed, NewMessage,
@@ -28,7 +29,7 @@ use crate::{
 /// Numbers the change (locking nothing: the writer thread is SQLite's only writer) and
 /// reads what a send checks of the conversation, in one statement.
 const NUMBER: &str = "UPDATE conversations SET last_seq = last_seq + 1, last_activity_time = ?2 \
-     WHERE id = ?1 RETURNING last_seq, kind, end_to_end_encrypted";
+     WHERE id = ?1 RETURNING last_seq, kind, end_to_end_encrypted, fanout_on_read";
 const RECORD_REQUEST: &str = "INSERT INTO request_ids \
      (user_id, kind, request_id, fingerprint, conversation_id, result_id, create_time) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -42,6 +43,13 @@ const INSERT_MESSAGE: &str = "INSERT INTO messages (id, conversation_id, seq, se
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, ?14, NULL, NULL)";
 const INSERT_EVENT: &str = "INSERT INTO events (conversation_id, seq, payload, body, create_time) \
      VALUES (?1, ?2, '', ?3, ?4)";
+/// A large conversation's send: the event stored once, at the shared timeline's next
+/// position (see `store::sql::shared_timeline`; a send changes no member ranges).
+const TAKE_POSITION: &str =
+    "UPDATE timeline_head SET position = position + 1 WHERE id = 1 RETURNING position";
+const INSERT_TIMELINE_EVENT: &str = "INSERT INTO events \
+     (conversation_id, seq, payload, body, create_time, position) \
+     VALUES (?1, ?2, '', ?3, ?4, ?5)";
 /// Each member's next feed position, taken and read back in one statement; the next
 /// statement files the event there (the positions are the members' heads by then).
 const ADVANCE_FEEDS: &str = "UPDATE users SET feed_seq = feed_seq + 1 \
@@ -56,11 +64,16 @@ const FILE_EVENT: &str = "INSERT INTO feed (user_id, feed_seq, event_id) \
 pub(super) fn write(conn: &Connection, new: &NewMessage, now: Time) -> Result<Written> {
     let conversation = new.conversation_id.as_bytes();
     let time = time_text(now);
-    let Some((seq, kind, end_to_end_encrypted)) =
+    let Some((seq, kind, end_to_end_encrypted, on_timeline)) =
         conn.prepare_cached(NUMBER).and_then(|mut numbering| {
             numbering
                 .query_row(params![conversation, time], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, i16>(1)?, row.get(2)?))
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i16>(1)?,
+                        row.get(2)?,
+                        row.get::<_, bool>(3)?,
+                    ))
                 })
                 .optional()
         })?
@@ -99,7 +112,11 @@ pub(super) fn write(conn: &Connection, new: &NewMessage, now: Time) -> Result<Wr
     insert_message(conn, &message, &request.id)?;
     let change = Change::MessageSent(message.clone());
     let event = conversation_event(new.conversation_id, seq, new.sender_id, now, change);
-    let published = append_event(conn, event, &time)?;
+    let published = if on_timeline {
+        append_to_timeline(conn, event, &time, &members)?
+    } else {
+        append_event(conn, event, &time)?
+    };
     Ok(Written::Sent(Box::new(Committed {
         value: message,
         published: Some(published),
@@ -184,6 +201,44 @@ fn append_event(conn: &Connection, event: Event, time: &str) -> Result<Published
     Ok(Published {
         event: Arc::new(event),
         recipients,
+        timeline: None,
+    })
+}
+
+/// Stores the event of a send into a conversation fanned out on read, once.
+fn append_to_timeline(
+    conn: &Connection,
+    event: Event,
+    time: &str,
+    members: &[Uuid],
+) -> Result<Published> {
+    let Event::Conversation {
+        conversation_id,
+        seq,
+        ..
+    } = &event
+    else {
+        return Err(Error::internal("a send's event is a conversation's"));
+    };
+    let body = crate::format::encode_event(&event);
+    let position: i64 = conn
+        .prepare_cached(TAKE_POSITION)?
+        .query_row([], |row| row.get(0))?;
+    conn.prepare_cached(INSERT_TIMELINE_EVENT)?
+        .execute(params![
+            conversation_id.as_bytes(),
+            convert::seq_to_db(*seq),
+            body,
+            time,
+            position
+        ])?;
+    Ok(Published {
+        event: Arc::new(event),
+        recipients: members.iter().map(|&user| (user, 0)).collect(),
+        timeline: Some(TimelineSpot {
+            position: convert::seq_from_db(position),
+            opens: false,
+        }),
     })
 }
 
