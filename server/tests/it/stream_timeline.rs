@@ -218,3 +218,43 @@ async fn a_conversation_that_grows_onto_the_timeline_keeps_its_order_live_and_on
     assert_eq!(sent_text(again.change), "live again");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_resume_behind_the_trimmed_timeline_gets_a_gap_then_the_rest_in_order() {
+    let server = TestServer::start_with(|c| c.database.fanout_on_read_members = 2).await;
+    let [alice, bob, carol, _] = four_people(&server).await;
+    let group = alice.group_with("big", &[&bob, &carol]).await;
+    let id = group.conversation_id.clone();
+    let mut stream = bob.subscribe("").await;
+    let cursor = until_caught_up(&mut stream).await;
+    drop(stream);
+    let texts: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    send_all(
+        &alice,
+        &id,
+        &texts.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    // Retention keeps the last 3 positions of the timeline while bob is away.
+    server.open_store().await.trim_feeds(3).await.expect("trim");
+
+    let mut resumed = bob.subscribe(&cursor).await;
+    let first = next(&mut resumed).await;
+    assert!(
+        matches!(first.event, Some(Event::Gap(_))),
+        "the trimmed part is announced: {first:?}"
+    );
+    let mut rest = Vec::new();
+    for _ in 0..3 {
+        rest.push(sent_text(
+            next_conversation_event(&mut resumed).await.1.change,
+        ));
+    }
+    assert_eq!(rest, ["m7", "m8", "m9"], "then the rest, in order");
+    let caught_up = next(&mut resumed).await;
+    assert!(
+        matches!(caught_up.event, Some(Event::CaughtUp(_))),
+        "and caught_up once replayed: {caught_up:?}"
+    );
+    server.shutdown().await;
+}
