@@ -705,3 +705,64 @@ impl Stream {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_in_both_forms() {
+        for cursor in [
+            Cursor::default(),
+            Cursor {
+                feed: 7,
+                timeline: 0,
+            },
+            Cursor {
+                feed: 0,
+                timeline: 3,
+            },
+            Cursor {
+                feed: u64::MAX,
+                timeline: u64::MAX,
+            },
+        ] {
+            let encoded = encode_cursor(cursor);
+            assert_eq!(decode_cursor(&encoded).expect(&encoded), Some(cursor));
+        }
+        // Nothing on the timeline yet: the form every earlier server issued.
+        assert_eq!(
+            encode_cursor(Cursor {
+                feed: 7,
+                timeline: 0
+            }),
+            "1:7"
+        );
+        assert_eq!(decode_cursor("").expect("empty"), None);
+    }
+
+    #[test]
+    fn foreign_cursors_are_invalid_arguments() {
+        for raw in [
+            "7",
+            "1:",
+            "1:x",
+            "1:-1",
+            "2:",
+            "2:5",
+            "2:5:",
+            "2::5",
+            "2:a:1",
+            "2:1:2:3",
+            "3:1:2",
+            "1:99999999999999999999",
+        ] {
+            match decode_cursor(raw) {
+                Err(Error::InvalidArgument(violations)) => {
+                    assert_eq!(violations[0].field, "cursor", "{raw}")
+                }
+                other => panic!("{raw}: {other:?}"),
+            }
+        }
+    }
+}
