@@ -67,7 +67,9 @@ impl Client {
     /// The user's events from `cursor` (empty: from the moment the stream is first
     /// polled, when it subscribes), as a [`Stream`] of
     /// `(event, cursor)`: store the cursor once the event is handled, and pass it here
-    /// after a restart of the app. See [`StreamEvent`] for what arrives.
+    /// after a restart of the app. The cursor is opaque: keep it as the string it is (its
+    /// form changes, e.g. once the user is in a group large enough to be fanned out on
+    /// read). See [`StreamEvent`] for what arrives.
     pub fn event_stream(
         &self,
         cursor: impl Into<String>,

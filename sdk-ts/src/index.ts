@@ -69,7 +69,9 @@ export interface SecureConnect {
    * The user's events from `cursor` ("" = from when iteration starts): every event once,
    * in order, across reconnects. A connection silent for `idleTimeoutMs` (default 45 s;
    * servers send heartbeats every 15 s) is replaced, as is one that a browser coming back
-   * online may have left hanging.
+   * online may have left hanging. Cursors are opaque: store them as the strings they are
+   * (their form changes, e.g. once the user is in a group large enough to be fanned out
+   * on read).
    */
   eventStream(cursor?: string, signal?: AbortSignal, idleTimeoutMs?: number): AsyncGenerator<StreamEvent>;
   /** Sends text under a fresh request id (a retried call never posts twice). */

@@ -28,6 +28,9 @@ before(async () => {
     servers[backend] = await TestServer.start({
       SECURECONNECT_WEB__DIR: resolve(here, "../examples/web/dist"),
       SECURECONNECT_LIMITS__MESSAGES_PER_SECOND: "1000",
+      // Groups of three or more are fanned out on read, as in the server's own suites,
+      // so the page's group flows (the three-person call) take that path too.
+      SECURECONNECT_DATABASE__FANOUT_ON_READ_MEMBERS: "2",
       ...env,
     });
   }

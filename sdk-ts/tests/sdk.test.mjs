@@ -257,42 +257,64 @@ for (const [name, connect] of Object.entries(transports)) {
   });
 }
 
-test("the event stream resumes across a server restart: every message once, in order", async () => {
-  const server = await TestServer.start();
-  try {
-    const ann = await createSecureConnect({ baseUrl: server.baseUrl });
-    const bob = await createSecureConnect({ baseUrl: server.baseUrl });
-    await ann.register(someone("ann"));
-    const bobSession = await bob.register(someone("bob"));
-    const { conversation } = await ann.conversations.createConversation({
-      type: 1,
-      memberUserIds: [bobSession.userId],
-    });
-    const id = conversation.conversationId;
-    const stream = bob.eventStream("");
-    await next(stream, (item) => item.kind === "caughtUp");
-    const send = async (text) => {
-      for (let attempt = 0; attempt < 100; attempt += 1) {
-        try {
-          await ann.messages.sendMessage({ conversationId: id, content: { body: { case: "text", value: text } }, requestId: text });
-          return;
-        } catch {
-          await new Promise((r) => setTimeout(r, 100)); // The server is restarting.
-        }
+// Over a direct chat (filed in each member's feed) and a group past the server's
+// fan-out-on-read threshold (stored once on the shared timeline; the cursor takes another
+// form): the stream resumes the same.
+const restartCases = {
+  "a direct chat": { env: {}, withCarol: false },
+  "a group fanned out on read": {
+    env: { SECURECONNECT_DATABASE__FANOUT_ON_READ_MEMBERS: "2" },
+    withCarol: true,
+  },
+};
+for (const [name, { env, withCarol }] of Object.entries(restartCases)) {
+  test(`the event stream resumes across a server restart in ${name}: every message once, in order`, async () => {
+    const server = await TestServer.start(env);
+    try {
+      const ann = await createSecureConnect({ baseUrl: server.baseUrl });
+      const bob = await createSecureConnect({ baseUrl: server.baseUrl });
+      await ann.register(someone("ann"));
+      const bobSession = await bob.register(someone("bob"));
+      const memberUserIds = [bobSession.userId];
+      if (withCarol) {
+        const carol = await createSecureConnect({ baseUrl: server.baseUrl });
+        memberUserIds.push((await carol.register(someone("carol"))).userId);
       }
-      throw new Error(`could not send ${text}`);
-    };
-    const received = [];
-    for (let i = 0; i < 5; i += 1) await send(`m${i}`);
-    for (let i = 0; i < 5; i += 1) received.push(await next(stream, isText));
-    await server.restart();
-    for (let i = 5; i < 10; i += 1) await send(`m${i}`);
-    for (let i = 5; i < 10; i += 1) received.push(await next(stream, isText));
-    assert.deepEqual(received.map(textOf), Array.from({ length: 10 }, (_, i) => `m${i}`));
-    const seqs = received.map((item) => item.event.seq);
-    assert.ok(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]), `seqs increase: ${seqs}`);
-    await stream.return(undefined);
-  } finally {
-    await server.close();
-  }
-});
+      const { conversation } = await ann.conversations.createConversation({
+        type: withCarol ? 2 : 1,
+        memberUserIds,
+        title: withCarol ? "big" : "",
+      });
+      const id = conversation.conversationId;
+      const stream = bob.eventStream("");
+      await next(stream, (item) => item.kind === "caughtUp");
+      const send = async (text) => {
+        for (let attempt = 0; attempt < 100; attempt += 1) {
+          try {
+            await ann.messages.sendMessage({ conversationId: id, content: { body: { case: "text", value: text } }, requestId: text });
+            return;
+          } catch {
+            await new Promise((r) => setTimeout(r, 100)); // The server is restarting.
+          }
+        }
+        throw new Error(`could not send ${text}`);
+      };
+      const received = [];
+      for (let i = 0; i < 5; i += 1) await send(`m${i}`);
+      for (let i = 0; i < 5; i += 1) received.push(await next(stream, isText));
+      await server.restart();
+      for (let i = 5; i < 10; i += 1) await send(`m${i}`);
+      for (let i = 5; i < 10; i += 1) received.push(await next(stream, isText));
+      assert.deepEqual(received.map(textOf), Array.from({ length: 10 }, (_, i) => `m${i}`));
+      const seqs = received.map((item) => item.event.seq);
+      assert.ok(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]), `seqs increase: ${seqs}`);
+      if (withCarol) {
+        // The server took the timeline path (its cursors are opaque to apps).
+        assert.match(received.at(-1).cursor, /^2:/);
+      }
+      await stream.return(undefined);
+    } finally {
+      await server.close();
+    }
+  });
+}

@@ -17,17 +17,18 @@ use crate::common::*;
 /// The text of the next message the stream delivers (skipping other events).
 async fn next_text(
     stream: &mut (impl futures::Stream<Item = Result<(StreamEvent, String), Error>> + Unpin),
-) -> (String, u64) {
+) -> (String, u64, String) {
     loop {
         let item = tokio::time::timeout(Duration::from_secs(20), stream.next())
             .await
             .expect("an event within 20 s")
             .expect("the stream goes on")
             .expect("no error");
-        if let (StreamEvent::Conversation(event), _) = item
+        if let (StreamEvent::Conversation(event), cursor) = item
             && let Some(Change::MessageSent(message)) = event.change
         {
-            return (text_of(&message).unwrap_or_default().to_owned(), event.seq);
+            let text = text_of(&message).unwrap_or_default().to_owned();
+            return (text, event.seq, cursor);
         }
     }
 }
@@ -70,15 +71,18 @@ async fn send_surely(user: &TestUser, conversation_id: &str, text: &str) {
     panic!("could not send {text}");
 }
 
-#[tokio::test]
-async fn the_event_stream_delivers_every_event_once_in_order_across_a_server_restart() {
-    let mut server = TestServer::start().await;
-    let (alice, bob) = server.pair().await;
-    let conversation = alice.direct_with(&bob).await.conversation_id;
+/// Bob's SDK stream hears every message alice sends into `conversation`, once and in
+/// order, across a restart of the server under it. Returns the last cursor it handed out.
+async fn every_message_once_across_a_restart(
+    mut server: TestServer,
+    alice: &TestUser,
+    bob: &TestUser,
+    conversation: &str,
+) -> String {
     let mut stream = Box::pin(bob.client.event_stream(""));
     until_live(&mut stream).await;
     for i in 0..10 {
-        send_surely(&alice, &conversation, &format!("m{i}")).await;
+        send_surely(alice, conversation, &format!("m{i}")).await;
     }
     let mut received = Vec::new();
     for _ in 0..10 {
@@ -86,12 +90,12 @@ async fn the_event_stream_delivers_every_event_once_in_order_across_a_server_res
     }
     server.restart().await;
     for i in 10..20 {
-        send_surely(&alice, &conversation, &format!("m{i}")).await;
+        send_surely(alice, conversation, &format!("m{i}")).await;
     }
     for _ in 10..20 {
         received.push(next_text(&mut stream).await);
     }
-    let texts: Vec<&str> = received.iter().map(|(text, _)| text.as_str()).collect();
+    let texts: Vec<&str> = received.iter().map(|(text, ..)| text.as_str()).collect();
     let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
     assert_eq!(texts, expected, "every message once, in order");
     assert!(
@@ -99,6 +103,33 @@ async fn the_event_stream_delivers_every_event_once_in_order_across_a_server_res
         "seq increases"
     );
     server.shutdown().await;
+    received
+        .pop()
+        .map(|(.., cursor)| cursor)
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_event_stream_delivers_every_event_once_in_order_across_a_server_restart() {
+    let server = TestServer::start().await;
+    let (alice, bob) = server.pair().await;
+    let conversation = alice.direct_with(&bob).await.conversation_id;
+    every_message_once_across_a_restart(server, &alice, &bob, &conversation).await;
+}
+
+#[tokio::test]
+async fn a_group_fanned_out_on_read_streams_every_event_once_across_a_server_restart() {
+    // Test servers fan groups of three or more out on read: the SDK resumes with the
+    // two-part cursor that takes.
+    let server = TestServer::start().await;
+    let (alice, bob) = server.pair().await;
+    let carol = server.register("carol").await;
+    let conversation = alice
+        .group_with("big", &[&bob, &carol])
+        .await
+        .conversation_id;
+    let cursor = every_message_once_across_a_restart(server, &alice, &bob, &conversation).await;
+    assert!(cursor.starts_with("2:"), "on the shared timeline: {cursor}");
 }
 
 #[tokio::test]
