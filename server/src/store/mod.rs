@@ -513,8 +513,6 @@ pub trait ChatStore: Send + Sync {
     ) -> Result<Committed<Message>>;
     /// `user`'s feed items with `feed_seq` in `(after, after + limit]`, in order.
     async fn feed(&self, user: Uuid, after: u64, limit: u64) -> Result<Vec<FeedItem>>;
-    /// The latest `feed_seq` of `user` (0 when empty).
-    async fn feed_head(&self, user: Uuid) -> Result<u64>;
     /// Where `user`'s stream can resume from: their feed head and the shared timeline's,
     /// read at one instant.
     async fn stream_heads(&self, user: Uuid) -> Result<Heads>;

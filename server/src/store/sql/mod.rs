@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
-    EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+    EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, Statement, Value,
     sea_query::{Expr, Query},
 };
 use sea_orm_migration::MigratorTrait;
@@ -192,6 +192,28 @@ fn sqlite_settings(options: SqliteConnectOptions, sync: SqliteSync) -> SqliteCon
         // never needed after a crash. With files they were 10% of the CPU of a send into
         // a 1,000-member group (`perf`); in memory, 3%.
         .pragma("temp_store", "MEMORY")
+}
+
+/// A raw statement written once for every backend: `sql`'s `?` placeholders, numbered
+/// as PostgreSQL wants them there.
+pub(super) fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = match backend {
+        DbBackend::Postgres => {
+            let mut numbered = String::with_capacity(sql.len() + 16);
+            let mut n = 0;
+            for c in sql.chars() {
+                if c == '?' {
+                    n += 1;
+                    numbered.push_str(&format!("${n}"));
+                } else {
+                    numbered.push(c);
+                }
+            }
+            numbered
+        }
+        _ => sql.to_owned(),
+    };
+    Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// A stored event row's event: `body` in a versioned format, or the v0 JSON `payload` of

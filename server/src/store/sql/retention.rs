@@ -11,9 +11,9 @@
 //! the `messages` table or in CQL. The request ids that make creating calls idempotent are
 //! kept for [`IDEMPOTENCY_WINDOW`]; a retry later than that creates again.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};
 
-use super::{SqlStore, convert, entities::request_ids};
+use super::{SqlStore, convert, entities::request_ids, statement};
 use crate::error::Result;
 
 /// How long a retried creating call (send, forward, create conversation) is recognised.
@@ -33,35 +33,24 @@ impl SqlStore {
     pub async fn trim_feeds(&self, keep: u64) -> Result<Trimmed> {
         let _guard = self.write_guard().await;
         let backend = self.db.get_database_backend();
-        let param = |n: usize| match backend {
-            DbBackend::Postgres => format!("${n}"),
-            _ => "?".to_owned(),
-        };
         let keep = convert::seq_to_db(keep);
         // Portable SQL (SQLite, PostgreSQL, CockroachDB): correlated subqueries, no USING.
         let feed_rows = self
             .db
-            .execute_raw(Statement::from_sql_and_values(
+            .execute_raw(statement(
                 backend,
-                format!(
-                    "DELETE FROM feed WHERE feed_seq <= \
-                     (SELECT users.feed_seq FROM users WHERE users.id = feed.user_id) - {}",
-                    param(1)
-                ),
-                [keep.into()],
+                "DELETE FROM feed WHERE feed_seq <= \
+                 (SELECT users.feed_seq FROM users WHERE users.id = feed.user_id) - ?",
+                vec![keep.into()],
             ))
             .await?
             .rows_affected();
         self.db
-            .execute_raw(Statement::from_sql_and_values(
+            .execute_raw(statement(
                 backend,
-                format!(
-                    "UPDATE timeline_head SET trimmed = position - {} \
-                     WHERE id = 1 AND position - {} > trimmed",
-                    param(1),
-                    param(2)
-                ),
-                [keep.into(), keep.into()],
+                "UPDATE timeline_head SET trimmed = position - ? \
+                 WHERE id = 1 AND position - ? > trimmed",
+                vec![keep.into(), keep.into()],
             ))
             .await?;
         self.db
@@ -103,15 +92,13 @@ impl SqlStore {
                 let applied = convert::seq_to_db(applied);
                 events += self
                     .db
-                    .execute_raw(Statement::from_sql_and_values(
+                    .execute_raw(statement(
                         backend,
-                        format!(
-                            "DELETE FROM events WHERE conversation_id = {} AND seq <= {} \
-                             AND {unreferenced}",
-                            param(1),
-                            param(2)
+                        &format!(
+                            "DELETE FROM events WHERE conversation_id = ? AND seq <= ? \
+                             AND {unreferenced}"
                         ),
-                        [conversation.into(), Ord::min(max_seq, applied).into()],
+                        vec![conversation.into(), Ord::min(max_seq, applied).into()],
                     ))
                     .await?
                     .rows_affected();

@@ -15,36 +15,15 @@
 //! `crate::events`. The switch is one-way, so a conversation's feed events all precede
 //! its timeline events, and the first timeline event says so (`TimelineSpot::opens`).
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, Value};
 use uuid::Uuid;
 
-use super::{SqlStore, convert, stored_event};
+use super::{SqlStore, convert, statement, stored_event};
 use crate::{
     domain::{Change, Event, TimelineItem},
     error::{Error, Result},
     store::Heads,
 };
-
-/// `sql` with its `?` placeholders numbered as PostgreSQL wants them.
-fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = match backend {
-        DbBackend::Postgres => {
-            let mut numbered = String::with_capacity(sql.len() + 16);
-            let mut n = 0;
-            for c in sql.chars() {
-                if c == '?' {
-                    n += 1;
-                    numbered.push_str(&format!("${n}"));
-                } else {
-                    numbered.push(c);
-                }
-            }
-            numbered
-        }
-        _ => sql.to_owned(),
-    };
-    Statement::from_sql_and_values(backend, sql, values)
-}
 
 /// `?, ?, …` for `n` values.
 fn placeholders(n: usize) -> String {

@@ -12,7 +12,8 @@ use secureconnect_sdk::{
             Conversation, ConversationSettings, ConversationType, CreateConversationRequest,
         },
         event::v1::{
-            ConversationEvent, SubscribeRequest, SubscribeResponse, subscribe_response::Event,
+            ConversationEvent, SubscribeRequest, SubscribeResponse, conversation_event,
+            subscribe_response::Event,
         },
         message::v1::{
             ListMessagesRequest, Message, MessageContent, SendMessageRequest, message_content::Body,
@@ -514,6 +515,33 @@ pub async fn next_conversation_event(
             other => panic!("unexpected stream item {other:?}"),
         }
     }
+}
+
+/// A resume whose start was trimmed away: a `gap` first, then `count` messages (their
+/// texts are returned), then `caught_up`.
+pub async fn gap_then_messages(
+    stream: &mut Streaming<SubscribeResponse>,
+    count: usize,
+) -> Vec<String> {
+    let first = next(stream).await;
+    assert!(
+        matches!(first.event, Some(Event::Gap(_))),
+        "the trimmed part is announced: {first:?}"
+    );
+    let mut texts = Vec::new();
+    for _ in 0..count {
+        let (_, event) = next_conversation_event(stream).await;
+        let Some(conversation_event::Change::MessageSent(message)) = event.change else {
+            panic!("{event:?}")
+        };
+        texts.push(text_of(&message).unwrap_or_default().to_owned());
+    }
+    let caught_up = next(stream).await;
+    assert!(
+        matches!(caught_up.event, Some(Event::CaughtUp(_))),
+        "and caught_up once replayed: {caught_up:?}"
+    );
+    texts
 }
 
 /// Reads until `caught_up` and returns its cursor.

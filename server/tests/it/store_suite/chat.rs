@@ -167,7 +167,7 @@ pub async fn feeds_are_dense_and_in_timeline_order(stores: &Stores) {
         task.await.expect("task");
     }
     for member in [a, b] {
-        let head = stores.chat.feed_head(member).await.expect("head");
+        let head = stores.chat.stream_heads(member).await.expect("head").feed;
         assert_eq!(head, 21, "1 creation + 20 messages");
         let mut feed = Vec::new();
         let mut after = 0;
@@ -192,7 +192,10 @@ pub async fn feeds_are_dense_and_in_timeline_order(stores: &Stores) {
             "feed order is timeline order"
         );
     }
-    assert_eq!(stores.chat.feed_head(outsider).await.expect("head"), 0);
+    assert_eq!(
+        stores.chat.stream_heads(outsider).await.expect("head").feed,
+        0
+    );
 }
 
 pub async fn a_removed_member_hears_of_it_and_cannot_post(stores: &Stores) {
@@ -219,7 +222,7 @@ pub async fn a_removed_member_hears_of_it_and_cannot_post(stores: &Stores) {
         .await;
     assert!(matches!(refused, Err(Error::NotFound(_))), "{refused:?}");
     assert_eq!(
-        stores.chat.feed_head(b).await.expect("head"),
+        stores.chat.stream_heads(b).await.expect("head").feed,
         2,
         "creation, removal"
     );
@@ -513,7 +516,7 @@ pub async fn trimming_keeps_the_replay_window(stores: &Stores) {
     assert_eq!(trimmed.feed_rows, 2 * 8, "each member keeps 3 of 11");
     assert_eq!(trimmed.events, 8, "events no feed needs any more");
     for member in [a, b] {
-        let head = stores.chat.feed_head(member).await.expect("head");
+        let head = stores.chat.stream_heads(member).await.expect("head").feed;
         assert_eq!(head, 11);
         let kept = stores.chat.feed(member, head - 3, 10).await.expect("feed");
         let kept: Vec<u64> = kept.iter().map(|i| i.feed_seq).collect();

@@ -174,10 +174,6 @@ impl ChatStore for SqlStore {
         timeline::feed(self, user, after, limit).await
     }
 
-    async fn feed_head(&self, user: Uuid) -> Result<u64> {
-        timeline::feed_head(self, user).await
-    }
-
     async fn stream_heads(&self, user: Uuid) -> Result<Heads> {
         shared_timeline::heads(self, user).await
     }

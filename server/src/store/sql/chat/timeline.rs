@@ -17,7 +17,7 @@ use crate::{
     error::{Error, Result},
     store::sql::{
         SqlStore, append_event, convert,
-        entities::{conversations, events, feed, members, users},
+        entities::{conversations, events, feed, members},
     },
 };
 
@@ -171,16 +171,6 @@ pub(in crate::store::sql) async fn feed(
             })
         })
         .collect()
-}
-
-pub(in crate::store::sql) async fn feed_head(store: &SqlStore, user: Uuid) -> Result<u64> {
-    let head: Option<i64> = users::Entity::find_by_id(user)
-        .select_only()
-        .column(users::Column::FeedSeq)
-        .into_tuple()
-        .one(&store.db)
-        .await?;
-    Ok(head.map(convert::seq_from_db).unwrap_or(0))
 }
 
 /// A change to a conversation under way: the write's transaction (with SQLite's writer

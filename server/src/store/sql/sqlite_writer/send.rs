@@ -3,7 +3,7 @@
 //! encodings: UUIDs as 16-byte blobs, times as RFC 3339 text, booleans as 0/1), so
 //! everything else reads them through sea-orm. `store_suite::sqlite_rows`
 //! checks the two writes against each other. A conversation fanned out on read gets its
-//! event stored once on the shared timeline, as `append_to_timeline` in `store::sql` does.
+//! event stored once on the shared timeline, as `store::sql::append_to_timeline` does.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -112,11 +112,7 @@ pub(super) fn write(conn: &Connection, new: &NewMessage, now: Time) -> Result<Wr
     insert_message(conn, &message, &request.id)?;
     let change = Change::MessageSent(message.clone());
     let event = conversation_event(new.conversation_id, seq, new.sender_id, now, change);
-    let published = if on_timeline {
-        append_to_timeline(conn, event, &time, &members)?
-    } else {
-        append_event(conn, event, &time)?
-    };
+    let published = append_event(conn, event, &time, on_timeline.then_some(&members[..]))?;
     Ok(Written::Sent(Box::new(Committed {
         value: message,
         published: Some(published),
@@ -164,8 +160,15 @@ fn insert_message(conn: &Connection, message: &Message, request_id: &str) -> Res
     Ok(())
 }
 
-/// Stores the event of a send and files it in every member's feed.
-fn append_event(conn: &Connection, event: Event, time: &str) -> Result<Published> {
+/// Stores the event of a send: in a conversation fanned out on read (`on_timeline` names
+/// its members) once, at the shared timeline's next position; otherwise filed in every
+/// member's feed.
+fn append_event(
+    conn: &Connection,
+    event: Event,
+    time: &str,
+    on_timeline: Option<&[Uuid]>,
+) -> Result<Published> {
     let Event::Conversation {
         conversation_id,
         seq,
@@ -175,14 +178,26 @@ fn append_event(conn: &Connection, event: Event, time: &str) -> Result<Published
         return Err(Error::internal("a send's event is a conversation's"));
     };
     let conversation = conversation_id.as_bytes();
+    let seq = convert::seq_to_db(*seq);
     let body = crate::format::encode_event(&event);
+    if let Some(members) = on_timeline {
+        let position: i64 = conn
+            .prepare_cached(TAKE_POSITION)?
+            .query_row([], |row| row.get(0))?;
+        conn.prepare_cached(INSERT_TIMELINE_EVENT)?
+            .execute(params![conversation, seq, body, time, position])?;
+        return Ok(Published {
+            event: Arc::new(event),
+            recipients: members.iter().map(|&user| (user, 0)).collect(),
+            timeline: Some(TimelineSpot {
+                position: convert::seq_from_db(position),
+                opens: false,
+            }),
+        });
+    }
     let file = || {
-        conn.prepare_cached(INSERT_EVENT)?.execute(params![
-            conversation,
-            convert::seq_to_db(*seq),
-            body,
-            time
-        ])?;
+        conn.prepare_cached(INSERT_EVENT)?
+            .execute(params![conversation, seq, body, time])?;
         let event_id = conn.last_insert_rowid();
         let mut advance = conn.prepare_cached(ADVANCE_FEEDS)?;
         let positions = advance
@@ -202,43 +217,6 @@ fn append_event(conn: &Connection, event: Event, time: &str) -> Result<Published
         event: Arc::new(event),
         recipients,
         timeline: None,
-    })
-}
-
-/// Stores the event of a send into a conversation fanned out on read, once.
-fn append_to_timeline(
-    conn: &Connection,
-    event: Event,
-    time: &str,
-    members: &[Uuid],
-) -> Result<Published> {
-    let Event::Conversation {
-        conversation_id,
-        seq,
-        ..
-    } = &event
-    else {
-        return Err(Error::internal("a send's event is a conversation's"));
-    };
-    let body = crate::format::encode_event(&event);
-    let position: i64 = conn
-        .prepare_cached(TAKE_POSITION)?
-        .query_row([], |row| row.get(0))?;
-    conn.prepare_cached(INSERT_TIMELINE_EVENT)?
-        .execute(params![
-            conversation_id.as_bytes(),
-            convert::seq_to_db(*seq),
-            body,
-            time,
-            position
-        ])?;
-    Ok(Published {
-        event: Arc::new(event),
-        recipients: members.iter().map(|&user| (user, 0)).collect(),
-        timeline: Some(TimelineSpot {
-            position: convert::seq_from_db(position),
-            opens: false,
-        }),
     })
 }
 
