@@ -222,12 +222,31 @@ fn stored_event(payload: &str, body: Option<&[u8]>) -> Result<Event> {
     crate::format::decode_event(body.unwrap_or(payload.as_bytes()))
 }
 
-/// Stores `event` and appends it to each recipient's feed, in the caller's transaction.
+/// Stores `event` and appends it to each recipient's feed, or once on the shared
+/// timeline for a conversation fanned out on read, in the caller's transaction.
 async fn append_event<C: ConnectionTrait>(
     txn: &C,
     event: Event,
     recipients: &[Uuid],
     now: Time,
+) -> Result<Published> {
+    let on_timeline = match &event {
+        Event::Conversation {
+            conversation_id, ..
+        } => shared_timeline::fanned_out_on_read(txn, *conversation_id).await?,
+        _ => false,
+    };
+    file_event(txn, event, recipients, now, on_timeline).await
+}
+
+/// [`append_event`] for a caller that already read whether the event's conversation is
+/// fanned out on read (a send reads it while numbering the message).
+async fn file_event<C: ConnectionTrait>(
+    txn: &C,
+    event: Event,
+    recipients: &[Uuid],
+    now: Time,
+    on_timeline: bool,
 ) -> Result<Published> {
     let (conversation_id, seq) = match &event {
         Event::Conversation {
@@ -239,7 +258,7 @@ async fn append_event<C: ConnectionTrait>(
     };
     let body = crate::format::encode_event(&event);
     if let Some(conversation) = conversation_id
-        && shared_timeline::fanned_out_on_read(txn, conversation).await?
+        && on_timeline
     {
         return append_to_timeline(txn, conversation, event, seq, body, recipients, now).await;
     }

@@ -19,7 +19,7 @@ use crate::{
     store::{
         Committed, Direction, NewCall, NewMessage, NewPoll, RequestKey,
         sql::{
-            SqlStore, accounts, append_event, calls, convert, drive,
+            SqlStore, accounts, calls, convert, drive, file_event,
             history::{self, MessageHistory, sqlite_pages},
             polls, requests,
             sqlite_writer::SqliteWriter,
@@ -273,7 +273,7 @@ async fn write_message(
     history.insert(txn, &message, &new.request.id).await?;
     let change = Change::MessageSent(message.clone());
     let event = conversation_event(new.conversation_id, seq, new.sender_id, now, change);
-    let published = append_event(txn, event, &recipients, now).await?;
+    let published = file_event(txn, event, &recipients, now, numbered.fanout_on_read).await?;
     Ok(Written::Sent(Box::new(Committed {
         value: message,
         published: Some(published),

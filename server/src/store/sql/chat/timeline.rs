@@ -55,6 +55,8 @@ pub(in crate::store::sql) struct Numbered {
     pub(in crate::store::sql) seq: u64,
     pub(in crate::store::sql) kind: ConversationKind,
     pub(in crate::store::sql) end_to_end_encrypted: bool,
+    /// Whether its events go on the shared timeline (see `shared_timeline`).
+    pub(in crate::store::sql) fanout_on_read: bool,
 }
 
 /// Takes the conversation's next `seq` like [`next_seq`], also returning what a send
@@ -78,6 +80,7 @@ pub(in crate::store::sql) async fn number_change<C: ConnectionTrait>(
             conversations::Column::LastSeq,
             conversations::Column::Kind,
             conversations::Column::EndToEndEncrypted,
+            conversations::Column::FanoutOnRead,
         ]))
         .to_owned();
     let Some(row) = txn.query_one(&numbering).await? else {
@@ -89,6 +92,7 @@ pub(in crate::store::sql) async fn number_change<C: ConnectionTrait>(
         seq: convert::seq_from_db(seq),
         kind: convert::kind_from_db(kind),
         end_to_end_encrypted: row.try_get_by_index(2)?,
+        fanout_on_read: row.try_get_by_index(3)?,
     })
 }
 
