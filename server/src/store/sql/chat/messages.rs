@@ -301,8 +301,7 @@ pub(super) async fn list(
             direction,
             anchor_seq,
             limit,
-        )
-        .await?
+        )?
         .ok_or_else(not_member);
     }
     super::members::membership(store, conversation, member)

@@ -71,7 +71,7 @@ fn message_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<messages::Model> {
 /// A page of `conversation`'s messages for `member`, who is checked to be one in the same
 /// read (one snapshot: a removal commits wholly before or after it). `None` for a
 /// non-member.
-pub(in crate::store::sql) async fn member_page(
+pub(in crate::store::sql) fn member_page(
     reader: &Arc<SqliteReader>,
     member: Uuid,
     conversation: Uuid,
@@ -85,25 +85,23 @@ pub(in crate::store::sql) async fn member_page(
         Direction::Forward => (PAGE_FORWARD, convert::seq_to_db(anchor_seq)),
     };
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = reader
-        .read(move |conn| {
-            let snapshot = conn.unchecked_transaction()?;
-            let is_member: bool = snapshot
-                .prepare_cached(IS_MEMBER)?
-                .query_row([conversation.as_bytes(), member.as_bytes()], |row| {
-                    row.get(0)
-                })?;
-            if !is_member {
-                return Ok(None);
-            }
-            let mut page = snapshot.prepare_cached(sql)?;
-            let rows = page.query_map(
-                rusqlite::params![conversation.as_bytes(), anchor, limit],
-                message_row,
-            )?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
-        })
-        .await?;
+    let rows = reader.read(|conn| {
+        let snapshot = conn.unchecked_transaction()?;
+        let is_member: bool = snapshot
+            .prepare_cached(IS_MEMBER)?
+            .query_row([conversation.as_bytes(), member.as_bytes()], |row| {
+                row.get(0)
+            })?;
+        if !is_member {
+            return Ok(None);
+        }
+        let mut page = snapshot.prepare_cached(sql)?;
+        let rows = page.query_map(
+            rusqlite::params![conversation.as_bytes(), anchor, limit],
+            message_row,
+        )?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
+    })?;
     rows.map(|rows| rows.into_iter().map(convert::message).collect())
         .transpose()
 }
