@@ -8,9 +8,10 @@
 //! in SQLite itself. Here a group of sends costs one wake-up in and one per sender out.
 //!
 //! Grouping is as in [`super::group_commit`] (which still writes the sends this one does
-//! not): whatever queued while a group was written joins the next, each send in its own
-//! savepoint, and results are handed back only after the group's commit (one WAL sync,
-//! `synchronous = FULL`) made them durable. The thread takes the same writer lock as every
+//! not): whatever queued while a group was written joins the next, and results are handed
+//! back only after the group's commit (one WAL sync, `synchronous = FULL`) made them
+//! durable. Unlike there, a send needs no savepoint of its own: it checks everything
+//! before it writes anything (see `send::check`). The thread takes the same writer lock as every
 //! other SQLite write, so the two paths never write at once.
 
 mod send;
@@ -117,25 +118,18 @@ fn run(mut conn: Connection, writer: &Mutex<()>, mut queue: mpsc::UnboundedRecei
 }
 
 /// Writes `group` in one transaction and answers each of its senders after the commit.
+/// A send refused by its checks wrote nothing, so the group goes on without it; a fault in
+/// a send's writes (or a panic) fails the whole group, which is then rolled back.
 fn write_group(conn: &mut Connection, group: Vec<Job>) {
     let mut outcomes = Vec::with_capacity(group.len());
     let settled = (|| {
-        let mut txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for job in &group {
-            let savepoint = txn.savepoint()?;
             // A panic in one send must not take the thread (and every later send) with it.
-            let written = catch_unwind(AssertUnwindSafe(|| {
-                send::write(&savepoint, &job.new, job.now)
-            }))
-            .map_err(|_| Failure::panicked())?;
-            let keep = written.as_ref().is_ok_and(Written::keep);
-            if keep {
-                savepoint.commit()?;
-            } else {
-                // Dropping it rolls back what this send did; the group goes on.
-                savepoint.finish()?;
-            }
-            outcomes.push((keep, written));
+            let outcome = catch_unwind(AssertUnwindSafe(|| send_one(&txn, job)))
+                .map_err(|_| Failure::panicked())??;
+            let kept = outcome.as_ref().is_ok_and(Written::keep);
+            outcomes.push((kept, outcome));
         }
         txn.commit()?;
         Ok::<_, Failure>(())
@@ -155,6 +149,19 @@ fn write_group(conn: &mut Connection, group: Vec<Job>) {
         // The caller may have gone away; the write stands all the same.
         let _ = job.reply.send(outcome);
     }
+}
+
+/// One send of a group: its sender's answer, or `Err` for a fault that fails the group.
+fn send_one(txn: &Connection, job: &Job) -> std::result::Result<Result<Written>, Failure> {
+    let checked = match send::check(txn, &job.new) {
+        Ok(Some(checked)) => checked,
+        Ok(None) => {
+            let seen = "the request id was used before".to_owned();
+            return Ok(Ok(Written::RequestSeen(seen)));
+        }
+        Err(refused) => return Ok(Err(refused)),
+    };
+    Ok(Ok(send::write(txn, &job.new, checked, job.now)?))
 }
 
 impl From<rusqlite::Error> for Failure {

@@ -8,7 +8,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::SecondsFormat;
-use rusqlite::{Connection, OptionalExtension, ffi, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
 use crate::{
@@ -26,10 +26,15 @@ use crate::{
     },
 };
 
-/// Numbers the change (locking nothing: the writer thread is SQLite's only writer) and
-/// reads what a send checks of the conversation, in one statement.
+/// What a send checks of the conversation (the writer thread is SQLite's only writer, so
+/// nothing changes it between this read and the send's writes).
+const CONVERSATION: &str = "SELECT kind, end_to_end_encrypted, fanout_on_read \
+     FROM conversations WHERE id = ?1";
+const REQUEST_SEEN: &str = "SELECT EXISTS (SELECT 1 FROM request_ids \
+     WHERE user_id = ?1 AND kind = ?2 AND request_id = ?3)";
+/// Numbers the change.
 const NUMBER: &str = "UPDATE conversations SET last_seq = last_seq + 1, last_activity_time = ?2 \
-     WHERE id = ?1 RETURNING last_seq, kind, end_to_end_encrypted, fanout_on_read";
+     WHERE id = ?1 RETURNING last_seq";
 const RECORD_REQUEST: &str = "INSERT INTO request_ids \
      (user_id, kind, request_id, fingerprint, conversation_id, result_id, create_time) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -59,47 +64,39 @@ const FILE_EVENT: &str = "INSERT INTO feed (user_id, feed_seq, event_id) \
      SELECT id, feed_seq, ?2 FROM users \
      WHERE id IN (SELECT user_id FROM members WHERE conversation_id = ?1)";
 
-/// The write of a plain send, in the caller's savepoint: checks, the message, its event
-/// in every member's feed. In the order of the sea-orm write, for the same answers.
-pub(super) fn write(conn: &Connection, new: &NewMessage, now: Time) -> Result<Written> {
+/// A plain send that passed its checks, and what its write needs of them.
+pub(super) struct Checked {
+    members: Vec<Uuid>,
+    on_timeline: bool,
+}
+
+/// The checks of a plain send, in the order of the sea-orm write for the same answers,
+/// all before anything is written so that a refused send leaves nothing to roll back (no
+/// savepoint per send: copying each page it touches into a sub-journal was 5 % of a send's
+/// CPU). `None` for a retry (or reuse) of a request id: its first write answers it.
+pub(super) fn check(conn: &Connection, new: &NewMessage) -> Result<Option<Checked>> {
     let conversation = new.conversation_id.as_bytes();
-    let time = time_text(now);
-    let Some((seq, kind, end_to_end_encrypted, on_timeline)) =
-        conn.prepare_cached(NUMBER).and_then(|mut numbering| {
-            numbering
-                .query_row(params![conversation, time], |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, i16>(1)?,
-                        row.get(2)?,
-                        row.get::<_, bool>(3)?,
-                    ))
-                })
-                .optional()
+    let Some((kind, end_to_end_encrypted, on_timeline)) =
+        conn.prepare_cached(CONVERSATION).and_then(|mut read| {
+            read.query_row([conversation], |row| {
+                Ok((row.get::<_, i16>(0)?, row.get(1)?, row.get::<_, bool>(2)?))
+            })
+            .optional()
         })?
     else {
         return Err(Error::NotFound("conversation"));
     };
-    let seq = convert::seq_from_db(seq);
-    let message = new.message(seq, now);
     // The request id first: a retry of a committed send gets its message back even if the
     // sender may no longer post.
     let request = &new.request;
-    let recorded = conn.prepare_cached(RECORD_REQUEST).and_then(|mut record| {
-        record.execute(params![
-            request.user.as_bytes(),
-            request.kind.code(),
-            request.id,
-            request.fingerprint,
-            conversation,
-            message.id.as_bytes(),
-            time,
-        ])
-    });
-    match recorded {
-        Ok(_) => {}
-        Err(err) if is_unique_violation(&err) => return Ok(Written::RequestSeen(err.to_string())),
-        Err(err) => return Err(err.into()),
+    let seen: bool = conn.prepare_cached(REQUEST_SEEN).and_then(|mut seen| {
+        seen.query_row(
+            params![request.user.as_bytes(), request.kind.code(), request.id],
+            |row| row.get(0),
+        )
+    })?;
+    if seen {
+        return Ok(None);
     }
     let members = member_ids(conn, conversation)?;
     let kind = convert::kind_from_db(kind);
@@ -109,10 +106,43 @@ pub(super) fn write(conn: &Connection, new: &NewMessage, now: Time) -> Result<Wr
         return Err(blocked());
     }
     rules::fits_encryption(end_to_end_encrypted, &new.content, false)?;
+    Ok(Some(Checked {
+        members,
+        on_timeline,
+    }))
+}
+
+/// The writes of a checked send: the number, the request id, the message, its event in
+/// every member's feed (or on the shared timeline). Only a fault fails here, and then the
+/// caller must roll back the whole transaction: nothing undoes a part of a send.
+pub(super) fn write(
+    conn: &Connection,
+    new: &NewMessage,
+    checked: Checked,
+    now: Time,
+) -> Result<Written> {
+    let conversation = new.conversation_id.as_bytes();
+    let time = time_text(now);
+    let seq: i64 = conn
+        .prepare_cached(NUMBER)?
+        .query_row(params![conversation, time], |row| row.get(0))?;
+    let seq = convert::seq_from_db(seq);
+    let message = new.message(seq, now);
+    let request = &new.request;
+    conn.prepare_cached(RECORD_REQUEST)?.execute(params![
+        request.user.as_bytes(),
+        request.kind.code(),
+        request.id,
+        request.fingerprint,
+        conversation,
+        message.id.as_bytes(),
+        time,
+    ])?;
     insert_message(conn, &message, &request.id)?;
     let change = Change::MessageSent(message.clone());
     let event = conversation_event(new.conversation_id, seq, new.sender_id, now, change);
-    let published = append_event(conn, event, &time, on_timeline.then_some(&members[..]))?;
+    let members = &checked.members[..];
+    let published = append_event(conn, event, &time, checked.on_timeline.then_some(members))?;
     Ok(Written::Sent(Box::new(Committed {
         value: message,
         published: Some(published),
@@ -223,13 +253,4 @@ fn append_event(
 /// A time as sqlx writes `DateTime<Utc>` to SQLite, so reads and comparisons agree.
 fn time_text(time: Time) -> String {
     time.to_rfc3339_opts(SecondsFormat::AutoSi, false)
-}
-
-fn is_unique_violation(err: &rusqlite::Error) -> bool {
-    err.sqlite_error().is_some_and(|err| {
-        matches!(
-            err.extended_code,
-            ffi::SQLITE_CONSTRAINT_PRIMARYKEY | ffi::SQLITE_CONSTRAINT_UNIQUE
-        )
-    })
 }
