@@ -22,7 +22,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 /// stream (heaptrack). Events and replies are mostly well under 1 KiB.
 pub const ENCODE_BUFFER: usize = 1024;
 /// tonic's default: past this many encoded bytes a stream hands them to the transport.
-const YIELD_THRESHOLD: usize = 32 * 1024;
+pub const YIELD_THRESHOLD: usize = 32 * 1024;
 
 /// Drop-in replacement for `tonic_prost::ProstCodec` (see the module docs).
 #[derive(Debug, Clone)]
@@ -59,6 +59,12 @@ where
 #[derive(Debug, Clone)]
 pub struct StrictDecoder<U> {
     _pd: PhantomData<U>,
+}
+
+impl<U> Default for StrictDecoder<U> {
+    fn default() -> Self {
+        Self { _pd: PhantomData }
+    }
 }
 
 impl<U: Message + Default> Decoder for StrictDecoder<U> {

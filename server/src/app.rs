@@ -11,7 +11,6 @@ use secureconnect_proto::{
     call::v1::call_service_server::CallServiceServer,
     conversation::v1::conversation_service_server::ConversationServiceServer,
     drive::v1::drive_service_server::DriveServiceServer,
-    event::v1::event_service_server::EventServiceServer,
     message::v1::message_service_server::MessageServiceServer,
     poll::v1::poll_service_server::PollServiceServer,
     presence::v1::presence_service_server::PresenceServiceServer,
@@ -25,8 +24,15 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use self::background::Background;
 use crate::{
     api::{
-        auth::AuthApi, call::CallApi, conversation::ConversationApi, drive::DriveApi,
-        event::EventApi, message::MessageApi, poll::PollApi, presence::PresenceApi, user::UserApi,
+        auth::AuthApi,
+        call::CallApi,
+        conversation::ConversationApi,
+        drive::DriveApi,
+        event::{EventApi, EventServer},
+        message::MessageApi,
+        poll::PollApi,
+        presence::PresenceApi,
+        user::UserApi,
     },
     auth::{Auth, AuthParts, TokenAuthority},
     bus::{EventBus, LocalBus, RedisBus, RedisHandles},
@@ -425,15 +431,15 @@ pub async fn start(config: Config) -> Result<Running> {
             })
             .max_decoding_message_size(max_request),
         )
-        .add_service(
-            EventServiceServer::new(EventApi {
+        .add_service(EventServer::new(
+            EventApi {
                 auth,
                 events,
                 polls,
                 calls,
-            })
-            .max_decoding_message_size(max_request),
-        );
+            },
+            max_request,
+        ));
     let routes = routes.routes();
     let web = match &config.web.dir {
         Some(dir) => {
