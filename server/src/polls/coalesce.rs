@@ -85,7 +85,8 @@ async fn run<K: Eq + Hash + Clone>(
                     }
                 }
             }
-            _ = tick.tick() => {
+            // Only while something is kept: an idle server is not woken 16 times a second.
+            _ = tick.tick(), if !slots.is_empty() => {
                 let now = Instant::now();
                 for (key, slot) in slots.iter_mut() {
                     if slot.pending && now >= slot.last_sent + interval {
@@ -145,6 +146,13 @@ mod tests {
         // Quiet now: nothing more.
         tokio::time::sleep(interval * 4).await;
         assert!(drain(&mut updates).await.is_empty());
+        // And a change after the quiet goes out at once, and a second one at the interval.
+        coalescer.mark(1);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(drain(&mut updates).await, [1]);
+        coalescer.mark(1);
+        tokio::time::sleep(interval).await;
+        assert_eq!(drain(&mut updates).await, [1]);
     }
 
     #[tokio::test(start_paused = true)]
