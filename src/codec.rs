@@ -22,7 +22,13 @@ use tonic_types::{ErrorDetails, StatusExt};
 /// stream (heaptrack). Events and replies are mostly well under 1 KiB.
 pub const ENCODE_BUFFER: usize = 1024;
 /// tonic's default: past this many encoded bytes a stream hands them to the transport.
-pub const YIELD_THRESHOLD: usize = 32 * 1024;
+const YIELD_THRESHOLD: usize = 32 * 1024;
+
+/// How every response is encoded: into [`ENCODE_BUFFER`] first, handed on past tonic's
+/// yield threshold. (Also for encoders written by hand for one service.)
+pub fn buffer_settings() -> BufferSettings {
+    BufferSettings::new(ENCODE_BUFFER, YIELD_THRESHOLD)
+}
 
 /// Drop-in replacement for `tonic_prost::ProstCodec` (see the module docs).
 #[derive(Debug, Clone)]
@@ -47,11 +53,11 @@ where
     type Decoder = StrictDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        ProstEncoder::new(BufferSettings::new(ENCODE_BUFFER, YIELD_THRESHOLD))
+        ProstEncoder::new(buffer_settings())
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        StrictDecoder { _pd: PhantomData }
+        StrictDecoder::default()
     }
 }
 

@@ -155,7 +155,8 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         if req.uri().path() != SUBSCRIBE {
-            return Box::pin(async { Ok(unimplemented()) });
+            // What a generated server answers for a method it does not have.
+            return Box::pin(async { Ok(Status::unimplemented("").into_http()) });
         }
         let subscribe = Subscribe {
             api: Arc::clone(&self.api),
@@ -168,21 +169,6 @@ where
             Ok(grpc.server_streaming(subscribe, req).await)
         })
     }
-}
-
-/// What a generated server answers for a method it does not have.
-fn unimplemented() -> http::Response<tonic::body::Body> {
-    let mut response = http::Response::new(tonic::body::Body::default());
-    let headers = response.headers_mut();
-    headers.insert(
-        Status::GRPC_STATUS,
-        (tonic::Code::Unimplemented as i32).into(),
-    );
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        tonic::metadata::GRPC_CONTENT_TYPE,
-    );
-    response
 }
 
 struct Subscribe {

@@ -14,7 +14,7 @@ use std::{
 use bytes::{BufMut, Bytes};
 use prost::Message;
 use secureconnect_proto::{
-    codec::{ENCODE_BUFFER, YIELD_THRESHOLD},
+    codec,
     event::v1::{SubscribeResponse, subscribe_response},
 };
 use tonic::{
@@ -98,7 +98,7 @@ impl Encoder for FrameEncoder {
     }
 
     fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::new(ENCODE_BUFFER, YIELD_THRESHOLD)
+        codec::buffer_settings()
     }
 }
 

@@ -11,8 +11,8 @@
 //! not): whatever queued while a group was written joins the next, and results are handed
 //! back only after the group's commit (one WAL sync, `synchronous = FULL`) made them
 //! durable. Unlike there, a send needs no savepoint of its own: it checks everything
-//! before it writes anything (see `send::check`). The thread takes the same writer lock as every
-//! other SQLite write, so the two paths never write at once.
+//! before it writes anything (see `send::check`). The thread takes the same writer lock as
+//! every other SQLite write, so the two paths never write at once.
 
 mod send;
 
