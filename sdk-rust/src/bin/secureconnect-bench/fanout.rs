@@ -151,6 +151,8 @@ pub async fn run(
     let delivered = deliveries.count();
     let [p50, p99, max] = deliveries.percentiles_ms();
     let cpu_ms_per_1000 = cpu * 1_000_000.0 / delivered.max(1) as f64;
+    // With no subscribers, what publishing alone costs (a persisted send, for SecureConnect).
+    let cpu_ms_per_1000_published = cpu * 1_000_000.0 / published.max(1) as f64;
     Ok(report::Result::new("fanout", target.name())
         .with("subscribers", options.subscribers)
         .with("rate", options.rate)
@@ -160,6 +162,7 @@ pub async fn run(
         .with("expected", expected)
         .with_f("cpu_s", cpu, 2)
         .with_f("cpu_ms_per_1000", cpu_ms_per_1000, 1)
+        .with_f("cpu_ms_per_1000_published", cpu_ms_per_1000_published, 1)
         .with_f("p50_ms", p50, 1)
         .with_f("p99_ms", p99, 1)
         .with_f("max_ms", max, 1)
