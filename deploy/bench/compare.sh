@@ -5,12 +5,12 @@
 # reads the server's CPU and memory from /proc. Prints every result line, then the ratios
 # issue 12 set as goals. A benchmark, not a test: it is not part of deploy/local/test.sh.
 #
-#   deploy/bench/compare.sh            # everything (about 14 minutes once built)
+#   deploy/bench/compare.sh            # everything (7-15 minutes once built, with this VM's speed)
 #   deploy/bench/compare.sh fanout     # one scenario: unary, fanout or idle
 #
 # Settings (environment): SERVER_CPU (0), CLIENT_CPU (1), DURATION (seconds per
 # measurement, 20), RATE (messages/s in fan-out, 50), SUBSCRIBERS ("0 1 100 1000"; 0
-# measures publishing alone, so the 1-subscriber cost splits into publish and delivery),
+# measures publishing alone: at 1 subscriber the publish is most of the cost),
 # STREAMS (10000), OUT (where logs and results go).
 set -euo pipefail
 
@@ -180,13 +180,6 @@ awk -v subscribers="$SUBSCRIBERS" '
             printf "fanout %4d subs  CPU/delivery ÷ Centrifugo+history  %5.2f  [≤ 1.0]  %s   (%s vs %s ms per 1000)\n", s, sc / h, verdict(sc / h <= 1.0), sc, h
             printf "fanout %4d subs  CPU/delivery ÷ Centrifugo plain    %5.2f  [≤ 1.5]  %s   (%s vs %s ms per 1000)\n", s, sc / p, verdict(sc / p <= 1.5), sc, p
             printf "fanout %4d subs  p99 send→deliver: SecureConnect %s ms, Centrifugo+history %s ms, plain %s ms\n", s, r["sc/fanout/" s, "p99_ms"], r["cf-history/fanout/" s, "p99_ms"], r["cf-plain/fanout/" s, "p99_ms"]
-        }
-        if (r["sc/fanout/0", "cpu_ms_per_1000_published"] != "" && r["sc/fanout/1", "cpu_ms_per_1000"] != "") {
-            printf "fanout    1 sub   delivery alone (1 sub − publishing alone), ms per 1000:"
-            split("sc cf-history cf-plain", labels, " ")
-            for (j = 1; j <= 3; j++)
-                printf " %s %.0f", labels[j], r[labels[j] "/fanout/1", "cpu_ms_per_1000"] - r[labels[j] "/fanout/0", "cpu_ms_per_1000_published"]
-            printf "\n"
         }
         big = r["sc/fanout/1000", "p99_ms"]; one = r["sc/fanout/1", "p99_ms"]
         if (big != "" && one != "") {
