@@ -347,6 +347,13 @@ impl Stream {
         // One timer for the stream's life, armed while live events wait behind a hole.
         let hole_timer = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(hole_timer);
+        // Made once, not per turn of the loop: each registers with a lock the first time it
+        // is polled and unregisters when dropped, which per delivery was a measurable cost.
+        let shutting_down = shutdown.cancelled();
+        tokio::pin!(shutting_down);
+        let reader = self.out.clone();
+        let reader_gone = reader.closed();
+        tokio::pin!(reader_gone);
         loop {
             let sent_before = self.sent;
             if let Some(deadline) = self.hole_deadline
@@ -398,12 +405,12 @@ impl Stream {
                     presence.stream_alive(self.user, self.session, presence_ttl(heartbeat));
                     Ok(())
                 }
-                _ = shutdown.cancelled() => {
+                () = &mut shutting_down => {
                     let closing = StreamItem::Closing { reason: ClosingReason::Shutdown, cursor: self.last };
                     let _ = self.out.try_send(closing);
                     return Ok(());
                 }
-                _ = self.out.closed() => return Ok(()),
+                () = &mut reader_gone => return Ok(()),
             };
             if step.is_err() {
                 return Ok(());
