@@ -11,7 +11,9 @@
 # Settings (environment): SERVER_CPU (0), CLIENT_CPU (1), DURATION (seconds per
 # measurement, 20), RATE (messages/s in fan-out, 50), SUBSCRIBERS ("0 1 100 1000"; 0
 # measures publishing alone: at 1 subscriber the publish is most of the cost),
-# STREAMS (10000), OUT (where logs and results go).
+# STREAMS (10000), REPEAT (runs of each measurement, interleaved; the ratios use each
+# one's median: on a noisy VM one run can move a ratio by a fifth, 1), OUT (where logs and
+# results go).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,6 +26,7 @@ DURATION=${DURATION:-20}
 RATE=${RATE:-50}
 SUBSCRIBERS=${SUBSCRIBERS:-"0 1 100 1000"}
 STREAMS=${STREAMS:-10000}
+REPEAT=${REPEAT:-1}
 OUT=${OUT:-/tmp/secureconnect-bench}
 SCENARIOS=${1:-"unary fanout idle"}
 SC_PORT=50571
@@ -117,25 +120,31 @@ bench_centrifugo() {
 for scenario in $SCENARIOS; do
     case $scenario in
     unary)
-        start_secureconnect
-        bench_secureconnect sc unary --duration "$DURATION"
+        for _ in $(seq "$REPEAT"); do
+            start_secureconnect
+            bench_secureconnect sc unary --duration "$DURATION"
+        done
         ;;
     fanout)
         for n in $SUBSCRIBERS; do
             args=(fanout --subscribers "$n" --rate "$RATE" --duration "$DURATION")
-            start_secureconnect
-            bench_secureconnect sc "${args[@]}"
-            start_centrifugo history
-            bench_centrifugo cf-history "${args[@]}"
-            start_centrifugo plain
-            bench_centrifugo cf-plain "${args[@]}"
+            for _ in $(seq "$REPEAT"); do
+                start_secureconnect
+                bench_secureconnect sc "${args[@]}"
+                start_centrifugo history
+                bench_centrifugo cf-history "${args[@]}"
+                start_centrifugo plain
+                bench_centrifugo cf-plain "${args[@]}"
+            done
         done
         ;;
     idle)
-        start_secureconnect
-        bench_secureconnect sc idle --streams "$STREAMS"
-        start_centrifugo plain
-        bench_centrifugo cf-plain idle --streams "$STREAMS"
+        for _ in $(seq "$REPEAT"); do
+            start_secureconnect
+            bench_secureconnect sc idle --streams "$STREAMS"
+            start_centrifugo plain
+            bench_centrifugo cf-plain idle --streams "$STREAMS"
+        done
         ;;
     *)
         echo "unknown scenario $scenario (unary, fanout, idle)" >&2
@@ -152,10 +161,26 @@ awk -v subscribers="$SUBSCRIBERS" '
         delete f
         for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
         key = f["label"] "/" f["scenario"] "/" f["subscribers"]
-        for (k in f) r[key, k] = f[k]
+        c = ++runs[key]
+        for (k in f) { seen[key, k, c] = f[k]; fields[key, k] = 1 }
     }
     function verdict(ok) { return ok ? "met" : "NOT MET" }
+    # The median of the runs of one field (the lower one of an even count: a measured value).
+    function median(key, k,    a, m, i, j, x) {
+        m = 0
+        for (i = 1; i <= runs[key]; i++) if ((key, k, i) in seen) a[++m] = seen[key, k, i]
+        for (i = 2; i <= m; i++) {
+            x = a[i]
+            for (j = i - 1; j > 0 && a[j] + 0 > x + 0; j--) a[j + 1] = a[j]
+            a[j + 1] = x
+        }
+        return a[int((m + 1) / 2)]
+    }
     END {
+        for (idx in fields) {
+            split(idx, part, SUBSEP)
+            r[part[1], part[2]] = median(part[1], part[2])
+        }
         if (("sc/unary/", "send_per_health") in r) {
             v = r["sc/unary/", "send_per_health"]
             printf "unary  SendMessage ÷ Health/Check requests/s   %6.3f  [≥ 0.25]   %s\n", v, verdict(v >= 0.25)
