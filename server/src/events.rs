@@ -351,8 +351,9 @@ impl Stream {
         // is polled and unregisters when dropped, which per delivery was a measurable cost.
         let shutting_down = shutdown.cancelled();
         tokio::pin!(shutting_down);
-        let reader = self.out.clone();
-        let reader_gone = reader.closed();
+        // A second handle on the channel to wait on: the loop sends through `self.out`.
+        let watched = self.out.clone();
+        let reader_gone = watched.closed();
         tokio::pin!(reader_gone);
         loop {
             let sent_before = self.sent;
