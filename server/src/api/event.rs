@@ -155,8 +155,10 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         if req.uri().path() != SUBSCRIBE {
-            // What a generated server answers for a method it does not have.
-            return Box::pin(async { Ok(Status::unimplemented("").into_http()) });
+            // The gRPC answer for a method this service does not have (a generated server's
+            // too), naming what was asked for.
+            let missing = format!("{SERVICE_NAME} has no method {}", req.uri().path());
+            return Box::pin(async move { Ok(Status::unimplemented(missing).into_http()) });
         }
         let subscribe = Subscribe {
             api: Arc::clone(&self.api),

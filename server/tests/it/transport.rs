@@ -257,3 +257,33 @@ async fn an_oversized_message_gets_resource_exhausted_naming_the_setting() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_unknown_event_service_method_is_unimplemented_and_named() {
+    let server = TestServer::start().await;
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let path = "/secureconnect.event.v1.EventService/Publish";
+    let answer: Result<tonic::Response<HealthCheckRequest>, _> = grpc
+        .unary(
+            health_request(0),
+            http::uri::PathAndQuery::from_static(path),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await;
+    let status = assert_code(answer, tonic::Code::Unimplemented);
+    assert!(status.message().contains(path), "{status:?}");
+    // The one method the service has still answers (no token: UNAUTHENTICATED).
+    let client = server.client().await;
+    let stream = client
+        .events()
+        .subscribe(secureconnect_sdk::proto::event::v1::SubscribeRequest::default())
+        .await;
+    assert_code(stream, tonic::Code::Unauthenticated);
+    server.shutdown().await;
+}
