@@ -10,7 +10,8 @@
 #
 # Settings (environment): SERVER_CPU (0), CLIENT_CPU (1), DURATION (seconds per
 # measurement, 20), RATE (messages/s in fan-out, 50), SUBSCRIBERS ("0 1 100 1000"; 0
-# measures publishing alone: at 1 subscriber the publish is most of the cost),
+# measures publishing alone: at 1 subscriber the publish is most of the cost, and from
+# 100 up the ratios of delivery beyond publishing are printed too),
 # STREAMS (10000), REPEAT (runs of each measurement, interleaved; the ratios use each
 # one's median: on a noisy VM one run can move a ratio by a fifth, 1), OUT (where logs and
 # results go).
@@ -176,6 +177,9 @@ awk -v subscribers="$SUBSCRIBERS" '
         }
         return a[int((m + 1) / 2)]
     }
+    function delivery_only(label, s) {
+        return (r[label "/fanout/" s, "cpu_ms_per_1000"] * s - r[label "/fanout/0", "cpu_ms_per_1000_published"]) / s
+    }
     END {
         for (idx in fields) {
             split(idx, part, SUBSEP)
@@ -205,6 +209,13 @@ awk -v subscribers="$SUBSCRIBERS" '
             printf "fanout %4d subs  CPU/delivery ÷ Centrifugo+history  %5.2f  [≤ 1.0]  %s   (%s vs %s ms per 1000)\n", s, sc / h, verdict(sc / h <= 1.0), sc, h
             printf "fanout %4d subs  CPU/delivery ÷ Centrifugo plain    %5.2f  [≤ 1.5]  %s   (%s vs %s ms per 1000)\n", s, sc / p, verdict(sc / p <= 1.5), sc, p
             printf "fanout %4d subs  p99 send→deliver: SecureConnect %s ms, Centrifugo+history %s ms, plain %s ms\n", s, r["sc/fanout/" s, "p99_ms"], r["cf-history/fanout/" s, "p99_ms"], r["cf-plain/fanout/" s, "p99_ms"]
+            # What delivering costs beyond publishing: the CPU per message at s subscribers
+            # less the CPU per publish at 0, per 1,000 deliveries. Only from 100 up: below
+            # that it is the difference of two noisy numbers of the same size.
+            if (s >= 100 && ("sc/fanout/0", "cpu_ms_per_1000_published") in r) {
+                dsc = delivery_only("sc", s); dh = delivery_only("cf-history", s); dp = delivery_only("cf-plain", s)
+                printf "fanout %4d subs  delivery beyond publishing ÷ Centrifugo+history %5.2f, ÷ plain %5.2f   (%.1f vs %.1f / %.1f ms per 1000)\n", s, dsc / dh, dsc / dp, dsc, dh, dp
+            }
         }
         big = r["sc/fanout/1000", "p99_ms"]; one = r["sc/fanout/1", "p99_ms"]
         if (big != "" && one != "") {
