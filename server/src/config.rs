@@ -539,7 +539,7 @@ mod tests {
 
     #[test]
     fn the_documented_example_is_the_defaults() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config.example.toml");
+        let path = crate::crate_dir().join("../deploy/config.example.toml");
         let example = Config::load(Some(&path)).expect("example config parses");
         assert_eq!(
             format!("{example:?}"),

@@ -308,9 +308,7 @@ fn samples() -> Vec<(&'static str, Event)> {
 }
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("src/format/golden")
-        .join(name)
+    crate::crate_dir().join("src/format/golden").join(name)
 }
 
 /// The golden file's bytes; with `SC_UPDATE_GOLDEN=1`, (re)writes it from `fresh` first.
