@@ -27,11 +27,7 @@ async fn admin(sql: &str) {
 
 /// The overall health status once it settles (it is re-checked every 2 s).
 async fn health(server: &TestServer) -> ServingStatus {
-    let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone())
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = server.channel().await;
     let mut client = HealthClient::new(channel);
     let mut last = ServingStatus::Unknown;
     for _ in 0..4 {

@@ -97,11 +97,7 @@ async fn cors_preflight_allows_browsers() {
 #[tokio::test]
 async fn health_reports_serving_and_reflection_lists_every_service() {
     let server = TestServer::start().await;
-    let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone())
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = server.channel().await;
     let health = HealthClient::new(channel.clone())
         .check(HealthCheckRequest {
             service: String::new(),
@@ -146,11 +142,7 @@ async fn health_reports_serving_and_reflection_lists_every_service() {
 #[tokio::test]
 async fn reflection_describes_the_error_details_clients_decode() {
     let server = TestServer::start().await;
-    let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone())
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = server.channel().await;
     // What grpcurl asks to print the details of an error.
     for symbol in [
         "google.rpc.BadRequest",
@@ -183,11 +175,7 @@ async fn reflection_describes_the_error_details_clients_decode() {
 /// A health client on its own connection, to see whether one call's failure takes the
 /// connection (and every other call on it) down.
 async fn health_client(server: &TestServer) -> HealthClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone())
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = server.channel().await;
     HealthClient::new(channel)
 }
 
@@ -261,11 +249,7 @@ async fn an_oversized_message_gets_resource_exhausted_naming_the_setting() {
 #[tokio::test]
 async fn an_unknown_event_service_method_is_unimplemented_and_named() {
     let server = TestServer::start().await;
-    let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone())
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = server.channel().await;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.expect("ready");
     let path = "/secureconnect.event.v1.EventService/Publish";

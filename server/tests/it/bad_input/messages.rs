@@ -311,11 +311,7 @@ async fn raw_send_with_invalid_utf8(
     user: &TestUser,
     conversation_id: &str,
 ) -> Result<SendMessageResponse, Status> {
-    let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone())
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = server.channel().await;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.expect("ready");
     let mut request = tonic::Request::new(RawSendMessageRequest {

@@ -183,6 +183,15 @@ impl TestServer {
         self.running.as_ref().expect("running").addr
     }
 
+    /// A plain connection to the server, for raw gRPC calls and clients outside the SDK.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.endpoint.clone())
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
     pub async fn client(&self) -> Client {
         Client::connect(self.endpoint.clone())
             .await
